@@ -1,0 +1,71 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+
+namespace Ml.Cnn.Backends.Cpu;
+
+/// <summary>Pointwise nonlinearities over a span; ReLU-family loops are vectorized, the transcendental ones scalar.</summary>
+internal static class ActivationKernels
+{
+    public static void Forward(ActivationKind kind, float alpha, ReadOnlySpan<float> x, Span<float> y)
+    {
+        switch (kind)
+        {
+            case ActivationKind.Relu:
+            case ActivationKind.LeakyRelu:
+            {
+                float negativeSlope = kind == ActivationKind.Relu ? 0 : alpha;
+                int i = 0;
+                var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+                var vy = MemoryMarshal.Cast<float, Vector<float>>(y);
+                var slope = new Vector<float>(negativeSlope);
+                for (; i < vx.Length; i++)
+                    vy[i] = Vector.ConditionalSelect(Vector.GreaterThan(vx[i], Vector<float>.Zero), vx[i], vx[i] * slope);
+                for (i *= Vector<float>.Count; i < x.Length; i++) y[i] = x[i] > 0 ? x[i] : x[i] * negativeSlope;
+                break;
+            }
+            case ActivationKind.Elu:
+                for (int i = 0; i < x.Length; i++) y[i] = x[i] > 0 ? x[i] : alpha * (MathF.Exp(x[i]) - 1);
+                break;
+            case ActivationKind.Sigmoid:
+                for (int i = 0; i < x.Length; i++) y[i] = 1 / (1 + MathF.Exp(-x[i]));
+                break;
+            case ActivationKind.Tanh:
+                for (int i = 0; i < x.Length; i++) y[i] = MathF.Tanh(x[i]);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(kind), kind, null);
+        }
+    }
+
+    public static void Backward(ActivationKind kind, float alpha, ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx)
+    {
+        switch (kind)
+        {
+            case ActivationKind.Relu:
+            case ActivationKind.LeakyRelu:
+            {
+                float negativeSlope = kind == ActivationKind.Relu ? 0 : alpha;
+                int i = 0;
+                var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+                var vdy = MemoryMarshal.Cast<float, Vector<float>>(dy);
+                var vdx = MemoryMarshal.Cast<float, Vector<float>>(dx);
+                var slope = new Vector<float>(negativeSlope);
+                for (; i < vx.Length; i++)
+                    vdx[i] = Vector.ConditionalSelect(Vector.GreaterThan(vx[i], Vector<float>.Zero), vdy[i], vdy[i] * slope);
+                for (i *= Vector<float>.Count; i < x.Length; i++) dx[i] = x[i] > 0 ? dy[i] : dy[i] * negativeSlope;
+                break;
+            }
+            case ActivationKind.Elu:
+                for (int i = 0; i < x.Length; i++) dx[i] = x[i] > 0 ? dy[i] : dy[i] * (y[i] + alpha);
+                break;
+            case ActivationKind.Sigmoid:
+                for (int i = 0; i < x.Length; i++) dx[i] = dy[i] * y[i] * (1 - y[i]);
+                break;
+            case ActivationKind.Tanh:
+                for (int i = 0; i < x.Length; i++) dx[i] = dy[i] * (1 - y[i] * y[i]);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(kind), kind, null);
+        }
+    }
+}

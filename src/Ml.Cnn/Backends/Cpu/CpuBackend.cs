@@ -1,0 +1,589 @@
+using System.Buffers;
+using System.Numerics;
+using System.Runtime.InteropServices;
+using Ml.Cnn.Backends.Reference;
+using Ml.Cnn.Tensors;
+
+namespace Ml.Cnn.Backends.Cpu;
+
+/// <summary>
+/// The optimized CPU backend: packed AVX2/FMA SGEMM (portable vector fallback elsewhere), im2col convolution, SIMD
+/// pointwise loops, all spread over <see cref="Threads"/> cores. Work is split statically wherever partial results
+/// are summed, so the same thread count always gives bit-identical results.
+/// </summary>
+public sealed class CpuBackend : HostBackend, IBackend
+{
+    // Softmax and the losses are O(N·C) on a handful of logits per image: the reference code is already fast enough,
+    // and sharing it keeps one definition of each loss.
+    private static readonly ReferenceBackend SmallOps = new();
+
+    [ThreadStatic] private static float[]? t_columns;
+
+    /// <summary>Creates a backend using <paramref name="threads"/> cores (default: all).</summary>
+    public CpuBackend(int threads = 0)
+    {
+        if (threads < 0) throw new ArgumentOutOfRangeException(nameof(threads), threads, "Thread count must be positive, or 0 for all cores.");
+        Threads = threads == 0 ? Environment.ProcessorCount : threads;
+    }
+
+    /// <summary>Number of worker threads; results are deterministic for a given value.</summary>
+    public int Threads { get; }
+
+    /// <inheritdoc />
+    public string Name => $"cpu({Threads} threads)";
+
+    /// <inheritdoc />
+    public Tensor Allocate(TensorShape shape) => AllocateHost(this, shape);
+
+    private void For(int count, Action<int> body)
+    {
+        if (Threads == 1 || count == 1)
+            for (int i = 0; i < count; i++) body(i);
+        else
+            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = Threads }, body);
+    }
+
+    /// <summary>Runs body(start, end) over about equal contiguous ranges of [0, length), one per thread.</summary>
+    private void ForRanges(int length, int minimumPerRange, Action<int, int> body)
+    {
+        int ranges = Math.Clamp(length / Math.Max(1, minimumPerRange), 1, Threads);
+        For(ranges, r => body((int)((long)length * r / ranges), (int)((long)length * (r + 1) / ranges)));
+    }
+
+    private static float[] Columns(int length)
+    {
+        if (t_columns is null || t_columns.Length < length) t_columns = GC.AllocateUninitializedArray<float>(length);
+        return t_columns;
+    }
+
+    // ---- elementwise and data movement ----
+
+    /// <inheritdoc />
+    public void Fill(Tensor t, float value) => Data(t).Fill(value);
+
+    /// <inheritdoc />
+    public void Copy(Tensor src, Tensor dst) => Data(src).CopyTo(Data(dst));
+
+    /// <inheritdoc />
+    public void Add(Tensor a, Tensor b, Tensor y)
+    {
+        var (fa, fb, fy) = (Array(a), Array(b), Array(y));
+        ForRanges(y.Length, 1 << 15, (start, end) =>
+        {
+            var sy = fy.AsSpan(start, end - start);
+            fa.AsSpan(start, end - start).CopyTo(sy);
+            Pointwise.AddInto(sy, fb.AsSpan(start, end - start));
+        });
+    }
+
+    /// <inheritdoc />
+    public void Axpy(float alpha, Tensor x, Tensor y)
+    {
+        var (fy, fx) = (Array(y), Array(x));
+        ForRanges(y.Length, 1 << 15, (start, end) => Pointwise.AddScaledInto(fy.AsSpan(start, end - start), alpha, fx.AsSpan(start, end - start)));
+    }
+
+    /// <inheritdoc />
+    public void Scale(Tensor t, float factor)
+    {
+        var vs = MemoryMarshal.Cast<float, Vector<float>>(Data(t));
+        for (int i = 0; i < vs.Length; i++) vs[i] *= factor;
+        var s = Data(t);
+        for (int i = vs.Length * Vector<float>.Count; i < s.Length; i++) s[i] *= factor;
+    }
+
+    /// <inheritdoc />
+    public double SumOfSquares(Tensor t)
+    {
+        var s = Data(t);
+        double sum = 0;
+        // Chunks keep float lane sums short enough to stay accurate.
+        for (int start = 0; start < s.Length; start += 4096)
+        {
+            var chunk = s.Slice(start, Math.Min(4096, s.Length - start));
+            var acc = Vector<float>.Zero;
+            var vs = MemoryMarshal.Cast<float, Vector<float>>(chunk);
+            foreach (var v in vs) acc += v * v;
+            sum += Vector.Sum(acc);
+            for (int i = vs.Length * Vector<float>.Count; i < chunk.Length; i++) sum += (double)chunk[i] * chunk[i];
+        }
+        return sum;
+    }
+
+    /// <inheritdoc />
+    public void CopyChannels(Tensor src, int srcChannelOffset, Tensor dst, int dstChannelOffset, int channels)
+    {
+        int n = src.Shape.N, srcC = src.Shape[1], dstC = dst.Shape[1];
+        int plane = src.Shape.ItemLength / srcC;
+        var (s, d) = (Array(src), Array(dst));
+        for (int i = 0; i < n; i++)
+            s.AsSpan((i * srcC + srcChannelOffset) * plane, channels * plane)
+             .CopyTo(d.AsSpan((i * dstC + dstChannelOffset) * plane, channels * plane));
+    }
+
+    // ---- matrix products ----
+
+    /// <inheritdoc />
+    public void MatMul(Tensor a, bool transposeA, Tensor b, bool transposeB, Tensor c, float alpha = 1f, float beta = 0f)
+    {
+        int m = c.Shape[0], n = c.Shape[1], k = transposeA ? a.Shape[0] : a.Shape[1];
+        Sgemm.Multiply(transposeA, transposeB, m, n, k, alpha, Data(a), a.Shape[1], Data(b), b.Shape[1], beta, Data(c), n, Threads);
+    }
+
+    /// <inheritdoc />
+    public void DenseForward(Tensor x, Tensor w, Tensor? b, Tensor y)
+    {
+        int n = x.Shape.N, inF = x.Shape.ItemLength, outF = w.Shape[0];
+        Sgemm.Multiply(false, true, n, outF, inF, 1f, Data(x), inF, Data(w), inF, 0f, Data(y), outF, Threads);
+        if (b is null) return;
+        var (fy, fb) = (Array(y), Array(b));
+        for (int i = 0; i < n; i++) Pointwise.AddInto(fy.AsSpan(i * outF, outF), fb);
+    }
+
+    /// <inheritdoc />
+    public void DenseBackward(Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? db)
+    {
+        int n = x.Shape.N, inF = x.Shape.ItemLength, outF = w.Shape[0];
+        if (dx is not null)
+            Sgemm.Multiply(false, false, n, inF, outF, 1f, Data(dy), outF, Data(w), inF, 0f, Data(dx), inF, Threads);
+        Sgemm.Multiply(true, false, outF, inF, n, 1f, Data(dy), outF, Data(x), inF, 0f, Data(dw), inF, Threads);
+        if (db is null) return;
+        var (fdy, fdb) = (Array(dy), Array(db));
+        System.Array.Clear(fdb);
+        for (int i = 0; i < n; i++) Pointwise.AddInto(fdb, fdy.AsSpan(i * outF, outF));
+    }
+
+    // ---- convolution ----
+
+    private static bool IsPointwise(in ConvGeometry g) =>
+        g.KernelH == 1 && g.KernelW == 1 && g.StrideH == 1 && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0;
+
+    /// <summary>
+    /// Images go to threads whole when there are enough of them (no synchronisation inside an image); a small batch
+    /// runs image by image with the threads inside each GEMM instead.
+    /// </summary>
+    private (int OuterThreads, int GemmThreads) SplitThreads(int batch) =>
+        batch >= Threads ? (Threads, 1) : (1, Threads);
+
+    /// <inheritdoc />
+    public void ConvForward(in ConvGeometry g, Tensor x, Tensor w, Tensor? b, Tensor y)
+    {
+        var geometry = g;
+        var (fx, fw, fy) = (Array(x), Array(w), Array(y));
+        float[]? fb = b is null ? null : Array(b);
+        var (outer, gemmThreads) = SplitThreads(g.Batch);
+        ForImages(g.Batch, outer, n => ConvForwardImage(geometry, fx, fw, fb, fy, n, gemmThreads));
+    }
+
+    private void ForImages(int batch, int outerThreads, Action<int> body)
+    {
+        if (outerThreads == 1)
+            for (int n = 0; n < batch; n++) body(n);
+        else
+            Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = outerThreads }, body);
+    }
+
+    private static void ConvForwardImage(in ConvGeometry g, float[] x, float[] w, float[]? b, float[] y, int n, int gemmThreads)
+    {
+        int plane = g.OutH * g.OutW, inPlane = g.InH * g.InW, goc = g.GroupOutChannels;
+        for (int group = 0; group < g.Groups; group++)
+        {
+            var image = x.AsSpan((n * g.InChannels + group * g.GroupInChannels) * inPlane, g.GroupInChannels * inPlane);
+            ReadOnlySpan<float> columns = image;
+            if (!IsPointwise(g))
+            {
+                var buffer = Columns(g.PatchSize * plane).AsSpan(0, g.PatchSize * plane);
+                Im2Col.Unfold(g, image, buffer);
+                columns = buffer;
+            }
+            var output = y.AsSpan((n * g.OutChannels + group * goc) * plane, goc * plane);
+            Sgemm.Multiply(false, false, goc, plane, g.PatchSize, 1f, w.AsSpan(group * goc * g.PatchSize), g.PatchSize,
+                columns, plane, 0f, output, plane, gemmThreads);
+            if (b is not null)
+                for (int oc = 0; oc < goc; oc++) Pointwise.AddScalar(output.Slice(oc * plane, plane), b[group * goc + oc]);
+        }
+    }
+
+    /// <inheritdoc />
+    public void ConvBackwardData(in ConvGeometry g, Tensor dy, Tensor w, Tensor dx)
+    {
+        var geometry = g;
+        var (fdy, fw, fdx) = (Array(dy), Array(w), Array(dx));
+        var (outer, gemmThreads) = SplitThreads(g.Batch);
+        ForImages(g.Batch, outer, n => ConvBackwardDataImage(geometry, fdy, fw, fdx, n, gemmThreads));
+    }
+
+    private static void ConvBackwardDataImage(in ConvGeometry g, float[] dy, float[] w, float[] dx, int n, int gemmThreads)
+    {
+        int plane = g.OutH * g.OutW, inPlane = g.InH * g.InW, goc = g.GroupOutChannels;
+        for (int group = 0; group < g.Groups; group++)
+        {
+            var gradOut = dy.AsSpan((n * g.OutChannels + group * goc) * plane, goc * plane);
+            var gradIn = dx.AsSpan((n * g.InChannels + group * g.GroupInChannels) * inPlane, g.GroupInChannels * inPlane);
+            var weights = w.AsSpan(group * goc * g.PatchSize);
+            if (IsPointwise(g))
+            {
+                Sgemm.Multiply(true, false, g.PatchSize, plane, goc, 1f, weights, g.PatchSize, gradOut, plane, 0f, gradIn, plane, gemmThreads);
+                continue;
+            }
+            var columns = Columns(g.PatchSize * plane).AsSpan(0, g.PatchSize * plane);
+            Sgemm.Multiply(true, false, g.PatchSize, plane, goc, 1f, weights, g.PatchSize, gradOut, plane, 0f, columns, plane, gemmThreads);
+            gradIn.Clear();
+            Im2Col.FoldAdd(g, columns, gradIn);
+        }
+    }
+
+    /// <inheritdoc />
+    public void ConvBackwardWeights(in ConvGeometry g, Tensor x, Tensor dy, Tensor dw, Tensor? db)
+    {
+        var geometry = g;
+        var (fx, fdy) = (Array(x), Array(dy));
+        var sdw = Data(dw);
+        int weights = g.WeightLength;
+        // Each chunk of images sums into its own partial gradient; partials are added in chunk order afterwards.
+        var (outer, gemmThreads) = SplitThreads(g.Batch);
+        int chunks = Math.Min(outer, g.Batch);
+        float[] partials = ArrayPool<float>.Shared.Rent(chunks * weights);
+        try
+        {
+            For(chunks, chunk =>
+            {
+                int start = geometry.Batch * chunk / chunks, end = geometry.Batch * (chunk + 1) / chunks;
+                var partial = partials.AsSpan(chunk * weights, weights);
+                for (int n = start; n < end; n++)
+                    ConvBackwardWeightsImage(geometry, fx, fdy, partial, n, accumulate: n > start, gemmThreads);
+            });
+            partials.AsSpan(0, weights).CopyTo(sdw);
+            for (int chunk = 1; chunk < chunks; chunk++) Pointwise.AddInto(sdw, partials.AsSpan(chunk * weights, weights));
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(partials);
+        }
+        if (db is null) return;
+        var sdb = Array(db);
+        int plane = g.OutH * g.OutW;
+        For(geometry.OutChannels, oc =>
+        {
+            double sum = 0;
+            for (int n = 0; n < geometry.Batch; n++) sum += Pointwise.Sum(fdy.AsSpan((n * geometry.OutChannels + oc) * plane, plane));
+            sdb[oc] = (float)sum;
+        });
+    }
+
+    private static void ConvBackwardWeightsImage(in ConvGeometry g, float[] x, float[] dy, Span<float> dw, int n, bool accumulate, int gemmThreads)
+    {
+        int plane = g.OutH * g.OutW, inPlane = g.InH * g.InW, goc = g.GroupOutChannels;
+        for (int group = 0; group < g.Groups; group++)
+        {
+            var image = x.AsSpan((n * g.InChannels + group * g.GroupInChannels) * inPlane, g.GroupInChannels * inPlane);
+            ReadOnlySpan<float> columns = image;
+            if (!IsPointwise(g))
+            {
+                var buffer = Columns(g.PatchSize * plane).AsSpan(0, g.PatchSize * plane);
+                Im2Col.Unfold(g, image, buffer);
+                columns = buffer;
+            }
+            var gradOut = dy.AsSpan((n * g.OutChannels + group * goc) * plane, goc * plane);
+            Sgemm.Multiply(false, true, goc, g.PatchSize, plane, 1f, gradOut, plane, columns, plane,
+                accumulate ? 1f : 0f, dw.Slice(group * goc * g.PatchSize, goc * g.PatchSize), g.PatchSize, gemmThreads);
+        }
+    }
+
+    // ---- pooling ----
+
+    /// <inheritdoc />
+    public void MaxPoolForward(in PoolGeometry g, Tensor x, Tensor y)
+    {
+        var geometry = g;
+        var (fx, fy) = (Array(x), Array(y));
+        For(g.Batch * g.Channels, plane => PoolKernels.MaxForwardPlane(geometry, fx.AsSpan(plane * geometry.InH * geometry.InW, geometry.InH * geometry.InW),
+            fy.AsSpan(plane * geometry.OutH * geometry.OutW, geometry.OutH * geometry.OutW)));
+    }
+
+    /// <inheritdoc />
+    public void MaxPoolBackward(in PoolGeometry g, Tensor x, Tensor dy, Tensor dx)
+    {
+        var geometry = g;
+        var (fx, fdy, fdx) = (Array(x), Array(dy), Array(dx));
+        For(g.Batch * g.Channels, plane => PoolKernels.MaxBackwardPlane(geometry,
+            fx.AsSpan(plane * geometry.InH * geometry.InW, geometry.InH * geometry.InW),
+            fdy.AsSpan(plane * geometry.OutH * geometry.OutW, geometry.OutH * geometry.OutW),
+            fdx.AsSpan(plane * geometry.InH * geometry.InW, geometry.InH * geometry.InW)));
+    }
+
+    /// <inheritdoc />
+    public void AvgPoolForward(in PoolGeometry g, Tensor x, Tensor y)
+    {
+        var geometry = g;
+        var (fx, fy) = (Array(x), Array(y));
+        For(g.Batch * g.Channels, plane => PoolKernels.AvgForwardPlane(geometry, fx.AsSpan(plane * geometry.InH * geometry.InW, geometry.InH * geometry.InW),
+            fy.AsSpan(plane * geometry.OutH * geometry.OutW, geometry.OutH * geometry.OutW)));
+    }
+
+    /// <inheritdoc />
+    public void AvgPoolBackward(in PoolGeometry g, Tensor dy, Tensor dx)
+    {
+        var geometry = g;
+        var (fdy, fdx) = (Array(dy), Array(dx));
+        For(g.Batch * g.Channels, plane => PoolKernels.AvgBackwardPlane(geometry,
+            fdy.AsSpan(plane * geometry.OutH * geometry.OutW, geometry.OutH * geometry.OutW),
+            fdx.AsSpan(plane * geometry.InH * geometry.InW, geometry.InH * geometry.InW)));
+    }
+
+    /// <inheritdoc />
+    public void GlobalAvgPoolForward(Tensor x, Tensor y)
+    {
+        var (fx, fy) = (Array(x), Array(y));
+        int planeSize = x.Length / y.Length;
+        For(y.Length, p => fy[p] = (float)(Pointwise.Sum(fx.AsSpan(p * planeSize, planeSize)) / planeSize));
+    }
+
+    /// <inheritdoc />
+    public void GlobalAvgPoolBackward(Tensor dy, Tensor dx)
+    {
+        var (fdy, fdx) = (Array(dy), Array(dx));
+        int planeSize = dx.Length / dy.Length;
+        For(dy.Length, p => fdx.AsSpan(p * planeSize, planeSize).Fill(fdy[p] / planeSize));
+    }
+
+    // ---- pointwise nonlinearities and dropout ----
+
+    /// <inheritdoc />
+    public void ActivationForward(ActivationKind kind, float alpha, Tensor x, Tensor y)
+    {
+        var (fx, fy) = (Array(x), Array(y));
+        ForRanges(x.Length, 1 << 14, (start, end) =>
+            ActivationKernels.Forward(kind, alpha, fx.AsSpan(start, end - start), fy.AsSpan(start, end - start)));
+    }
+
+    /// <inheritdoc />
+    public void ActivationBackward(ActivationKind kind, float alpha, Tensor x, Tensor y, Tensor dy, Tensor dx)
+    {
+        var (fx, fy, fdy, fdx) = (Array(x), Array(y), Array(dy), Array(dx));
+        ForRanges(x.Length, 1 << 14, (start, end) => ActivationKernels.Backward(kind, alpha,
+            fx.AsSpan(start, end - start), fy.AsSpan(start, end - start), fdy.AsSpan(start, end - start), fdx.AsSpan(start, end - start)));
+    }
+
+    /// <inheritdoc />
+    public void DropoutForward(Tensor x, Tensor y, float p, ulong seed)
+    {
+        var (fx, fy) = (Array(x), Array(y));
+        float keepScale = 1 / (1 - p);
+        ForRanges(x.Length, 1 << 14, (start, end) =>
+        {
+            for (int i = start; i < end; i++) fy[i] = DropoutMask.Keep(seed, i, p) ? fx[i] * keepScale : 0;
+        });
+    }
+
+    /// <inheritdoc />
+    public void DropoutBackward(Tensor dy, Tensor dx, float p, ulong seed) => DropoutForward(dy, dx, p, seed);
+
+    // ---- normalization ----
+
+    /// <inheritdoc />
+    public void BatchNormTrainForward(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor savedMean, Tensor savedInvStd,
+        Tensor runningMean, Tensor runningVar, float momentum, float epsilon)
+    {
+        var (fx, fy) = (Array(x), Array(y));
+        var (fg, fb, fm, fs, frm, frv) = (Array(gamma), Array(beta), Array(savedMean), Array(savedInvStd), Array(runningMean), Array(runningVar));
+        int n = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
+        long count = (long)n * plane;
+        For(c, ch =>
+        {
+            double sum = 0;
+            for (int i = 0; i < n; i++) sum += Pointwise.Sum(fx.AsSpan((i * c + ch) * plane, plane));
+            float mean = (float)(sum / count);
+            double sumSq = 0;
+            for (int i = 0; i < n; i++)
+                foreach (var v in fx.AsSpan((i * c + ch) * plane, plane)) { float d = v - mean; sumSq += d * d; }
+            double variance = sumSq / count;
+            float invStd = (float)(1 / Math.Sqrt(variance + epsilon));
+            fm[ch] = mean;
+            fs[ch] = invStd;
+            double unbiased = count > 1 ? sumSq / (count - 1) : variance;
+            frm[ch] = (float)((1 - momentum) * frm[ch] + momentum * (double)mean);
+            frv[ch] = (float)((1 - momentum) * frv[ch] + momentum * unbiased);
+            float scale = fg[ch] * invStd, shift = fb[ch] - mean * scale;
+            for (int i = 0; i < n; i++) AffineKernel(fx.AsSpan((i * c + ch) * plane, plane), fy.AsSpan((i * c + ch) * plane, plane), scale, shift);
+        });
+    }
+
+    private static void AffineKernel(ReadOnlySpan<float> x, Span<float> y, float scale, float shift)
+    {
+        for (int i = 0; i < x.Length; i++) y[i] = x[i] * scale + shift;
+    }
+
+    /// <inheritdoc />
+    public void BatchNormEvalForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y)
+    {
+        var (fx, fy) = (Array(x), Array(y));
+        var (fg, fb, frm, frv) = (Array(gamma), Array(beta), Array(runningMean), Array(runningVar));
+        int n = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
+        For(c, ch =>
+        {
+            float scale = (float)(fg[ch] / Math.Sqrt(frv[ch] + (double)epsilon)), shift = fb[ch] - frm[ch] * scale;
+            for (int i = 0; i < n; i++) AffineKernel(fx.AsSpan((i * c + ch) * plane, plane), fy.AsSpan((i * c + ch) * plane, plane), scale, shift);
+        });
+    }
+
+    /// <inheritdoc />
+    public void BatchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor savedMean, Tensor savedInvStd, Tensor dx, Tensor dgamma, Tensor dbeta)
+    {
+        var (fx, fdy, fdx) = (Array(x), Array(dy), Array(dx));
+        var (fg, fm, fs, fdg, fdb) = (Array(gamma), Array(savedMean), Array(savedInvStd), Array(dgamma), Array(dbeta));
+        int n = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
+        double count = (double)n * plane;
+        For(c, ch =>
+        {
+            float mean = fm[ch], invStd = fs[ch];
+            double sumDy = 0, sumDyXhat = 0;
+            for (int i = 0; i < n; i++)
+            {
+                var sx = fx.AsSpan((i * c + ch) * plane, plane);
+                var sdy = fdy.AsSpan((i * c + ch) * plane, plane);
+                float partialDy = 0, partialDyXhat = 0;
+                for (int p = 0; p < plane; p++) { partialDy += sdy[p]; partialDyXhat += sdy[p] * (sx[p] - mean); }
+                sumDy += partialDy;
+                sumDyXhat += partialDyXhat * invStd;
+            }
+            fdg[ch] = (float)sumDyXhat;
+            fdb[ch] = (float)sumDy;
+            float k = fg[ch] * invStd, meanDy = (float)(sumDy / count), meanDyXhat = (float)(sumDyXhat / count);
+            for (int i = 0; i < n; i++)
+            {
+                var sx = fx.AsSpan((i * c + ch) * plane, plane);
+                var sdy = fdy.AsSpan((i * c + ch) * plane, plane);
+                var sdx = fdx.AsSpan((i * c + ch) * plane, plane);
+                for (int p = 0; p < plane; p++) sdx[p] = k * (sdy[p] - meanDy - (sx[p] - mean) * invStd * meanDyXhat);
+            }
+        });
+    }
+
+    /// <inheritdoc />
+    public void LrnForward(Tensor x, Tensor y, Tensor scale, int size, float alpha, float beta, float k)
+    {
+        var (fx, fy, fs) = (Array(x), Array(y), Array(scale));
+        int c = x.Shape[1], plane = x.Shape.ItemLength / c;
+        For(x.Shape.N, i =>
+        {
+            int item = i * c * plane;
+            for (int ch = 0; ch < c; ch++)
+            {
+                var s = fs.AsSpan(item + ch * plane, plane);
+                s.Fill(0);
+                for (int j = Math.Max(0, ch - size / 2); j <= Math.Min(c - 1, ch + (size - 1) / 2); j++)
+                {
+                    var xj = fx.AsSpan(item + j * plane, plane);
+                    for (int p = 0; p < plane; p++) s[p] += xj[p] * xj[p];
+                }
+                var xc = fx.AsSpan(item + ch * plane, plane);
+                var yc = fy.AsSpan(item + ch * plane, plane);
+                for (int p = 0; p < plane; p++)
+                {
+                    s[p] = k + alpha / size * s[p];
+                    yc[p] = xc[p] * MathF.Pow(s[p], -beta);
+                }
+            }
+        });
+    }
+
+    /// <inheritdoc />
+    public void LrnBackward(Tensor x, Tensor y, Tensor scale, Tensor dy, Tensor dx, int size, float alpha, float beta)
+    {
+        var (fx, fy, fs, fdy, fdx) = (Array(x), Array(y), Array(scale), Array(dy), Array(dx));
+        int c = x.Shape[1], plane = x.Shape.ItemLength / c;
+        float factor = 2f * alpha * beta / size;
+        For(x.Shape.N, i =>
+        {
+            int item = i * c * plane;
+            // ratio_j = dy_j · y_j / s_j, the part of channel j's gradient that flows into its whole window.
+            float[] ratio = ArrayPool<float>.Shared.Rent(c * plane);
+            try
+            {
+                for (int q = 0; q < c * plane; q++) ratio[q] = fdy[item + q] * fy[item + q] / fs[item + q];
+                for (int ch = 0; ch < c; ch++)
+                {
+                    var sdx = fdx.AsSpan(item + ch * plane, plane);
+                    var sx = fx.AsSpan(item + ch * plane, plane);
+                    var sdy = fdy.AsSpan(item + ch * plane, plane);
+                    var ss = fs.AsSpan(item + ch * plane, plane);
+                    for (int p = 0; p < plane; p++) sdx[p] = 0;
+                    for (int j = Math.Max(0, ch - (size - 1) / 2); j <= Math.Min(c - 1, ch + size / 2); j++)
+                        Pointwise.AddInto(sdx, ratio.AsSpan(j * plane, plane));
+                    for (int p = 0; p < plane; p++) sdx[p] = sdy[p] * MathF.Pow(ss[p], -beta) - factor * sx[p] * sdx[p];
+                }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(ratio);
+            }
+        });
+    }
+
+    /// <inheritdoc />
+    public void SoftmaxForward(Tensor x, Tensor y) => SmallOps.SoftmaxForward(x, y);
+
+    /// <inheritdoc />
+    public void SoftmaxBackward(Tensor y, Tensor dy, Tensor dx) => SmallOps.SoftmaxBackward(y, dy, dx);
+
+    // ---- losses ----
+
+    /// <inheritdoc />
+    public float SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits) => SmallOps.SoftmaxCrossEntropy(logits, labels, dLogits);
+
+    /// <inheritdoc />
+    public float MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores) => SmallOps.MulticlassHinge(scores, labels, dScores);
+
+    /// <inheritdoc />
+    public float MeanSquaredError(Tensor predictions, Tensor targets, Tensor dPredictions) => SmallOps.MeanSquaredError(predictions, targets, dPredictions);
+
+    /// <inheritdoc />
+    public float MeanAbsoluteError(Tensor predictions, Tensor targets, Tensor dPredictions) => SmallOps.MeanAbsoluteError(predictions, targets, dPredictions);
+
+    /// <inheritdoc />
+    public float BinaryCrossEntropyWithLogits(Tensor logits, Tensor targets, Tensor dLogits) => SmallOps.BinaryCrossEntropyWithLogits(logits, targets, dLogits);
+
+    // ---- optimizer updates ----
+
+    /// <inheritdoc />
+    public void SgdUpdate(Tensor param, Tensor grad, Tensor velocity, float learningRate, float momentum, float weightDecay, bool nesterov)
+    {
+        var (fp, fg, fv) = (Array(param), Array(grad), Array(velocity));
+        ForRanges(param.Length, 1 << 15, (start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                float d = fg[i] + weightDecay * fp[i];
+                if (momentum != 0)
+                {
+                    fv[i] = momentum * fv[i] + d;
+                    d = nesterov ? d + momentum * fv[i] : fv[i];
+                }
+                fp[i] -= learningRate * d;
+            }
+        });
+    }
+
+    /// <inheritdoc />
+    public void AdamUpdate(Tensor param, Tensor grad, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
+        float epsilon, float weightDecay, bool decoupledWeightDecay, int step)
+    {
+        var (fp, fg, fm, fv) = (Array(param), Array(grad), Array(m), Array(v));
+        float stepSize = (float)(learningRate / (1 - Math.Pow(beta1, step)));
+        float invBiasCorrection2Sqrt = (float)(1 / Math.Sqrt(1 - Math.Pow(beta2, step)));
+        float decay = decoupledWeightDecay ? 1 - learningRate * weightDecay : 1;
+        float l2 = decoupledWeightDecay ? 0 : weightDecay;
+        ForRanges(param.Length, 1 << 15, (start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                float d = fg[i] + l2 * fp[i];
+                fp[i] *= decay;
+                fm[i] = beta1 * fm[i] + (1 - beta1) * d;
+                fv[i] = beta2 * fv[i] + (1 - beta2) * d * d;
+                fp[i] -= stepSize * fm[i] / (MathF.Sqrt(fv[i]) * invBiasCorrection2Sqrt + epsilon);
+            }
+        });
+    }
+}

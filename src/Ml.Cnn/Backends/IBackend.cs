@@ -1,0 +1,162 @@
+using Ml.Cnn.Tensors;
+
+namespace Ml.Cnn.Backends;
+
+/// <summary>
+/// The compute primitives every layer, loss and optimizer is written against. Implementations own tensor memory, so
+/// a GPU backend keeps everything device-resident; only the scalar results of losses and reductions come back.
+/// Shapes are validated by the callers (layers); a backend may assume consistent arguments.
+/// Parameter gradients are written, not accumulated; <see cref="Axpy"/> accumulates where a graph needs it.
+/// </summary>
+public interface IBackend
+{
+    /// <summary>A short name for messages and benchmarks.</summary>
+    string Name { get; }
+
+    /// <summary>Allocates a zero-filled tensor.</summary>
+    Tensor Allocate(TensorShape shape);
+
+    // ---- elementwise and data movement ----
+
+    /// <summary>Sets every element to <paramref name="value"/>.</summary>
+    void Fill(Tensor t, float value);
+
+    /// <summary>dst ← src (same length).</summary>
+    void Copy(Tensor src, Tensor dst);
+
+    /// <summary>y ← a + b.</summary>
+    void Add(Tensor a, Tensor b, Tensor y);
+
+    /// <summary>y ← y + α·x.</summary>
+    void Axpy(float alpha, Tensor x, Tensor y);
+
+    /// <summary>t ← t · factor.</summary>
+    void Scale(Tensor t, float factor);
+
+    /// <summary>Σ t², accumulated in double (for gradient clipping and L2 penalties).</summary>
+    double SumOfSquares(Tensor t);
+
+    /// <summary>
+    /// Copies <paramref name="channels"/> channels of every batch item between NC… tensors of equal batch and spatial
+    /// size: the primitive under channel concatenation and its backward pass.
+    /// </summary>
+    void CopyChannels(Tensor src, int srcChannelOffset, Tensor dst, int dstChannelOffset, int channels);
+
+    // ---- matrix products ----
+
+    /// <summary>C ← α·op(A)·op(B) + β·C for row-major 2-D tensors; op transposes when asked.</summary>
+    void MatMul(Tensor a, bool transposeA, Tensor b, bool transposeB, Tensor c, float alpha = 1f, float beta = 0f);
+
+    /// <summary>y[N, out] ← x[N, in] · wᵀ + b, with w [out, in].</summary>
+    void DenseForward(Tensor x, Tensor w, Tensor? b, Tensor y);
+
+    /// <summary>Gradients of <see cref="DenseForward"/>: dx (optional), dw, db (optional).</summary>
+    void DenseBackward(Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? db);
+
+    // ---- convolution ----
+
+    /// <summary>y ← conv(x, w) + b.</summary>
+    void ConvForward(in ConvGeometry g, Tensor x, Tensor w, Tensor? b, Tensor y);
+
+    /// <summary>dx ← ∂L/∂x given dy.</summary>
+    void ConvBackwardData(in ConvGeometry g, Tensor dy, Tensor w, Tensor dx);
+
+    /// <summary>dw ← ∂L/∂w and db ← ∂L/∂b given x and dy.</summary>
+    void ConvBackwardWeights(in ConvGeometry g, Tensor x, Tensor dy, Tensor dw, Tensor? db);
+
+    // ---- pooling ----
+
+    /// <summary>Max pooling; padding never wins the max.</summary>
+    void MaxPoolForward(in PoolGeometry g, Tensor x, Tensor y);
+
+    /// <summary>Routes dy to the first maximum of each window (PyTorch's tie rule).</summary>
+    void MaxPoolBackward(in PoolGeometry g, Tensor x, Tensor dy, Tensor dx);
+
+    /// <summary>Average pooling with PyTorch's divisor rules.</summary>
+    void AvgPoolForward(in PoolGeometry g, Tensor x, Tensor y);
+
+    /// <summary>Backward of <see cref="AvgPoolForward"/>.</summary>
+    void AvgPoolBackward(in PoolGeometry g, Tensor dy, Tensor dx);
+
+    /// <summary>y[N, C] ← mean over H·W of x[N, C, H, W].</summary>
+    void GlobalAvgPoolForward(Tensor x, Tensor y);
+
+    /// <summary>Backward of <see cref="GlobalAvgPoolForward"/>.</summary>
+    void GlobalAvgPoolBackward(Tensor dy, Tensor dx);
+
+    // ---- pointwise nonlinearities and dropout ----
+
+    /// <summary>y ← f(x).</summary>
+    void ActivationForward(ActivationKind kind, float alpha, Tensor x, Tensor y);
+
+    /// <summary>dx ← f′(x) ⊙ dy (y is f(x), which some derivatives use).</summary>
+    void ActivationBackward(ActivationKind kind, float alpha, Tensor x, Tensor y, Tensor dy, Tensor dx);
+
+    /// <summary>
+    /// Inverted dropout: y ← x / (1 − p) where a counter-based hash of (seed, index) keeps the element, 0 elsewhere.
+    /// The mask is recomputed from the seed in backward, so it costs no memory and no thread-order dependence.
+    /// </summary>
+    void DropoutForward(Tensor x, Tensor y, float p, ulong seed);
+
+    /// <summary>Backward of <see cref="DropoutForward"/> with the same seed.</summary>
+    void DropoutBackward(Tensor dy, Tensor dx, float p, ulong seed);
+
+    // ---- normalization ----
+
+    /// <summary>
+    /// Batch normalization with batch statistics over N·H·W per channel; saves mean and 1/σ for backward and updates
+    /// the running statistics with PyTorch's convention (r ← (1 − m)·r + m·batch, unbiased variance).
+    /// </summary>
+    void BatchNormTrainForward(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor savedMean, Tensor savedInvStd,
+        Tensor runningMean, Tensor runningVar, float momentum, float epsilon);
+
+    /// <summary>Batch normalization with the running statistics.</summary>
+    void BatchNormEvalForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y);
+
+    /// <summary>Backward of <see cref="BatchNormTrainForward"/>.</summary>
+    void BatchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor savedMean, Tensor savedInvStd, Tensor dx, Tensor dgamma, Tensor dbeta);
+
+    /// <summary>
+    /// Local response normalization across channels (PyTorch's form): y = x / (k + α/n · Σ x²)^β over a window of
+    /// n channels; <paramref name="scale"/> receives the bracket for backward.
+    /// </summary>
+    void LrnForward(Tensor x, Tensor y, Tensor scale, int size, float alpha, float beta, float k);
+
+    /// <summary>Backward of <see cref="LrnForward"/>.</summary>
+    void LrnBackward(Tensor x, Tensor y, Tensor scale, Tensor dy, Tensor dx, int size, float alpha, float beta);
+
+    /// <summary>Row-wise softmax of a [N, C] tensor.</summary>
+    void SoftmaxForward(Tensor x, Tensor y);
+
+    /// <summary>dx ← y ⊙ (dy − Σ dy ⊙ y) row-wise.</summary>
+    void SoftmaxBackward(Tensor y, Tensor dy, Tensor dx);
+
+    // ---- losses: return the mean loss and write its gradient ----
+
+    /// <summary>Softmax cross-entropy of logits [N, C] against class indices [N] (stored as floats).</summary>
+    float SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits);
+
+    /// <summary>Multiclass SVM loss Σ_{j≠y} max(0, s_j − s_y + 1), averaged over the batch.</summary>
+    float MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores);
+
+    /// <summary>Mean squared error over all elements.</summary>
+    float MeanSquaredError(Tensor predictions, Tensor targets, Tensor dPredictions);
+
+    /// <summary>Mean absolute error over all elements.</summary>
+    float MeanAbsoluteError(Tensor predictions, Tensor targets, Tensor dPredictions);
+
+    /// <summary>Binary cross-entropy with logits, averaged over all elements.</summary>
+    float BinaryCrossEntropyWithLogits(Tensor logits, Tensor targets, Tensor dLogits);
+
+    // ---- optimizer updates (PyTorch semantics) ----
+
+    /// <summary>SGD with L2 weight decay, momentum and optional Nesterov; velocity starts at zero.</summary>
+    void SgdUpdate(Tensor param, Tensor grad, Tensor velocity, float learningRate, float momentum, float weightDecay, bool nesterov);
+
+    /// <summary>
+    /// Adam (L2 decay added to the gradient) or AdamW (<paramref name="decoupledWeightDecay"/>: decay applied to the
+    /// weights); <paramref name="step"/> counts from 1.
+    /// </summary>
+    void AdamUpdate(Tensor param, Tensor grad, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
+        float epsilon, float weightDecay, bool decoupledWeightDecay, int step);
+}

@@ -1,0 +1,635 @@
+using Ml.Cnn.Tensors;
+
+namespace Ml.Cnn.Backends.Reference;
+
+/// <summary>
+/// The oracle: every primitive as the textbook writes it, single-threaded, accumulating in double. Slow on purpose;
+/// the tests hold the optimized backends to its answers.
+/// </summary>
+public sealed class ReferenceBackend : HostBackend, IBackend
+{
+    /// <inheritdoc />
+    public string Name => "reference";
+
+    /// <inheritdoc />
+    public Tensor Allocate(TensorShape shape) => AllocateHost(this, shape);
+
+    /// <inheritdoc />
+    public void Fill(Tensor t, float value) => Data(t).Fill(value);
+
+    /// <inheritdoc />
+    public void Copy(Tensor src, Tensor dst) => Data(src).CopyTo(Data(dst));
+
+    /// <inheritdoc />
+    public void Add(Tensor a, Tensor b, Tensor y)
+    {
+        var (sa, sb, sy) = (Array(a), Array(b), Array(y));
+        for (int i = 0; i < sy.Length; i++) sy[i] = sa[i] + sb[i];
+    }
+
+    /// <inheritdoc />
+    public void Axpy(float alpha, Tensor x, Tensor y)
+    {
+        var (sy, sx) = (Array(y), Array(x));
+        for (int i = 0; i < sy.Length; i++) sy[i] += alpha * sx[i];
+    }
+
+    /// <inheritdoc />
+    public void Scale(Tensor t, float factor)
+    {
+        var s = Array(t);
+        for (int i = 0; i < s.Length; i++) s[i] *= factor;
+    }
+
+    /// <inheritdoc />
+    public double SumOfSquares(Tensor t)
+    {
+        double sum = 0;
+        foreach (var v in Array(t)) sum += (double)v * v;
+        return sum;
+    }
+
+    /// <inheritdoc />
+    public void CopyChannels(Tensor src, int srcChannelOffset, Tensor dst, int dstChannelOffset, int channels)
+    {
+        int n = src.Shape.N, srcC = src.Shape[1], dstC = dst.Shape[1];
+        int plane = src.Shape.ItemLength / srcC;
+        var (s, d) = (Array(src), Array(dst));
+        for (int i = 0; i < n; i++)
+            for (int c = 0; c < channels; c++)
+                for (int p = 0; p < plane; p++)
+                    d[(i * dstC + dstChannelOffset + c) * plane + p] = s[(i * srcC + srcChannelOffset + c) * plane + p];
+    }
+
+    /// <inheritdoc />
+    public void MatMul(Tensor a, bool transposeA, Tensor b, bool transposeB, Tensor c, float alpha = 1f, float beta = 0f)
+    {
+        int m = c.Shape[0], n = c.Shape[1];
+        int k = transposeA ? a.Shape[0] : a.Shape[1];
+        int aCols = a.Shape[1], bCols = b.Shape[1];
+        var (sa, sb, sc) = (Array(a), Array(b), Array(c));
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double sum = 0;
+                for (int p = 0; p < k; p++)
+                {
+                    float av = transposeA ? sa[p * aCols + i] : sa[i * aCols + p];
+                    float bv = transposeB ? sb[j * bCols + p] : sb[p * bCols + j];
+                    sum += (double)av * bv;
+                }
+                sc[i * n + j] = (float)(alpha * sum + (beta == 0 ? 0 : beta * sc[i * n + j]));
+            }
+    }
+
+    /// <inheritdoc />
+    public void DenseForward(Tensor x, Tensor w, Tensor? b, Tensor y)
+    {
+        MatMul(x, false, w, true, y);
+        if (b is null) return;
+        var (sy, sb) = (Array(y), Array(b));
+        int outF = sb.Length;
+        for (int i = 0; i < sy.Length; i++) sy[i] += sb[i % outF];
+    }
+
+    /// <inheritdoc />
+    public void DenseBackward(Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? db)
+    {
+        if (dx is not null) MatMul(dy, false, w, false, dx);
+        MatMul(dy, true, x, false, dw);
+        if (db is null) return;
+        var (sdy, sdb) = (Array(dy), Array(db));
+        int outF = sdb.Length, n = dy.Shape.N;
+        for (int j = 0; j < outF; j++)
+        {
+            double sum = 0;
+            for (int i = 0; i < n; i++) sum += sdy[i * outF + j];
+            sdb[j] = (float)sum;
+        }
+    }
+
+    /// <inheritdoc />
+    public void ConvForward(in ConvGeometry g, Tensor x, Tensor w, Tensor? b, Tensor y)
+    {
+        var (sx, sw, sy) = (Array(x), Array(w), Array(y));
+        var sb = b is null ? [] : Array(b);
+        int oh = g.OutH, ow = g.OutW, gic = g.GroupInChannels, goc = g.GroupOutChannels;
+        for (int n = 0; n < g.Batch; n++)
+            for (int oc = 0; oc < g.OutChannels; oc++)
+            {
+                int group = oc / goc;
+                for (int oy = 0; oy < oh; oy++)
+                    for (int ox = 0; ox < ow; ox++)
+                    {
+                        double sum = sb.Length == 0 ? 0 : sb[oc];
+                        for (int ic = 0; ic < gic; ic++)
+                            for (int ky = 0; ky < g.KernelH; ky++)
+                                for (int kx = 0; kx < g.KernelW; kx++)
+                                {
+                                    int iy = oy * g.StrideH - g.PadH + ky * g.DilationH;
+                                    int ix = ox * g.StrideW - g.PadW + kx * g.DilationW;
+                                    if (iy < 0 || iy >= g.InH || ix < 0 || ix >= g.InW) continue;
+                                    int cin = group * gic + ic;
+                                    sum += (double)sx[((n * g.InChannels + cin) * g.InH + iy) * g.InW + ix]
+                                         * sw[((oc * gic + ic) * g.KernelH + ky) * g.KernelW + kx];
+                                }
+                        sy[((n * g.OutChannels + oc) * oh + oy) * ow + ox] = (float)sum;
+                    }
+            }
+    }
+
+    /// <inheritdoc />
+    public void ConvBackwardData(in ConvGeometry g, Tensor dy, Tensor w, Tensor dx)
+    {
+        var (sdy, sw, sdx) = (Array(dy), Array(w), Array(dx));
+        var acc = new double[sdx.Length];
+        int oh = g.OutH, ow = g.OutW, gic = g.GroupInChannels, goc = g.GroupOutChannels;
+        for (int n = 0; n < g.Batch; n++)
+            for (int oc = 0; oc < g.OutChannels; oc++)
+            {
+                int group = oc / goc;
+                for (int oy = 0; oy < oh; oy++)
+                    for (int ox = 0; ox < ow; ox++)
+                    {
+                        double grad = sdy[((n * g.OutChannels + oc) * oh + oy) * ow + ox];
+                        for (int ic = 0; ic < gic; ic++)
+                            for (int ky = 0; ky < g.KernelH; ky++)
+                                for (int kx = 0; kx < g.KernelW; kx++)
+                                {
+                                    int iy = oy * g.StrideH - g.PadH + ky * g.DilationH;
+                                    int ix = ox * g.StrideW - g.PadW + kx * g.DilationW;
+                                    if (iy < 0 || iy >= g.InH || ix < 0 || ix >= g.InW) continue;
+                                    int cin = group * gic + ic;
+                                    acc[((n * g.InChannels + cin) * g.InH + iy) * g.InW + ix] +=
+                                        grad * sw[((oc * gic + ic) * g.KernelH + ky) * g.KernelW + kx];
+                                }
+                    }
+            }
+        for (int i = 0; i < acc.Length; i++) sdx[i] = (float)acc[i];
+    }
+
+    /// <inheritdoc />
+    public void ConvBackwardWeights(in ConvGeometry g, Tensor x, Tensor dy, Tensor dw, Tensor? db)
+    {
+        var (sx, sdy, sdw) = (Array(x), Array(dy), Array(dw));
+        int oh = g.OutH, ow = g.OutW, gic = g.GroupInChannels, goc = g.GroupOutChannels;
+        for (int oc = 0; oc < g.OutChannels; oc++)
+        {
+            int group = oc / goc;
+            for (int ic = 0; ic < gic; ic++)
+                for (int ky = 0; ky < g.KernelH; ky++)
+                    for (int kx = 0; kx < g.KernelW; kx++)
+                    {
+                        double sum = 0;
+                        for (int n = 0; n < g.Batch; n++)
+                            for (int oy = 0; oy < oh; oy++)
+                                for (int ox = 0; ox < ow; ox++)
+                                {
+                                    int iy = oy * g.StrideH - g.PadH + ky * g.DilationH;
+                                    int ix = ox * g.StrideW - g.PadW + kx * g.DilationW;
+                                    if (iy < 0 || iy >= g.InH || ix < 0 || ix >= g.InW) continue;
+                                    int cin = group * gic + ic;
+                                    sum += (double)sx[((n * g.InChannels + cin) * g.InH + iy) * g.InW + ix]
+                                         * sdy[((n * g.OutChannels + oc) * oh + oy) * ow + ox];
+                                }
+                        sdw[((oc * gic + ic) * g.KernelH + ky) * g.KernelW + kx] = (float)sum;
+                    }
+        }
+        if (db is null) return;
+        var sdb = Array(db);
+        for (int oc = 0; oc < g.OutChannels; oc++)
+        {
+            double sum = 0;
+            for (int n = 0; n < g.Batch; n++)
+                for (int p = 0; p < oh * ow; p++) sum += sdy[(n * g.OutChannels + oc) * oh * ow + p];
+            sdb[oc] = (float)sum;
+        }
+    }
+
+    /// <inheritdoc />
+    public void MaxPoolForward(in PoolGeometry g, Tensor x, Tensor y)
+    {
+        var (sx, sy) = (Array(x), Array(y));
+        int oh = g.OutH, ow = g.OutW;
+        for (int plane = 0; plane < g.Batch * g.Channels; plane++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++)
+                {
+                    int best = MaxIndex(g, sx, plane, oy, ox);
+                    sy[(plane * oh + oy) * ow + ox] = sx[best];
+                }
+    }
+
+    /// <inheritdoc />
+    public void MaxPoolBackward(in PoolGeometry g, Tensor x, Tensor dy, Tensor dx)
+    {
+        var (sx, sdy, sdx) = (Array(x), Array(dy), Array(dx));
+        sdx.AsSpan().Clear();
+        int oh = g.OutH, ow = g.OutW;
+        for (int plane = 0; plane < g.Batch * g.Channels; plane++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++)
+                    sdx[MaxIndex(g, sx, plane, oy, ox)] += sdy[(plane * oh + oy) * ow + ox];
+    }
+
+    private static int MaxIndex(in PoolGeometry g, Span<float> x, int plane, int oy, int ox)
+    {
+        int best = -1;
+        for (int ky = 0; ky < g.KernelH; ky++)
+            for (int kx = 0; kx < g.KernelW; kx++)
+            {
+                int iy = oy * g.StrideH - g.PadH + ky, ix = ox * g.StrideW - g.PadW + kx;
+                if (iy < 0 || iy >= g.InH || ix < 0 || ix >= g.InW) continue;
+                int index = (plane * g.InH + iy) * g.InW + ix;
+                if (best < 0 || x[index] > x[best] || float.IsNaN(x[index])) best = index;
+            }
+        return best;
+    }
+
+    /// <inheritdoc />
+    public void AvgPoolForward(in PoolGeometry g, Tensor x, Tensor y)
+    {
+        var (sx, sy) = (Array(x), Array(y));
+        int oh = g.OutH, ow = g.OutW;
+        for (int plane = 0; plane < g.Batch * g.Channels; plane++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++)
+                {
+                    double sum = 0;
+                    var (y0, y1, x0, x1, divisor) = AvgWindow(g, oy, ox);
+                    for (int iy = y0; iy < y1; iy++)
+                        for (int ix = x0; ix < x1; ix++) sum += sx[(plane * g.InH + iy) * g.InW + ix];
+                    sy[(plane * oh + oy) * ow + ox] = (float)(sum / divisor);
+                }
+    }
+
+    /// <inheritdoc />
+    public void AvgPoolBackward(in PoolGeometry g, Tensor dy, Tensor dx)
+    {
+        var (sdy, sdx) = (Array(dy), Array(dx));
+        sdx.AsSpan().Clear();
+        int oh = g.OutH, ow = g.OutW;
+        for (int plane = 0; plane < g.Batch * g.Channels; plane++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++)
+                {
+                    var (y0, y1, x0, x1, divisor) = AvgWindow(g, oy, ox);
+                    float share = sdy[(plane * oh + oy) * ow + ox] / divisor;
+                    for (int iy = y0; iy < y1; iy++)
+                        for (int ix = x0; ix < x1; ix++) sdx[(plane * g.InH + iy) * g.InW + ix] += share;
+                }
+    }
+
+    /// <summary>
+    /// PyTorch's average window: the divisor counts padding (clipped to the padded input) when count-include-pad is
+    /// set, only real pixels otherwise.
+    /// </summary>
+    internal static (int Y0, int Y1, int X0, int X1, int Divisor) AvgWindow(in PoolGeometry g, int oy, int ox)
+    {
+        int y0 = oy * g.StrideH - g.PadH, x0 = ox * g.StrideW - g.PadW;
+        int y1 = Math.Min(y0 + g.KernelH, g.InH + g.PadH), x1 = Math.Min(x0 + g.KernelW, g.InW + g.PadW);
+        int paddedCount = (y1 - y0) * (x1 - x0);
+        y0 = Math.Max(y0, 0); x0 = Math.Max(x0, 0);
+        y1 = Math.Min(y1, g.InH); x1 = Math.Min(x1, g.InW);
+        int divisor = g.CountIncludePad ? paddedCount : (y1 - y0) * (x1 - x0);
+        return (y0, y1, x0, x1, divisor);
+    }
+
+    /// <inheritdoc />
+    public void GlobalAvgPoolForward(Tensor x, Tensor y)
+    {
+        var (sx, sy) = (Array(x), Array(y));
+        int planeSize = x.Length / y.Length;
+        for (int p = 0; p < sy.Length; p++)
+        {
+            double sum = 0;
+            for (int i = 0; i < planeSize; i++) sum += sx[p * planeSize + i];
+            sy[p] = (float)(sum / planeSize);
+        }
+    }
+
+    /// <inheritdoc />
+    public void GlobalAvgPoolBackward(Tensor dy, Tensor dx)
+    {
+        var (sdy, sdx) = (Array(dy), Array(dx));
+        int planeSize = dx.Length / dy.Length;
+        for (int i = 0; i < sdx.Length; i++) sdx[i] = sdy[i / planeSize] / planeSize;
+    }
+
+    /// <inheritdoc />
+    public void ActivationForward(ActivationKind kind, float alpha, Tensor x, Tensor y)
+    {
+        var (sx, sy) = (Array(x), Array(y));
+        for (int i = 0; i < sx.Length; i++)
+        {
+            double v = sx[i];
+            sy[i] = (float)(kind switch
+            {
+                ActivationKind.Relu => Math.Max(v, 0),
+                ActivationKind.LeakyRelu => v > 0 ? v : alpha * v,
+                ActivationKind.Elu => v > 0 ? v : alpha * (Math.Exp(v) - 1),
+                ActivationKind.Sigmoid => 1 / (1 + Math.Exp(-v)),
+                ActivationKind.Tanh => Math.Tanh(v),
+                _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+            });
+        }
+    }
+
+    /// <inheritdoc />
+    public void ActivationBackward(ActivationKind kind, float alpha, Tensor x, Tensor y, Tensor dy, Tensor dx)
+    {
+        var (sx, sy, sdy, sdx) = (Array(x), Array(y), Array(dy), Array(dx));
+        for (int i = 0; i < sx.Length; i++)
+        {
+            double v = sx[i], fv = sy[i];
+            double slope = kind switch
+            {
+                ActivationKind.Relu => v > 0 ? 1 : 0,
+                ActivationKind.LeakyRelu => v > 0 ? 1 : alpha,
+                ActivationKind.Elu => v > 0 ? 1 : alpha * Math.Exp(v),
+                ActivationKind.Sigmoid => fv * (1 - fv),
+                ActivationKind.Tanh => 1 - fv * fv,
+                _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+            };
+            sdx[i] = (float)(slope * sdy[i]);
+        }
+    }
+
+    /// <inheritdoc />
+    public void DropoutForward(Tensor x, Tensor y, float p, ulong seed)
+    {
+        var (sx, sy) = (Array(x), Array(y));
+        float keepScale = 1 / (1 - p);
+        for (int i = 0; i < sx.Length; i++) sy[i] = DropoutMask.Keep(seed, i, p) ? sx[i] * keepScale : 0;
+    }
+
+    /// <inheritdoc />
+    public void DropoutBackward(Tensor dy, Tensor dx, float p, ulong seed) => DropoutForward(dy, dx, p, seed);
+
+    /// <inheritdoc />
+    public void BatchNormTrainForward(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor savedMean, Tensor savedInvStd,
+        Tensor runningMean, Tensor runningVar, float momentum, float epsilon)
+    {
+        var (sx, sy) = (Array(x), Array(y));
+        int n = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
+        long count = (long)n * plane;
+        for (int ch = 0; ch < c; ch++)
+        {
+            double sum = 0, sumSq = 0;
+            for (int i = 0; i < n; i++)
+                for (int p = 0; p < plane; p++) sum += sx[(i * c + ch) * plane + p];
+            double mean = sum / count;
+            for (int i = 0; i < n; i++)
+                for (int p = 0; p < plane; p++) { double d = sx[(i * c + ch) * plane + p] - mean; sumSq += d * d; }
+            double variance = sumSq / count;
+            double invStd = 1 / Math.Sqrt(variance + epsilon);
+            Array(savedMean)[ch] = (float)mean;
+            Array(savedInvStd)[ch] = (float)invStd;
+            double unbiased = count > 1 ? sumSq / (count - 1) : variance;
+            Array(runningMean)[ch] = (float)((1 - momentum) * Array(runningMean)[ch] + momentum * mean);
+            Array(runningVar)[ch] = (float)((1 - momentum) * Array(runningVar)[ch] + momentum * unbiased);
+            double gm = Array(gamma)[ch], bt = Array(beta)[ch];
+            for (int i = 0; i < n; i++)
+                for (int p = 0; p < plane; p++)
+                {
+                    int idx = (i * c + ch) * plane + p;
+                    sy[idx] = (float)((sx[idx] - mean) * invStd * gm + bt);
+                }
+        }
+    }
+
+    /// <inheritdoc />
+    public void BatchNormEvalForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y)
+    {
+        var (sx, sy) = (Array(x), Array(y));
+        int n = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
+        for (int i = 0; i < n; i++)
+            for (int ch = 0; ch < c; ch++)
+            {
+                double invStd = 1 / Math.Sqrt(Array(runningVar)[ch] + (double)epsilon);
+                for (int p = 0; p < plane; p++)
+                {
+                    int idx = (i * c + ch) * plane + p;
+                    sy[idx] = (float)((sx[idx] - Array(runningMean)[ch]) * invStd * Array(gamma)[ch] + Array(beta)[ch]);
+                }
+            }
+    }
+
+    /// <inheritdoc />
+    public void BatchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor savedMean, Tensor savedInvStd, Tensor dx, Tensor dgamma, Tensor dbeta)
+    {
+        var (sx, sdy, sdx) = (Array(x), Array(dy), Array(dx));
+        int n = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
+        double count = (double)n * plane;
+        for (int ch = 0; ch < c; ch++)
+        {
+            double mean = Array(savedMean)[ch], invStd = Array(savedInvStd)[ch];
+            double sumDy = 0, sumDyXhat = 0;
+            for (int i = 0; i < n; i++)
+                for (int p = 0; p < plane; p++)
+                {
+                    int idx = (i * c + ch) * plane + p;
+                    sumDy += sdy[idx];
+                    sumDyXhat += sdy[idx] * (sx[idx] - mean) * invStd;
+                }
+            Array(dgamma)[ch] = (float)sumDyXhat;
+            Array(dbeta)[ch] = (float)sumDy;
+            double gm = Array(gamma)[ch];
+            for (int i = 0; i < n; i++)
+                for (int p = 0; p < plane; p++)
+                {
+                    int idx = (i * c + ch) * plane + p;
+                    double xhat = (sx[idx] - mean) * invStd;
+                    sdx[idx] = (float)(gm * invStd / count * (count * sdy[idx] - sumDy - xhat * sumDyXhat));
+                }
+        }
+    }
+
+    /// <inheritdoc />
+    public void LrnForward(Tensor x, Tensor y, Tensor scale, int size, float alpha, float beta, float k)
+    {
+        var (sx, sy, ss) = (Array(x), Array(y), Array(scale));
+        int n = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
+        for (int i = 0; i < n; i++)
+            for (int ch = 0; ch < c; ch++)
+                for (int p = 0; p < plane; p++)
+                {
+                    double sumSq = 0;
+                    for (int j = ch - size / 2; j <= ch + (size - 1) / 2; j++)
+                        if (j >= 0 && j < c) { double v = sx[(i * c + j) * plane + p]; sumSq += v * v; }
+                    int idx = (i * c + ch) * plane + p;
+                    double s = k + alpha / size * sumSq;
+                    ss[idx] = (float)s;
+                    sy[idx] = (float)(sx[idx] * Math.Pow(s, -beta));
+                }
+    }
+
+    /// <inheritdoc />
+    public void LrnBackward(Tensor x, Tensor y, Tensor scale, Tensor dy, Tensor dx, int size, float alpha, float beta)
+    {
+        var (sx, sy, ss, sdy, sdx) = (Array(x), Array(y), Array(scale), Array(dy), Array(dx));
+        int n = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
+        for (int i = 0; i < n; i++)
+            for (int ch = 0; ch < c; ch++)
+                for (int p = 0; p < plane; p++)
+                {
+                    int idx = (i * c + ch) * plane + p;
+                    double grad = sdy[idx] * Math.Pow(ss[idx], -beta);
+                    // Output channel j's window covers ch when j − size/2 ≤ ch ≤ j + (size − 1)/2.
+                    for (int j = ch - (size - 1) / 2; j <= ch + size / 2; j++)
+                    {
+                        if (j < 0 || j >= c) continue;
+                        int jdx = (i * c + j) * plane + p;
+                        grad -= 2.0 * alpha * beta / size * sx[idx] * sdy[jdx] * sy[jdx] / ss[jdx];
+                    }
+                    sdx[idx] = (float)grad;
+                }
+    }
+
+    /// <inheritdoc />
+    public void SoftmaxForward(Tensor x, Tensor y)
+    {
+        var (sx, sy) = (Array(x), Array(y));
+        int n = x.Shape.N, c = x.Shape.ItemLength;
+        for (int i = 0; i < n; i++)
+        {
+            double max = double.NegativeInfinity, sum = 0;
+            for (int j = 0; j < c; j++) max = Math.Max(max, sx[i * c + j]);
+            for (int j = 0; j < c; j++) sum += Math.Exp(sx[i * c + j] - max);
+            for (int j = 0; j < c; j++) sy[i * c + j] = (float)(Math.Exp(sx[i * c + j] - max) / sum);
+        }
+    }
+
+    /// <inheritdoc />
+    public void SoftmaxBackward(Tensor y, Tensor dy, Tensor dx)
+    {
+        var (sy, sdy, sdx) = (Array(y), Array(dy), Array(dx));
+        int n = y.Shape.N, c = y.Shape.ItemLength;
+        for (int i = 0; i < n; i++)
+        {
+            double dot = 0;
+            for (int j = 0; j < c; j++) dot += (double)sdy[i * c + j] * sy[i * c + j];
+            for (int j = 0; j < c; j++) sdx[i * c + j] = (float)(sy[i * c + j] * (sdy[i * c + j] - dot));
+        }
+    }
+
+    /// <inheritdoc />
+    public float SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits)
+    {
+        var (sx, sl, sd) = (Array(logits), Array(labels), Array(dLogits));
+        int n = logits.Shape.N, c = logits.Shape.ItemLength;
+        double loss = 0;
+        for (int i = 0; i < n; i++)
+        {
+            int label = (int)sl[i];
+            double max = double.NegativeInfinity, sum = 0;
+            for (int j = 0; j < c; j++) max = Math.Max(max, sx[i * c + j]);
+            for (int j = 0; j < c; j++) sum += Math.Exp(sx[i * c + j] - max);
+            double logSum = max + Math.Log(sum);
+            loss += logSum - sx[i * c + label];
+            for (int j = 0; j < c; j++)
+                sd[i * c + j] = (float)((Math.Exp(sx[i * c + j] - logSum) - (j == label ? 1 : 0)) / n);
+        }
+        return (float)(loss / n);
+    }
+
+    /// <inheritdoc />
+    public float MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores)
+    {
+        var (ss, sl, sd) = (Array(scores), Array(labels), Array(dScores));
+        int n = scores.Shape.N, c = scores.Shape.ItemLength;
+        double loss = 0;
+        sd.AsSpan().Clear();
+        for (int i = 0; i < n; i++)
+        {
+            int label = (int)sl[i];
+            for (int j = 0; j < c; j++)
+            {
+                if (j == label) continue;
+                double margin = ss[i * c + j] - ss[i * c + label] + 1;
+                if (margin <= 0) continue;
+                loss += margin;
+                sd[i * c + j] += 1f / n;
+                sd[i * c + label] -= 1f / n;
+            }
+        }
+        return (float)(loss / n);
+    }
+
+    /// <inheritdoc />
+    public float MeanSquaredError(Tensor predictions, Tensor targets, Tensor dPredictions)
+    {
+        var (sp, st, sd) = (Array(predictions), Array(targets), Array(dPredictions));
+        double loss = 0;
+        for (int i = 0; i < sp.Length; i++)
+        {
+            double diff = sp[i] - st[i];
+            loss += diff * diff;
+            sd[i] = (float)(2 * diff / sp.Length);
+        }
+        return (float)(loss / sp.Length);
+    }
+
+    /// <inheritdoc />
+    public float MeanAbsoluteError(Tensor predictions, Tensor targets, Tensor dPredictions)
+    {
+        var (sp, st, sd) = (Array(predictions), Array(targets), Array(dPredictions));
+        double loss = 0;
+        for (int i = 0; i < sp.Length; i++)
+        {
+            double diff = sp[i] - st[i];
+            loss += Math.Abs(diff);
+            sd[i] = (float)Math.Sign(diff) / sp.Length;
+        }
+        return (float)(loss / sp.Length);
+    }
+
+    /// <inheritdoc />
+    public float BinaryCrossEntropyWithLogits(Tensor logits, Tensor targets, Tensor dLogits)
+    {
+        var (sx, st, sd) = (Array(logits), Array(targets), Array(dLogits));
+        double loss = 0;
+        for (int i = 0; i < sx.Length; i++)
+        {
+            double v = sx[i], t = st[i];
+            loss += Math.Max(v, 0) - v * t + Math.Log(1 + Math.Exp(-Math.Abs(v)));
+            sd[i] = (float)((1 / (1 + Math.Exp(-v)) - t) / sx.Length);
+        }
+        return (float)(loss / sx.Length);
+    }
+
+    /// <inheritdoc />
+    public void SgdUpdate(Tensor param, Tensor grad, Tensor velocity, float learningRate, float momentum, float weightDecay, bool nesterov)
+    {
+        var (p, g, v) = (Array(param), Array(grad), Array(velocity));
+        for (int i = 0; i < p.Length; i++)
+        {
+            float d = g[i] + weightDecay * p[i];
+            if (momentum != 0)
+            {
+                v[i] = momentum * v[i] + d;
+                d = nesterov ? d + momentum * v[i] : v[i];
+            }
+            p[i] -= learningRate * d;
+        }
+    }
+
+    /// <inheritdoc />
+    public void AdamUpdate(Tensor param, Tensor grad, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
+        float epsilon, float weightDecay, bool decoupledWeightDecay, int step)
+    {
+        var (p, g, sm, sv) = (Array(param), Array(grad), Array(m), Array(v));
+        double biasCorrection1 = 1 - Math.Pow(beta1, step);
+        double biasCorrection2Sqrt = Math.Sqrt(1 - Math.Pow(beta2, step));
+        for (int i = 0; i < p.Length; i++)
+        {
+            float d = g[i];
+            if (decoupledWeightDecay) p[i] *= 1 - learningRate * weightDecay;
+            else d += weightDecay * p[i];
+            sm[i] = beta1 * sm[i] + (1 - beta1) * d;
+            sv[i] = beta2 * sv[i] + (1 - beta2) * d * d;
+            double denom = Math.Sqrt(sv[i]) / biasCorrection2Sqrt + epsilon;
+            p[i] -= (float)(learningRate / biasCorrection1 * sm[i] / denom);
+        }
+    }
+}

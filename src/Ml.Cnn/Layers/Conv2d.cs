@@ -1,0 +1,102 @@
+using Ml.Cnn.Backends;
+using Ml.Cnn.Core;
+using Ml.Cnn.Tensors;
+
+namespace Ml.Cnn.Layers;
+
+/// <summary>2-D convolution over NCHW input with stride, zero padding, dilation and groups (PyTorch's Conv2d).</summary>
+public sealed class Conv2d : Layer
+{
+    private ConvGeometry _geometry;
+    private Tensor? _input;
+
+    /// <summary>Declares a convolution with a square kernel.</summary>
+    public Conv2d(int outChannels, int kernelSize, int stride = 1, int padding = 0, int dilation = 1, int groups = 1,
+        bool bias = true, WeightInit init = WeightInit.HeNormal)
+        : this(outChannels, (kernelSize, kernelSize), (stride, stride), (padding, padding), (dilation, dilation), groups, bias, init) { }
+
+    /// <summary>Declares a convolution with rectangular kernel, stride, padding and dilation (height, width).</summary>
+    public Conv2d(int outChannels, (int H, int W) kernelSize, (int H, int W) stride, (int H, int W) padding,
+        (int H, int W) dilation, int groups = 1, bool bias = true, WeightInit init = WeightInit.HeNormal)
+    {
+        OutChannels = outChannels;
+        KernelSize = kernelSize;
+        Stride = stride;
+        Padding = padding;
+        Dilation = dilation;
+        Groups = groups;
+        HasBias = bias;
+        Init = init;
+    }
+
+    /// <summary>Output channels.</summary>
+    public int OutChannels { get; }
+    /// <summary>Kernel height and width.</summary>
+    public (int H, int W) KernelSize { get; }
+    /// <summary>Stride.</summary>
+    public (int H, int W) Stride { get; }
+    /// <summary>Zero padding on each side.</summary>
+    public (int H, int W) Padding { get; }
+    /// <summary>Dilation.</summary>
+    public (int H, int W) Dilation { get; }
+    /// <summary>Channel groups (depthwise when equal to the input channels).</summary>
+    public int Groups { get; }
+    /// <summary>Whether a bias is added.</summary>
+    public bool HasBias { get; }
+    /// <summary>Weight initialization.</summary>
+    public WeightInit Init { get; }
+
+    /// <summary>[OutChannels, InChannels / Groups, kH, kW].</summary>
+    public Parameter Weight { get; private set; } = null!;
+    /// <summary>[OutChannels], or null without bias.</summary>
+    public Parameter? Bias { get; private set; }
+
+    /// <summary>The resolved geometry for a batch of one (after Build).</summary>
+    public ConvGeometry Geometry => _geometry;
+
+    /// <inheritdoc />
+    protected override TensorShape OnBuild(TensorShape input, Rng rng)
+    {
+        RequireRank(input, 3, "[C, H, W] images");
+        int c = input[0], h = input[1], w = input[2];
+        if (OutChannels <= 0) throw Error($"output channels must be positive, got {OutChannels}.");
+        if (KernelSize.H <= 0 || KernelSize.W <= 0) throw Error($"kernel size must be positive, got {KernelSize}.");
+        if (Stride.H <= 0 || Stride.W <= 0) throw Error($"stride must be positive, got {Stride}.");
+        if (Padding.H < 0 || Padding.W < 0) throw Error($"padding must not be negative, got {Padding}.");
+        if (Dilation.H <= 0 || Dilation.W <= 0) throw Error($"dilation must be positive, got {Dilation}.");
+        if (Groups <= 0 || c % Groups != 0 || OutChannels % Groups != 0)
+            throw Error($"groups ({Groups}) must divide both input channels ({c}) and output channels ({OutChannels}).");
+        int spanH = Dilation.H * (KernelSize.H - 1) + 1, spanW = Dilation.W * (KernelSize.W - 1) + 1;
+        if (spanH > h + 2 * Padding.H || spanW > w + 2 * Padding.W)
+            throw Error($"kernel extent {spanH}x{spanW} is larger than the padded input {h + 2 * Padding.H}x{w + 2 * Padding.W} (input {input}, padding {Padding}).");
+        _geometry = new ConvGeometry(1, c, h, w, OutChannels, KernelSize.H, KernelSize.W, Stride.H, Stride.W,
+            Padding.H, Padding.W, Dilation.H, Dilation.W, Groups);
+        Weight = AddParameter("weight", new TensorShape(OutChannels, c / Groups, KernelSize.H, KernelSize.W), decays: true);
+        var weights = new float[Weight.Value.Length];
+        int receptive = KernelSize.H * KernelSize.W;
+        WeightInitializer.Fill(weights, Init, c / Groups * receptive, OutChannels / Groups * receptive, rng);
+        Weight.Value.CopyFrom(weights);
+        Bias = HasBias ? AddParameter("bias", new TensorShape(OutChannels), decays: false) : null;
+        return new TensorShape(OutChannels, _geometry.OutH, _geometry.OutW);
+    }
+
+    /// <inheritdoc />
+    protected override Tensor OnForward(Tensor x, bool training)
+    {
+        _input = x;
+        var y = OutputBuffer(x.Shape.N);
+        Backend.ConvForward(_geometry with { Batch = x.Shape.N }, x, Weight.Value, Bias?.Value, y);
+        return y;
+    }
+
+    /// <inheritdoc />
+    protected override Tensor OnBackward(Tensor dy)
+    {
+        var x = _input ?? throw Error("backward called before forward.");
+        var g = _geometry with { Batch = dy.Shape.N };
+        Backend.ConvBackwardWeights(g, x, dy, Weight.Gradient, Bias?.Gradient);
+        var dx = InputGradientBuffer(dy.Shape.N);
+        Backend.ConvBackwardData(g, dy, Weight.Value, dx);
+        return dx;
+    }
+}

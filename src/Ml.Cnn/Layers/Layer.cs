@@ -1,0 +1,107 @@
+using Ml.Cnn.Backends;
+using Ml.Cnn.Core;
+using Ml.Cnn.Tensors;
+
+namespace Ml.Cnn.Layers;
+
+/// <summary>
+/// A single-input layer. It is declared without knowing its input (as in Keras), then <see cref="Build"/> binds it to
+/// a backend and a per-item input shape, validates, and allocates parameters. Forward keeps what backward needs;
+/// backward writes parameter gradients and returns the gradient with respect to the input.
+/// Shapes passed to <see cref="Build"/> exclude the batch dimension.
+/// </summary>
+public abstract class Layer
+{
+    private Tensor? _output, _inputGradient;
+
+    /// <summary>The layer's name in summaries and messages; set by the network when left empty.</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>The backend after <see cref="Build"/>.</summary>
+    public IBackend Backend => _backend ?? throw new InvalidOperationException($"Layer '{DisplayName}' is not built yet.");
+    private IBackend? _backend;
+
+    /// <summary>Per-item input shape after <see cref="Build"/>.</summary>
+    public TensorShape InputShape { get; private set; } = null!;
+
+    /// <summary>Per-item output shape after <see cref="Build"/>.</summary>
+    public TensorShape OutputShape { get; private set; } = null!;
+
+    /// <summary>Trainable tensors (empty for most layers).</summary>
+    public IReadOnlyList<Parameter> Parameters => _parameters;
+    private readonly List<Parameter> _parameters = [];
+
+    /// <summary>Name for messages: the given name, or the layer type.</summary>
+    protected string DisplayName => string.IsNullOrEmpty(Name) ? GetType().Name : $"{Name} ({GetType().Name})";
+
+    /// <summary>Binds to a backend and input shape, validating arguments and allocating parameters.</summary>
+    public void Build(IBackend backend, TensorShape inputShape, Rng rng)
+    {
+        _backend = backend;
+        InputShape = inputShape;
+        OutputShape = OnBuild(inputShape, rng);
+        _output = _inputGradient = null;
+    }
+
+    /// <summary>Validates the per-item input shape, creates parameters, and returns the per-item output shape.</summary>
+    protected abstract TensorShape OnBuild(TensorShape inputShape, Rng rng);
+
+    /// <summary>Runs the layer on a batch.</summary>
+    public Tensor Forward(Tensor x, bool training)
+    {
+        CheckBatchShape(x, InputShape, "input");
+        return OnForward(x, training);
+    }
+
+    /// <summary>Given ∂loss/∂output, writes parameter gradients and returns ∂loss/∂input.</summary>
+    public Tensor Backward(Tensor dy)
+    {
+        CheckBatchShape(dy, OutputShape, "output gradient");
+        return OnBackward(dy);
+    }
+
+    /// <summary>The forward computation; <paramref name="x"/> has been validated.</summary>
+    protected abstract Tensor OnForward(Tensor x, bool training);
+
+    /// <summary>The backward computation for the most recent forward call.</summary>
+    protected abstract Tensor OnBackward(Tensor dy);
+
+    /// <summary>Adds a parameter of the given shape.</summary>
+    protected Parameter AddParameter(string name, TensorShape shape, bool decays)
+    {
+        var parameter = new Parameter(name, Backend.Allocate(shape), decays);
+        _parameters.Add(parameter);
+        return parameter;
+    }
+
+    /// <summary>The layer's output buffer for a batch of <paramref name="batch"/>, reused across calls.</summary>
+    protected Tensor OutputBuffer(int batch) => Reuse(ref _output, OutputShape.Prepend(batch));
+
+    /// <summary>The input-gradient buffer for a batch of <paramref name="batch"/>, reused across calls.</summary>
+    protected Tensor InputGradientBuffer(int batch) => Reuse(ref _inputGradient, InputShape.Prepend(batch));
+
+    /// <summary>Returns <paramref name="slot"/> if it has <paramref name="shape"/>, else a new tensor stored there.</summary>
+    protected Tensor Reuse(ref Tensor? slot, TensorShape shape)
+    {
+        if (slot is null || slot.Shape != shape) slot = Backend.Allocate(shape);
+        return slot;
+    }
+
+    /// <summary>An ArgumentException that names this layer.</summary>
+    protected ArgumentException Error(string message) => new($"Layer '{DisplayName}': {message}");
+
+    /// <summary>Throws unless the input has the expected rank (C,H,W = 3, features = 1).</summary>
+    protected void RequireRank(TensorShape input, int rank, string what)
+    {
+        if (input.Rank != rank) throw Error($"expects {what} (rank {rank} per item), got per-item shape {input}.");
+    }
+
+    private void CheckBatchShape(Tensor t, TensorShape itemShape, string what)
+    {
+        if (t.Backend != Backend)
+            throw Error($"{what} lives on backend '{t.Backend.Name}' but the layer was built on '{Backend.Name}'.");
+        if (t.Shape.Rank != itemShape.Rank + 1 || t.Shape.ItemLength != itemShape.Length ||
+            !t.Shape.Dims.Skip(1).SequenceEqual(itemShape.Dims))
+            throw Error($"expected {what} of shape [N, {string.Join(", ", itemShape.Dims)}], got {t.Shape}.");
+    }
+}

@@ -1,0 +1,127 @@
+using Ml.Cnn.Backends;
+using Ml.Cnn.Tensors;
+
+namespace Ml.Cnn.Layers;
+
+/// <summary>
+/// A parameter-free layer that joins several branches (Inception's concatenation, ResNet's residual add).
+/// Per-item shapes exclude the batch dimension, as for <see cref="Layer"/>.
+/// </summary>
+public abstract class MergeLayer
+{
+    private Tensor? _output;
+    private IBackend? _backend;
+
+    /// <summary>The layer's name in summaries and messages.</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>The backend after <see cref="Build"/>.</summary>
+    public IBackend Backend => _backend ?? throw new InvalidOperationException($"Layer '{DisplayName}' is not built yet.");
+
+    /// <summary>Per-item input shapes after <see cref="Build"/>.</summary>
+    public IReadOnlyList<TensorShape> InputShapes { get; private set; } = [];
+
+    /// <summary>Per-item output shape after <see cref="Build"/>.</summary>
+    public TensorShape OutputShape { get; private set; } = null!;
+
+    private string DisplayName => string.IsNullOrEmpty(Name) ? GetType().Name : $"{Name} ({GetType().Name})";
+
+    /// <summary>Binds to a backend and validates the input shapes.</summary>
+    public void Build(IBackend backend, IReadOnlyList<TensorShape> inputShapes)
+    {
+        if (inputShapes.Count < 2) throw Error($"needs at least two inputs, got {inputShapes.Count}.");
+        _backend = backend;
+        InputShapes = inputShapes.ToArray();
+        OutputShape = OnBuild(InputShapes);
+        _output = null;
+    }
+
+    /// <summary>Validates the inputs and returns the output shape.</summary>
+    protected abstract TensorShape OnBuild(IReadOnlyList<TensorShape> inputShapes);
+
+    /// <summary>Joins the branches.</summary>
+    public Tensor Forward(IReadOnlyList<Tensor> inputs)
+    {
+        if (inputs.Count != InputShapes.Count) throw Error($"built for {InputShapes.Count} inputs, got {inputs.Count}.");
+        for (int i = 0; i < inputs.Count; i++)
+            if (inputs[i].Shape != InputShapes[i].Prepend(inputs[0].Shape.N))
+                throw Error($"input {i}: expected [N, {string.Join(", ", InputShapes[i].Dims)}] with N = {inputs[0].Shape.N}, got {inputs[i].Shape}.");
+        if (_output is null || _output.Shape.N != inputs[0].Shape.N) _output = Backend.Allocate(OutputShape.Prepend(inputs[0].Shape.N));
+        OnForward(inputs, _output);
+        return _output;
+    }
+
+    /// <summary>Writes the join of <paramref name="inputs"/> into <paramref name="output"/>.</summary>
+    protected abstract void OnForward(IReadOnlyList<Tensor> inputs, Tensor output);
+
+    /// <summary>Splits the output gradient into one gradient per input.</summary>
+    public abstract IReadOnlyList<Tensor> Backward(Tensor dy);
+
+    /// <summary>An ArgumentException that names this layer.</summary>
+    protected ArgumentException Error(string message) => new($"Layer '{DisplayName}': {message}");
+}
+
+/// <summary>Concatenates [Cᵢ, H, W] inputs along channels (Inception).</summary>
+public sealed class Concat : MergeLayer
+{
+    private Tensor[] _gradients = [];
+
+    /// <inheritdoc />
+    protected override TensorShape OnBuild(IReadOnlyList<TensorShape> inputShapes)
+    {
+        var first = inputShapes[0];
+        foreach (var s in inputShapes)
+            if (s.Rank != first.Rank || !s.Dims.Skip(1).SequenceEqual(first.Dims.Skip(1)))
+                throw Error($"inputs must agree in every dimension but channels, got {string.Join(" and ", inputShapes)}.");
+        var dims = first.Dims.ToArray();
+        dims[0] = inputShapes.Sum(s => s[0]);
+        return new TensorShape(dims);
+    }
+
+    /// <inheritdoc />
+    protected override void OnForward(IReadOnlyList<Tensor> inputs, Tensor output)
+    {
+        int offset = 0;
+        foreach (var input in inputs)
+        {
+            Backend.CopyChannels(input, 0, output, offset, input.Shape[1]);
+            offset += input.Shape[1];
+        }
+    }
+
+    /// <inheritdoc />
+    public override IReadOnlyList<Tensor> Backward(Tensor dy)
+    {
+        if (_gradients.Length != InputShapes.Count || _gradients[0].Shape.N != dy.Shape.N)
+            _gradients = InputShapes.Select(s => Backend.Allocate(s.Prepend(dy.Shape.N))).ToArray();
+        int offset = 0;
+        foreach (var g in _gradients)
+        {
+            Backend.CopyChannels(dy, offset, g, 0, g.Shape[1]);
+            offset += g.Shape[1];
+        }
+        return _gradients;
+    }
+}
+
+/// <summary>Elementwise sum of equally shaped inputs (residual connections).</summary>
+public sealed class Add : MergeLayer
+{
+    /// <inheritdoc />
+    protected override TensorShape OnBuild(IReadOnlyList<TensorShape> inputShapes)
+    {
+        if (inputShapes.Any(s => s != inputShapes[0]))
+            throw Error($"inputs must have equal shapes, got {string.Join(" and ", inputShapes)}.");
+        return inputShapes[0];
+    }
+
+    /// <inheritdoc />
+    protected override void OnForward(IReadOnlyList<Tensor> inputs, Tensor output)
+    {
+        Backend.Add(inputs[0], inputs[1], output);
+        for (int i = 2; i < inputs.Count; i++) Backend.Axpy(1, inputs[i], output);
+    }
+
+    /// <summary>The sum passes its gradient unchanged to every input (the same tensor, read-only for callers).</summary>
+    public override IReadOnlyList<Tensor> Backward(Tensor dy) => Enumerable.Repeat(dy, InputShapes.Count).ToArray();
+}
