@@ -1,0 +1,246 @@
+using Ml.Cnn.Backends;
+using Ml.Cnn.Core;
+using Ml.Cnn.Layers;
+using Ml.Cnn.Losses;
+using Ml.Cnn.Optimizers;
+using Ml.Cnn.Tensors;
+using Ml.Cnn.Tests.Support;
+using Xunit;
+using static Ml.Cnn.Tests.Support.Numerics;
+
+namespace Ml.Cnn.Tests.Operators;
+
+/// <summary>
+/// Forward and backward results against PyTorch 1.13's reference tensors (computed in float64), to 1e-4 relative and
+/// 1e-5 absolute. One suite, instantiated for each backend below.
+/// </summary>
+public abstract class TorchAgreementTests(string backendName)
+{
+    private readonly IBackend _backend = TestBackends.Create(backendName);
+
+    public static TheoryData<string> Cases(string prefix) => new(TorchFixture.CasesWithPrefix(prefix));
+
+    private Tensor Load(TorchFixture f, string name) => TensorOf(_backend, f.Values(name), f.Shape(name));
+
+    /// <summary>Builds the layer on the fixture's input, runs forward and backward, and checks y and dx.</summary>
+    private Layer RunLayer(TorchFixture f, Layer layer, string input = "x")
+    {
+        var x = Load(f, input);
+        layer.Build(_backend, x.Shape.DropBatch(), new Rng(1));
+        return layer;
+    }
+
+    private void CheckForwardBackward(TorchFixture f, Layer layer, bool training = true)
+    {
+        var x = Load(f, "x");
+        var y = layer.Forward(x, training);
+        AssertClose(f.Values("y"), y.ToArray(), $"{f.Name} y");
+        if (!f.TensorNames.Contains("dx")) return;
+        var dy = TensorOf(_backend, f.Values("dy"), y.Shape.Dims.ToArray());
+        var dx = layer.Backward(dy);
+        AssertClose(f.Values("dx"), dx.ToArray(), $"{f.Name} dx");
+    }
+
+    [Theory, MemberData(nameof(Cases), "conv2d_", MemberType = typeof(TorchAgreementTests))]
+    public void Convolution(string name)
+    {
+        var f = TorchFixture.Load(name);
+        var conv = new Conv2d(f.Shape("w")[0], f.Int("kernel"), f.Int("stride"), f.Int("padding"), f.Int("dilation"), f.Int("groups"));
+        RunLayer(f, conv);
+        conv.Weight.Value.CopyFrom(f.Values("w"));
+        conv.Bias!.Value.CopyFrom(f.Values("b"));
+        CheckForwardBackward(f, conv);
+        AssertClose(f.Values("dw"), conv.Weight.Gradient.ToArray(), $"{name} dw");
+        AssertClose(f.Values("db"), conv.Bias.Gradient.ToArray(), $"{name} db");
+    }
+
+    [Theory, MemberData(nameof(Cases), "maxpool_", MemberType = typeof(TorchAgreementTests))]
+    public void MaxPooling(string name)
+    {
+        var f = TorchFixture.Load(name);
+        var pool = new MaxPool2d(f.Int("kernel"), f.Int("stride"), f.Int("padding"), f.Bool("ceil_mode"));
+        CheckForwardBackward(f, RunLayer(f, pool));
+    }
+
+    [Theory, MemberData(nameof(Cases), "avgpool_", MemberType = typeof(TorchAgreementTests))]
+    public void AveragePooling(string name)
+    {
+        var f = TorchFixture.Load(name);
+        var pool = new AvgPool2d(f.Int("kernel"), f.Int("stride"), f.Int("padding"), f.Bool("ceil_mode"), f.Bool("count_include_pad"));
+        CheckForwardBackward(f, RunLayer(f, pool));
+    }
+
+    [Fact]
+    public void GlobalAveragePooling()
+    {
+        var f = TorchFixture.Load("globalavgpool_0");
+        CheckForwardBackward(f, RunLayer(f, new GlobalAvgPool()));
+    }
+
+    [Fact]
+    public void DenseLayer()
+    {
+        var f = TorchFixture.Load("linear_0");
+        var dense = new Dense(f.Shape("w")[0]);
+        RunLayer(f, dense);
+        dense.Weight.Value.CopyFrom(f.Values("w"));
+        dense.Bias!.Value.CopyFrom(f.Values("b"));
+        CheckForwardBackward(f, dense);
+        AssertClose(f.Values("dw"), dense.Weight.Gradient.ToArray(), "linear dw");
+        AssertClose(f.Values("db"), dense.Bias.Gradient.ToArray(), "linear db");
+    }
+
+    [Theory]
+    [InlineData("act_relu")]
+    [InlineData("act_leaky_relu")]
+    [InlineData("act_elu")]
+    [InlineData("act_sigmoid")]
+    [InlineData("act_tanh")]
+    public void Activations(string name)
+    {
+        var f = TorchFixture.Load(name);
+        Layer layer = name switch
+        {
+            "act_relu" => new Relu(),
+            "act_leaky_relu" => new LeakyRelu(f.Float("negative_slope")),
+            "act_elu" => new Elu(f.Float("alpha")),
+            "act_sigmoid" => new Sigmoid(),
+            _ => new Tanh(),
+        };
+        CheckForwardBackward(f, RunLayer(f, layer));
+    }
+
+    [Theory, MemberData(nameof(Cases), "batchnorm_train_", MemberType = typeof(TorchAgreementTests))]
+    public void BatchNormTraining(string name)
+    {
+        var f = TorchFixture.Load(name);
+        var bn = new BatchNorm(f.Float("momentum"), f.Float("eps"));
+        RunLayer(f, bn);
+        bn.Gamma.Value.CopyFrom(f.Values("gamma"));
+        bn.Beta.Value.CopyFrom(f.Values("beta"));
+        CheckForwardBackward(f, bn);
+        AssertClose(f.Values("dgamma"), bn.Gamma.Gradient.ToArray(), $"{name} dgamma");
+        AssertClose(f.Values("dbeta"), bn.Beta.Gradient.ToArray(), $"{name} dbeta");
+        AssertClose(f.Values("running_mean_after"), bn.RunningMean.ToArray(), $"{name} running mean");
+        AssertClose(f.Values("running_var_after"), bn.RunningVariance.ToArray(), $"{name} running var");
+    }
+
+    [Theory, MemberData(nameof(Cases), "batchnorm_eval_", MemberType = typeof(TorchAgreementTests))]
+    public void BatchNormEvaluation(string name)
+    {
+        var f = TorchFixture.Load(name);
+        var bn = new BatchNorm(epsilon: f.Float("eps"));
+        RunLayer(f, bn);
+        bn.Gamma.Value.CopyFrom(f.Values("gamma"));
+        bn.Beta.Value.CopyFrom(f.Values("beta"));
+        bn.RunningMean.CopyFrom(f.Values("running_mean"));
+        bn.RunningVariance.CopyFrom(f.Values("running_var"));
+        CheckForwardBackward(f, bn, training: false);
+    }
+
+    [Fact]
+    public void LocalResponseNormalization()
+    {
+        var f = TorchFixture.Load("lrn_0");
+        var lrn = new LocalResponseNorm(f.Int("size"), f.Float("alpha"), f.Float("beta"), f.Float("k"));
+        CheckForwardBackward(f, RunLayer(f, lrn));
+    }
+
+    [Theory]
+    [InlineData("loss_softmax_ce", "logits", "labels", "dlogits")]
+    [InlineData("loss_softmax_ce_large", "logits", "labels", "dlogits")]
+    [InlineData("loss_multiclass_hinge", "scores", "labels", "dscores")]
+    [InlineData("loss_mse", "pred", "target", "dpred")]
+    [InlineData("loss_l1", "pred", "target", "dpred")]
+    [InlineData("loss_bce_logits", "logits", "target", "dlogits")]
+    public void Losses(string name, string output, string target, string gradient)
+    {
+        var f = TorchFixture.Load(name);
+        Loss loss = name switch
+        {
+            "loss_softmax_ce" or "loss_softmax_ce_large" => new SoftmaxCrossEntropyLoss(),
+            "loss_multiclass_hinge" => new MulticlassHingeLoss(),
+            "loss_mse" => new MeanSquaredErrorLoss(),
+            "loss_l1" => new L1Loss(),
+            _ => new BinaryCrossEntropyWithLogitsLoss(),
+        };
+        var o = Load(f, output);
+        var grad = _backend.Allocate(o.Shape);
+        float value = loss.Compute(o, Load(f, target), grad);
+        AssertClose(f.Values("loss"), [value], $"{name} loss");
+        AssertClose(f.Values(gradient), grad.ToArray(), $"{name} gradient");
+    }
+
+    [Fact]
+    public void SoftmaxProbabilities()
+    {
+        var f = TorchFixture.Load("loss_softmax_ce");
+        var softmax = new Softmax();
+        var logits = Load(f, "logits");
+        softmax.Build(_backend, logits.Shape.DropBatch(), new Rng(1));
+        AssertClose(f.Values("softmax"), softmax.Forward(logits, false).ToArray(), "softmax");
+    }
+
+    [Theory]
+    [InlineData("optim_sgd_momentum")]
+    [InlineData("optim_sgd_nesterov")]
+    [InlineData("optim_adam")]
+    [InlineData("optim_adamw")]
+    public void OptimizerSteps(string name)
+    {
+        var f = TorchFixture.Load(name);
+        var p = new Parameter("p", Load(f, "p0"), decays: true);
+        Optimizer optimizer = name switch
+        {
+            "optim_sgd_momentum" or "optim_sgd_nesterov" =>
+                new Sgd([p], f.Float("lr"), f.Float("momentum"), f.Bool("nesterov"), f.Float("weight_decay")),
+            "optim_adam" => new Adam([p], f.Float("lr"), f.FloatAt("betas", 0), f.FloatAt("betas", 1), f.Float("eps"), f.Float("weight_decay")),
+            _ => new AdamW([p], f.Float("lr"), f.FloatAt("betas", 0), f.FloatAt("betas", 1), f.Float("eps"), f.Float("weight_decay")),
+        };
+        for (int step = 1; step <= 3; step++)
+        {
+            p.Gradient.CopyFrom(f.Values($"g{step}"));
+            optimizer.Step();
+            AssertClose(f.Values($"p_after_{step}"), p.Value.ToArray(), $"{name} step {step}");
+        }
+    }
+
+    [Fact]
+    public void LeNet5ForwardAndBackward()
+    {
+        var f = TorchFixture.Load("net_lenet5");
+        // PyTorch Sequential indices: 0 conv, 1 relu, 2 pool, 3 conv, 4 relu, 5 pool, 6 flatten, 7 fc, 8 relu, 9 fc, 10 relu, 11 fc.
+        var layers = new (int Index, Layer Layer)[]
+        {
+            (0, new Conv2d(6, 5, padding: 2)), (1, new Relu()), (2, new MaxPool2d(2)),
+            (3, new Conv2d(16, 5)), (4, new Relu()), (5, new MaxPool2d(2)), (6, new Flatten()),
+            (7, new Dense(120)), (8, new Relu()), (9, new Dense(84)), (10, new Relu()), (11, new Dense(10)),
+        };
+        var x = Load(f, "x");
+        var shape = x.Shape.DropBatch();
+        foreach (var (_, layer) in layers)
+        {
+            layer.Build(_backend, shape, new Rng(1));
+            shape = layer.OutputShape;
+        }
+        foreach (var (index, layer) in layers)
+            foreach (var p in layer.Parameters)
+                p.Value.CopyFrom(f.Values($"param_{index}_{p.Name}"));
+
+        var activation = x;
+        foreach (var (_, layer) in layers) activation = layer.Forward(activation, training: true);
+        AssertClose(f.Values("logits"), activation.ToArray(), "lenet logits");
+
+        var gradient = _backend.Allocate(activation.Shape);
+        float loss = new SoftmaxCrossEntropyLoss().Compute(activation, Load(f, "labels"), gradient);
+        AssertClose(f.Values("loss"), [loss], "lenet loss");
+        for (int i = layers.Length - 1; i >= 0; i--) gradient = layers[i].Layer.Backward(gradient);
+        foreach (var (index, layer) in layers)
+            foreach (var p in layer.Parameters)
+                AssertClose(f.Values($"grad_{index}_{p.Name}"), p.Gradient.ToArray(), $"lenet grad_{index}_{p.Name}");
+    }
+}
+
+public sealed class TorchAgreement_Reference() : TorchAgreementTests("reference");
+public sealed class TorchAgreement_Cpu1Thread() : TorchAgreementTests("cpu1");
+public sealed class TorchAgreement_Cpu2Threads() : TorchAgreementTests("cpu2");

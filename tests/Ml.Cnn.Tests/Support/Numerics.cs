@@ -1,0 +1,67 @@
+using Ml.Cnn.Backends;
+using Ml.Cnn.Backends.Cpu;
+using Ml.Cnn.Backends.Reference;
+using Ml.Cnn.Core;
+using Ml.Cnn.Tensors;
+using Xunit;
+
+namespace Ml.Cnn.Tests.Support;
+
+public static class Numerics
+{
+    /// <summary>Asserts |actual − expected| ≤ abs + rel·|expected| elementwise, reporting the worst element.</summary>
+    public static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what, double rel = 1e-4, double abs = 1e-5)
+    {
+        Assert.True(expected.Length == actual.Length, $"{what}: expected {expected.Length} values, got {actual.Length}.");
+        int worst = -1;
+        double worstExcess = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double diff = Math.Abs((double)actual[i] - expected[i]);
+            double excess = diff - (abs + rel * Math.Abs(expected[i]));
+            if (excess > worstExcess || double.IsNaN(diff)) { worstExcess = double.IsNaN(diff) ? double.PositiveInfinity : excess; worst = i; }
+        }
+        Assert.True(worst < 0, worst < 0 ? "" : $"{what}: element {worst} is {actual[worst]}, expected {expected[worst]} (rel {rel}, abs {abs}).");
+    }
+
+    public static void AssertClose(Tensor expected, Tensor actual, string what, double rel = 1e-4, double abs = 1e-5) =>
+        AssertClose(expected.ToArray(), actual.ToArray(), what, rel, abs);
+
+    public static float[] RandomNormal(Rng rng, int count, double scale = 1)
+    {
+        var values = new float[count];
+        for (int i = 0; i < count; i++) values[i] = (float)(rng.NextGaussian() * scale);
+        return values;
+    }
+
+    /// <summary>
+    /// Distinct values at least <paramref name="spacing"/> apart and away from zero, shuffled: finite differences
+    /// then never cross a ReLU kink or swap a max-pooling winner.
+    /// </summary>
+    public static float[] Spaced(Rng rng, int count, float spacing = 0.01f)
+    {
+        var values = new float[count];
+        for (int i = 0; i < count; i++) values[i] = (i - count / 2 + 0.5f) * spacing;
+        rng.Shuffle(values.AsSpan());
+        return values;
+    }
+
+    public static Tensor TensorOf(IBackend backend, float[] values, params int[] shape)
+    {
+        var t = backend.Allocate(new TensorShape(shape));
+        t.CopyFrom(values);
+        return t;
+    }
+}
+
+/// <summary>The backends every operator suite runs on.</summary>
+public static class TestBackends
+{
+    public static IBackend Create(string name) => name switch
+    {
+        "reference" => new ReferenceBackend(),
+        "cpu1" => new CpuBackend(1),
+        "cpu2" => new CpuBackend(2),
+        _ => throw new ArgumentException(name),
+    };
+}
