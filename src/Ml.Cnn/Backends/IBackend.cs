@@ -110,11 +110,16 @@ public interface IBackend
     void BatchNormTrainForward(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor savedMean, Tensor savedInvStd,
         Tensor runningMean, Tensor runningVar, float momentum, float epsilon);
 
-    /// <summary>Batch normalization with the running statistics.</summary>
-    void BatchNormEvalForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y);
+    /// <summary>Batch normalization with the running statistics; saves the mean and 1/σ it used for backward.</summary>
+    void BatchNormEvalForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y,
+        Tensor savedMean, Tensor savedInvStd);
 
-    /// <summary>Backward of <see cref="BatchNormTrainForward"/>.</summary>
-    void BatchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor savedMean, Tensor savedInvStd, Tensor dx, Tensor dgamma, Tensor dbeta);
+    /// <summary>
+    /// Backward of either forward pass. With <paramref name="batchStatistics"/> the mean and variance depend on x (training);
+    /// without, they are constants (evaluation, e.g. a frozen network being fine-tuned).
+    /// </summary>
+    void BatchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor savedMean, Tensor savedInvStd, bool batchStatistics,
+        Tensor dx, Tensor dgamma, Tensor dbeta);
 
     /// <summary>
     /// Local response normalization across channels (PyTorch's form): y = x / (k + α/n · Σ x²)^β over a window of

@@ -10,6 +10,7 @@ namespace Ml.Cnn.Layers;
 public sealed class BatchNorm(float momentum = 0.1f, float epsilon = 1e-5f) : Layer
 {
     private Tensor? _input, _savedMean, _savedInvStd;
+    private bool _trainingForward;
 
     /// <summary>Weight of the newest batch in the running statistics.</summary>
     public float Momentum { get; } = momentum;
@@ -47,6 +48,7 @@ public sealed class BatchNorm(float momentum = 0.1f, float epsilon = 1e-5f) : La
     protected override Tensor OnForward(Tensor x, bool training)
     {
         _input = x;
+        _trainingForward = training;
         var y = OutputBuffer(x.Shape.N);
         if (training)
         {
@@ -55,7 +57,7 @@ public sealed class BatchNorm(float momentum = 0.1f, float epsilon = 1e-5f) : La
             Backend.BatchNormTrainForward(x, Gamma.Value, Beta.Value, y, _savedMean!, _savedInvStd!, RunningMean, RunningVariance, Momentum, Epsilon);
         }
         else
-            Backend.BatchNormEvalForward(x, Gamma.Value, Beta.Value, RunningMean, RunningVariance, Epsilon, y);
+            Backend.BatchNormEvalForward(x, Gamma.Value, Beta.Value, RunningMean, RunningVariance, Epsilon, y, _savedMean!, _savedInvStd!);
         return y;
     }
 
@@ -63,7 +65,8 @@ public sealed class BatchNorm(float momentum = 0.1f, float epsilon = 1e-5f) : La
     protected override Tensor OnBackward(Tensor dy)
     {
         var dx = InputGradientBuffer(dy.Shape.N);
-        Backend.BatchNormBackward(_input ?? throw Error("backward called before forward."), dy, Gamma.Value, _savedMean!, _savedInvStd!, dx, Gamma.Gradient, Beta.Gradient);
+        Backend.BatchNormBackward(_input ?? throw Error("backward called before forward."), dy, Gamma.Value, _savedMean!, _savedInvStd!, _trainingForward,
+            dx, Gamma.Gradient, Beta.Gradient);
         return dx;
     }
 }

@@ -415,20 +415,24 @@ public sealed class CpuBackend : HostBackend, IBackend
     }
 
     /// <inheritdoc />
-    public void BatchNormEvalForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y)
+    public void BatchNormEvalForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y,
+        Tensor savedMean, Tensor savedInvStd)
     {
         var (fx, fy) = (Array(x), Array(y));
-        var (fg, fb, frm, frv) = (Array(gamma), Array(beta), Array(runningMean), Array(runningVar));
+        var (fg, fb, frm, frv, fm, fs) = (Array(gamma), Array(beta), Array(runningMean), Array(runningVar), Array(savedMean), Array(savedInvStd));
         int n = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
         For(c, ch =>
         {
-            float scale = (float)(fg[ch] / Math.Sqrt(frv[ch] + (double)epsilon)), shift = fb[ch] - frm[ch] * scale;
+            fm[ch] = frm[ch];
+            fs[ch] = (float)(1 / Math.Sqrt(frv[ch] + (double)epsilon));
+            float scale = fg[ch] * fs[ch], shift = fb[ch] - frm[ch] * scale;
             for (int i = 0; i < n; i++) AffineKernel(fx.AsSpan((i * c + ch) * plane, plane), fy.AsSpan((i * c + ch) * plane, plane), scale, shift);
         });
     }
 
     /// <inheritdoc />
-    public void BatchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor savedMean, Tensor savedInvStd, Tensor dx, Tensor dgamma, Tensor dbeta)
+    public void BatchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor savedMean, Tensor savedInvStd, bool batchStatistics,
+        Tensor dx, Tensor dgamma, Tensor dbeta)
     {
         var (fx, fdy, fdx) = (Array(x), Array(dy), Array(dx));
         var (fg, fm, fs, fdg, fdb) = (Array(gamma), Array(savedMean), Array(savedInvStd), Array(dgamma), Array(dbeta));
@@ -449,7 +453,8 @@ public sealed class CpuBackend : HostBackend, IBackend
             }
             fdg[ch] = (float)sumDyXhat;
             fdb[ch] = (float)sumDy;
-            float k = fg[ch] * invStd, meanDy = (float)(sumDy / count), meanDyXhat = (float)(sumDyXhat / count);
+            float k = fg[ch] * invStd;
+            float meanDy = batchStatistics ? (float)(sumDy / count) : 0, meanDyXhat = batchStatistics ? (float)(sumDyXhat / count) : 0;
             for (int i = 0; i < n; i++)
             {
                 var sx = fx.AsSpan((i * c + ch) * plane, plane);

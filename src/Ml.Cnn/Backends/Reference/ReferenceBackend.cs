@@ -85,7 +85,7 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void DenseForward(Tensor x, Tensor w, Tensor? b, Tensor y)
     {
-        MatMul(x, false, w, true, y);
+        MatMul(AsMatrix(x), false, w, true, y);
         if (b is null) return;
         var (sy, sb) = (Array(y), Array(b));
         int outF = sb.Length;
@@ -95,8 +95,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void DenseBackward(Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? db)
     {
-        if (dx is not null) MatMul(dy, false, w, false, dx);
-        MatMul(dy, true, x, false, dw);
+        if (dx is not null) MatMul(dy, false, w, false, AsMatrix(dx));
+        MatMul(dy, true, AsMatrix(x), false, dw);
         if (db is null) return;
         var (sdy, sdb) = (Array(dy), Array(db));
         int outF = sdb.Length, n = dy.Shape.N;
@@ -107,6 +107,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
             sdb[j] = (float)sum;
         }
     }
+
+    private static Tensor AsMatrix(Tensor t) => t.Reshape(new TensorShape(t.Shape.N, t.Shape.ItemLength));
 
     /// <inheritdoc />
     public void ConvForward(in ConvGeometry g, Tensor x, Tensor w, Tensor? b, Tensor y)
@@ -399,8 +401,14 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     }
 
     /// <inheritdoc />
-    public void BatchNormEvalForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y)
+    public void BatchNormEvalForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y,
+        Tensor savedMean, Tensor savedInvStd)
     {
+        for (int ch = 0; ch < x.Shape[1]; ch++)
+        {
+            Array(savedMean)[ch] = Array(runningMean)[ch];
+            Array(savedInvStd)[ch] = (float)(1 / Math.Sqrt(Array(runningVar)[ch] + (double)epsilon));
+        }
         var (sx, sy) = (Array(x), Array(y));
         int n = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
         for (int i = 0; i < n; i++)
@@ -416,7 +424,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     }
 
     /// <inheritdoc />
-    public void BatchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor savedMean, Tensor savedInvStd, Tensor dx, Tensor dgamma, Tensor dbeta)
+    public void BatchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor savedMean, Tensor savedInvStd, bool batchStatistics,
+        Tensor dx, Tensor dgamma, Tensor dbeta)
     {
         var (sx, sdy, sdx) = (Array(x), Array(dy), Array(dx));
         int n = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
@@ -440,7 +449,9 @@ public sealed class ReferenceBackend : HostBackend, IBackend
                 {
                     int idx = (i * c + ch) * plane + p;
                     double xhat = (sx[idx] - mean) * invStd;
-                    sdx[idx] = (float)(gm * invStd / count * (count * sdy[idx] - sumDy - xhat * sumDyXhat));
+                    sdx[idx] = batchStatistics
+                        ? (float)(gm * invStd / count * (count * sdy[idx] - sumDy - xhat * sumDyXhat))
+                        : (float)(gm * invStd * sdy[idx]);
                 }
         }
     }

@@ -1,0 +1,177 @@
+using Ml.Cnn.Backends;
+using Ml.Cnn.Core;
+using Ml.Cnn.Layers;
+using Ml.Cnn.Losses;
+using Ml.Cnn.Tests.Support;
+using Xunit;
+using static Ml.Cnn.Tests.Support.Numerics;
+
+namespace Ml.Cnn.Tests.Operators;
+
+/// <summary>Finite-difference checks of every layer's and loss's backward pass, on odd shapes.</summary>
+public abstract class GradientCheckTests(string backendName)
+{
+    private readonly IBackend _backend = TestBackends.Create(backendName);
+
+    [Theory]
+    [InlineData(2, 3, 7, 5, 4, 3, 1, 0, 1, 1)]   // odd sizes, no padding
+    [InlineData(2, 3, 7, 5, 4, 3, 2, 1, 1, 1)]   // stride 2, padding 1
+    [InlineData(1, 4, 9, 8, 6, 4, 3, 2, 1, 1)]   // even kernel, stride 3, padding 2
+    [InlineData(2, 4, 6, 7, 6, 3, 1, 2, 2, 2)]   // dilation 2, two groups
+    [InlineData(2, 6, 5, 5, 3, 1, 1, 0, 1, 3)]   // 1×1, three groups
+    [InlineData(1, 4, 5, 6, 4, 3, 1, 1, 1, 4)]   // depthwise
+    public void Convolution(int n, int c, int h, int w, int outC, int k, int stride, int pad, int dilation, int groups) =>
+        GradientCheck.Layer(_backend, new Conv2d(outC, k, stride, pad, dilation, groups), [n, c, h, w]);
+
+    [Theory]
+    [InlineData(2, 7, 7, 2, 2, 0, false)]
+    [InlineData(2, 7, 6, 3, 2, 1, true)]
+    [InlineData(1, 9, 8, 3, 2, 0, true)]
+    [InlineData(2, 5, 5, 3, 1, 1, false)]
+    public void MaxPooling(int n, int h, int w, int k, int stride, int pad, bool ceil) =>
+        GradientCheck.Layer(_backend, new MaxPool2d(k, stride, pad, ceil), [n, 3, h, w], spaced: true);
+
+    [Theory]
+    [InlineData(2, 7, 7, 2, 2, 0, false, true)]
+    [InlineData(2, 7, 6, 3, 2, 1, true, true)]
+    [InlineData(2, 7, 6, 3, 2, 1, true, false)]
+    [InlineData(1, 9, 8, 3, 3, 1, false, false)]
+    public void AveragePooling(int n, int h, int w, int k, int stride, int pad, bool ceil, bool countPad) =>
+        GradientCheck.Layer(_backend, new AvgPool2d(k, stride, pad, ceil, countPad), [n, 3, h, w]);
+
+    [Fact]
+    public void GlobalAveragePooling() => GradientCheck.Layer(_backend, new GlobalAvgPool(), [2, 3, 5, 3]);
+
+    [Fact]
+    public void DenseOnVectors() => GradientCheck.Layer(_backend, new Dense(5), [3, 7]);
+
+    [Fact]
+    public void DenseOnImages() => GradientCheck.Layer(_backend, new Dense(4), [2, 3, 3, 2]);
+
+    [Fact]
+    public void Relu() => GradientCheck.Layer(_backend, new Relu(), [2, 3, 4, 5], spaced: true);
+
+    [Fact]
+    public void LeakyRelu() => GradientCheck.Layer(_backend, new LeakyRelu(0.1f), [2, 3, 4, 5], spaced: true);
+
+    [Fact]
+    public void Elu() => GradientCheck.Layer(_backend, new Elu(0.7f), [2, 3, 4, 5], spaced: true);
+
+    [Fact]
+    public void Sigmoid() => GradientCheck.Layer(_backend, new Sigmoid(), [2, 3, 4, 5]);
+
+    [Fact]
+    public void Tanh() => GradientCheck.Layer(_backend, new Tanh(), [2, 3, 4, 5]);
+
+    [Fact]
+    public void DropoutInTraining()
+    {
+        var dropout = new Dropout(0.3f);
+        ulong[]? state = null;
+        // The same mask for every evaluation: rewind the layer's generator before each forward pass.
+        GradientCheck.Layer(_backend, dropout, [2, 3, 4, 5], beforeForward: () =>
+        {
+            if (state is null) state = dropout.Random.GetState();
+            else dropout.Random.SetState(state);
+        });
+    }
+
+    [Theory]
+    [InlineData(new[] { 3, 4, 3, 5 })]
+    [InlineData(new[] { 5, 6 })]
+    public void BatchNormTraining(int[] shape) => GradientCheck.Layer(_backend, new BatchNorm(), shape);
+
+    [Fact]
+    public void BatchNormEvaluation() => GradientCheck.Layer(_backend, new BatchNorm(), [3, 4, 3, 5], training: false);
+
+    [Theory]
+    [InlineData(3)]
+    [InlineData(4)]
+    [InlineData(5)]
+    public void LocalResponseNorm(int size) =>
+        GradientCheck.Layer(_backend, new LocalResponseNorm(size, alpha: 0.5f, beta: 0.75f, k: 2f), [2, 7, 3, 3]);
+
+    [Fact]
+    public void Softmax() => GradientCheck.Layer(_backend, new Softmax(), [3, 6]);
+
+    [Fact]
+    public void Flatten() => GradientCheck.Layer(_backend, new Flatten(), [2, 3, 2, 2]);
+
+    [Fact]
+    public void ConcatAndAdd()
+    {
+        // Through a tiny DAG: out = concat(a, b) + concat(b, a), so each input receives two gradient paths.
+        var rng = new Rng(3);
+        var a = TensorOf(_backend, RandomNormal(rng, 2 * 2 * 9), 2, 2, 3, 3);
+        var b = TensorOf(_backend, RandomNormal(rng, 2 * 2 * 9), 2, 2, 3, 3);
+        var concatAb = new Concat();
+        var concatBa = new Concat();
+        var add = new Add();
+        var item = a.Shape.DropBatch();
+        concatAb.Build(_backend, [item, item]);
+        concatBa.Build(_backend, [item, item]);
+        add.Build(_backend, [concatAb.OutputShape, concatBa.OutputShape]);
+        var projection = RandomNormal(rng, 2 * 4 * 9);
+        double Objective()
+        {
+            var y = add.Forward([concatAb.Forward([a, b]), concatBa.Forward([b, a])]).ToArray();
+            return y.Select((v, i) => (double)v * projection[i]).Sum();
+        }
+        Objective();
+        var dy = TensorOf(_backend, projection, 2, 4, 3, 3);
+        var branchGradients = add.Backward(dy);
+        var fromAb = concatAb.Backward(branchGradients[0]).Select(t => t.ToArray()).ToArray();
+        var fromBa = concatBa.Backward(branchGradients[1]).Select(t => t.ToArray()).ToArray();
+        var da = fromAb[0].Zip(fromBa[1], (p, q) => p + q).ToArray();
+        var values = a.ToArray();
+        for (int i = 0; i < values.Length; i++)
+        {
+            float original = values[i];
+            values[i] = original + 1e-2f; a.CopyFrom(values);
+            double plus = Objective();
+            values[i] = original - 1e-2f; a.CopyFrom(values);
+            double minus = Objective();
+            values[i] = original; a.CopyFrom(values);
+            Assert.Equal((plus - minus) / 2e-2, da[i], 2);
+        }
+    }
+
+    [Fact]
+    public void SoftmaxCrossEntropy()
+    {
+        var rng = new Rng(5);
+        GradientCheck.Loss(_backend, new SoftmaxCrossEntropyLoss(), TensorOf(_backend, RandomNormal(rng, 4 * 7, 3), 4, 7), TensorOf(_backend, [0, 6, 3, 3], 4));
+    }
+
+    [Fact]
+    public void MulticlassHinge()
+    {
+        var rng = new Rng(6);
+        GradientCheck.Loss(_backend, new MulticlassHingeLoss(), TensorOf(_backend, Spaced(rng, 4 * 7, 0.13f), 4, 7), TensorOf(_backend, [1, 0, 6, 2], 4));
+    }
+
+    [Fact]
+    public void MeanSquaredError()
+    {
+        var rng = new Rng(7);
+        GradientCheck.Loss(_backend, new MeanSquaredErrorLoss(), TensorOf(_backend, RandomNormal(rng, 15), 5, 3), TensorOf(_backend, RandomNormal(rng, 15), 5, 3));
+    }
+
+    [Fact]
+    public void L1()
+    {
+        var rng = new Rng(8);
+        GradientCheck.Loss(_backend, new L1Loss(), TensorOf(_backend, Spaced(rng, 15, 0.1f), 5, 3), TensorOf(_backend, new float[15], 5, 3));
+    }
+
+    [Fact]
+    public void BinaryCrossEntropyWithLogits()
+    {
+        var rng = new Rng(9);
+        var targets = Enumerable.Range(0, 15).Select(i => (float)(i % 3) / 2).ToArray();
+        GradientCheck.Loss(_backend, new BinaryCrossEntropyWithLogitsLoss(), TensorOf(_backend, RandomNormal(rng, 15, 2), 5, 3), TensorOf(_backend, targets, 5, 3));
+    }
+}
+
+public sealed class GradientCheck_Reference() : GradientCheckTests("reference");
+public sealed class GradientCheck_Cpu() : GradientCheckTests("cpu2");
