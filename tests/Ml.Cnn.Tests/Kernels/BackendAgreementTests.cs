@@ -1,0 +1,256 @@
+using Ml.Cnn.Backends;
+using Ml.Cnn.Backends.Cpu;
+using Ml.Cnn.Backends.Reference;
+using Ml.Cnn.Core;
+using Ml.Cnn.Tensors;
+using Xunit;
+using static Ml.Cnn.Tests.Support.Numerics;
+
+namespace Ml.Cnn.Tests.Kernels;
+
+/// <summary>
+/// The optimized CPU backend against the reference backend on randomized shapes, deliberately off the SIMD width
+/// (8) and the GEMM blocking (6×16 tiles, 144-row and 256-deep blocks, 3072-wide panels).
+/// </summary>
+public abstract class BackendAgreementTests(int threads)
+{
+    private readonly ReferenceBackend _reference = new();
+    private readonly CpuBackend _cpu = new(threads);
+    private readonly Rng _rng = new((ulong)(1000 + threads));
+
+    private (Tensor Reference, Tensor Cpu) Random(params int[] shape)
+    {
+        var values = RandomNormal(_rng, new TensorShape(shape).Length);
+        return (TensorOf(_reference, values, shape), TensorOf(_cpu, values, shape));
+    }
+
+    private (Tensor Reference, Tensor Cpu) Empty(params int[] shape) =>
+        (_reference.Allocate(new TensorShape(shape)), _cpu.Allocate(new TensorShape(shape)));
+
+    [Theory]
+    [InlineData(1, 1, 1, false, false)]
+    [InlineData(7, 13, 5, false, false)]
+    [InlineData(6, 16, 8, false, false)]
+    [InlineData(145, 33, 257, false, false)]
+    [InlineData(145, 33, 257, true, false)]
+    [InlineData(31, 47, 300, false, true)]
+    [InlineData(150, 17, 513, true, true)]
+    [InlineData(9, 3100, 19, false, false)]
+    [InlineData(300, 70, 11, true, true)]
+    public void MatMul(int m, int n, int k, bool transA, bool transB)
+    {
+        var a = transA ? Random(k, m) : Random(m, k);
+        var b = transB ? Random(n, k) : Random(k, n);
+        var c = Random(m, n);
+        _reference.MatMul(a.Reference, transA, b.Reference, transB, c.Reference, 0.75f, 0.5f);
+        _cpu.MatMul(a.Cpu, transA, b.Cpu, transB, c.Cpu, 0.75f, 0.5f);
+        AssertClose(c.Reference, c.Cpu, $"gemm {m}x{n}x{k}", rel: 1e-4, abs: 1e-4);
+    }
+
+    [Fact]
+    public void MatMulWithZeroBetaIgnoresGarbageInC()
+    {
+        var a = Random(10, 9);
+        var b = Random(9, 20);
+        var c = Empty(10, 20);
+        _cpu.Fill(c.Cpu, float.NaN);
+        _reference.MatMul(a.Reference, false, b.Reference, false, c.Reference);
+        _cpu.MatMul(a.Cpu, false, b.Cpu, false, c.Cpu);
+        AssertClose(c.Reference, c.Cpu, "gemm beta 0");
+    }
+
+    public static TheoryData<int, int, int, int, int, int, int, int, int, int> ConvShapes() => new()
+    {
+        { 3, 3, 13, 11, 8, 3, 1, 1, 1, 1 },
+        { 2, 5, 17, 9, 7, 5, 2, 2, 1, 1 },
+        { 2, 4, 12, 12, 6, 3, 2, 1, 2, 2 },
+        { 1, 3, 19, 19, 5, 11, 4, 2, 1, 1 },
+        { 4, 8, 7, 7, 16, 1, 1, 0, 1, 4 },
+        { 2, 6, 10, 10, 6, 3, 1, 1, 1, 6 },
+        { 5, 2, 9, 10, 3, 4, 3, 0, 1, 1 },
+        { 1, 32, 14, 14, 64, 5, 1, 2, 1, 1 },
+    };
+
+    [Theory, MemberData(nameof(ConvShapes))]
+    public void Convolution(int n, int c, int h, int w, int outC, int k, int stride, int pad, int dilation, int groups)
+    {
+        var g = new ConvGeometry(n, c, h, w, outC, k, k, stride, stride, pad, pad, dilation, dilation, groups);
+        var x = Random(n, c, h, w);
+        var weights = Random(outC, c / groups, k, k);
+        var bias = Random(outC);
+        var y = Empty(n, outC, g.OutH, g.OutW);
+        _reference.ConvForward(g, x.Reference, weights.Reference, bias.Reference, y.Reference);
+        _cpu.ConvForward(g, x.Cpu, weights.Cpu, bias.Cpu, y.Cpu);
+        AssertClose(y.Reference, y.Cpu, "conv forward", abs: 1e-4);
+
+        var dy = Random(n, outC, g.OutH, g.OutW);
+        var dx = Empty(n, c, h, w);
+        _reference.ConvBackwardData(g, dy.Reference, weights.Reference, dx.Reference);
+        _cpu.ConvBackwardData(g, dy.Cpu, weights.Cpu, dx.Cpu);
+        AssertClose(dx.Reference, dx.Cpu, "conv backward data", abs: 1e-4);
+
+        var dw = Empty(outC, c / groups, k, k);
+        var db = Empty(outC);
+        _reference.ConvBackwardWeights(g, x.Reference, dy.Reference, dw.Reference, db.Reference);
+        _cpu.ConvBackwardWeights(g, x.Cpu, dy.Cpu, dw.Cpu, db.Cpu);
+        AssertClose(dw.Reference, dw.Cpu, "conv backward weights", abs: 1e-3);
+        AssertClose(db.Reference, db.Cpu, "conv backward bias", abs: 1e-4);
+    }
+
+    [Theory]
+    [InlineData(3, 13, 11, 3, 2, 1, true, true)]
+    [InlineData(2, 8, 8, 2, 2, 0, false, true)]
+    [InlineData(2, 9, 7, 3, 2, 1, true, false)]
+    [InlineData(1, 10, 10, 4, 3, 2, false, false)]
+    public void Pooling(int n, int h, int w, int k, int stride, int pad, bool ceil, bool countPad)
+    {
+        var g = new PoolGeometry(n, 5, h, w, k, k, stride, stride, pad, pad, ceil, countPad);
+        var x = Random(n, 5, h, w);
+        var y = Empty(n, 5, g.OutH, g.OutW);
+        var dy = Random(n, 5, g.OutH, g.OutW);
+        var dx = Empty(n, 5, h, w);
+        _reference.MaxPoolForward(g, x.Reference, y.Reference);
+        _cpu.MaxPoolForward(g, x.Cpu, y.Cpu);
+        AssertClose(y.Reference, y.Cpu, "max pool");
+        _reference.MaxPoolBackward(g, x.Reference, dy.Reference, dx.Reference);
+        _cpu.MaxPoolBackward(g, x.Cpu, dy.Cpu, dx.Cpu);
+        AssertClose(dx.Reference, dx.Cpu, "max pool backward");
+        _reference.AvgPoolForward(g, x.Reference, y.Reference);
+        _cpu.AvgPoolForward(g, x.Cpu, y.Cpu);
+        AssertClose(y.Reference, y.Cpu, "avg pool");
+        _reference.AvgPoolBackward(g, dy.Reference, dx.Reference);
+        _cpu.AvgPoolBackward(g, dy.Cpu, dx.Cpu);
+        AssertClose(dx.Reference, dx.Cpu, "avg pool backward");
+    }
+
+    [Theory]
+    [InlineData(ActivationKind.Relu, 0f)]
+    [InlineData(ActivationKind.LeakyRelu, 0.2f)]
+    [InlineData(ActivationKind.Elu, 1.3f)]
+    [InlineData(ActivationKind.Sigmoid, 0f)]
+    [InlineData(ActivationKind.Tanh, 0f)]
+    public void Activations(ActivationKind kind, float alpha)
+    {
+        var x = Random(3, 37, 41);
+        var y = Empty(3, 37, 41);
+        var dy = Random(3, 37, 41);
+        var dx = Empty(3, 37, 41);
+        _reference.ActivationForward(kind, alpha, x.Reference, y.Reference);
+        _cpu.ActivationForward(kind, alpha, x.Cpu, y.Cpu);
+        AssertClose(y.Reference, y.Cpu, $"{kind} forward");
+        _reference.ActivationBackward(kind, alpha, x.Reference, y.Reference, dy.Reference, dx.Reference);
+        _cpu.ActivationBackward(kind, alpha, x.Cpu, y.Cpu, dy.Cpu, dx.Cpu);
+        AssertClose(dx.Reference, dx.Cpu, $"{kind} backward");
+    }
+
+    [Fact]
+    public void DropoutMasksAgree()
+    {
+        var x = Random(5, 1001);
+        var y = Empty(5, 1001);
+        _reference.DropoutForward(x.Reference, y.Reference, 0.4f, 77);
+        _cpu.DropoutForward(x.Cpu, y.Cpu, 0.4f, 77);
+        Assert.Equal(y.Reference.ToArray(), y.Cpu.ToArray());
+        float kept = y.Cpu.ToArray().Count(v => v != 0) / 5005f;
+        Assert.InRange(kept, 0.55f, 0.65f);
+    }
+
+    [Theory]
+    [InlineData(new[] { 5, 7, 9, 3 }, true)]
+    [InlineData(new[] { 5, 7, 9, 3 }, false)]
+    [InlineData(new[] { 33, 13 }, true)]
+    public void BatchNorm(int[] shape, bool training)
+    {
+        int c = shape[1];
+        var x = Random(shape);
+        var y = Empty(shape);
+        var (gamma, beta) = (Random(c), Random(c));
+        var (mean, invStd, runMean, runVar) = (Empty(c), Empty(c), Empty(c), Empty(c));
+        _reference.Fill(runVar.Reference, 1.5f);
+        _cpu.Fill(runVar.Cpu, 1.5f);
+        foreach (var (b, pick) in new (IBackend, Func<(Tensor, Tensor), Tensor>)[] { (_reference, t => t.Item1), (_cpu, t => t.Item2) })
+        {
+            if (training)
+                b.BatchNormTrainForward(pick(x), pick(gamma), pick(beta), pick(y), pick(mean), pick(invStd), pick(runMean), pick(runVar), 0.1f, 1e-5f);
+            else
+                b.BatchNormEvalForward(pick(x), pick(gamma), pick(beta), pick(runMean), pick(runVar), 1e-5f, pick(y), pick(mean), pick(invStd));
+        }
+        AssertClose(y.Reference, y.Cpu, "batch norm forward");
+        AssertClose(runVar.Reference, runVar.Cpu, "batch norm running variance");
+        var dy = Random(shape);
+        var dx = Empty(shape);
+        var (dgamma, dbeta) = (Empty(c), Empty(c));
+        _reference.BatchNormBackward(x.Reference, dy.Reference, gamma.Reference, mean.Reference, invStd.Reference, training, dx.Reference, dgamma.Reference, dbeta.Reference);
+        _cpu.BatchNormBackward(x.Cpu, dy.Cpu, gamma.Cpu, mean.Cpu, invStd.Cpu, training, dx.Cpu, dgamma.Cpu, dbeta.Cpu);
+        AssertClose(dx.Reference, dx.Cpu, "batch norm dx", abs: 1e-4);
+        AssertClose(dgamma.Reference, dgamma.Cpu, "batch norm dgamma", abs: 1e-4);
+        AssertClose(dbeta.Reference, dbeta.Cpu, "batch norm dbeta", abs: 1e-4);
+    }
+
+    [Theory]
+    [InlineData(5)]
+    [InlineData(4)]
+    public void LocalResponseNorm(int size)
+    {
+        var x = Random(3, 11, 5, 7);
+        var (y, scale, dx) = (Empty(3, 11, 5, 7), Empty(3, 11, 5, 7), Empty(3, 11, 5, 7));
+        var dy = Random(3, 11, 5, 7);
+        _reference.LrnForward(x.Reference, y.Reference, scale.Reference, size, 0.3f, 0.75f, 2f);
+        _cpu.LrnForward(x.Cpu, y.Cpu, scale.Cpu, size, 0.3f, 0.75f, 2f);
+        AssertClose(y.Reference, y.Cpu, "lrn forward");
+        _reference.LrnBackward(x.Reference, y.Reference, scale.Reference, dy.Reference, dx.Reference, size, 0.3f, 0.75f);
+        _cpu.LrnBackward(x.Cpu, y.Cpu, scale.Cpu, dy.Cpu, dx.Cpu, size, 0.3f, 0.75f);
+        AssertClose(dx.Reference, dx.Cpu, "lrn backward");
+    }
+
+    [Fact]
+    public void DenseAndGlobalPoolingAndElementwise()
+    {
+        var x = Random(7, 3, 5, 3);
+        var w = Random(13, 45);
+        var b = Random(13);
+        var y = Empty(7, 13);
+        _reference.DenseForward(x.Reference, w.Reference, b.Reference, y.Reference);
+        _cpu.DenseForward(x.Cpu, w.Cpu, b.Cpu, y.Cpu);
+        AssertClose(y.Reference, y.Cpu, "dense forward");
+        var dy = Random(7, 13);
+        var (dx, dw, db) = (Empty(7, 3, 5, 3), Empty(13, 45), Empty(13));
+        _reference.DenseBackward(x.Reference, w.Reference, dy.Reference, dx.Reference, dw.Reference, db.Reference);
+        _cpu.DenseBackward(x.Cpu, w.Cpu, dy.Cpu, dx.Cpu, dw.Cpu, db.Cpu);
+        AssertClose(dx.Reference, dx.Cpu, "dense dx");
+        AssertClose(dw.Reference, dw.Cpu, "dense dw");
+        AssertClose(db.Reference, db.Cpu, "dense db");
+
+        var pooled = Empty(7, 3);
+        _reference.GlobalAvgPoolForward(x.Reference, pooled.Reference);
+        _cpu.GlobalAvgPoolForward(x.Cpu, pooled.Cpu);
+        AssertClose(pooled.Reference, pooled.Cpu, "global average pool");
+
+        var other = Random(7, 3, 5, 3);
+        var sum = Empty(7, 3, 5, 3);
+        _reference.Add(x.Reference, other.Reference, sum.Reference);
+        _cpu.Add(x.Cpu, other.Cpu, sum.Cpu);
+        _reference.Axpy(-0.5f, other.Reference, sum.Reference);
+        _cpu.Axpy(-0.5f, other.Cpu, sum.Cpu);
+        AssertClose(sum.Reference, sum.Cpu, "add and axpy");
+        Assert.Equal(_reference.SumOfSquares(sum.Reference), _cpu.SumOfSquares(sum.Cpu), 3);
+    }
+
+    [Fact]
+    public void OptimizerUpdates()
+    {
+        var (p, g, s1, s2) = (Random(1000), Random(1000), Empty(1000), Empty(1000));
+        for (int step = 1; step <= 3; step++)
+        {
+            _reference.AdamUpdate(p.Reference, g.Reference, s1.Reference, s2.Reference, 0.01f, 0.9f, 0.999f, 1e-8f, 0.01f, step % 2 == 0, step);
+            _cpu.AdamUpdate(p.Cpu, g.Cpu, s1.Cpu, s2.Cpu, 0.01f, 0.9f, 0.999f, 1e-8f, 0.01f, step % 2 == 0, step);
+            _reference.SgdUpdate(p.Reference, g.Reference, s1.Reference, 0.1f, 0.9f, 1e-4f, step == 2);
+            _cpu.SgdUpdate(p.Cpu, g.Cpu, s1.Cpu, 0.1f, 0.9f, 1e-4f, step == 2);
+        }
+        AssertClose(p.Reference, p.Cpu, "optimizer updates");
+    }
+}
+
+public sealed class BackendAgreement_Cpu1Thread() : BackendAgreementTests(1);
+public sealed class BackendAgreement_Cpu2Threads() : BackendAgreementTests(2);
+public sealed class BackendAgreement_Cpu3Threads() : BackendAgreementTests(3);

@@ -1,0 +1,73 @@
+using Ml.Cnn.Backends;
+using Ml.Cnn.Backends.Cpu;
+using Ml.Cnn.Core;
+using Ml.Cnn.Layers;
+using Ml.Cnn.Tensors;
+using Xunit;
+using static Ml.Cnn.Tests.Support.Numerics;
+
+namespace Ml.Cnn.Tests.Kernels;
+
+/// <summary>The same seed and thread count give bit-identical results.</summary>
+public sealed class DeterminismTests
+{
+    private static float[] ConvWeightGradient(int threads)
+    {
+        var backend = new CpuBackend(threads);
+        var conv = new Conv2d(16, 5, padding: 2);
+        conv.Build(backend, new TensorShape(8, 14, 14), new Rng(11));
+        var rng = new Rng(12);
+        var x = TensorOf(backend, RandomNormal(rng, 13 * 8 * 14 * 14), 13, 8, 14, 14);
+        var y = conv.Forward(x, true);
+        conv.Backward(TensorOf(backend, RandomNormal(rng, y.Length), y.Shape.Dims.ToArray()));
+        return conv.Weight.Gradient.ToArray();
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void RepeatedRunsWithTheSameThreadsAgreeBitForBit(int threads) =>
+        Assert.Equal(ConvWeightGradient(threads), ConvWeightGradient(threads));
+
+    [Fact]
+    public void SeededInitializationIsReproducible()
+    {
+        float[] Weights(ulong seed)
+        {
+            var dense = new Dense(30, init: WeightInit.XavierUniform);
+            dense.Build(new CpuBackend(1), new TensorShape(20), new Rng(seed));
+            return dense.Weight.Value.ToArray();
+        }
+        Assert.Equal(Weights(5), Weights(5));
+        Assert.NotEqual(Weights(5), Weights(6));
+        var w = Weights(5);
+        double bound = Math.Sqrt(6.0 / 50);
+        Assert.All(w, v => Assert.InRange(v, -bound, bound));
+    }
+
+    [Fact]
+    public void HeInitializationHasTheExpectedSpread()
+    {
+        var conv = new Conv2d(64, 3, init: WeightInit.HeNormal);
+        conv.Build(new CpuBackend(1), new TensorShape(32, 8, 8), new Rng(2));
+        var w = conv.Weight.Value.ToArray();
+        double variance = w.Select(v => (double)v * v).Average();
+        Assert.InRange(variance, 2.0 / 288 * 0.9, 2.0 / 288 * 1.1);
+    }
+
+    [Fact]
+    public void GemmResultDoesNotDependOnThreadCount()
+    {
+        var rng = new Rng(3);
+        var a = RandomNormal(rng, 200 * 300);
+        var b = RandomNormal(rng, 300 * 170);
+        float[] Product(IBackend backend)
+        {
+            var c = backend.Allocate(new TensorShape(200, 170));
+            backend.MatMul(TensorOf(backend, a, 200, 300), false, TensorOf(backend, b, 300, 170), false, c);
+            return c.ToArray();
+        }
+        Assert.Equal(Product(new CpuBackend(1)), Product(new CpuBackend(2)));
+    }
+}
