@@ -6,14 +6,17 @@ namespace Ml.Cnn.Backends.Cpu;
 
 /// <summary>
 /// Single-precision GEMM in the BLIS/Goto style: C ← α·op(A)·op(B) + β·C, row-major. B is packed into KC×NR
-/// slivers shared by all threads, A into MR×KC slivers per thread, and a 6×16 register-blocked micro-kernel
-/// (twelve 8-wide FMA accumulators) does the arithmetic. Each element of C is computed by one thread with a fixed
-/// k-order, so results do not depend on the thread count.
+/// slivers shared by all threads, A into MR×KC slivers per thread, and a register-blocked micro-kernel does the
+/// arithmetic: 12×32 with twenty-four 16-wide accumulators where AVX-512 exists (fewer instructions per FMA, which
+/// is what limits the 8-wide kernel), 6×16 with twelve 8-wide FMA accumulators elsewhere (Vector256 falls back to
+/// portable code off x86). Each element of C is computed by one thread with a fixed k-order, so results do not
+/// depend on the thread count.
 /// </summary>
 internal static unsafe class Sgemm
 {
-    internal const int MR = 6, NR = 16;
-    private const int KC = 256, MC = 144, NC = 3072;
+    private static readonly bool Wide = Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+    internal static readonly int MR = Wide ? 12 : 6, NR = Wide ? 32 : 16;
+    private const int KC = 256, MC = 144, NC = 3072; // MC is a multiple of both MRs
 
     [ThreadStatic] private static float[]? t_packedA;
     [ThreadStatic] private static float[]? t_packedB;
@@ -38,7 +41,11 @@ internal static unsafe class Sgemm
             return;
         }
         var operands = new Operands(transA, transB, a, lda, b, ldb, c, ldc, alpha);
-        int icBlocks = (m + MC - 1) / MC;
+        // Row blocks of equal size, as many as a multiple of the thread count, so no thread waits on a short block.
+        int blocks = (m + MC - 1) / MC;
+        if (threads > 1) blocks = (blocks + threads - 1) / threads * threads;
+        int blockRows = Math.Min(MC, ((m + blocks - 1) / blocks + MR - 1) / MR * MR);
+        int icBlocks = (m + blockRows - 1) / blockRows;
         for (int jc = 0; jc < n; jc += NC)
         {
             int nc = Math.Min(NC, n - jc);
@@ -63,10 +70,10 @@ internal static unsafe class Sgemm
                     int tasks = icBlocks * jChunks;
                     if (threads <= 1 || tasks == 1)
                         for (int task = 0; task < tasks; task++)
-                            RunTask(operands, task, jChunks, slivers, m, jc, nc, pc, kc, firstBlock, beta, pbp);
+                            RunTask(operands, task, jChunks, slivers, blockRows, m, jc, nc, pc, kc, firstBlock, beta, pbp);
                     else
                         Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = threads }, task =>
-                            RunTask(operands, task, jChunks, slivers, m, jc, nc, pc, kc, firstBlock, beta, pbp));
+                            RunTask(operands, task, jChunks, slivers, blockRows, m, jc, nc, pc, kc, firstBlock, beta, pbp));
                 }
             }
         }
@@ -86,11 +93,11 @@ internal static unsafe class Sgemm
         public readonly float Alpha = alpha;
     }
 
-    private static void RunTask(in Operands op, int task, int jChunks, int slivers, int m, int jc, int nc, int pc, int kc,
+    private static void RunTask(in Operands op, int task, int jChunks, int slivers, int blockRows, int m, int jc, int nc, int pc, int kc,
         bool firstBlock, float beta, float* packedB)
     {
         int icBlock = task / jChunks, jChunk = task % jChunks;
-        int ic = icBlock * MC, mc = Math.Min(MC, m - ic);
+        int ic = icBlock * blockRows, mc = Math.Min(blockRows, m - ic);
         int sliverStart = slivers * jChunk / jChunks, sliverEnd = slivers * (jChunk + 1) / jChunks;
         var packedABuffer = ThreadBuffer(ref t_packedA, MC * KC);
         fixed (float* packedA = packedABuffer)
@@ -106,7 +113,7 @@ internal static unsafe class Sgemm
                     float* cTile = op.C + (long)(ic + ir) * op.Ldc + jc + jr;
                     float* aSliver = packedA + (long)ir * kc;
                     if (mr == MR && nr == NR)
-                        MicroKernel(kc, aSliver, bSliver, cTile, op.Ldc, op.Alpha, beta, firstBlock);
+                        Kernel(kc, aSliver, bSliver, cTile, op.Ldc, op.Alpha, beta, firstBlock);
                     else
                         EdgeKernel(kc, aSliver, bSliver, cTile, op.Ldc, op.Alpha, beta, firstBlock, mr, nr);
                 }
@@ -153,10 +160,7 @@ internal static unsafe class Sgemm
                 if (nr == NR)
                 {
                     for (int p = 0; p < kc; p++, src += op.Ldb, d += NR)
-                    {
-                        Vector256.Store(Vector256.Load(src), d);
-                        Vector256.Store(Vector256.Load(src + 8), d + 8);
-                    }
+                        for (int j = 0; j < NR; j += 8) Vector256.Store(Vector256.Load(src + j), d + j);
                 }
                 else
                 {
@@ -183,12 +187,78 @@ internal static unsafe class Sgemm
     private static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
         Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : a * b + c;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Kernel(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, bool firstBlock)
+    {
+        if (Wide) MicroKernel512(kc, a, b, c, ldc, alpha, beta, firstBlock);
+        else MicroKernel(kc, a, b, c, ldc, alpha, beta, firstBlock);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MicroKernel512(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, bool firstBlock)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default;
+        Vector512<float> c90 = default, c91 = default, cA0 = default, cA1 = default, cB0 = default, cB1 = default;
+        for (int p = 0; p < kc; p++, a += 12, b += 32)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var av = Vector512.Create(a[0]); c00 = Avx512F.FusedMultiplyAdd(av, b0, c00); c01 = Avx512F.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a[1]); c10 = Avx512F.FusedMultiplyAdd(av, b0, c10); c11 = Avx512F.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a[2]); c20 = Avx512F.FusedMultiplyAdd(av, b0, c20); c21 = Avx512F.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a[3]); c30 = Avx512F.FusedMultiplyAdd(av, b0, c30); c31 = Avx512F.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a[4]); c40 = Avx512F.FusedMultiplyAdd(av, b0, c40); c41 = Avx512F.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a[5]); c50 = Avx512F.FusedMultiplyAdd(av, b0, c50); c51 = Avx512F.FusedMultiplyAdd(av, b1, c51);
+            av = Vector512.Create(a[6]); c60 = Avx512F.FusedMultiplyAdd(av, b0, c60); c61 = Avx512F.FusedMultiplyAdd(av, b1, c61);
+            av = Vector512.Create(a[7]); c70 = Avx512F.FusedMultiplyAdd(av, b0, c70); c71 = Avx512F.FusedMultiplyAdd(av, b1, c71);
+            av = Vector512.Create(a[8]); c80 = Avx512F.FusedMultiplyAdd(av, b0, c80); c81 = Avx512F.FusedMultiplyAdd(av, b1, c81);
+            av = Vector512.Create(a[9]); c90 = Avx512F.FusedMultiplyAdd(av, b0, c90); c91 = Avx512F.FusedMultiplyAdd(av, b1, c91);
+            av = Vector512.Create(a[10]); cA0 = Avx512F.FusedMultiplyAdd(av, b0, cA0); cA1 = Avx512F.FusedMultiplyAdd(av, b1, cA1);
+            av = Vector512.Create(a[11]); cB0 = Avx512F.FusedMultiplyAdd(av, b0, cB0); cB1 = Avx512F.FusedMultiplyAdd(av, b1, cB1);
+        }
+        var va = Vector512.Create(alpha);
+        StoreRow512(c, c00, c01, va, beta, firstBlock); c += ldc;
+        StoreRow512(c, c10, c11, va, beta, firstBlock); c += ldc;
+        StoreRow512(c, c20, c21, va, beta, firstBlock); c += ldc;
+        StoreRow512(c, c30, c31, va, beta, firstBlock); c += ldc;
+        StoreRow512(c, c40, c41, va, beta, firstBlock); c += ldc;
+        StoreRow512(c, c50, c51, va, beta, firstBlock); c += ldc;
+        StoreRow512(c, c60, c61, va, beta, firstBlock); c += ldc;
+        StoreRow512(c, c70, c71, va, beta, firstBlock); c += ldc;
+        StoreRow512(c, c80, c81, va, beta, firstBlock); c += ldc;
+        StoreRow512(c, c90, c91, va, beta, firstBlock); c += ldc;
+        StoreRow512(c, cA0, cA1, va, beta, firstBlock); c += ldc;
+        StoreRow512(c, cB0, cB1, va, beta, firstBlock);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow512(float* c, Vector512<float> lo, Vector512<float> hi, Vector512<float> alpha, float beta, bool firstBlock)
+    {
+        lo *= alpha;
+        hi *= alpha;
+        if (!firstBlock || beta == 1)
+        {
+            lo += Vector512.Load(c);
+            hi += Vector512.Load(c + 16);
+        }
+        else if (beta != 0)
+        {
+            var vb = Vector512.Create(beta);
+            lo = Avx512F.FusedMultiplyAdd(vb, Vector512.Load(c), lo);
+            hi = Avx512F.FusedMultiplyAdd(vb, Vector512.Load(c + 16), hi);
+        }
+        Vector512.Store(lo, c);
+        Vector512.Store(hi, c + 16);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MicroKernel(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, bool firstBlock)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int p = 0; p < kc; p++, a += MR, b += NR)
+        for (int p = 0; p < kc; p++, a += 6, b += 16)
         {
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
@@ -231,8 +301,8 @@ internal static unsafe class Sgemm
 
     private static void EdgeKernel(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, bool firstBlock, int mr, int nr)
     {
-        float* tile = stackalloc float[MR * NR];
-        MicroKernel(kc, a, b, tile, NR, alpha, 0f, true);
+        float* tile = stackalloc float[12 * 32];
+        Kernel(kc, a, b, tile, NR, alpha, 0f, true);
         for (int i = 0; i < mr; i++)
             for (int j = 0; j < nr; j++)
             {
