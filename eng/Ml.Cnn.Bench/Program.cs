@@ -7,3 +7,4 @@ Console.WriteLine($"CPU: {Environment.ProcessorCount} cores; measured FMA peak {
 Console.WriteLine();
 if (mode is "gemm" or "all") GemmBenchmark.Run(peak);
 if (mode is "layers" or "all") LayerBenchmark.Run(peak);
+if (mode is "conv") ConvProbe.Run();

@@ -90,11 +90,12 @@ public sealed class Conv2d : Layer
     }
 
     /// <inheritdoc />
-    protected override Tensor OnBackward(Tensor dy)
+    protected override Tensor? OnBackward(Tensor dy)
     {
         var x = _input ?? throw Error("backward called before forward.");
         var g = _geometry with { Batch = dy.Shape.N };
         Backend.ConvBackwardWeights(g, x, dy, Weight.Gradient, Bias?.Gradient);
+        if (!ComputesInputGradient) return null;
         var dx = InputGradientBuffer(dy.Shape.N);
         Backend.ConvBackwardData(g, dy, Weight.Value, dx);
         return dx;

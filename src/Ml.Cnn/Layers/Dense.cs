@@ -39,9 +39,9 @@ public sealed class Dense(int outFeatures, bool bias = true, WeightInit init = W
     }
 
     /// <inheritdoc />
-    protected override Tensor OnBackward(Tensor dy)
+    protected override Tensor? OnBackward(Tensor dy)
     {
-        var dx = InputGradientBuffer(dy.Shape.N);
+        var dx = ComputesInputGradient ? InputGradientBuffer(dy.Shape.N) : null;
         Backend.DenseBackward(_input ?? throw Error("backward called before forward."), Weight.Value, dy, dx, Weight.Gradient, Bias?.Gradient);
         return dx;
     }

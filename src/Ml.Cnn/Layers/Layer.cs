@@ -27,6 +27,12 @@ public abstract class Layer
     /// <summary>Per-item output shape after <see cref="Build"/>.</summary>
     public TensorShape OutputShape { get; private set; } = null!;
 
+    /// <summary>
+    /// Whether <see cref="Backward"/> must produce ∂loss/∂input. A network clears it on its first layer, whose input is
+    /// data, so convolutions and dense layers skip that product; other layers return it regardless.
+    /// </summary>
+    public bool ComputesInputGradient { get; set; } = true;
+
     /// <summary>Trainable tensors (empty for most layers).</summary>
     public IReadOnlyList<Parameter> Parameters => _parameters;
     private readonly List<Parameter> _parameters = [];
@@ -53,8 +59,11 @@ public abstract class Layer
         return OnForward(x, training);
     }
 
-    /// <summary>Given ∂loss/∂output, writes parameter gradients and returns ∂loss/∂input.</summary>
-    public Tensor Backward(Tensor dy)
+    /// <summary>
+    /// Given ∂loss/∂output, writes parameter gradients and returns ∂loss/∂input (null when
+    /// <see cref="ComputesInputGradient"/> is off and the layer skipped it).
+    /// </summary>
+    public Tensor? Backward(Tensor dy)
     {
         CheckBatchShape(dy, OutputShape, "output gradient");
         return OnBackward(dy);
@@ -64,7 +73,7 @@ public abstract class Layer
     protected abstract Tensor OnForward(Tensor x, bool training);
 
     /// <summary>The backward computation for the most recent forward call.</summary>
-    protected abstract Tensor OnBackward(Tensor dy);
+    protected abstract Tensor? OnBackward(Tensor dy);
 
     /// <summary>Adds a parameter of the given shape.</summary>
     protected Parameter AddParameter(string name, TensorShape shape, bool decays)

@@ -37,7 +37,7 @@ public abstract class TorchAgreementTests(string backendName)
         AssertClose(f.Values("y"), y.ToArray(), $"{f.Name} y");
         if (!f.TensorNames.Contains("dx")) return;
         var dy = TensorOf(_backend, f.Values("dy"), y.Shape.Dims.ToArray());
-        var dx = layer.Backward(dy);
+        var dx = layer.Backward(dy)!;
         AssertClose(f.Values("dx"), dx.ToArray(), $"{f.Name} dx");
     }
 
@@ -234,7 +234,7 @@ public abstract class TorchAgreementTests(string backendName)
         var gradient = _backend.Allocate(activation.Shape);
         float loss = new SoftmaxCrossEntropyLoss().Compute(activation, Load(f, "labels"), gradient);
         AssertClose(f.Values("loss"), [loss], "lenet loss");
-        for (int i = layers.Length - 1; i >= 0; i--) gradient = layers[i].Layer.Backward(gradient);
+        for (int i = layers.Length - 1; i >= 0; i--) gradient = layers[i].Layer.Backward(gradient)!;
         foreach (var (index, layer) in layers)
             foreach (var p in layer.Parameters)
                 AssertClose(f.Values($"grad_{index}_{p.Name}"), p.Gradient.ToArray(), $"lenet grad_{index}_{p.Name}");

@@ -30,7 +30,7 @@ public static class GradientCheck
         var y = layer.Forward(x, training);
         var projection = Numerics.RandomNormal(rng, y.Length);
         var r = Numerics.TensorOf(backend, projection, y.Shape.Dims.ToArray());
-        var dx = layer.Backward(r).ToArray();
+        var dx = layer.Backward(r)!.ToArray();
         var parameterGradients = layer.Parameters.Select(p => p.Gradient.ToArray()).ToArray();
 
         double Objective()

@@ -17,8 +17,6 @@ public sealed class CpuBackend : HostBackend, IBackend
     // and sharing it keeps one definition of each loss.
     private static readonly ReferenceBackend SmallOps = new();
 
-    [ThreadStatic] private static float[]? t_columns;
-
     /// <summary>Creates a backend using <paramref name="threads"/> cores (default: all).</summary>
     public CpuBackend(int threads = 0)
     {
@@ -48,12 +46,6 @@ public sealed class CpuBackend : HostBackend, IBackend
     {
         int ranges = Math.Clamp(length / Math.Max(1, minimumPerRange), 1, Threads);
         For(ranges, r => body((int)((long)length * r / ranges), (int)((long)length * (r + 1) / ranges)));
-    }
-
-    private static float[] Columns(int length)
-    {
-        if (t_columns is null || t_columns.Length < length) t_columns = GC.AllocateUninitializedArray<float>(length);
-        return t_columns;
     }
 
     // ---- elementwise and data movement ----
@@ -154,16 +146,15 @@ public sealed class CpuBackend : HostBackend, IBackend
     }
 
     // ---- convolution ----
+    //
+    // Images are processed in chunks laid side by side in one im2col matrix, so each GEMM is large (N = images ×
+    // OutH·OutW) and runs on all threads, instead of many small per-image GEMMs that waste the register tile's edges.
+    // The chunk size depends only on the geometry, never on the thread count, so results stay reproducible.
 
-    private static bool IsPointwise(in ConvGeometry g) =>
-        g.KernelH == 1 && g.KernelW == 1 && g.StrideH == 1 && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0;
+    private const int ColumnBudget = 1 << 22; // floats in one chunk's im2col matrix (16 MiB)
 
-    /// <summary>
-    /// Images go to threads whole when there are enough of them (no synchronisation inside an image); a small batch
-    /// runs image by image with the threads inside each GEMM instead.
-    /// </summary>
-    private (int OuterThreads, int GemmThreads) SplitThreads(int batch) =>
-        batch >= Threads ? (Threads, 1) : (1, Threads);
+    private static int ImagesPerChunk(in ConvGeometry g) =>
+        Math.Clamp(ColumnBudget / Math.Max(1, g.PatchSize * g.OutH * g.OutW), 1, g.Batch);
 
     /// <inheritdoc />
     public void ConvForward(in ConvGeometry g, Tensor x, Tensor w, Tensor? b, Tensor y)
@@ -171,37 +162,58 @@ public sealed class CpuBackend : HostBackend, IBackend
         var geometry = g;
         var (fx, fw, fy) = (Array(x), Array(w), Array(y));
         float[]? fb = b is null ? null : Array(b);
-        var (outer, gemmThreads) = SplitThreads(g.Batch);
-        ForImages(g.Batch, outer, n => ConvForwardImage(geometry, fx, fw, fb, fy, n, gemmThreads));
-    }
-
-    private void ForImages(int batch, int outerThreads, Action<int> body)
-    {
-        if (outerThreads == 1)
-            for (int n = 0; n < batch; n++) body(n);
-        else
-            Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = outerThreads }, body);
-    }
-
-    private static void ConvForwardImage(in ConvGeometry g, float[] x, float[] w, float[]? b, float[] y, int n, int gemmThreads)
-    {
-        int plane = g.OutH * g.OutW, inPlane = g.InH * g.InW, goc = g.GroupOutChannels;
-        for (int group = 0; group < g.Groups; group++)
+        int plane = g.OutH * g.OutW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
+        float[] columns = ArrayPool<float>.Shared.Rent(g.PatchSize * chunk * plane);
+        float[] output = ArrayPool<float>.Shared.Rent(goc * chunk * plane);
+        try
         {
-            var image = x.AsSpan((n * g.InChannels + group * g.GroupInChannels) * inPlane, g.GroupInChannels * inPlane);
-            ReadOnlySpan<float> columns = image;
-            if (!IsPointwise(g))
+            for (int start = 0; start < g.Batch; start += chunk)
             {
-                var buffer = Columns(g.PatchSize * plane).AsSpan(0, g.PatchSize * plane);
-                Im2Col.Unfold(g, image, buffer);
-                columns = buffer;
+                int images = Math.Min(chunk, g.Batch - start), width = images * plane;
+                for (int group = 0; group < g.Groups; group++)
+                {
+                    int grp = group;
+                    For(images, i => UnfoldImage(geometry, fx, start + i, grp, columns, i * plane, width));
+                    Sgemm.Multiply(false, false, goc, width, g.PatchSize, 1f, fw.AsSpan(group * goc * g.PatchSize), g.PatchSize,
+                        columns, width, 0f, output, width, Threads);
+                    For(images, i =>
+                    {
+                        for (int oc = 0; oc < goc; oc++)
+                        {
+                            int channel = grp * goc + oc;
+                            var dst = fy.AsSpan(((start + i) * geometry.OutChannels + channel) * plane, plane);
+                            output.AsSpan(oc * width + i * plane, plane).CopyTo(dst);
+                            if (fb is not null) Pointwise.AddScalar(dst, fb[channel]);
+                        }
+                    });
+                }
             }
-            var output = y.AsSpan((n * g.OutChannels + group * goc) * plane, goc * plane);
-            Sgemm.Multiply(false, false, goc, plane, g.PatchSize, 1f, w.AsSpan(group * goc * g.PatchSize), g.PatchSize,
-                columns, plane, 0f, output, plane, gemmThreads);
-            if (b is not null)
-                for (int oc = 0; oc < goc; oc++) Pointwise.AddScalar(output.Slice(oc * plane, plane), b[group * goc + oc]);
         }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(columns);
+            ArrayPool<float>.Shared.Return(output);
+        }
+    }
+
+    private static void UnfoldImage(in ConvGeometry g, float[] x, int n, int group, float[] columns, int offset, int width)
+    {
+        int inPlane = g.InH * g.InW;
+        var image = x.AsSpan((n * g.InChannels + group * g.GroupInChannels) * inPlane, g.GroupInChannels * inPlane);
+        Im2Col.Unfold(g, image, columns, offset, width);
+    }
+
+    /// <summary>Copies one group's output-gradient planes of a chunk into a [GroupOutChannels, images·plane] matrix.</summary>
+    private void GatherOutputGradient(in ConvGeometry g, float[] dy, int start, int images, int group, float[] matrix)
+    {
+        var geometry = g;
+        int plane = g.OutH * g.OutW, goc = g.GroupOutChannels, width = images * plane;
+        For(images, i =>
+        {
+            for (int oc = 0; oc < goc; oc++)
+                dy.AsSpan(((start + i) * geometry.OutChannels + group * goc + oc) * plane, plane)
+                  .CopyTo(matrix.AsSpan(oc * width + i * plane, plane));
+        });
     }
 
     /// <inheritdoc />
@@ -209,27 +221,34 @@ public sealed class CpuBackend : HostBackend, IBackend
     {
         var geometry = g;
         var (fdy, fw, fdx) = (Array(dy), Array(w), Array(dx));
-        var (outer, gemmThreads) = SplitThreads(g.Batch);
-        ForImages(g.Batch, outer, n => ConvBackwardDataImage(geometry, fdy, fw, fdx, n, gemmThreads));
-    }
-
-    private static void ConvBackwardDataImage(in ConvGeometry g, float[] dy, float[] w, float[] dx, int n, int gemmThreads)
-    {
-        int plane = g.OutH * g.OutW, inPlane = g.InH * g.InW, goc = g.GroupOutChannels;
-        for (int group = 0; group < g.Groups; group++)
+        int plane = g.OutH * g.OutW, inPlane = g.InH * g.InW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
+        float[] columns = ArrayPool<float>.Shared.Rent(g.PatchSize * chunk * plane);
+        float[] gradient = ArrayPool<float>.Shared.Rent(goc * chunk * plane);
+        try
         {
-            var gradOut = dy.AsSpan((n * g.OutChannels + group * goc) * plane, goc * plane);
-            var gradIn = dx.AsSpan((n * g.InChannels + group * g.GroupInChannels) * inPlane, g.GroupInChannels * inPlane);
-            var weights = w.AsSpan(group * goc * g.PatchSize);
-            if (IsPointwise(g))
+            for (int start = 0; start < g.Batch; start += chunk)
             {
-                Sgemm.Multiply(true, false, g.PatchSize, plane, goc, 1f, weights, g.PatchSize, gradOut, plane, 0f, gradIn, plane, gemmThreads);
-                continue;
+                int images = Math.Min(chunk, g.Batch - start), width = images * plane;
+                for (int group = 0; group < g.Groups; group++)
+                {
+                    int grp = group;
+                    GatherOutputGradient(g, fdy, start, images, group, gradient);
+                    Sgemm.Multiply(true, false, g.PatchSize, width, goc, 1f, fw.AsSpan(group * goc * g.PatchSize), g.PatchSize,
+                        gradient, width, 0f, columns, width, Threads);
+                    For(images, i =>
+                    {
+                        var image = fdx.AsSpan(((start + i) * geometry.InChannels + grp * geometry.GroupInChannels) * inPlane,
+                            geometry.GroupInChannels * inPlane);
+                        image.Clear();
+                        Im2Col.FoldAdd(geometry, columns, i * plane, width, image);
+                    });
+                }
             }
-            var columns = Columns(g.PatchSize * plane).AsSpan(0, g.PatchSize * plane);
-            Sgemm.Multiply(true, false, g.PatchSize, plane, goc, 1f, weights, g.PatchSize, gradOut, plane, 0f, columns, plane, gemmThreads);
-            gradIn.Clear();
-            Im2Col.FoldAdd(g, columns, gradIn);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(columns);
+            ArrayPool<float>.Shared.Return(gradient);
         }
     }
 
@@ -237,57 +256,38 @@ public sealed class CpuBackend : HostBackend, IBackend
     public void ConvBackwardWeights(in ConvGeometry g, Tensor x, Tensor dy, Tensor dw, Tensor? db)
     {
         var geometry = g;
-        var (fx, fdy) = (Array(x), Array(dy));
-        var sdw = Data(dw);
-        int weights = g.WeightLength;
-        // Each chunk of images sums into its own partial gradient; partials are added in chunk order afterwards.
-        var (outer, gemmThreads) = SplitThreads(g.Batch);
-        int chunks = Math.Min(outer, g.Batch);
-        float[] partials = ArrayPool<float>.Shared.Rent(chunks * weights);
+        var (fx, fdy, fdw) = (Array(x), Array(dy), Array(dw));
+        int plane = g.OutH * g.OutW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
+        float[] columns = ArrayPool<float>.Shared.Rent(g.PatchSize * chunk * plane);
+        float[] gradient = ArrayPool<float>.Shared.Rent(goc * chunk * plane);
         try
         {
-            For(chunks, chunk =>
+            for (int start = 0; start < g.Batch; start += chunk)
             {
-                int start = geometry.Batch * chunk / chunks, end = geometry.Batch * (chunk + 1) / chunks;
-                var partial = partials.AsSpan(chunk * weights, weights);
-                for (int n = start; n < end; n++)
-                    ConvBackwardWeightsImage(geometry, fx, fdy, partial, n, accumulate: n > start, gemmThreads);
-            });
-            partials.AsSpan(0, weights).CopyTo(sdw);
-            for (int chunk = 1; chunk < chunks; chunk++) Pointwise.AddInto(sdw, partials.AsSpan(chunk * weights, weights));
+                int images = Math.Min(chunk, g.Batch - start), width = images * plane;
+                for (int group = 0; group < g.Groups; group++)
+                {
+                    int grp = group;
+                    For(images, i => UnfoldImage(geometry, fx, start + i, grp, columns, i * plane, width));
+                    GatherOutputGradient(g, fdy, start, images, group, gradient);
+                    Sgemm.Multiply(false, true, goc, g.PatchSize, width, 1f, gradient, width, columns, width,
+                        start == 0 ? 0f : 1f, fdw.AsSpan(group * goc * g.PatchSize, goc * g.PatchSize), g.PatchSize, Threads);
+                }
+            }
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(partials);
+            ArrayPool<float>.Shared.Return(columns);
+            ArrayPool<float>.Shared.Return(gradient);
         }
         if (db is null) return;
         var sdb = Array(db);
-        int plane = g.OutH * g.OutW;
         For(geometry.OutChannels, oc =>
         {
             double sum = 0;
             for (int n = 0; n < geometry.Batch; n++) sum += Pointwise.Sum(fdy.AsSpan((n * geometry.OutChannels + oc) * plane, plane));
             sdb[oc] = (float)sum;
         });
-    }
-
-    private static void ConvBackwardWeightsImage(in ConvGeometry g, float[] x, float[] dy, Span<float> dw, int n, bool accumulate, int gemmThreads)
-    {
-        int plane = g.OutH * g.OutW, inPlane = g.InH * g.InW, goc = g.GroupOutChannels;
-        for (int group = 0; group < g.Groups; group++)
-        {
-            var image = x.AsSpan((n * g.InChannels + group * g.GroupInChannels) * inPlane, g.GroupInChannels * inPlane);
-            ReadOnlySpan<float> columns = image;
-            if (!IsPointwise(g))
-            {
-                var buffer = Columns(g.PatchSize * plane).AsSpan(0, g.PatchSize * plane);
-                Im2Col.Unfold(g, image, buffer);
-                columns = buffer;
-            }
-            var gradOut = dy.AsSpan((n * g.OutChannels + group * goc) * plane, goc * plane);
-            Sgemm.Multiply(false, true, goc, g.PatchSize, plane, 1f, gradOut, plane, columns, plane,
-                accumulate ? 1f : 0f, dw.Slice(group * goc * g.PatchSize, goc * g.PatchSize), g.PatchSize, gemmThreads);
-        }
     }
 
     // ---- pooling ----
