@@ -16,7 +16,7 @@ public abstract class Activation(ActivationKind kind, float alpha) : Layer
     public float Alpha { get; } = alpha;
 
     /// <inheritdoc />
-    protected override TensorShape OnBuild(TensorShape input, Rng rng) => input;
+    protected override TensorShape OnBuild(TensorShape input) => input;
 
     /// <inheritdoc />
     protected override Tensor OnForward(Tensor x, bool training)

@@ -27,21 +27,26 @@ public sealed class BatchNorm(float momentum = 0.1f, float epsilon = 1e-5f) : La
     public Tensor RunningVariance { get; private set; } = null!;
 
     /// <inheritdoc />
-    protected override TensorShape OnBuild(TensorShape input, Rng rng)
+    protected override TensorShape OnBuild(TensorShape input)
     {
         if (input.Rank != 1 && input.Rank != 3) throw Error($"expects [C, H, W] or [F] items, got {input}.");
         if (!(Momentum >= 0 && Momentum <= 1)) throw Error($"momentum must be in [0, 1], got {Momentum}.");
         if (!(Epsilon > 0)) throw Error($"epsilon must be positive, got {Epsilon}.");
         var channels = new TensorShape(input[0]);
-        Gamma = AddParameter("gamma", channels, decays: false);
-        Backend.Fill(Gamma.Value, 1);
+        Gamma = AddParameter("gamma", channels, decays: false, (values, _) => values.Fill(1));
         Beta = AddParameter("beta", channels, decays: false);
+        return input;
+    }
+
+    /// <inheritdoc />
+    protected override void OnAllocate(Rng rng)
+    {
+        var channels = Gamma.Shape;
         RunningMean = Backend.Allocate(channels);
         RunningVariance = Backend.Allocate(channels);
         Backend.Fill(RunningVariance, 1);
         _savedMean = Backend.Allocate(channels);
         _savedInvStd = Backend.Allocate(channels);
-        return input;
     }
 
     /// <inheritdoc />

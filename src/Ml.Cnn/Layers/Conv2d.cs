@@ -55,7 +55,7 @@ public sealed class Conv2d : Layer
     public ConvGeometry Geometry => _geometry;
 
     /// <inheritdoc />
-    protected override TensorShape OnBuild(TensorShape input, Rng rng)
+    protected override TensorShape OnBuild(TensorShape input)
     {
         RequireRank(input, 3, "[C, H, W] images");
         int c = input[0], h = input[1], w = input[2];
@@ -71,14 +71,15 @@ public sealed class Conv2d : Layer
             throw Error($"kernel extent {spanH}x{spanW} is larger than the padded input {h + 2 * Padding.H}x{w + 2 * Padding.W} (input {input}, padding {Padding}).");
         _geometry = new ConvGeometry(1, c, h, w, OutChannels, KernelSize.H, KernelSize.W, Stride.H, Stride.W,
             Padding.H, Padding.W, Dilation.H, Dilation.W, Groups);
-        Weight = AddParameter("weight", new TensorShape(OutChannels, c / Groups, KernelSize.H, KernelSize.W), decays: true);
-        var weights = new float[Weight.Value.Length];
-        int receptive = KernelSize.H * KernelSize.W;
-        WeightInitializer.Fill(weights, Init, c / Groups * receptive, OutChannels / Groups * receptive, rng);
-        Weight.Value.CopyFrom(weights);
+        int receptive = KernelSize.H * KernelSize.W, fanIn = c / Groups * receptive, fanOut = OutChannels / Groups * receptive;
+        Weight = AddParameter("weight", new TensorShape(OutChannels, c / Groups, KernelSize.H, KernelSize.W), decays: true,
+            (values, rng) => WeightInitializer.Fill(values, Init, fanIn, fanOut, rng));
         Bias = HasBias ? AddParameter("bias", new TensorShape(OutChannels), decays: false) : null;
         return new TensorShape(OutChannels, _geometry.OutH, _geometry.OutW);
     }
+
+    /// <inheritdoc />
+    public override long MultiplyAdds => (long)OutputShape.Length * _geometry.PatchSize;
 
     /// <inheritdoc />
     protected override Tensor OnForward(Tensor x, bool training)

@@ -17,17 +17,18 @@ public sealed class Dense(int outFeatures, bool bias = true, WeightInit init = W
     public Parameter? Bias { get; private set; }
 
     /// <inheritdoc />
-    protected override TensorShape OnBuild(TensorShape input, Rng rng)
+    protected override TensorShape OnBuild(TensorShape input)
     {
         if (OutFeatures <= 0) throw Error($"output features must be positive, got {OutFeatures}.");
         int inFeatures = input.Length;
-        Weight = AddParameter("weight", new TensorShape(OutFeatures, inFeatures), decays: true);
-        var weights = new float[Weight.Value.Length];
-        WeightInitializer.Fill(weights, init, inFeatures, OutFeatures, rng);
-        Weight.Value.CopyFrom(weights);
+        Weight = AddParameter("weight", new TensorShape(OutFeatures, inFeatures), decays: true,
+            (values, rng) => WeightInitializer.Fill(values, init, inFeatures, OutFeatures, rng));
         Bias = bias ? AddParameter("bias", new TensorShape(OutFeatures), decays: false) : null;
         return new TensorShape(OutFeatures);
     }
+
+    /// <inheritdoc />
+    public override long MultiplyAdds => (long)InputShape.Length * OutFeatures;
 
     /// <inheritdoc />
     protected override Tensor OnForward(Tensor x, bool training)

@@ -17,12 +17,11 @@ public sealed class Dropout(float rate) : Layer
     public float Rate { get; } = rate;
 
     /// <inheritdoc />
-    protected override TensorShape OnBuild(TensorShape input, Rng rng)
-    {
-        if (!(Rate >= 0 && Rate < 1)) throw Error($"rate must be in [0, 1), got {Rate}.");
-        _rng = new Rng(rng.NextUInt64());
-        return input;
-    }
+    protected override TensorShape OnBuild(TensorShape input) =>
+        Rate >= 0 && Rate < 1 ? input : throw Error($"rate must be in [0, 1), got {Rate}.");
+
+    /// <inheritdoc />
+    protected override void OnAllocate(Rng rng) => _rng = new Rng(rng.NextUInt64());
 
     /// <summary>The layer's own generator, so checkpoints can save and restore its position.</summary>
     public Rng Random => _rng ?? throw Error("not built.");

@@ -40,17 +40,30 @@ public abstract class Layer
     /// <summary>Name for messages: the given name, or the layer type.</summary>
     protected string DisplayName => string.IsNullOrEmpty(Name) ? GetType().Name : $"{Name} ({GetType().Name})";
 
-    /// <summary>Binds to a backend and input shape, validating arguments and allocating parameters.</summary>
-    public void Build(IBackend backend, TensorShape inputShape, Rng rng)
+    /// <summary>
+    /// Binds to a backend and input shape, validating arguments and declaring parameters; with a generator it also
+    /// allocates and initializes them. Without one only shapes are known (for summaries and parameter counts).
+    /// </summary>
+    public void Build(IBackend backend, TensorShape inputShape, Rng? rng)
     {
         _backend = backend;
         InputShape = inputShape;
-        OutputShape = OnBuild(inputShape, rng);
+        _parameters.Clear();
+        OutputShape = OnBuild(inputShape);
         _output = _inputGradient = null;
+        if (rng is null) return;
+        foreach (var p in _parameters) p.Allocate(backend, rng);
+        OnAllocate(rng);
     }
 
-    /// <summary>Validates the per-item input shape, creates parameters, and returns the per-item output shape.</summary>
-    protected abstract TensorShape OnBuild(TensorShape inputShape, Rng rng);
+    /// <summary>Validates the per-item input shape, declares parameters, and returns the per-item output shape.</summary>
+    protected abstract TensorShape OnBuild(TensorShape inputShape);
+
+    /// <summary>Allocates non-parameter state (running statistics, generators) once parameters exist.</summary>
+    protected virtual void OnAllocate(Rng rng) { }
+
+    /// <summary>Multiply-accumulate operations of one item's forward pass (for summaries).</summary>
+    public virtual long MultiplyAdds => 0;
 
     /// <summary>Runs the layer on a batch.</summary>
     public Tensor Forward(Tensor x, bool training)
@@ -75,10 +88,10 @@ public abstract class Layer
     /// <summary>The backward computation for the most recent forward call.</summary>
     protected abstract Tensor? OnBackward(Tensor dy);
 
-    /// <summary>Adds a parameter of the given shape.</summary>
-    protected Parameter AddParameter(string name, TensorShape shape, bool decays)
+    /// <summary>Declares a parameter; <paramref name="initializer"/> fills it when allocated (zeros without one).</summary>
+    protected Parameter AddParameter(string name, TensorShape shape, bool decays, Action<Span<float>, Rng>? initializer = null)
     {
-        var parameter = new Parameter(name, Backend.Allocate(shape), decays);
+        var parameter = new Parameter(name, shape, decays, initializer);
         _parameters.Add(parameter);
         return parameter;
     }

@@ -21,7 +21,7 @@ public sealed class LocalResponseNorm(int size, float alpha = 1e-4f, float beta 
     public float K { get; } = k;
 
     /// <inheritdoc />
-    protected override TensorShape OnBuild(TensorShape input, Rng rng)
+    protected override TensorShape OnBuild(TensorShape input)
     {
         RequireRank(input, 3, "[C, H, W] images");
         if (Size <= 0) throw Error($"size must be positive, got {Size}.");

@@ -30,7 +30,7 @@ public abstract class Pool2d : Layer
     private protected virtual bool CountIncludePad => true;
 
     /// <inheritdoc />
-    protected override TensorShape OnBuild(TensorShape input, Rng rng)
+    protected override TensorShape OnBuild(TensorShape input)
     {
         RequireRank(input, 3, "[C, H, W] images");
         if (KernelSize <= 0) throw Error($"kernel size must be positive, got {KernelSize}.");
@@ -94,7 +94,7 @@ public sealed class AvgPool2d(int kernelSize, int? stride = null, int padding = 
 public sealed class GlobalAvgPool : Layer
 {
     /// <inheritdoc />
-    protected override TensorShape OnBuild(TensorShape input, Rng rng)
+    protected override TensorShape OnBuild(TensorShape input)
     {
         RequireRank(input, 3, "[C, H, W] images");
         return new TensorShape(input[0]);

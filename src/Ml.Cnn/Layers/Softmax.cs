@@ -9,7 +9,7 @@ public sealed class Softmax : Layer
     private Tensor? _output;
 
     /// <inheritdoc />
-    protected override TensorShape OnBuild(TensorShape input, Rng rng)
+    protected override TensorShape OnBuild(TensorShape input)
     {
         RequireRank(input, 1, "[classes] score vectors");
         return input;
@@ -36,7 +36,7 @@ public sealed class Softmax : Layer
 public sealed class Flatten : Layer
 {
     /// <inheritdoc />
-    protected override TensorShape OnBuild(TensorShape input, Rng rng) => new(input.Length);
+    protected override TensorShape OnBuild(TensorShape input) => new(input.Length);
 
     /// <inheritdoc />
     protected override Tensor OnForward(Tensor x, bool training) => x.Reshape(OutputShape.Prepend(x.Shape.N));

@@ -1,0 +1,179 @@
+using Ml.Cnn.Backends;
+using Ml.Cnn.Core;
+using Ml.Cnn.Layers;
+using Ml.Cnn.Tensors;
+
+namespace Ml.Cnn.Networks;
+
+/// <summary>
+/// A built network: layers bound to a backend in topological order, with their parameters. Forward runs the graph;
+/// backward propagates from the output gradient, summing gradients where a node feeds several consumers, and
+/// leaves every parameter's gradient in <see cref="Parameter.Gradient"/>.
+/// </summary>
+public sealed class Network
+{
+    private readonly NetworkNode[] _nodes;
+    private readonly Tensor?[] _activations;
+    private readonly Tensor?[] _gradients;
+    private readonly Tensor?[] _gradientSums;
+    private readonly int[] _consumers;
+
+    private Network(IBackend backend, TensorShape inputShape, NetworkNode[] nodes, bool allocated)
+    {
+        Backend = backend;
+        InputShape = inputShape;
+        _nodes = nodes;
+        IsAllocated = allocated;
+        _activations = new Tensor?[nodes.Length];
+        _gradients = new Tensor?[nodes.Length];
+        _gradientSums = new Tensor?[nodes.Length];
+        _consumers = new int[nodes.Length];
+        foreach (var node in nodes)
+            foreach (int input in node.Inputs)
+                if (input >= 0) _consumers[input]++;
+    }
+
+    /// <summary>
+    /// Builds the graph described by <paramref name="definition"/> for items of <paramref name="inputShape"/> (e.g.
+    /// [1, 28, 28]), naming unnamed layers, inferring every layer's input size, and initializing parameters from
+    /// <paramref name="seed"/>. With <paramref name="allocate"/> false only shapes are computed (for summaries).
+    /// </summary>
+    public static Network Create(NetworkBuilder definition, IBackend backend, TensorShape inputShape, ulong seed = 0, bool allocate = true)
+    {
+        if (definition.Nodes.Count == 0) throw new ArgumentException("The network definition has no layers.", nameof(definition));
+        var rng = allocate ? new Rng(seed) : null;
+        var nodes = new NetworkNode[definition.Nodes.Count];
+        var counts = new Dictionary<string, int>();
+        for (int i = 0; i < nodes.Length; i++)
+        {
+            var (layer, inputs) = definition.Nodes[i];
+            var inputShapes = inputs.Select(j => j < 0 ? inputShape : nodes[j].OutputShape).ToArray();
+            string kind = layer.GetType().Name.ToLowerInvariant();
+            counts[kind] = counts.GetValueOrDefault(kind) + 1;
+            string autoName = $"{kind}{counts[kind]}";
+            switch (layer)
+            {
+                case Layer single:
+                    if (string.IsNullOrEmpty(single.Name)) single.Name = autoName;
+                    // The network input is data: its gradient is never needed.
+                    single.ComputesInputGradient = inputs[0] >= 0;
+                    single.Build(backend, inputShapes[0], rng);
+                    nodes[i] = new NetworkNode(single.Name, single, inputs, single.OutputShape);
+                    break;
+                case MergeLayer merge:
+                    if (string.IsNullOrEmpty(merge.Name)) merge.Name = autoName;
+                    merge.Build(backend, inputShapes);
+                    nodes[i] = new NetworkNode(merge.Name, merge, inputs, merge.OutputShape);
+                    break;
+            }
+        }
+        var duplicate = nodes.GroupBy(n => n.Name).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null) throw new ArgumentException($"Two layers are named '{duplicate.Key}'; layer names must be unique.", nameof(definition));
+        return new Network(backend, inputShape, nodes, allocate);
+    }
+
+    /// <summary>A plain stack of layers.</summary>
+    public static Network Sequential(IBackend backend, TensorShape inputShape, ulong seed, params Layer[] layers) =>
+        Create(NetworkBuilder.Sequential(layers), backend, inputShape, seed);
+
+    /// <summary>The backend.</summary>
+    public IBackend Backend { get; }
+
+    /// <summary>Per-item input shape.</summary>
+    public TensorShape InputShape { get; }
+
+    /// <summary>Per-item output shape.</summary>
+    public TensorShape OutputShape => _nodes[^1].OutputShape;
+
+    /// <summary>Whether parameters exist in memory (false for shape-only networks).</summary>
+    public bool IsAllocated { get; }
+
+    /// <summary>The nodes in execution order.</summary>
+    public IReadOnlyList<NetworkNode> Nodes => _nodes;
+
+    /// <summary>All parameters, in node order.</summary>
+    public IEnumerable<Parameter> Parameters => _nodes.Select(n => n.Layer).OfType<Layer>().SelectMany(l => l.Parameters);
+
+    /// <summary>Total number of parameter values.</summary>
+    public long ParameterCount => Parameters.Sum(p => (long)p.Shape.Length);
+
+    /// <summary>The node with the given name.</summary>
+    public NetworkNode this[string name] => _nodes.FirstOrDefault(n => n.Name == name)
+        ?? throw new KeyNotFoundException($"No layer named '{name}'. Layers: {string.Join(", ", _nodes.Select(n => n.Name))}.");
+
+    /// <summary>Runs the network on a batch and returns the output (owned by the network; copy it to keep it).</summary>
+    public Tensor Forward(Tensor input, bool training) => ForwardTo(input, training, _nodes.Length - 1);
+
+    /// <summary>Runs the network up to and including the named layer and returns its activations.</summary>
+    public Tensor ForwardTo(Tensor input, bool training, string layerName)
+    {
+        int index = Array.FindIndex(_nodes, n => n.Name == layerName);
+        if (index < 0) throw new KeyNotFoundException($"No layer named '{layerName}'. Layers: {string.Join(", ", _nodes.Select(n => n.Name))}.");
+        return ForwardTo(input, training, index);
+    }
+
+    private Tensor ForwardTo(Tensor input, bool training, int last)
+    {
+        if (!IsAllocated) throw new InvalidOperationException("This network was created for its shapes only; create it with allocate: true to run it.");
+        if (input.Shape.Rank != InputShape.Rank + 1 || !input.Shape.Dims.Skip(1).SequenceEqual(InputShape.Dims))
+            throw new ArgumentException($"Network input must have shape [N, {string.Join(", ", InputShape.Dims)}], got {input.Shape}.", nameof(input));
+        for (int i = 0; i <= last; i++)
+        {
+            var node = _nodes[i];
+            _activations[i] = node.Layer switch
+            {
+                Layer single => single.Forward(Resolve(node.Inputs[0], input), training),
+                MergeLayer merge => merge.Forward(node.Inputs.Select(j => Resolve(j, input)).ToArray()),
+                _ => throw new InvalidOperationException(),
+            };
+        }
+        return _activations[last]!;
+    }
+
+    private Tensor Resolve(int index, Tensor input) => index < 0 ? input : _activations[index]!;
+
+    /// <summary>Backpropagates ∂loss/∂output through the last forward pass, filling every parameter gradient.</summary>
+    public void Backward(Tensor outputGradient)
+    {
+        Array.Clear(_gradients);
+        _gradients[^1] = outputGradient;
+        for (int i = _nodes.Length - 1; i >= 0; i--)
+        {
+            var gradient = _gradients[i] ?? throw new InvalidOperationException($"Layer '{_nodes[i].Name}' does not contribute to the output.");
+            var node = _nodes[i];
+            switch (node.Layer)
+            {
+                case Layer single:
+                    var dx = single.Backward(gradient);
+                    if (dx is not null) Accumulate(node.Inputs[0], dx);
+                    break;
+                case MergeLayer merge:
+                    var parts = merge.Backward(gradient);
+                    for (int k = 0; k < parts.Count; k++) Accumulate(node.Inputs[k], parts[k]);
+                    break;
+            }
+        }
+    }
+
+    private void Accumulate(int node, Tensor gradient)
+    {
+        if (node < 0) return;
+        if (_consumers[node] == 1) { _gradients[node] = gradient; return; }
+        // Fan-out: consumers' gradient buffers are theirs, so sum into a buffer owned by this node.
+        if (_gradients[node] is null)
+        {
+            var sum = _gradientSums[node];
+            if (sum is null || sum.Shape != gradient.Shape) _gradientSums[node] = sum = Backend.Allocate(gradient.Shape);
+            Backend.Copy(gradient, sum);
+            _gradients[node] = sum;
+        }
+        else
+            Backend.Axpy(1, gradient, _gradients[node]!);
+    }
+
+    /// <summary>A Keras-style table: layer, output shape, receptive field, parameters and multiply-adds.</summary>
+    public string Summary() => NetworkSummary.Format(this);
+}
+
+/// <summary>One layer of a built network and the nodes that feed it (−1 is the network input).</summary>
+public sealed record NetworkNode(string Name, object Layer, IReadOnlyList<int> Inputs, TensorShape OutputShape);

@@ -1,0 +1,217 @@
+using Ml.Cnn.Core;
+using Ml.Cnn.Layers;
+using Ml.Cnn.Networks;
+
+namespace Ml.Cnn.Zoo;
+
+/// <summary>
+/// Network definitions of the classic architectures. Each adapts to the input shape given to
+/// <see cref="Network.Create"/> and ends in <c>classes</c> scores (logits). At 3×224×224 with 1000 classes the
+/// parameter counts equal torchvision's.
+/// </summary>
+public static class ModelZoo
+{
+    /// <summary>The names <see cref="Get"/> accepts.</summary>
+    public static IReadOnlyList<string> Names { get; } =
+    [
+        "linear", "mlp", "lenet5", "reference-cnn", "alexnet",
+        "vgg11", "vgg13", "vgg16", "vgg19", "vgg11-bn", "vgg13-bn", "vgg16-bn", "vgg19-bn",
+        "googlenet", "resnet18", "resnet34", "resnet50", "resnet20", "resnet56",
+    ];
+
+    /// <summary>A definition by name (see <see cref="Names"/>); "mlp" uses two hidden layers of 256.</summary>
+    public static NetworkBuilder Get(string name, int classes) => name.ToLowerInvariant() switch
+    {
+        "linear" => LinearClassifier(classes),
+        "mlp" => Mlp(classes, 256, 256),
+        "lenet5" => LeNet5(classes),
+        "reference-cnn" => ReferenceCnn(classes),
+        "alexnet" => AlexNet(classes),
+        "vgg11" => Vgg(11, false, classes),
+        "vgg13" => Vgg(13, false, classes),
+        "vgg16" => Vgg(16, false, classes),
+        "vgg19" => Vgg(19, false, classes),
+        "vgg11-bn" => Vgg(11, true, classes),
+        "vgg13-bn" => Vgg(13, true, classes),
+        "vgg16-bn" => Vgg(16, true, classes),
+        "vgg19-bn" => Vgg(19, true, classes),
+        "googlenet" => GoogLeNet(classes),
+        "resnet18" => ResNet(18, classes),
+        "resnet34" => ResNet(34, classes),
+        "resnet50" => ResNet(50, classes),
+        "resnet20" => CifarResNet(20, classes),
+        "resnet56" => CifarResNet(56, classes),
+        _ => throw new ArgumentException($"Unknown architecture '{name}'. Known: {string.Join(", ", Names)}.", nameof(name)),
+    };
+
+    /// <summary>scores = W·x + b: the softmax classifier or linear SVM of the lectures, depending on the loss.</summary>
+    public static NetworkBuilder LinearClassifier(int classes) =>
+        NetworkBuilder.Sequential(new Flatten(), new Dense(classes, init: WeightInit.XavierUniform));
+
+    /// <summary>A multilayer perceptron with ReLU hidden layers of the given sizes.</summary>
+    public static NetworkBuilder Mlp(int classes, params int[] hiddenSizes)
+    {
+        var layers = new List<Layer> { new Flatten() };
+        foreach (int size in hiddenSizes) layers.AddRange([new Dense(size), new Relu()]);
+        layers.Add(new Dense(classes));
+        return NetworkBuilder.Sequential([.. layers]);
+    }
+
+    /// <summary>LeNet-5 in its modern form (ReLU, max pooling), with padding 2 so 28×28 inputs behave like 32×32.</summary>
+    public static NetworkBuilder LeNet5(int classes) => NetworkBuilder.Sequential(
+        new Conv2d(6, 5, padding: 2), new Relu(), new MaxPool2d(2),
+        new Conv2d(16, 5), new Relu(), new MaxPool2d(2), new Flatten(),
+        new Dense(120), new Relu(), new Dense(84), new Relu(), new Dense(classes));
+
+    /// <summary>
+    /// The reference CNN of the benchmarks: conv 5×5×32 pad 2, ReLU, pool, conv 5×5×64 pad 2, ReLU, pool,
+    /// dense 1024, ReLU, dropout 0.4, dense.
+    /// </summary>
+    public static NetworkBuilder ReferenceCnn(int classes) => NetworkBuilder.Sequential(
+        new Conv2d(32, 5, padding: 2), new Relu(), new MaxPool2d(2),
+        new Conv2d(64, 5, padding: 2), new Relu(), new MaxPool2d(2), new Flatten(),
+        new Dense(1024), new Relu(), new Dropout(0.4f), new Dense(classes));
+
+    /// <summary>AlexNet as torchvision builds it, with the original paper's local response normalization after the first two convolutions.</summary>
+    public static NetworkBuilder AlexNet(int classes) => NetworkBuilder.Sequential(
+        new Conv2d(64, 11, stride: 4, padding: 2), new Relu(), new LocalResponseNorm(5, 1e-4f, 0.75f, 2f), new MaxPool2d(3, 2),
+        new Conv2d(192, 5, padding: 2), new Relu(), new LocalResponseNorm(5, 1e-4f, 0.75f, 2f), new MaxPool2d(3, 2),
+        new Conv2d(384, 3, padding: 1), new Relu(),
+        new Conv2d(256, 3, padding: 1), new Relu(),
+        new Conv2d(256, 3, padding: 1), new Relu(), new MaxPool2d(3, 2), new Flatten(),
+        new Dropout(0.5f), new Dense(4096), new Relu(),
+        new Dropout(0.5f), new Dense(4096), new Relu(),
+        new Dense(classes));
+
+    /// <summary>VGG-11/13/16/19 (configurations A, B, D, E), optionally with batch normalization after each convolution.</summary>
+    public static NetworkBuilder Vgg(int depth, bool batchNorm, int classes)
+    {
+        int[] config = depth switch
+        {
+            11 => [64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0],
+            13 => [64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0],
+            16 => [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0],
+            19 => [64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0],
+            _ => throw new ArgumentException($"VGG depth must be 11, 13, 16 or 19, got {depth}.", nameof(depth)),
+        };
+        var layers = new List<Layer>();
+        foreach (int channels in config)
+        {
+            if (channels == 0) { layers.Add(new MaxPool2d(2)); continue; }
+            layers.Add(new Conv2d(channels, 3, padding: 1));
+            if (batchNorm) layers.Add(new BatchNorm());
+            layers.Add(new Relu());
+        }
+        layers.AddRange([new Flatten(), new Dense(4096), new Relu(), new Dropout(0.5f), new Dense(4096), new Relu(), new Dropout(0.5f), new Dense(classes)]);
+        return NetworkBuilder.Sequential([.. layers]);
+    }
+
+    /// <summary>GoogLeNet (Inception v1) in torchvision's form: batch norm after every convolution, no auxiliary heads.</summary>
+    public static NetworkBuilder GoogLeNet(int classes)
+    {
+        var b = new NetworkBuilder();
+        var x = ConvBn(b, b.Input, 64, 7, stride: 2, padding: 3, epsilon: 1e-3f);
+        x = b.Add(new MaxPool2d(3, 2, ceilMode: true), x);
+        x = ConvBn(b, x, 64, 1, epsilon: 1e-3f);
+        x = ConvBn(b, x, 192, 3, padding: 1, epsilon: 1e-3f);
+        x = b.Add(new MaxPool2d(3, 2, ceilMode: true), x);
+        x = Inception(b, x, 64, 96, 128, 16, 32, 32);
+        x = Inception(b, x, 128, 128, 192, 32, 96, 64);
+        x = b.Add(new MaxPool2d(3, 2, ceilMode: true), x);
+        x = Inception(b, x, 192, 96, 208, 16, 48, 64);
+        x = Inception(b, x, 160, 112, 224, 24, 64, 64);
+        x = Inception(b, x, 128, 128, 256, 24, 64, 64);
+        x = Inception(b, x, 112, 144, 288, 32, 64, 64);
+        x = Inception(b, x, 256, 160, 320, 32, 128, 128);
+        x = b.Add(new MaxPool2d(2, 2, ceilMode: true), x);
+        x = Inception(b, x, 256, 160, 320, 32, 128, 128);
+        x = Inception(b, x, 384, 192, 384, 48, 128, 128);
+        b.Chain(x, new GlobalAvgPool(), new Dropout(0.2f), new Dense(classes));
+        return b;
+    }
+
+    /// <summary>
+    /// An Inception block: 1×1; 1×1 → 3×3; 1×1 → 3×3 (torchvision's stand-in for 5×5); 3×3 max pool → 1×1; concatenated.
+    /// </summary>
+    public static Node Inception(NetworkBuilder b, Node input, int ch1x1, int ch3x3Reduce, int ch3x3, int ch5x5Reduce, int ch5x5, int poolProjection)
+    {
+        var branch1 = ConvBn(b, input, ch1x1, 1, epsilon: 1e-3f);
+        var branch2 = ConvBn(b, ConvBn(b, input, ch3x3Reduce, 1, epsilon: 1e-3f), ch3x3, 3, padding: 1, epsilon: 1e-3f);
+        var branch3 = ConvBn(b, ConvBn(b, input, ch5x5Reduce, 1, epsilon: 1e-3f), ch5x5, 3, padding: 1, epsilon: 1e-3f);
+        var branch4 = ConvBn(b, b.Add(new MaxPool2d(3, 1, padding: 1, ceilMode: true), input), poolProjection, 1, epsilon: 1e-3f);
+        return b.Merge(new Concat(), branch1, branch2, branch3, branch4);
+    }
+
+    /// <summary>ResNet-18/34 (basic blocks) or ResNet-50 (bottlenecks, stride on the 3×3) in the ImageNet form.</summary>
+    public static NetworkBuilder ResNet(int depth, int classes)
+    {
+        var (blocks, bottleneck) = depth switch
+        {
+            18 => (new[] { 2, 2, 2, 2 }, false),
+            34 => (new[] { 3, 4, 6, 3 }, false),
+            50 => (new[] { 3, 4, 6, 3 }, true),
+            _ => throw new ArgumentException($"ResNet depth must be 18, 34 or 50, got {depth}.", nameof(depth)),
+        };
+        var b = new NetworkBuilder();
+        var x = b.Add(new Relu(), ConvBn(b, b.Input, 64, 7, stride: 2, padding: 3, relu: false));
+        x = b.Add(new MaxPool2d(3, 2, padding: 1), x);
+        int channels = 64, width = 64;
+        for (int stage = 0; stage < 4; stage++, width *= 2)
+            for (int block = 0; block < blocks[stage]; block++)
+            {
+                int stride = stage > 0 && block == 0 ? 2 : 1;
+                x = bottleneck ? Bottleneck(b, x, channels, width, stride) : BasicBlock(b, x, channels, width, stride);
+                channels = bottleneck ? width * 4 : width;
+            }
+        b.Chain(x, new GlobalAvgPool(), new Dense(classes));
+        return b;
+    }
+
+    /// <summary>
+    /// ResNet-20/56 for 32×32 images (He et al. §4.2): 16, 32, 64 channels, (depth − 2)/6 basic blocks per stage.
+    /// Downsampling shortcuts use 1×1 convolutions with batch norm (the paper's option B).
+    /// </summary>
+    public static NetworkBuilder CifarResNet(int depth, int classes)
+    {
+        if (depth < 8 || (depth - 2) % 6 != 0) throw new ArgumentException($"CIFAR ResNet depth must be 6n + 2, got {depth}.", nameof(depth));
+        int perStage = (depth - 2) / 6;
+        var b = new NetworkBuilder();
+        var x = ConvBn(b, b.Input, 16, 3, padding: 1);
+        int channels = 16;
+        foreach (int width in new[] { 16, 32, 64 })
+            for (int block = 0; block < perStage; block++)
+            {
+                x = BasicBlock(b, x, channels, width, width != 16 && block == 0 ? 2 : 1);
+                channels = width;
+            }
+        b.Chain(x, new GlobalAvgPool(), new Dense(classes));
+        return b;
+    }
+
+    /// <summary>Two 3×3 convolutions with a residual connection (projected when the shape changes).</summary>
+    public static Node BasicBlock(NetworkBuilder b, Node input, int inChannels, int width, int stride)
+    {
+        var main = ConvBn(b, input, width, 3, stride, padding: 1);
+        main = ConvBn(b, main, width, 3, padding: 1, relu: false);
+        var shortcut = stride != 1 || inChannels != width ? ConvBn(b, input, width, 1, stride, relu: false) : input;
+        return b.Add(new Relu(), b.Merge(new Add(), main, shortcut));
+    }
+
+    /// <summary>1×1 reduce, 3×3 (strided), 1×1 expand ×4, with a residual connection.</summary>
+    public static Node Bottleneck(NetworkBuilder b, Node input, int inChannels, int width, int stride)
+    {
+        var main = ConvBn(b, input, width, 1);
+        main = ConvBn(b, main, width, 3, stride, padding: 1);
+        main = ConvBn(b, main, width * 4, 1, relu: false);
+        var shortcut = stride != 1 || inChannels != width * 4 ? ConvBn(b, input, width * 4, 1, stride, relu: false) : input;
+        return b.Add(new Relu(), b.Merge(new Add(), main, shortcut));
+    }
+
+    /// <summary>Convolution without bias, batch norm, and (by default) ReLU.</summary>
+    public static Node ConvBn(NetworkBuilder b, Node input, int channels, int kernel, int stride = 1, int padding = 0,
+        bool relu = true, float epsilon = 1e-5f)
+    {
+        var x = b.Chain(input, new Conv2d(channels, kernel, stride, padding, bias: false), new BatchNorm(epsilon: epsilon));
+        return relu ? b.Add(new Relu(), x) : x;
+    }
+}
