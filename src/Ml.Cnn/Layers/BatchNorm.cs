@@ -27,6 +27,9 @@ public sealed class BatchNorm(float momentum = 0.1f, float epsilon = 1e-5f) : La
     public Tensor RunningVariance { get; private set; } = null!;
 
     /// <inheritdoc />
+    public override IReadOnlyList<Tensor> Buffers => [RunningMean, RunningVariance];
+
+    /// <inheritdoc />
     protected override TensorShape OnBuild(TensorShape input)
     {
         if (input.Rank != 1 && input.Rank != 3) throw Error($"expects [C, H, W] or [F] items, got {input}.");

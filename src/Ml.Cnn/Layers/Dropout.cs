@@ -27,6 +27,9 @@ public sealed class Dropout(float rate) : Layer
     public Rng Random => _rng ?? throw Error("not built.");
 
     /// <inheritdoc />
+    public override Rng? Generator => _rng;
+
+    /// <inheritdoc />
     protected override Tensor OnForward(Tensor x, bool training)
     {
         _dropped = training && Rate > 0;

@@ -62,6 +62,12 @@ public abstract class Layer
     /// <summary>Allocates non-parameter state (running statistics, generators) once parameters exist.</summary>
     protected virtual void OnAllocate(Rng rng) { }
 
+    /// <summary>Non-trainable state that training changes (batch-norm running statistics), for checkpoints.</summary>
+    public virtual IReadOnlyList<Tensor> Buffers => [];
+
+    /// <summary>The layer's own random generator (dropout), so checkpoints can save its position; null if none.</summary>
+    public virtual Rng? Generator => null;
+
     /// <summary>Multiply-accumulate operations of one item's forward pass (for summaries).</summary>
     public virtual long MultiplyAdds => 0;
 

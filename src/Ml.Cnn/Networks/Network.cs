@@ -94,6 +94,13 @@ public sealed class Network
     /// <summary>All parameters, in node order.</summary>
     public IEnumerable<Parameter> Parameters => _nodes.Select(n => n.Layer).OfType<Layer>().SelectMany(l => l.Parameters);
 
+    /// <summary>Every tensor that defines the trained model: parameter values, then buffers (running statistics).</summary>
+    public IEnumerable<Tensor> StateTensors =>
+        Parameters.Select(p => p.Value).Concat(_nodes.Select(n => n.Layer).OfType<Layer>().SelectMany(l => l.Buffers));
+
+    /// <summary>The layers' own generators (dropout), in node order.</summary>
+    public IEnumerable<Rng> Generators => _nodes.Select(n => n.Layer).OfType<Layer>().Select(l => l.Generator).OfType<Rng>();
+
     /// <summary>Total number of parameter values.</summary>
     public long ParameterCount => Parameters.Sum(p => (long)p.Shape.Length);
 

@@ -31,7 +31,7 @@ public abstract class Optimizer
     public float WeightDecay { get; }
 
     /// <summary>Number of steps taken.</summary>
-    public int StepCount { get; private set; }
+    public int StepCount { get; internal set; }
 
     /// <summary>How many state tensors (momentum, moments) each parameter needs.</summary>
     protected abstract int StateTensorsPerParameter { get; }

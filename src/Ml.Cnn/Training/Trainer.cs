@@ -1,0 +1,258 @@
+using System.Diagnostics;
+using Ml.Cnn.Core;
+using Ml.Cnn.Data;
+using Ml.Cnn.Losses;
+using Ml.Cnn.Networks;
+using Ml.Cnn.Optimizers;
+using Ml.Cnn.Tensors;
+
+namespace Ml.Cnn.Training;
+
+/// <summary>What a training run produced besides the trained network.</summary>
+public sealed class TrainingResult(IReadOnlyList<EpochStatistics> history, ChannelNormalization? normalization, int bestEpoch, bool stoppedEarly)
+{
+    /// <summary>Per-epoch figures, including epochs run before a resume.</summary>
+    public IReadOnlyList<EpochStatistics> History { get; } = history;
+
+    /// <summary>The input standardization the network was trained with (apply it before prediction), if any.</summary>
+    public ChannelNormalization? Normalization { get; } = normalization;
+
+    /// <summary>The epoch whose weights the network holds (the best validation epoch when restored).</summary>
+    public int BestEpoch { get; } = bestEpoch;
+
+    /// <summary>Whether early stopping ended the run.</summary>
+    public bool StoppedEarly { get; } = stoppedEarly;
+}
+
+/// <summary>
+/// Mini-batch training of a <see cref="Network"/>: reshuffles every epoch, holds out a validation split, applies
+/// augmentation and the learning-rate schedule, clips gradients, stops early, checkpoints atomically after every
+/// epoch and resumes bit-identically. Cancellation stops after the current batch; the last checkpoint stays valid.
+/// </summary>
+public static class Trainer
+{
+    /// <summary>Trains <paramref name="network"/> in place on <paramref name="data"/>.</summary>
+    public static TrainingResult Train(Network network, ImageDataset data, TrainerOptions options, CancellationToken cancellation = default)
+    {
+        options.Validate(data.Count);
+        if (data.ItemShape != network.InputShape)
+            throw new ArgumentException($"The network expects items of shape {network.InputShape}, the data has {data.ItemShape}.", nameof(data));
+        var loss = CreateLoss(options.Loss);
+        bool classification = loss is ClassificationLoss;
+        if (classification && data.ClassCount == 0)
+            throw new ArgumentException($"{options.Loss} needs class labels, but the data has regression targets.", nameof(data));
+        if (classification && network.OutputShape.Length != data.ClassCount)
+            throw new ArgumentException($"The network outputs {network.OutputShape.Length} scores but the data has {data.ClassCount} classes.", nameof(data));
+        if (!classification && network.OutputShape.Length != data.TargetLength)
+            throw new ArgumentException($"The network outputs {network.OutputShape.Length} values but each target has {data.TargetLength}.", nameof(data));
+
+        var (training, validation) = Split(data, options.ValidationFraction, options.Seed);
+        var normalization = options.NormalizeInputs ? ChannelNormalization.Fit(training) : null;
+        var optimizer = CreateOptimizer(network, options);
+        var state = new RunState(new Rng(options.Seed));
+        var checkpoint = options.CheckpointDirectory is null ? null : Path.Combine(options.CheckpointDirectory, "checkpoint.mlcnn");
+        if (checkpoint is not null && File.Exists(checkpoint)) Checkpoint.Load(checkpoint, network, optimizer, options.Schedule, state);
+
+        int batches = (training.Count + options.BatchSize - 1) / options.BatchSize;
+        var backend = network.Backend;
+        var batch = new BatchAssembler(training, options.BatchSize, normalization, options.Augmentation, backend);
+        bool stoppedEarly = false;
+        var clock = Stopwatch.StartNew();
+        for (int epoch = state.CompletedEpochs; epoch < options.Epochs && !stoppedEarly; epoch++)
+        {
+            var epochClock = Stopwatch.StartNew();
+            var order = Enumerable.Range(0, training.Count).ToArray();
+            state.Random.Shuffle(order.AsSpan());
+            double lossSum = 0;
+            long correct = 0, seen = 0;
+            float learningRate = options.LearningRate;
+            for (int b = 0; b < batches; b++)
+            {
+                var indices = order.AsSpan(b * options.BatchSize, Math.Min(options.BatchSize, training.Count - b * options.BatchSize));
+                // A batch of one cannot be normalized by its own statistics; it is dropped (at most one item an epoch).
+                if (indices.Length == 1 && training.Count > 1) continue;
+                var (x, targets) = batch.Assemble(indices, state.Random);
+                var output = network.Forward(x, training: true);
+                var gradient = batch.GradientBuffer(output.Shape);
+                float batchLoss = loss.Compute(output, targets, gradient);
+                if (!float.IsFinite(batchLoss)) throw new TrainingDivergedException(epoch + 1, b + 1, batchLoss, optimizer.LearningRate);
+                network.Backward(gradient);
+                if (options.GradientClipNorm > 0) ClipGradients(network, options.GradientClipNorm);
+                learningRate = options.Schedule.Rate(options.LearningRate, epoch, b, batches, options.Epochs);
+                optimizer.LearningRate = learningRate;
+                optimizer.Step();
+
+                lossSum += batchLoss * indices.Length;
+                seen += indices.Length;
+                if (classification) correct += CountCorrect(output.ToArray(), targets.ToArray(), output.Shape.ItemLength);
+                double rate = seen / epochClock.Elapsed.TotalSeconds;
+                double remainingItems = (options.Epochs - epoch) * (double)training.Count - seen;
+                options.Progress?.Report(new TrainingProgress(epoch + 1, options.Epochs, b + 1, batches, (float)(lossSum / seen),
+                    classification ? (float)correct / seen : float.NaN, learningRate, rate, TimeSpan.FromSeconds(remainingItems / rate),
+                    false, float.NaN, float.NaN));
+                cancellation.ThrowIfCancellationRequested();
+            }
+
+            var (validationLoss, validationAccuracy) = validation is null ? (float.NaN, float.NaN) : Evaluate(network, validation, loss, normalization, options.BatchSize);
+            options.Schedule.EndEpoch(validationLoss);
+            var statistics = new EpochStatistics(epoch + 1, (float)(lossSum / Math.Max(1, seen)), classification ? (float)correct / Math.Max(1, seen) : float.NaN,
+                validationLoss, validationAccuracy, learningRate, epochClock.Elapsed.TotalSeconds);
+            state.History.Add(statistics);
+            state.CompletedEpochs = epoch + 1;
+            if (validation is not null)
+            {
+                if (validationLoss < state.BestValidationLoss)
+                {
+                    state.BestValidationLoss = validationLoss;
+                    state.BestEpoch = epoch + 1;
+                    state.EpochsWithoutImprovement = 0;
+                    if (options.RestoreBestWeights) state.BestWeights = network.StateTensors.Select(t => t.ToArray()).ToList();
+                }
+                else if (options.EarlyStoppingPatience > 0 && ++state.EpochsWithoutImprovement >= options.EarlyStoppingPatience)
+                    stoppedEarly = true;
+            }
+            else state.BestEpoch = epoch + 1;
+            if (checkpoint is not null) Checkpoint.Save(checkpoint, network, optimizer, options.Schedule, state);
+            options.Progress?.Report(new TrainingProgress(epoch + 1, options.Epochs, batches, batches, statistics.TrainingLoss, statistics.TrainingAccuracy,
+                learningRate, seen / epochClock.Elapsed.TotalSeconds,
+                TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / (epoch + 1 - 0) * (options.Epochs - epoch - 1)), true, validationLoss, validationAccuracy));
+        }
+
+        if (validation is not null && options.RestoreBestWeights && state.BestWeights is not null)
+            foreach (var (tensor, values) in network.StateTensors.Zip(state.BestWeights)) tensor.CopyFrom(values);
+        return new TrainingResult(state.History, normalization, state.BestEpoch, stoppedEarly);
+    }
+
+    /// <summary>Mean loss and accuracy (NaN for regression) of the network in evaluation mode.</summary>
+    public static (float Loss, float Accuracy) Evaluate(Network network, ImageDataset data, Loss loss, ChannelNormalization? normalization, int batchSize = 256)
+    {
+        var batch = new BatchAssembler(data, batchSize, normalization, null, network.Backend);
+        bool classification = loss is ClassificationLoss;
+        double lossSum = 0;
+        long correct = 0;
+        var indices = Enumerable.Range(0, data.Count).ToArray();
+        for (int start = 0; start < data.Count; start += batchSize)
+        {
+            var span = indices.AsSpan(start, Math.Min(batchSize, data.Count - start));
+            var (x, targets) = batch.Assemble(span, null);
+            var output = network.Forward(x, training: false);
+            lossSum += loss.Compute(output, targets, batch.GradientBuffer(output.Shape)) * span.Length;
+            if (classification) correct += CountCorrect(output.ToArray(), targets.ToArray(), output.Shape.ItemLength);
+        }
+        return ((float)(lossSum / data.Count), classification ? (float)correct / data.Count : float.NaN);
+    }
+
+    /// <summary>The network's outputs (logits or regression values) for every item, item after item.</summary>
+    public static float[] Predict(Network network, ImageDataset data, ChannelNormalization? normalization, int batchSize = 256)
+    {
+        var batch = new BatchAssembler(data, batchSize, normalization, null, network.Backend);
+        var result = new float[data.Count * network.OutputShape.Length];
+        var indices = Enumerable.Range(0, data.Count).ToArray();
+        for (int start = 0; start < data.Count; start += batchSize)
+        {
+            var span = indices.AsSpan(start, Math.Min(batchSize, data.Count - start));
+            var (x, _) = batch.Assemble(span, null);
+            network.Forward(x, training: false).ToArray().CopyTo(result, start * network.OutputShape.Length);
+        }
+        return result;
+    }
+
+    /// <summary>The loss object for a kind.</summary>
+    public static Loss CreateLoss(LossKind kind) => kind switch
+    {
+        LossKind.SoftmaxCrossEntropy => new SoftmaxCrossEntropyLoss(),
+        LossKind.MulticlassHinge => new MulticlassHingeLoss(),
+        LossKind.MeanSquaredError => new MeanSquaredErrorLoss(),
+        LossKind.L1 => new L1Loss(),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
+    };
+
+    private static Optimizer CreateOptimizer(Network network, TrainerOptions options) => options.Optimizer switch
+    {
+        OptimizerKind.Sgd => new Sgd(network.Parameters, options.LearningRate, options.Momentum, options.Nesterov, options.WeightDecay),
+        OptimizerKind.Adam => new Adam(network.Parameters, options.LearningRate, weightDecay: options.WeightDecay),
+        OptimizerKind.AdamW => new AdamW(network.Parameters, options.LearningRate, weightDecay: options.WeightDecay),
+        _ => throw new ArgumentOutOfRangeException(nameof(options), options.Optimizer, "Unknown optimizer."),
+    };
+
+    /// <summary>Holds out a seeded random validation subset; the rest trains.</summary>
+    internal static (ImageDataset Training, ImageDataset? Validation) Split(ImageDataset data, float fraction, ulong seed)
+    {
+        if (fraction <= 0) return (data, null);
+        var order = Enumerable.Range(0, data.Count).ToArray();
+        new Rng(seed ^ 0x5EED_5A17_0000_0001UL).Shuffle(order.AsSpan());
+        int validationCount = (int)(data.Count * fraction);
+        return (data.Subset(order[validationCount..]), data.Subset(order[..validationCount]));
+    }
+
+    private static void ClipGradients(Network network, float maxNorm)
+    {
+        var gradients = network.Parameters.Where(p => p.Trainable).Select(p => p.Gradient).ToArray();
+        double norm = Math.Sqrt(gradients.Sum(g => g.Backend.SumOfSquares(g)));
+        if (!(norm > maxNorm)) return;
+        float scale = (float)(maxNorm / norm);
+        foreach (var g in gradients) g.Backend.Scale(g, scale);
+    }
+
+    internal static int CountCorrect(float[] scores, float[] labels, int classes)
+    {
+        int correct = 0;
+        for (int i = 0; i < labels.Length; i++)
+        {
+            int best = 0;
+            for (int c = 1; c < classes; c++) if (scores[i * classes + c] > scores[i * classes + best]) best = c;
+            if (best == (int)labels[i]) correct++;
+        }
+        return correct;
+    }
+}
+
+/// <summary>Everything besides the network and optimizer that a checkpoint must restore to resume bit-identically.</summary>
+internal sealed class RunState(Rng random)
+{
+    public Rng Random { get; } = random;
+    public int CompletedEpochs { get; set; }
+    public List<EpochStatistics> History { get; } = [];
+    public float BestValidationLoss { get; set; } = float.PositiveInfinity;
+    public int BestEpoch { get; set; }
+    public int EpochsWithoutImprovement { get; set; }
+    public List<float[]>? BestWeights { get; set; }
+}
+
+/// <summary>Copies items into reusable batch tensors, augmenting and normalizing on the way.</summary>
+internal sealed class BatchAssembler(ImageDataset data, int batchSize, ChannelNormalization? normalization, Augmentation? augmentation, Ml.Cnn.Backends.IBackend backend)
+{
+    private readonly float[] _features = new float[batchSize * data.ItemShape.Length];
+    private readonly float[] _targets = new float[batchSize * data.TargetLength];
+    private readonly float[] _scratch = new float[data.ItemShape.Length];
+    private Tensor? _x, _y, _gradient;
+
+    public (Tensor X, Tensor Targets) Assemble(ReadOnlySpan<int> indices, Rng? random)
+    {
+        int size = data.ItemShape.Length, n = indices.Length;
+        var shape = data.ItemShape;
+        bool augment = random is not null && augmentation is { Enabled: true } && shape.Rank == 3;
+        for (int i = 0; i < n; i++)
+        {
+            var item = _features.AsSpan(i * size, size);
+            data.Item(indices[i]).CopyTo(item);
+            if (augment) augmentation!.Apply(item, _scratch, shape[0], shape[1], shape[2], random!);
+            normalization?.Apply(item);
+            data.Targets.AsSpan(indices[i] * data.TargetLength, data.TargetLength).CopyTo(_targets.AsSpan(i * data.TargetLength));
+        }
+        if (_x is null || _x.Shape.N != n)
+        {
+            _x = backend.Allocate(shape.Prepend(n));
+            _y = backend.Allocate(data.TargetLength == 1 ? new TensorShape(n) : new TensorShape(n, data.TargetLength));
+        }
+        _x.CopyFrom(_features.AsSpan(0, n * size));
+        _y!.CopyFrom(_targets.AsSpan(0, n * data.TargetLength));
+        return (_x, _y);
+    }
+
+    public Tensor GradientBuffer(TensorShape shape)
+    {
+        if (_gradient is null || _gradient.Shape != shape) _gradient = backend.Allocate(shape);
+        return _gradient;
+    }
+}

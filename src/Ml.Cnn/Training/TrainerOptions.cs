@@ -1,0 +1,129 @@
+using Ml.Cnn.Data;
+
+namespace Ml.Cnn.Training;
+
+/// <summary>The optimizers the trainer offers.</summary>
+public enum OptimizerKind
+{
+    /// <summary>Stochastic gradient descent with momentum (and optional Nesterov).</summary>
+    Sgd,
+    /// <summary>Adam with L2 weight decay.</summary>
+    Adam,
+    /// <summary>Adam with decoupled weight decay.</summary>
+    AdamW,
+}
+
+/// <summary>The objectives the trainer offers.</summary>
+public enum LossKind
+{
+    /// <summary>Softmax cross-entropy over class scores (classification).</summary>
+    SoftmaxCrossEntropy,
+    /// <summary>Multiclass SVM hinge loss over class scores (classification).</summary>
+    MulticlassHinge,
+    /// <summary>Mean squared error (regression).</summary>
+    MeanSquaredError,
+    /// <summary>Mean absolute error (regression).</summary>
+    L1,
+}
+
+/// <summary>Everything that controls a training run. Defaults train a small CNN sensibly.</summary>
+public sealed class TrainerOptions
+{
+    /// <summary>Passes over the training data.</summary>
+    public int Epochs { get; set; } = 10;
+
+    /// <summary>Items per mini-batch.</summary>
+    public int BatchSize { get; set; } = 64;
+
+    /// <summary>The update rule.</summary>
+    public OptimizerKind Optimizer { get; set; } = OptimizerKind.Sgd;
+
+    /// <summary>Base learning rate (before schedule and warm-up).</summary>
+    public float LearningRate { get; set; } = 0.01f;
+
+    /// <summary>SGD momentum.</summary>
+    public float Momentum { get; set; } = 0.9f;
+
+    /// <summary>Use Nesterov momentum with SGD.</summary>
+    public bool Nesterov { get; set; }
+
+    /// <summary>Weight decay (L2 for SGD and Adam, decoupled for AdamW); applies to weights, not biases.</summary>
+    public float WeightDecay { get; set; }
+
+    /// <summary>The learning-rate schedule.</summary>
+    public LearningRateSchedule Schedule { get; set; } = new();
+
+    /// <summary>Rescale gradients whose global L2 norm exceeds this (0 = no clipping).</summary>
+    public float GradientClipNorm { get; set; }
+
+    /// <summary>The objective.</summary>
+    public LossKind Loss { get; set; } = LossKind.SoftmaxCrossEntropy;
+
+    /// <summary>Fraction of the training data held out for validation (0 = none).</summary>
+    public float ValidationFraction { get; set; }
+
+    /// <summary>Stop after this many epochs without a better validation loss (0 = never).</summary>
+    public int EarlyStoppingPatience { get; set; }
+
+    /// <summary>With a validation split, end with the weights of the best validation epoch.</summary>
+    public bool RestoreBestWeights { get; set; } = true;
+
+    /// <summary>Random transformations of training images (null = none).</summary>
+    public Augmentation? Augmentation { get; set; }
+
+    /// <summary>Standardize each channel with the training data's mean and standard deviation.</summary>
+    public bool NormalizeInputs { get; set; }
+
+    /// <summary>Seed of shuffling, the validation split and augmentation.</summary>
+    public ulong Seed { get; set; }
+
+    /// <summary>Where to write a checkpoint after every epoch and to resume from if one exists (null = no checkpoints).</summary>
+    public string? CheckpointDirectory { get; set; }
+
+    /// <summary>Receives per-batch and per-epoch progress.</summary>
+    public IProgress<TrainingProgress>? Progress { get; set; }
+
+    internal void Validate(int itemCount)
+    {
+        if (Epochs <= 0) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "Epochs must be positive.");
+        if (BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "Batch size must be positive.");
+        if (!(LearningRate > 0) || !float.IsFinite(LearningRate)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "The learning rate must be a positive number.");
+        if (!(ValidationFraction >= 0 && ValidationFraction < 1)) throw new ArgumentOutOfRangeException(nameof(ValidationFraction), ValidationFraction, "The validation fraction must be in [0, 1).");
+        if (EarlyStoppingPatience < 0) throw new ArgumentOutOfRangeException(nameof(EarlyStoppingPatience), EarlyStoppingPatience, "Patience must not be negative.");
+        if (!(GradientClipNorm >= 0)) throw new ArgumentOutOfRangeException(nameof(GradientClipNorm), GradientClipNorm, "The clipping norm must not be negative.");
+        if (itemCount == 0) throw new ArgumentException("The training set is empty.");
+        if (ValidationFraction > 0 && (int)(itemCount * ValidationFraction) == 0)
+            throw new ArgumentException($"A validation fraction of {ValidationFraction} leaves no validation items out of {itemCount}.");
+    }
+}
+
+/// <summary>Progress of a run: after each batch, and once more at the end of each epoch with validation figures.</summary>
+/// <param name="Epoch">1-based epoch.</param>
+/// <param name="Epochs">Epochs planned.</param>
+/// <param name="Batch">1-based batch within the epoch.</param>
+/// <param name="Batches">Batches per epoch.</param>
+/// <param name="Loss">Mean training loss so far this epoch.</param>
+/// <param name="Accuracy">Training accuracy so far this epoch (NaN for regression).</param>
+/// <param name="LearningRate">Learning rate of the latest step.</param>
+/// <param name="ImagesPerSecond">Training throughput this epoch.</param>
+/// <param name="Remaining">Estimated time to the end of the run.</param>
+/// <param name="EpochEnd">True for the end-of-epoch report.</param>
+/// <param name="ValidationLoss">Validation loss at epoch end (NaN without a validation split).</param>
+/// <param name="ValidationAccuracy">Validation accuracy at epoch end (NaN without one).</param>
+public sealed record TrainingProgress(int Epoch, int Epochs, int Batch, int Batches, float Loss, float Accuracy, float LearningRate,
+    double ImagesPerSecond, TimeSpan Remaining, bool EpochEnd, float ValidationLoss, float ValidationAccuracy);
+
+/// <summary>One epoch's figures.</summary>
+public sealed record EpochStatistics(int Epoch, float TrainingLoss, float TrainingAccuracy, float ValidationLoss, float ValidationAccuracy,
+    float LearningRate, double Seconds);
+
+/// <summary>The loss became NaN or infinite; the model is not returned.</summary>
+public sealed class TrainingDivergedException(int epoch, int batch, float loss, float learningRate)
+    : Exception($"Training diverged at epoch {epoch}, batch {batch}: the loss is {loss}. Try a lower learning rate (it was {learningRate}), gradient clipping, or input normalization.")
+{
+    /// <summary>1-based epoch.</summary>
+    public int Epoch { get; } = epoch;
+
+    /// <summary>1-based batch.</summary>
+    public int Batch { get; } = batch;
+}
