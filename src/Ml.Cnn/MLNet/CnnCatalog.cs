@@ -1,0 +1,30 @@
+using Microsoft.ML;
+
+namespace Ml.Cnn.MLNet;
+
+/// <summary>Ml.Cnn's entries in ML.NET's catalogs.</summary>
+public static class CnnCatalog
+{
+    /// <summary>A convolutional-network image classifier (a model-zoo architecture, trained from scratch).</summary>
+    public static CnnMulticlassTrainer ConvolutionalNetwork(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        string labelColumnName = "Label", string featureColumnName = "Features", string architecture = "reference-cnn", int epochs = 10) =>
+        new(new CnnTrainerOptions { LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Architecture = architecture, Epochs = epochs });
+
+    /// <summary>A convolutional-network image classifier with every option.</summary>
+    public static CnnMulticlassTrainer ConvolutionalNetwork(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, CnnTrainerOptions options) =>
+        new(options ?? throw new ArgumentNullException(nameof(options)));
+
+    /// <summary>A convolutional-network image regressor.</summary>
+    public static CnnRegressionTrainer ConvolutionalNetwork(this RegressionCatalog.RegressionTrainers catalog,
+        string labelColumnName = "Label", string featureColumnName = "Features", string architecture = "reference-cnn", int epochs = 10) =>
+        new(new CnnTrainerOptions { LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Architecture = architecture, Epochs = epochs });
+
+    /// <summary>A convolutional-network image regressor with every option.</summary>
+    public static CnnRegressionTrainer ConvolutionalNetwork(this RegressionCatalog.RegressionTrainers catalog, CnnTrainerOptions options) =>
+        new(options ?? throw new ArgumentNullException(nameof(options)));
+
+    /// <summary>The activations of <paramref name="layerName"/> of a trained network, as a vector column.</summary>
+    public static CnnFeaturizerEstimator CnnFeaturizer(this TransformsCatalog catalog, CnnModel model, string layerName,
+        string outputColumnName = "CnnFeatures", string inputColumnName = "Features") =>
+        new(model ?? throw new ArgumentNullException(nameof(model)), layerName, outputColumnName, inputColumnName);
+}

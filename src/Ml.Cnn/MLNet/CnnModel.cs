@@ -1,0 +1,41 @@
+using Ml.Cnn.Data;
+using Ml.Cnn.Networks;
+using Ml.Cnn.Tensors;
+using Ml.Cnn.Training;
+
+namespace Ml.Cnn.MLNet;
+
+/// <summary>A trained network with what scoring needs besides it: the image shape and the input standardization.</summary>
+public sealed class CnnModel
+{
+    internal CnnModel(Network network, ChannelNormalization? normalization, TrainingResult? training)
+    {
+        Network = network;
+        Normalization = normalization;
+        Training = training;
+    }
+
+    /// <summary>The trained network (its summary, layers and parameters).</summary>
+    public Network Network { get; }
+
+    /// <summary>The per-channel standardization applied to inputs, if training used one.</summary>
+    public ChannelNormalization? Normalization { get; }
+
+    /// <summary>The training history (null for models not trained in this process).</summary>
+    public TrainingResult? Training { get; }
+
+    /// <summary>Per-item input shape [C, H, W].</summary>
+    public TensorShape ImageShape => Network.InputShape;
+
+    /// <summary>Runs <paramref name="count"/> CHW inputs through the network up to <paramref name="layer"/> (null = output).</summary>
+    internal void Run(float[] inputs, int count, float[] outputs, string? layer)
+    {
+        int size = ImageShape.Length;
+        if (Normalization is not null)
+            for (int i = 0; i < count; i++) Normalization.Apply(inputs.AsSpan(i * size, size));
+        var x = Network.Backend.Allocate(ImageShape.Prepend(count));
+        x.CopyFrom(inputs.AsSpan(0, count * size));
+        var y = layer is null ? Network.Forward(x, training: false) : Network.ForwardTo(x, false, layer);
+        y.ToArray().CopyTo(outputs, 0);
+    }
+}

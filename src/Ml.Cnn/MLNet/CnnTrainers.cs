@@ -1,0 +1,175 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Ml.Cnn.Backends.Cpu;
+using Ml.Cnn.Networks;
+using Ml.Cnn.Tensors;
+using Ml.Cnn.Training;
+using Ml.Cnn.Zoo;
+
+namespace Ml.Cnn.MLNet;
+
+/// <summary>
+/// Trains a convolutional network for multiclass classification of images.
+/// <list type="table">
+/// <item><term>Machine learning task</term><description>Multiclass classification</description></item>
+/// <item><term>Input columns</term><description>Label: key type (MapValueToKey); Features: known-size vector of Single, CHW image</description></item>
+/// <item><term>Output columns</term><description>Score: vector of Single class probabilities; PredictedLabel: the label's key type</description></item>
+/// <item><term>Is normalization required?</term><description>No (optional per-channel standardization: NormalizeInputs)</description></item>
+/// <item><term>Is caching required?</term><description>No: the training data is read into memory once</description></item>
+/// <item><term>GPU</term><description>Not yet (CPU backend: AVX-512/AVX2 SIMD on all cores)</description></item>
+/// <item><term>ONNX export / model zip</term><description>Not yet</description></item>
+/// </list>
+/// </summary>
+public sealed class CnnMulticlassTrainer : IEstimator<CnnMulticlassTransformer>
+{
+    internal CnnMulticlassTrainer(CnnTrainerOptions options)
+    {
+        Options = options;
+        if (options.Loss is not (null or LossKind.SoftmaxCrossEntropy or LossKind.MulticlassHinge))
+            throw new ArgumentOutOfRangeException(nameof(options), options.Loss, "Classification trains with SoftmaxCrossEntropy or MulticlassHinge.");
+    }
+
+    /// <summary>The options this trainer was created with.</summary>
+    public CnnTrainerOptions Options { get; }
+
+    /// <inheritdoc />
+    public CnnMulticlassTransformer Fit(IDataView input)
+    {
+        var data = DataViewReader.ReadClassification(input, Options, out int classes, out var imageShape);
+        var network = CnnTraining.CreateNetwork(Options, classes, imageShape);
+        var result = Trainer.Train(network, data, Options.ToTrainerOptions(Options.Loss ?? LossKind.SoftmaxCrossEntropy));
+        var label = input.Schema[Options.LabelColumnName];
+        return new CnnMulticlassTransformer(new CnnModel(network, result.Normalization, result), Options.FeatureColumnName,
+            (KeyDataViewType)label.Type, label.Annotations);
+    }
+
+    /// <inheritdoc />
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        CnnTraining.CheckFeatures(inputSchema, Options.FeatureColumnName);
+        var label = CnnTraining.Find(inputSchema, Options.LabelColumnName, "Label");
+        if (!label.IsKey)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                $"Label column '{Options.LabelColumnName}' must be a key type, got {label.ItemType}. Map it with mlContext.Transforms.Conversion.MapValueToKey(\"{Options.LabelColumnName}\") before the trainer.");
+        // A shape carries no sizes: Score is some vector, PredictedLabel a key like the label, with its annotations
+        // (MapKeyToValue on PredictedLabel needs the key values to be announced).
+        var keyValues = label.Annotations.FirstOrDefault(a => a.Name == "KeyValues");
+        var added = new DataViewSchema.Builder();
+        added.AddColumn("Score", new VectorDataViewType(NumberDataViewType.Single, 1), // known size; shapes drop the number
+            keyValues.Name is null ? null : SchemaShapeAdapter.PlaceholderAnnotations(("SlotNames", keyValues)));
+        added.AddColumn("PredictedLabel", new KeyDataViewType(((PrimitiveDataViewType)label.ItemType).RawType, int.MaxValue),
+            SchemaShapeAdapter.PlaceholderAnnotations(label.Annotations.Select(a => (a.Name, a)).ToArray()));
+        return SchemaShapeAdapter.Append(inputSchema, added.ToSchema());
+    }
+}
+
+/// <summary>
+/// Trains a convolutional network for regression on images (one Single target, MSE or L1 loss).
+/// <list type="table">
+/// <item><term>Machine learning task</term><description>Regression</description></item>
+/// <item><term>Input columns</term><description>Label: Single; Features: known-size vector of Single, CHW image</description></item>
+/// <item><term>Output columns</term><description>Score: Single</description></item>
+/// <item><term>GPU</term><description>Not yet</description></item>
+/// <item><term>ONNX export / model zip</term><description>Not yet</description></item>
+/// </list>
+/// </summary>
+public sealed class CnnRegressionTrainer : IEstimator<CnnRegressionTransformer>
+{
+    internal CnnRegressionTrainer(CnnTrainerOptions options)
+    {
+        Options = options;
+        if (options.Loss is not (null or LossKind.MeanSquaredError or LossKind.L1))
+            throw new ArgumentOutOfRangeException(nameof(options), options.Loss, "Regression trains with MeanSquaredError or L1.");
+    }
+
+    /// <summary>The options this trainer was created with.</summary>
+    public CnnTrainerOptions Options { get; }
+
+    /// <inheritdoc />
+    public CnnRegressionTransformer Fit(IDataView input)
+    {
+        var data = DataViewReader.ReadRegression(input, Options, out var imageShape);
+        var network = CnnTraining.CreateNetwork(Options, 1, imageShape);
+        var result = Trainer.Train(network, data, Options.ToTrainerOptions(Options.Loss ?? LossKind.MeanSquaredError));
+        return new CnnRegressionTransformer(new CnnModel(network, result.Normalization, result), Options.FeatureColumnName);
+    }
+
+    /// <inheritdoc />
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        CnnTraining.CheckFeatures(inputSchema, Options.FeatureColumnName);
+        var label = CnnTraining.Find(inputSchema, Options.LabelColumnName, "Label");
+        if (label.Kind != SchemaShape.Column.VectorKind.Scalar || label.ItemType != NumberDataViewType.Single)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Label column '{Options.LabelColumnName}' must be a Single scalar for regression, got {label.ItemType}.");
+        var added = new DataViewSchema.Builder();
+        added.AddColumn("Score", NumberDataViewType.Single);
+        return SchemaShapeAdapter.Append(inputSchema, added.ToSchema());
+    }
+}
+
+/// <summary>
+/// Outputs a trained network's activations at a named layer as a vector column, so CNN features feed KNN or any
+/// ML.NET trainer. Fit does not train: the network is already trained.
+/// <list type="table">
+/// <item><term>Input column</term><description>Known-size vector of Single, the network's input image</description></item>
+/// <item><term>Output column</term><description>Vector of Single: the layer's activations, flattened</description></item>
+/// </list>
+/// </summary>
+public sealed class CnnFeaturizerEstimator : IEstimator<CnnFeaturizerTransformer>
+{
+    private readonly CnnModel _model;
+    private readonly string _layerName, _outputColumnName, _inputColumnName;
+
+    internal CnnFeaturizerEstimator(CnnModel model, string layerName, string outputColumnName, string inputColumnName)
+    {
+        _model = model;
+        _layerName = layerName;
+        _outputColumnName = outputColumnName;
+        _inputColumnName = inputColumnName;
+        _ = model.Network[layerName]; // fail now, naming the known layers, rather than at Fit
+    }
+
+    /// <inheritdoc />
+    public CnnFeaturizerTransformer Fit(IDataView input)
+    {
+        var transformer = new CnnFeaturizerTransformer(_model, _layerName, _outputColumnName, _inputColumnName);
+        transformer.GetOutputSchema(input.Schema);
+        return transformer;
+    }
+
+    /// <inheritdoc />
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        CnnTraining.CheckFeatures(inputSchema, _inputColumnName);
+        var added = new DataViewSchema.Builder();
+        added.AddColumn(_outputColumnName, new VectorDataViewType(NumberDataViewType.Single, _model.Network[_layerName].OutputShape.Length));
+        return SchemaShapeAdapter.Append(inputSchema, added.ToSchema());
+    }
+}
+
+internal static class CnnTraining
+{
+    public static Network CreateNetwork(CnnTrainerOptions options, int outputs, TensorShape imageShape)
+    {
+        var definition = options.Network is not null ? options.Network(outputs) : ModelZoo.Get(options.Architecture, outputs);
+        var network = Network.Create(definition, new CpuBackend(options.Threads), imageShape, (ulong)options.Seed);
+        if (network.OutputShape.Length != outputs)
+            throw new ArgumentException($"The network produces {network.OutputShape.Length} outputs but {outputs} are needed.", nameof(options));
+        return network;
+    }
+
+    /// <summary>The named column (the last of that name, as ML.NET resolves hidden columns).</summary>
+    public static SchemaShape.Column Find(SchemaShape input, string name, string role)
+    {
+        var matches = input.Where(c => c.Name == name).ToList();
+        return matches.Count > 0 ? matches[^1]
+            : throw new ArgumentOutOfRangeException(nameof(input), $"{role} column '{name}' not found in the input; it has: {string.Join(", ", input.Select(c => c.Name))}.");
+    }
+
+    public static void CheckFeatures(SchemaShape input, string name)
+    {
+        var features = Find(input, name, "Feature");
+        if (features.Kind != SchemaShape.Column.VectorKind.Vector || features.ItemType != NumberDataViewType.Single)
+            throw new ArgumentOutOfRangeException(nameof(input), $"Feature column '{name}' must be a known-size vector of Single, got {features.Kind} of {features.ItemType}.");
+    }
+}

@@ -1,0 +1,120 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Ml.Cnn.Data;
+using Ml.Cnn.Tensors;
+
+namespace Ml.Cnn.MLNet;
+
+/// <summary>Reads an IDataView's feature and label columns into an <see cref="ImageDataset"/>, with clear errors.</summary>
+internal static class DataViewReader
+{
+    /// <summary>The per-item image shape from the options, or inferred from the feature vector size.</summary>
+    public static TensorShape ImageShape(CnnTrainerOptions options, int featureSize)
+    {
+        if (options.ImageChannels > 0 || options.ImageHeight > 0 || options.ImageWidth > 0)
+        {
+            var shape = new TensorShape(Math.Max(1, options.ImageChannels), options.ImageHeight, options.ImageWidth);
+            if (shape.Length != featureSize)
+                throw new ArgumentOutOfRangeException(nameof(options),
+                    $"Feature column '{options.FeatureColumnName}' has {featureSize} values but the image shape {shape} (channels × height × width) needs {shape.Length}.");
+            return shape;
+        }
+        foreach (int channels in new[] { 1, 3 })
+        {
+            int side = (int)Math.Round(Math.Sqrt(featureSize / (double)channels));
+            if (featureSize % channels == 0 && side * side * channels == featureSize) return new TensorShape(channels, side, side);
+        }
+        throw new ArgumentOutOfRangeException(nameof(options),
+            $"Feature column '{options.FeatureColumnName}' has {featureSize} values, which is not a square 1- or 3-channel image; set ImageChannels, ImageHeight and ImageWidth.");
+    }
+
+    /// <summary>Reads features and key labels (1-based keys become 0-based classes).</summary>
+    public static ImageDataset ReadClassification(IDataView data, CnnTrainerOptions options, out int classCount, out TensorShape imageShape)
+    {
+        var featureColumn = FeatureColumn(data.Schema, options.FeatureColumnName);
+        var labelColumn = data.Schema.GetColumnOrNull(options.LabelColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(data), $"Label column '{options.LabelColumnName}' not found in the input.");
+        if (labelColumn.Type is not KeyDataViewType key)
+            throw new ArgumentOutOfRangeException(nameof(data),
+                $"Label column '{options.LabelColumnName}' must be a key type, got {labelColumn.Type}. Map it with mlContext.Transforms.Conversion.MapValueToKey(\"{options.LabelColumnName}\") before the trainer.");
+        classCount = checked((int)key.Count);
+        if (classCount < 2) throw new ArgumentOutOfRangeException(nameof(data), $"Label column '{options.LabelColumnName}' has {classCount} class; at least 2 are needed.");
+        imageShape = ImageShape(options, ((VectorDataViewType)featureColumn.Type).Size);
+        var features = new List<float>();
+        var labels = new List<float>();
+        using var cursor = data.GetRowCursor([featureColumn, labelColumn]);
+        var getFeatures = cursor.GetGetter<VBuffer<float>>(featureColumn);
+        var labelGetter = KeyGetter(cursor, labelColumn);
+        var buffer = default(VBuffer<float>);
+        var row = new float[imageShape.Length];
+        while (cursor.MoveNext())
+        {
+            uint label = labelGetter();
+            if (label == 0)
+                throw new InvalidOperationException($"Row {cursor.Position}: label column '{options.LabelColumnName}' is missing (key 0); filter such rows or map them to a class.");
+            ReadRow(getFeatures, ref buffer, row, options.FeatureColumnName, cursor.Position);
+            features.AddRange(row);
+            labels.Add(label - 1);
+        }
+        if (labels.Count == 0) throw new InvalidOperationException($"The training data is empty: no rows in '{options.FeatureColumnName}'.");
+        return new ImageDataset(imageShape, [.. features], [.. labels], classCount: classCount);
+    }
+
+    /// <summary>Reads features and a Single label for regression.</summary>
+    public static ImageDataset ReadRegression(IDataView data, CnnTrainerOptions options, out TensorShape imageShape)
+    {
+        var featureColumn = FeatureColumn(data.Schema, options.FeatureColumnName);
+        var labelColumn = data.Schema.GetColumnOrNull(options.LabelColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(data), $"Label column '{options.LabelColumnName}' not found in the input.");
+        if (labelColumn.Type != NumberDataViewType.Single)
+            throw new ArgumentOutOfRangeException(nameof(data), $"Label column '{options.LabelColumnName}' must be Single for regression, got {labelColumn.Type}.");
+        imageShape = ImageShape(options, ((VectorDataViewType)featureColumn.Type).Size);
+        var features = new List<float>();
+        var labels = new List<float>();
+        using var cursor = data.GetRowCursor([featureColumn, labelColumn]);
+        var getFeatures = cursor.GetGetter<VBuffer<float>>(featureColumn);
+        var getLabel = cursor.GetGetter<float>(labelColumn);
+        var buffer = default(VBuffer<float>);
+        var row = new float[imageShape.Length];
+        float label = 0;
+        while (cursor.MoveNext())
+        {
+            getLabel(ref label);
+            if (!float.IsFinite(label)) throw new InvalidOperationException($"Row {cursor.Position}: label column '{options.LabelColumnName}' is {label}; labels must be finite.");
+            ReadRow(getFeatures, ref buffer, row, options.FeatureColumnName, cursor.Position);
+            features.AddRange(row);
+            labels.Add(label);
+        }
+        if (labels.Count == 0) throw new InvalidOperationException($"The training data is empty: no rows in '{options.FeatureColumnName}'.");
+        return new ImageDataset(imageShape, [.. features], [.. labels]);
+    }
+
+    public static DataViewSchema.Column FeatureColumn(DataViewSchema schema, string name)
+    {
+        var column = schema.GetColumnOrNull(name)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Feature column '{name}' not found in the input; it has: {string.Join(", ", schema.Select(c => c.Name))}.");
+        if (column.Type is not VectorDataViewType { ItemType: NumberDataViewType n, IsKnownSize: true } || n != NumberDataViewType.Single)
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Feature column '{name}' must be a known-size vector of Single, got {column.Type}.");
+        return column;
+    }
+
+    private static void ReadRow(ValueGetter<VBuffer<float>> getter, ref VBuffer<float> buffer, float[] row, string column, long position)
+    {
+        getter(ref buffer);
+        buffer.CopyTo(row);
+        foreach (var v in row)
+            if (!float.IsFinite(v)) throw new InvalidOperationException($"Row {position}: feature column '{column}' contains {v}; features must be finite.");
+    }
+
+    /// <summary>Key columns come in several raw types; read any of them as a uint.</summary>
+    private static Func<uint> KeyGetter(DataViewRowCursor cursor, DataViewSchema.Column column)
+    {
+        var raw = ((KeyDataViewType)column.Type).RawType;
+        if (raw == typeof(uint)) { var g = cursor.GetGetter<uint>(column); uint v = 0; return () => { g(ref v); return v; }; }
+        if (raw == typeof(ushort)) { var g = cursor.GetGetter<ushort>(column); ushort v = 0; return () => { g(ref v); return v; }; }
+        if (raw == typeof(byte)) { var g = cursor.GetGetter<byte>(column); byte v = 0; return () => { g(ref v); return v; }; }
+        var g64 = cursor.GetGetter<ulong>(column);
+        ulong v64 = 0;
+        return () => { g64(ref v64); return checked((uint)v64); };
+    }
+}
