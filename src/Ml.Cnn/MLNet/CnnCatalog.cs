@@ -23,6 +23,15 @@ public static class CnnCatalog
     public static CnnRegressionTrainer ConvolutionalNetwork(this RegressionCatalog.RegressionTrainers catalog, CnnTrainerOptions options) =>
         new(options ?? throw new ArgumentNullException(nameof(options)));
 
+    /// <summary>A k-nearest-neighbour classifier (exact search; K and distance optionally chosen by cross-validation).</summary>
+    public static KnnTrainer KNearestNeighbors(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        string labelColumnName = "Label", string featureColumnName = "Features", int k = 5, Neighbors.KnnDistance distance = Neighbors.KnnDistance.Euclidean) =>
+        new(new KnnOptions { LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, K = k, Distance = distance });
+
+    /// <summary>A k-nearest-neighbour classifier with every option.</summary>
+    public static KnnTrainer KNearestNeighbors(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, KnnOptions options) =>
+        new(options ?? throw new ArgumentNullException(nameof(options)));
+
     /// <summary>The activations of <paramref name="layerName"/> of a trained network, as a vector column.</summary>
     public static CnnFeaturizerEstimator CnnFeaturizer(this TransformsCatalog catalog, CnnModel model, string layerName,
         string outputColumnName = "CnnFeatures", string inputColumnName = "Features") =>

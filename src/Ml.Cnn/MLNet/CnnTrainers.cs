@@ -47,19 +47,7 @@ public sealed class CnnMulticlassTrainer : IEstimator<CnnMulticlassTransformer>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         CnnTraining.CheckFeatures(inputSchema, Options.FeatureColumnName);
-        var label = CnnTraining.Find(inputSchema, Options.LabelColumnName, "Label");
-        if (!label.IsKey)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Label column '{Options.LabelColumnName}' must be a key type, got {label.ItemType}. Map it with mlContext.Transforms.Conversion.MapValueToKey(\"{Options.LabelColumnName}\") before the trainer.");
-        // A shape carries no sizes: Score is some vector, PredictedLabel a key like the label, with its annotations
-        // (MapKeyToValue on PredictedLabel needs the key values to be announced).
-        var keyValues = label.Annotations.FirstOrDefault(a => a.Name == "KeyValues");
-        var added = new DataViewSchema.Builder();
-        added.AddColumn("Score", new VectorDataViewType(NumberDataViewType.Single, 1), // known size; shapes drop the number
-            keyValues.Name is null ? null : SchemaShapeAdapter.PlaceholderAnnotations(("SlotNames", keyValues)));
-        added.AddColumn("PredictedLabel", new KeyDataViewType(((PrimitiveDataViewType)label.ItemType).RawType, int.MaxValue),
-            SchemaShapeAdapter.PlaceholderAnnotations(label.Annotations.Select(a => (a.Name, a)).ToArray()));
-        return SchemaShapeAdapter.Append(inputSchema, added.ToSchema());
+        return CnnTraining.ClassifierOutputShape(inputSchema, Options.LabelColumnName);
     }
 }
 
@@ -164,6 +152,24 @@ internal static class CnnTraining
         var matches = input.Where(c => c.Name == name).ToList();
         return matches.Count > 0 ? matches[^1]
             : throw new ArgumentOutOfRangeException(nameof(input), $"{role} column '{name}' not found in the input; it has: {string.Join(", ", input.Select(c => c.Name))}.");
+    }
+
+    /// <summary>The input shape plus a classifier's Score and PredictedLabel, after checking the label is a key.</summary>
+    public static SchemaShape ClassifierOutputShape(SchemaShape inputSchema, string labelColumnName)
+    {
+        var label = Find(inputSchema, labelColumnName, "Label");
+        if (!label.IsKey)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                $"Label column '{labelColumnName}' must be a key type, got {label.ItemType}. Map it with mlContext.Transforms.Conversion.MapValueToKey(\"{labelColumnName}\") before the trainer.");
+        // A shape carries no sizes: Score is some known-size vector, PredictedLabel a key like the label, with its
+        // annotations (MapKeyToValue on PredictedLabel needs the key values to be announced).
+        var keyValues = label.Annotations.FirstOrDefault(a => a.Name == ClassifierColumns.KeyValuesKind);
+        var added = new DataViewSchema.Builder();
+        added.AddColumn("Score", new VectorDataViewType(NumberDataViewType.Single, 1),
+            keyValues.Name is null ? null : SchemaShapeAdapter.PlaceholderAnnotations((ClassifierColumns.SlotNamesKind, keyValues)));
+        added.AddColumn("PredictedLabel", new KeyDataViewType(((PrimitiveDataViewType)label.ItemType).RawType, int.MaxValue),
+            SchemaShapeAdapter.PlaceholderAnnotations(label.Annotations.Select(a => (a.Name, a)).ToArray()));
+        return SchemaShapeAdapter.Append(inputSchema, added.ToSchema());
     }
 
     public static void CheckFeatures(SchemaShape input, string name)

@@ -40,24 +40,11 @@ public abstract class ScoringTransformer : ITransformer
 /// </summary>
 public sealed class CnnMulticlassTransformer : ScoringTransformer
 {
-    // ML.NET's annotation-kind constants (AnnotationUtils.Kinds) are internal; these are their documented values.
-    private const string KeyValuesKind = "KeyValues", SlotNamesKind = "SlotNames";
-
     internal CnnMulticlassTransformer(CnnModel model, string featureColumnName, KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations)
     {
         Model = model;
         int classes = (int)labelType.Count;
-        var scoreAnnotations = new DataViewSchema.Annotations.Builder();
-        var keyValues = labelAnnotations.Schema.GetColumnOrNull(KeyValuesKind);
-        if (keyValues is { } kv && kv.Type is VectorDataViewType { ItemType: TextDataViewType } names && names.Size == classes)
-        {
-            var values = default(VBuffer<ReadOnlyMemory<char>>);
-            labelAnnotations.GetValue(KeyValuesKind, ref values);
-            var slotNames = values;
-            scoreAnnotations.Add(SlotNamesKind, kv.Type, (ValueGetter<VBuffer<ReadOnlyMemory<char>>>)((ref VBuffer<ReadOnlyMemory<char>> v) => slotNames.CopyTo(ref v)));
-        }
-        Scorer = new BatchScorer(featureColumnName, model.ImageShape.Length, classes,
-            [OutputColumn.Vector("Score", classes, scoreAnnotations.ToAnnotations()), OutputColumn.ArgMaxKey("PredictedLabel", labelType, labelAnnotations)],
+        Scorer = new BatchScorer(featureColumnName, model.ImageShape.Length, classes, ClassifierColumns.Create(labelType, labelAnnotations),
             (inputs, count, outputs) =>
             {
                 model.Run(inputs, count, outputs, null);
@@ -77,6 +64,27 @@ public sealed class CnnMulticlassTransformer : ScoringTransformer
         float sum = 0;
         for (int i = 0; i < scores.Length; i++) sum += scores[i] = MathF.Exp(scores[i] - max);
         for (int i = 0; i < scores.Length; i++) scores[i] /= sum;
+    }
+}
+
+/// <summary>The Score and PredictedLabel columns of a classifier, annotated as ML.NET's own multiclass trainers do.</summary>
+internal static class ClassifierColumns
+{
+    // ML.NET's annotation-kind constants (AnnotationUtils.Kinds) are internal; these are their documented values.
+    public const string KeyValuesKind = "KeyValues", SlotNamesKind = "SlotNames";
+
+    public static OutputColumn[] Create(KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations)
+    {
+        int classes = (int)labelType.Count;
+        var scoreAnnotations = new DataViewSchema.Annotations.Builder();
+        var keyValues = labelAnnotations.Schema.GetColumnOrNull(KeyValuesKind);
+        if (keyValues is { } kv && kv.Type is VectorDataViewType { ItemType: TextDataViewType } names && names.Size == classes)
+        {
+            var values = default(VBuffer<ReadOnlyMemory<char>>);
+            labelAnnotations.GetValue(KeyValuesKind, ref values);
+            scoreAnnotations.Add(SlotNamesKind, kv.Type, (ValueGetter<VBuffer<ReadOnlyMemory<char>>>)((ref VBuffer<ReadOnlyMemory<char>> v) => values.CopyTo(ref v)));
+        }
+        return [OutputColumn.Vector("Score", classes, scoreAnnotations.ToAnnotations()), OutputColumn.ArgMaxKey("PredictedLabel", labelType, labelAnnotations)];
     }
 }
 

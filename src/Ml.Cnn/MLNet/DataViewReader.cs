@@ -32,32 +32,42 @@ internal static class DataViewReader
     public static ImageDataset ReadClassification(IDataView data, CnnTrainerOptions options, out int classCount, out TensorShape imageShape)
     {
         var featureColumn = FeatureColumn(data.Schema, options.FeatureColumnName);
-        var labelColumn = data.Schema.GetColumnOrNull(options.LabelColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(data), $"Label column '{options.LabelColumnName}' not found in the input.");
+        imageShape = ImageShape(options, ((VectorDataViewType)featureColumn.Type).Size);
+        var (features, labels, _, classes) = ReadKeyedVectors(data, options.FeatureColumnName, options.LabelColumnName);
+        classCount = classes;
+        return new ImageDataset(imageShape, features, labels, classCount: classCount);
+    }
+
+    /// <summary>Reads any known-size float vector column and a key label column (keys 1..K become classes 0..K−1).</summary>
+    public static (float[] Features, float[] Labels, int Dimension, int ClassCount) ReadKeyedVectors(IDataView data, string featureColumnName, string labelColumnName)
+    {
+        var featureColumn = FeatureColumn(data.Schema, featureColumnName);
+        var labelColumn = data.Schema.GetColumnOrNull(labelColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(data), $"Label column '{labelColumnName}' not found in the input.");
         if (labelColumn.Type is not KeyDataViewType key)
             throw new ArgumentOutOfRangeException(nameof(data),
-                $"Label column '{options.LabelColumnName}' must be a key type, got {labelColumn.Type}. Map it with mlContext.Transforms.Conversion.MapValueToKey(\"{options.LabelColumnName}\") before the trainer.");
-        classCount = checked((int)key.Count);
-        if (classCount < 2) throw new ArgumentOutOfRangeException(nameof(data), $"Label column '{options.LabelColumnName}' has {classCount} class; at least 2 are needed.");
-        imageShape = ImageShape(options, ((VectorDataViewType)featureColumn.Type).Size);
+                $"Label column '{labelColumnName}' must be a key type, got {labelColumn.Type}. Map it with mlContext.Transforms.Conversion.MapValueToKey(\"{labelColumnName}\") before the trainer.");
+        int classCount = checked((int)key.Count);
+        if (classCount < 2) throw new ArgumentOutOfRangeException(nameof(data), $"Label column '{labelColumnName}' has {classCount} class; at least 2 are needed.");
+        int dimension = ((VectorDataViewType)featureColumn.Type).Size;
         var features = new List<float>();
         var labels = new List<float>();
         using var cursor = data.GetRowCursor([featureColumn, labelColumn]);
         var getFeatures = cursor.GetGetter<VBuffer<float>>(featureColumn);
         var labelGetter = KeyGetter(cursor, labelColumn);
         var buffer = default(VBuffer<float>);
-        var row = new float[imageShape.Length];
+        var row = new float[dimension];
         while (cursor.MoveNext())
         {
             uint label = labelGetter();
             if (label == 0)
-                throw new InvalidOperationException($"Row {cursor.Position}: label column '{options.LabelColumnName}' is missing (key 0); filter such rows or map them to a class.");
-            ReadRow(getFeatures, ref buffer, row, options.FeatureColumnName, cursor.Position);
+                throw new InvalidOperationException($"Row {cursor.Position}: label column '{labelColumnName}' is missing (key 0); filter such rows or map them to a class.");
+            ReadRow(getFeatures, ref buffer, row, featureColumnName, cursor.Position);
             features.AddRange(row);
             labels.Add(label - 1);
         }
-        if (labels.Count == 0) throw new InvalidOperationException($"The training data is empty: no rows in '{options.FeatureColumnName}'.");
-        return new ImageDataset(imageShape, [.. features], [.. labels], classCount: classCount);
+        if (labels.Count == 0) throw new InvalidOperationException($"The training data is empty: no rows in '{featureColumnName}'.");
+        return ([.. features], [.. labels], dimension, classCount);
     }
 
     /// <summary>Reads features and a Single label for regression.</summary>
