@@ -109,7 +109,7 @@ public sealed class KnnTransformer : ScoringTransformer
         CrossValidationResults = table;
         Scorer = new BatchScorer(featureColumnName, classifier.Dimension, classifier.ClassCount,
             ClassifierColumns.Create(labelType, labelAnnotations),
-            (inputs, count, outputs) => classifier.Score(inputs, count).CopyTo(outputs, 0));
+            (inputs, count, outputs) => classifier.Score(inputs, count).CopyTo(outputs, 0), batchSize: 1024);
     }
 
     /// <summary>The stored training set and the chosen K, distance and weighting.</summary>

@@ -25,7 +25,7 @@ public enum KnnDistance
 /// </summary>
 public static class KnnSearch
 {
-    private const int QueryBlock = 256, ReferenceBlock = 2048;
+    private const int QueryBlock = 1024, ReferenceBlock = 4096;
 
     /// <summary>
     /// For each of <paramref name="queryCount"/> queries, the indices and distances of its <paramref name="k"/>
@@ -64,7 +64,15 @@ public static class KnnSearch
                 Parallel.For(0, qn, options, i =>
                 {
                     var row = block.AsSpan(i * rn, rn);
-                    for (int j = 0; j < rn; j++) heaps[i].Offer(row[j], r0 + j);
+                    var heap = heaps[i];
+                    // Nearly every distance loses to the current k-th best; test against it before touching the heap.
+                    float threshold = heap.Threshold;
+                    for (int j = 0; j < row.Length; j++)
+                        if (row[j] < threshold || (row[j] == threshold && !heap.IsFull))
+                        {
+                            heap.Offer(row[j], r0 + j);
+                            threshold = heap.Threshold;
+                        }
                 });
             }
             Parallel.For(0, qn, options, i =>
@@ -95,7 +103,12 @@ public static class KnnSearch
     private static void FastDistances(Span<float> dots, double queryNorm, double[] referenceNorms, int r0, KnnDistance distance)
     {
         if (distance == KnnDistance.Euclidean)
-            for (int j = 0; j < dots.Length; j++) dots[j] = (float)(queryNorm + referenceNorms[r0 + j]) - 2 * dots[j];
+        {
+            // The query's own norm is the same for every reference and cannot change the ranking, but it keeps the
+            // shortlisted distances meaningful; float is enough here because the shortlist is re-ranked exactly.
+            float q = (float)queryNorm;
+            for (int j = 0; j < dots.Length; j++) dots[j] = q + (float)referenceNorms[r0 + j] - 2 * dots[j];
+        }
         else
             for (int j = 0; j < dots.Length; j++) dots[j] = (float)(1 - dots[j] / Math.Max(Math.Sqrt(queryNorm * referenceNorms[r0 + j]), 1e-30));
     }
@@ -185,6 +198,11 @@ public static class KnnSearch
         private readonly float[] _distances = new float[capacity];
         private readonly int[] _indices = new int[capacity];
         private int _count;
+
+        /// <summary>The distance a newcomer must beat (infinity until the heap is full).</summary>
+        public float Threshold => _count < capacity ? float.PositiveInfinity : _distances[0];
+
+        public bool IsFull => _count == capacity;
 
         private bool Worse(int a, int b) => _distances[a] > _distances[b] || (_distances[a] == _distances[b] && _indices[a] > _indices[b]);
 
