@@ -1,0 +1,25 @@
+using FashionMnist;
+using Xunit;
+
+namespace Ml.Cnn.Samples.Tests;
+
+/// <summary>The README's main command, run with one epoch: it must train, evaluate, plot and checkpoint.</summary>
+public sealed class SampleSmokeTests
+{
+    [Fact]
+    public void FashionMnistSampleRunsEndToEnd()
+    {
+        string output = Path.Combine(Path.GetTempPath(), "mlcnn-sample-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var result = SampleRun.Run(new Arguments(Arguments.EmbeddedData, Epochs: 1, "reference-cnn", output), interactive: false);
+            Assert.InRange(result.Accuracy, 0.7, 1.0);
+            Assert.True(new FileInfo(result.CurvesPath).Length > 1000);
+            Assert.True(File.Exists(result.CheckpointPath));
+        }
+        finally
+        {
+            if (Directory.Exists(output)) Directory.Delete(output, recursive: true);
+        }
+    }
+}
