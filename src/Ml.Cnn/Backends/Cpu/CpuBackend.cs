@@ -153,6 +153,15 @@ public sealed class CpuBackend : HostBackend, IBackend
 
     private const int ColumnBudget = 1 << 22; // floats in one chunk's im2col matrix (16 MiB)
 
+    // Scratch matrices of the calling thread, kept between calls: renting 16 MiB arrays per call costs more than the copy.
+    [ThreadStatic] private static float[]? t_columns, t_matrix;
+
+    private static float[] Scratch(ref float[]? slot, int length)
+    {
+        if (slot is null || slot.Length < length) slot = GC.AllocateUninitializedArray<float>(length);
+        return slot;
+    }
+
     private static int ImagesPerChunk(in ConvGeometry g) =>
         Math.Clamp(ColumnBudget / Math.Max(1, g.PatchSize * g.OutH * g.OutW), 1, g.Batch);
 
@@ -163,36 +172,28 @@ public sealed class CpuBackend : HostBackend, IBackend
         var (fx, fw, fy) = (Array(x), Array(w), Array(y));
         float[]? fb = b is null ? null : Array(b);
         int plane = g.OutH * g.OutW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
-        float[] columns = ArrayPool<float>.Shared.Rent(g.PatchSize * chunk * plane);
-        float[] output = ArrayPool<float>.Shared.Rent(goc * chunk * plane);
-        try
+        float[] columns = Scratch(ref t_columns, g.PatchSize * chunk * plane);
+        float[] output = Scratch(ref t_matrix, goc * chunk * plane);
+        for (int start = 0; start < g.Batch; start += chunk)
         {
-            for (int start = 0; start < g.Batch; start += chunk)
+            int images = Math.Min(chunk, g.Batch - start), width = images * plane;
+            for (int group = 0; group < g.Groups; group++)
             {
-                int images = Math.Min(chunk, g.Batch - start), width = images * plane;
-                for (int group = 0; group < g.Groups; group++)
+                int grp = group;
+                For(images, i => UnfoldImage(geometry, fx, start + i, grp, columns, i * plane, width));
+                Sgemm.Multiply(false, false, goc, width, g.PatchSize, 1f, fw.AsSpan(group * goc * g.PatchSize), g.PatchSize,
+                    columns, width, 0f, output, width, Threads);
+                For(images, i =>
                 {
-                    int grp = group;
-                    For(images, i => UnfoldImage(geometry, fx, start + i, grp, columns, i * plane, width));
-                    Sgemm.Multiply(false, false, goc, width, g.PatchSize, 1f, fw.AsSpan(group * goc * g.PatchSize), g.PatchSize,
-                        columns, width, 0f, output, width, Threads);
-                    For(images, i =>
+                    for (int oc = 0; oc < goc; oc++)
                     {
-                        for (int oc = 0; oc < goc; oc++)
-                        {
-                            int channel = grp * goc + oc;
-                            var dst = fy.AsSpan(((start + i) * geometry.OutChannels + channel) * plane, plane);
-                            output.AsSpan(oc * width + i * plane, plane).CopyTo(dst);
-                            if (fb is not null) Pointwise.AddScalar(dst, fb[channel]);
-                        }
-                    });
-                }
+                        int channel = grp * goc + oc;
+                        var dst = fy.AsSpan(((start + i) * geometry.OutChannels + channel) * plane, plane);
+                        output.AsSpan(oc * width + i * plane, plane).CopyTo(dst);
+                        if (fb is not null) Pointwise.AddScalar(dst, fb[channel]);
+                    }
+                });
             }
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(columns);
-            ArrayPool<float>.Shared.Return(output);
         }
     }
 
@@ -222,33 +223,25 @@ public sealed class CpuBackend : HostBackend, IBackend
         var geometry = g;
         var (fdy, fw, fdx) = (Array(dy), Array(w), Array(dx));
         int plane = g.OutH * g.OutW, inPlane = g.InH * g.InW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
-        float[] columns = ArrayPool<float>.Shared.Rent(g.PatchSize * chunk * plane);
-        float[] gradient = ArrayPool<float>.Shared.Rent(goc * chunk * plane);
-        try
+        float[] columns = Scratch(ref t_columns, g.PatchSize * chunk * plane);
+        float[] gradient = Scratch(ref t_matrix, goc * chunk * plane);
+        for (int start = 0; start < g.Batch; start += chunk)
         {
-            for (int start = 0; start < g.Batch; start += chunk)
+            int images = Math.Min(chunk, g.Batch - start), width = images * plane;
+            for (int group = 0; group < g.Groups; group++)
             {
-                int images = Math.Min(chunk, g.Batch - start), width = images * plane;
-                for (int group = 0; group < g.Groups; group++)
+                int grp = group;
+                GatherOutputGradient(g, fdy, start, images, group, gradient);
+                Sgemm.Multiply(true, false, g.PatchSize, width, goc, 1f, fw.AsSpan(group * goc * g.PatchSize), g.PatchSize,
+                    gradient, width, 0f, columns, width, Threads);
+                For(images, i =>
                 {
-                    int grp = group;
-                    GatherOutputGradient(g, fdy, start, images, group, gradient);
-                    Sgemm.Multiply(true, false, g.PatchSize, width, goc, 1f, fw.AsSpan(group * goc * g.PatchSize), g.PatchSize,
-                        gradient, width, 0f, columns, width, Threads);
-                    For(images, i =>
-                    {
-                        var image = fdx.AsSpan(((start + i) * geometry.InChannels + grp * geometry.GroupInChannels) * inPlane,
-                            geometry.GroupInChannels * inPlane);
-                        image.Clear();
-                        Im2Col.FoldAdd(geometry, columns, i * plane, width, image);
-                    });
-                }
+                    var image = fdx.AsSpan(((start + i) * geometry.InChannels + grp * geometry.GroupInChannels) * inPlane,
+                        geometry.GroupInChannels * inPlane);
+                    image.Clear();
+                    Im2Col.FoldAdd(geometry, columns, i * plane, width, image);
+                });
             }
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(columns);
-            ArrayPool<float>.Shared.Return(gradient);
         }
     }
 
@@ -258,27 +251,19 @@ public sealed class CpuBackend : HostBackend, IBackend
         var geometry = g;
         var (fx, fdy, fdw) = (Array(x), Array(dy), Array(dw));
         int plane = g.OutH * g.OutW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
-        float[] columns = ArrayPool<float>.Shared.Rent(g.PatchSize * chunk * plane);
-        float[] gradient = ArrayPool<float>.Shared.Rent(goc * chunk * plane);
-        try
+        float[] columns = Scratch(ref t_columns, g.PatchSize * chunk * plane);
+        float[] gradient = Scratch(ref t_matrix, goc * chunk * plane);
+        for (int start = 0; start < g.Batch; start += chunk)
         {
-            for (int start = 0; start < g.Batch; start += chunk)
+            int images = Math.Min(chunk, g.Batch - start), width = images * plane;
+            for (int group = 0; group < g.Groups; group++)
             {
-                int images = Math.Min(chunk, g.Batch - start), width = images * plane;
-                for (int group = 0; group < g.Groups; group++)
-                {
-                    int grp = group;
-                    For(images, i => UnfoldImage(geometry, fx, start + i, grp, columns, i * plane, width));
-                    GatherOutputGradient(g, fdy, start, images, group, gradient);
-                    Sgemm.Multiply(false, true, goc, g.PatchSize, width, 1f, gradient, width, columns, width,
-                        start == 0 ? 0f : 1f, fdw.AsSpan(group * goc * g.PatchSize, goc * g.PatchSize), g.PatchSize, Threads);
-                }
+                int grp = group;
+                For(images, i => UnfoldImage(geometry, fx, start + i, grp, columns, i * plane, width));
+                GatherOutputGradient(g, fdy, start, images, group, gradient);
+                Sgemm.Multiply(false, true, goc, g.PatchSize, width, 1f, gradient, width, columns, width,
+                    start == 0 ? 0f : 1f, fdw.AsSpan(group * goc * g.PatchSize, goc * g.PatchSize), g.PatchSize, Threads);
             }
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(columns);
-            ArrayPool<float>.Shared.Return(gradient);
         }
         if (db is null) return;
         var sdb = Array(db);

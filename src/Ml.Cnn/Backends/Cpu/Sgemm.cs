@@ -17,6 +17,9 @@ internal static unsafe class Sgemm
     private static readonly bool Wide = Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
     internal static readonly int MR = Wide ? 12 : 6, NR = Wide ? 32 : 16;
     private const int KC = 256, MC = 144, NC = 3072; // MC is a multiple of both MRs
+    // With few rows every packed B panel serves little arithmetic, so each k-block's packing and the two thread
+    // barriers around it dominate; deeper k-blocks (still L2-sized for such A blocks) amortize them.
+    private const int ShallowKC = 1024;
 
     [ThreadStatic] private static float[]? t_packedA;
     [ThreadStatic] private static float[]? t_packedB;
@@ -52,12 +55,13 @@ internal static unsafe class Sgemm
             int slivers = (nc + NR - 1) / NR;
             // Split the N direction too when M alone gives the threads too little to share.
             int jChunks = threads <= 1 ? 1 : Math.Clamp(2 * threads / icBlocks, 1, slivers);
-            for (int pc = 0; pc < k; pc += KC)
+            int kcBlock = m <= MC ? ShallowKC : KC;
+            for (int pc = 0; pc < k; pc += kcBlock)
             {
-                int kc = Math.Min(KC, k - pc);
+                int kc = Math.Min(kcBlock, k - pc);
                 bool firstBlock = pc == 0;
                 // The calling thread owns the packed B panel; workers only read it.
-                float[] packedB = ThreadBuffer(ref t_packedB, KC * NC);
+                float[] packedB = ThreadBuffer(ref t_packedB, ShallowKC * NC);
                 fixed (float* pbPacked = packedB)
                 {
                     float* pbp = pbPacked;
@@ -99,7 +103,7 @@ internal static unsafe class Sgemm
         int icBlock = task / jChunks, jChunk = task % jChunks;
         int ic = icBlock * blockRows, mc = Math.Min(blockRows, m - ic);
         int sliverStart = slivers * jChunk / jChunks, sliverEnd = slivers * (jChunk + 1) / jChunks;
-        var packedABuffer = ThreadBuffer(ref t_packedA, MC * KC);
+        var packedABuffer = ThreadBuffer(ref t_packedA, MC * ShallowKC);
         fixed (float* packedA = packedABuffer)
         {
             PackA(op, ic, mc, pc, kc, packedA);
@@ -173,14 +177,48 @@ internal static unsafe class Sgemm
             }
             else
             {
+                int p0 = 0;
+                if (nr == NR && Avx.IsSupported)
+                {
+                    // op(B) = Bᵀ: rows of B become columns of the sliver; move them 8×8 at a time through registers.
+                    for (; p0 + 8 <= kc; p0 += 8)
+                        for (int j = 0; j < NR; j += 8)
+                            Transpose8x8(op.B + (long)(jc + jr + j) * op.Ldb + pc + p0, op.Ldb, d + p0 * NR + j, NR);
+                }
                 for (int j = 0; j < NR; j++)
                 {
-                    if (j >= nr) { for (int p = 0; p < kc; p++) d[p * NR + j] = 0; continue; }
+                    if (j >= nr) { for (int p = p0; p < kc; p++) d[p * NR + j] = 0; continue; }
                     float* src = op.B + (long)(jc + jr + j) * op.Ldb + pc;
-                    for (int p = 0; p < kc; p++) d[p * NR + j] = src[p];
+                    for (int p = p0; p < kc; p++) d[p * NR + j] = src[p];
                 }
             }
         }
+    }
+
+    /// <summary>dst[c, r] = src[r, c] for an 8×8 block (row strides in floats).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* src, int srcStride, float* dst, int dstStride)
+    {
+        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + srcStride);
+        var r2 = Avx.LoadVector256(src + 2 * srcStride); var r3 = Avx.LoadVector256(src + 3 * srcStride);
+        var r4 = Avx.LoadVector256(src + 4 * srcStride); var r5 = Avx.LoadVector256(src + 5 * srcStride);
+        var r6 = Avx.LoadVector256(src + 6 * srcStride); var r7 = Avx.LoadVector256(src + 7 * srcStride);
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + dstStride, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * dstStride, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * dstStride, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * dstStride, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * dstStride, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * dstStride, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * dstStride, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
