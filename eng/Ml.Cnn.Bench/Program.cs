@@ -1,6 +1,6 @@
 using Ml.Cnn.Bench;
 
-// Usage: dotnet run -c Release --project eng/Ml.Cnn.Bench -- [gemm|layers|all|knn [FASHION-MNIST DIR]|conv]
+// Usage: dotnet run -c Release --project eng/Ml.Cnn.Bench -- [gemm|layers|all|knn [DIR]|train ARCH EPOCHS [DIR] [--torch-epochs N]|conv]
 string mode = args.Length > 0 ? args[0] : "all";
 double peak = Peak.GflopsPerCore();
 Console.WriteLine($"CPU: {Environment.ProcessorCount} cores; measured FMA peak {peak:F1} GFLOP/s per core, {peak * Environment.ProcessorCount:F1} in all");
@@ -8,4 +8,5 @@ Console.WriteLine();
 if (mode is "gemm" or "all") GemmBenchmark.Run(peak);
 if (mode is "layers" or "all") LayerBenchmark.Run(peak);
 if (mode is "conv") ConvProbe.Run();
+if (mode is "train") TrainingBenchmark.Run(args);
 if (mode is "knn") KnnBenchmark.Run(peak, args.Length > 1 ? args[1] : "/usr/share/datasets/fashion-mnist");
