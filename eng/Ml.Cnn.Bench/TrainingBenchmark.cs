@@ -47,6 +47,8 @@ internal static class TrainingBenchmark
             Neighbors.KnnClassifier.ArgMax(scores.AsSpan(i * 10, 10)) == (int)test.Targets[i]);
         double meanEpoch = result.History.Average(h => h.Seconds);
         double peakMib = Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0;
+        var gc = GC.GetGCMemoryInfo();
+        Console.WriteLine($"        managed heap {gc.HeapSizeBytes / 1048576.0:F0} MiB (fragmented {gc.FragmentedBytes / 1048576.0:F0}), committed {gc.TotalCommittedBytes / 1048576.0:F0} MiB, peak working set {peakMib:F0} MiB");
         Console.WriteLine($"Ml.Cnn  {architecture}: test accuracy {(double)correct / test.Count:F4}, {meanEpoch:F1} s/epoch ({train.Count / meanEpoch:F0} img/s), inference {inference:F0} img/s, peak RSS {peakMib:F0} MiB");
 
         if (architecture != "reference-cnn" || torchEpochs == 0) return;
