@@ -14,8 +14,8 @@ namespace Ml.Cnn.Backends.Cpu;
 /// </summary>
 internal static unsafe class Sgemm
 {
-    private static readonly bool Wide = Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
-    internal static readonly int MR = Wide ? 12 : 6, NR = Wide ? 32 : 16;
+    /// <summary>Whether products use the AVX-512 kernel; tests switch it off to exercise the 8-wide kernel.</summary>
+    internal static bool UseWideKernel { get; set; } = Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
     private const int KC = 256, MC = 144, NC = 3072; // MC is a multiple of both MRs
     // With few rows every packed B panel serves little arithmetic, so each k-block's packing and the two thread
     // barriers around it dominate; deeper k-blocks (still L2-sized for such A blocks) amortize them.
@@ -43,7 +43,8 @@ internal static unsafe class Sgemm
             ScaleC(m, n, beta, c, ldc);
             return;
         }
-        var operands = new Operands(transA, transB, a, lda, b, ldb, c, ldc, alpha);
+        var operands = new Operands(transA, transB, a, lda, b, ldb, c, ldc, alpha, UseWideKernel);
+        int MR = operands.MR, NR = operands.NR;
         // Row blocks of equal size, as many as a multiple of the thread count, so no thread waits on a short block.
         int blocks = (m + MC - 1) / MC;
         if (threads > 1) blocks = (blocks + threads - 1) / threads * threads;
@@ -89,8 +90,10 @@ internal static unsafe class Sgemm
         return slot;
     }
 
-    private readonly struct Operands(bool transA, bool transB, float* a, int lda, float* b, int ldb, float* c, int ldc, float alpha)
+    private readonly struct Operands(bool transA, bool transB, float* a, int lda, float* b, int ldb, float* c, int ldc, float alpha, bool wide)
     {
+        public readonly bool Wide = wide;
+        public readonly int MR = wide ? 12 : 6, NR = wide ? 32 : 16;
         public readonly bool TransA = transA, TransB = transB;
         public readonly float* A = a, B = b, C = c;
         public readonly int Lda = lda, Ldb = ldb, Ldc = ldc;
@@ -109,17 +112,17 @@ internal static unsafe class Sgemm
             PackA(op, ic, mc, pc, kc, packedA);
             for (int s = sliverStart; s < sliverEnd; s++)
             {
-                int jr = s * NR, nr = Math.Min(NR, nc - jr);
-                float* bSliver = packedB + (long)s * kc * NR;
-                for (int ir = 0; ir < mc; ir += MR)
+                int jr = s * op.NR, nr = Math.Min(op.NR, nc - jr);
+                float* bSliver = packedB + (long)s * kc * op.NR;
+                for (int ir = 0; ir < mc; ir += op.MR)
                 {
-                    int mr = Math.Min(MR, mc - ir);
+                    int mr = Math.Min(op.MR, mc - ir);
                     float* cTile = op.C + (long)(ic + ir) * op.Ldc + jc + jr;
                     float* aSliver = packedA + (long)ir * kc;
-                    if (mr == MR && nr == NR)
-                        Kernel(kc, aSliver, bSliver, cTile, op.Ldc, op.Alpha, beta, firstBlock);
+                    if (mr == op.MR && nr == op.NR)
+                        Kernel(op.Wide, kc, aSliver, bSliver, cTile, op.Ldc, op.Alpha, beta, firstBlock);
                     else
-                        EdgeKernel(kc, aSliver, bSliver, cTile, op.Ldc, op.Alpha, beta, firstBlock, mr, nr);
+                        EdgeKernel(op.Wide, op.NR, kc, aSliver, bSliver, cTile, op.Ldc, op.Alpha, beta, firstBlock, mr, nr);
                 }
             }
         }
@@ -127,17 +130,17 @@ internal static unsafe class Sgemm
 
     private static void PackA(in Operands op, int ic, int mc, int pc, int kc, float* dst)
     {
-        for (int ir = 0; ir < mc; ir += MR)
+        for (int ir = 0; ir < mc; ir += op.MR)
         {
-            int mr = Math.Min(MR, mc - ir);
+            int mr = Math.Min(op.MR, mc - ir);
             float* d = dst + (long)ir * kc;
             if (!op.TransA)
             {
-                for (int r = 0; r < MR; r++)
+                for (int r = 0; r < op.MR; r++)
                 {
-                    if (r >= mr) { for (int p = 0; p < kc; p++) d[p * MR + r] = 0; continue; }
+                    if (r >= mr) { for (int p = 0; p < kc; p++) d[p * op.MR + r] = 0; continue; }
                     float* src = op.A + (long)(ic + ir + r) * op.Lda + pc;
-                    for (int p = 0; p < kc; p++) d[p * MR + r] = src[p];
+                    for (int p = 0; p < kc; p++) d[p * op.MR + r] = src[p];
                 }
             }
             else
@@ -145,8 +148,8 @@ internal static unsafe class Sgemm
                 for (int p = 0; p < kc; p++)
                 {
                     float* src = op.A + (long)(pc + p) * op.Lda + ic + ir;
-                    for (int r = 0; r < mr; r++) d[p * MR + r] = src[r];
-                    for (int r = mr; r < MR; r++) d[p * MR + r] = 0;
+                    for (int r = 0; r < mr; r++) d[p * op.MR + r] = src[r];
+                    for (int r = mr; r < op.MR; r++) d[p * op.MR + r] = 0;
                 }
             }
         }
@@ -156,40 +159,40 @@ internal static unsafe class Sgemm
     {
         for (int s = sliverStart; s < sliverEnd; s++)
         {
-            int jr = s * NR, nr = Math.Min(NR, nc - jr);
-            float* d = dst + (long)s * kc * NR;
+            int jr = s * op.NR, nr = Math.Min(op.NR, nc - jr);
+            float* d = dst + (long)s * kc * op.NR;
             if (!op.TransB)
             {
                 float* src = op.B + (long)pc * op.Ldb + jc + jr;
-                if (nr == NR)
+                if (nr == op.NR)
                 {
-                    for (int p = 0; p < kc; p++, src += op.Ldb, d += NR)
-                        for (int j = 0; j < NR; j += 8) Vector256.Store(Vector256.Load(src + j), d + j);
+                    for (int p = 0; p < kc; p++, src += op.Ldb, d += op.NR)
+                        for (int j = 0; j < op.NR; j += 8) Vector256.Store(Vector256.Load(src + j), d + j);
                 }
                 else
                 {
-                    for (int p = 0; p < kc; p++, src += op.Ldb, d += NR)
+                    for (int p = 0; p < kc; p++, src += op.Ldb, d += op.NR)
                     {
                         for (int j = 0; j < nr; j++) d[j] = src[j];
-                        for (int j = nr; j < NR; j++) d[j] = 0;
+                        for (int j = nr; j < op.NR; j++) d[j] = 0;
                     }
                 }
             }
             else
             {
                 int p0 = 0;
-                if (nr == NR && Avx.IsSupported)
+                if (nr == op.NR && Avx.IsSupported)
                 {
                     // op(B) = Bᵀ: rows of B become columns of the sliver; move them 8×8 at a time through registers.
                     for (; p0 + 8 <= kc; p0 += 8)
-                        for (int j = 0; j < NR; j += 8)
-                            Transpose8x8(op.B + (long)(jc + jr + j) * op.Ldb + pc + p0, op.Ldb, d + p0 * NR + j, NR);
+                        for (int j = 0; j < op.NR; j += 8)
+                            Transpose8x8(op.B + (long)(jc + jr + j) * op.Ldb + pc + p0, op.Ldb, d + p0 * op.NR + j, op.NR);
                 }
-                for (int j = 0; j < NR; j++)
+                for (int j = 0; j < op.NR; j++)
                 {
-                    if (j >= nr) { for (int p = p0; p < kc; p++) d[p * NR + j] = 0; continue; }
+                    if (j >= nr) { for (int p = p0; p < kc; p++) d[p * op.NR + j] = 0; continue; }
                     float* src = op.B + (long)(jc + jr + j) * op.Ldb + pc;
-                    for (int p = p0; p < kc; p++) d[p * NR + j] = src[p];
+                    for (int p = p0; p < kc; p++) d[p * op.NR + j] = src[p];
                 }
             }
         }
@@ -226,9 +229,9 @@ internal static unsafe class Sgemm
         Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : a * b + c;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Kernel(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, bool firstBlock)
+    private static void Kernel(bool wide, int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, bool firstBlock)
     {
-        if (Wide) MicroKernel512(kc, a, b, c, ldc, alpha, beta, firstBlock);
+        if (wide) MicroKernel512(kc, a, b, c, ldc, alpha, beta, firstBlock);
         else MicroKernel(kc, a, b, c, ldc, alpha, beta, firstBlock);
     }
 
@@ -337,15 +340,15 @@ internal static unsafe class Sgemm
         Vector256.Store(hi, c + 8);
     }
 
-    private static void EdgeKernel(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, bool firstBlock, int mr, int nr)
+    private static void EdgeKernel(bool wide, int tileWidth, int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, bool firstBlock, int mr, int nr)
     {
         float* tile = stackalloc float[12 * 32];
-        Kernel(kc, a, b, tile, NR, alpha, 0f, true);
+        Kernel(wide, kc, a, b, tile, tileWidth, alpha, 0f, true);
         for (int i = 0; i < mr; i++)
             for (int j = 0; j < nr; j++)
             {
                 float* target = c + (long)i * ldc + j;
-                float value = tile[i * NR + j];
+                float value = tile[i * tileWidth + j];
                 if (!firstBlock || beta == 1) value += *target;
                 else if (beta != 0) value += beta * *target;
                 *target = value;
