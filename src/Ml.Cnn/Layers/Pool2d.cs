@@ -73,6 +73,9 @@ public sealed class AvgPool2d(int kernelSize, int? stride = null, int padding = 
 {
     private protected override bool CountIncludePad => countIncludePad;
 
+    /// <summary>Whether padding counts in the divisor.</summary>
+    public bool IncludesPadding => countIncludePad;
+
     /// <inheritdoc />
     protected override Tensor OnForward(Tensor x, bool training)
     {

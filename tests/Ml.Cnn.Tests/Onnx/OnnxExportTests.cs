@@ -1,0 +1,84 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Ml.Cnn.Backends.Cpu;
+using Ml.Cnn.Core;
+using Ml.Cnn.Layers;
+using Ml.Cnn.Networks;
+using Ml.Cnn.Onnx;
+using Ml.Cnn.Tensors;
+using Ml.Cnn.Zoo;
+using Xunit;
+
+namespace Ml.Cnn.Tests.Onnx;
+
+/// <summary>Exported models run in ONNX Runtime (through ML.NET's ApplyOnnxModel) and give our scores to 1e-4.</summary>
+public sealed class OnnxExportTests : IDisposable
+{
+    private readonly string _folder = Path.Combine(Path.GetTempPath(), "mlcnn-onnx-" + Guid.NewGuid().ToString("N"));
+
+    public OnnxExportTests() => Directory.CreateDirectory(_folder);
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    public static TheoryData<string, int, int> Architectures() => new()
+    {
+        { "linear", 1, 28 }, { "mlp", 1, 28 }, { "lenet5", 1, 28 }, { "reference-cnn", 1, 28 },
+        { "resnet20", 3, 16 }, { "vgg11-bn", 3, 32 }, { "googlenet", 3, 32 }, { "alexnet", 3, 64 },
+    };
+
+    [Theory, MemberData(nameof(Architectures))]
+    public void ZooArchitecturesMatchOnnxRuntime(string architecture, int channels, int size) =>
+        CheckAgainstOnnxRuntime(Network.Create(ModelZoo.Get(architecture, 7), new CpuBackend(2), new TensorShape(channels, size, size), seed: 3));
+
+    [Fact]
+    public void UserWrittenDagMatchesOnnxRuntime()
+    {
+        var b = new NetworkBuilder();
+        var stem = b.Chain(b.Input, new Conv2d(6, 3, padding: 1, groups: 2), new BatchNorm(), new LeakyRelu(0.1f));
+        var left = b.Chain(stem, new AvgPool2d(3, 1, padding: 1, countIncludePad: false), new Elu());
+        var right = b.Chain(stem, new Conv2d(6, 3, padding: 2, dilation: 2), new Tanh());
+        var merged = b.Merge(new Add(), left, right, stem);
+        var joined = b.Merge(new Concat(), merged, b.Chain(stem, new Sigmoid()));
+        b.Chain(joined, new LocalResponseNorm(3, 0.01f, 0.75f, 2f), new MaxPool2d(3, 2, ceilMode: true), new Flatten(), new Dense(5), new Softmax());
+        CheckAgainstOnnxRuntime(Network.Create(b, new CpuBackend(2), new TensorShape(2, 9, 9), seed: 4));
+    }
+
+    private void CheckAgainstOnnxRuntime(Network network)
+    {
+        var rng = new Rng(9);
+        // Non-trivial batch-norm statistics, so evaluation-mode normalization is exercised.
+        foreach (var bn in network.Nodes.Select(n => n.Layer).OfType<BatchNorm>())
+        {
+            bn.RunningMean.CopyFrom(Enumerable.Range(0, bn.RunningMean.Length).Select(_ => (float)rng.NextGaussian() * 0.1f).ToArray());
+            bn.RunningVariance.CopyFrom(Enumerable.Range(0, bn.RunningVariance.Length).Select(_ => 0.5f + (float)rng.NextDouble()).ToArray());
+        }
+        int size = network.InputShape.Length, count = 5;
+        var inputs = Enumerable.Range(0, count * size).Select(_ => (float)rng.NextGaussian()).ToArray();
+        var x = network.Backend.Allocate(network.InputShape.Prepend(count));
+        x.CopyFrom(inputs);
+        var ours = network.Forward(x, training: false).ToArray();
+
+        string path = Path.Combine(_folder, "model.onnx");
+        OnnxExporter.Export(network, path);
+        var ml = new MLContext();
+        var schema = SchemaDefinition.Create(typeof(InputRow));
+        schema[nameof(InputRow.Input)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, size);
+        schema[nameof(InputRow.Input)].ColumnName = "input";
+        var data = ml.Data.LoadFromEnumerable(Enumerable.Range(0, count).Select(i => new InputRow { Input = inputs[(i * size)..((i + 1) * size)] }), schema);
+        var scored = ml.Transforms.ApplyOnnxModel(["output"], ["input"], path).Fit(data).Transform(data);
+        var theirs = scored.GetColumn<float[]>("output").SelectMany(v => v).ToArray();
+        Support.Numerics.AssertClose(ours, theirs, "ONNX Runtime output", rel: 1e-4, abs: 1e-4);
+    }
+
+    private sealed class InputRow
+    {
+        public float[] Input { get; set; } = [];
+    }
+
+    [Fact]
+    public void UnsupportedLayersAreNamed()
+    {
+        var network = Network.Sequential(new CpuBackend(1), new TensorShape(4, 5, 5), 1, new LocalResponseNorm(4) { Name = "lrn-even" }, new Flatten(), new Dense(2));
+        Assert.Contains("lrn-even", Assert.Throws<NotSupportedException>(() => OnnxExporter.ToBytes(network)).Message);
+    }
+}
