@@ -50,6 +50,15 @@ public sealed class NetworkBuilder
         return Last;
     }
 
+    /// <summary>Puts another single-input layer in a node's place, keeping its input (e.g. a new classifier head).</summary>
+    public void ReplaceLayer(Node node, Layer layer)
+    {
+        Check(node);
+        if (node.Index < 0 || Nodes[node.Index].Layer is not Layer)
+            throw new ArgumentException($"Node {node.Index} is not a single-input layer.", nameof(node));
+        Nodes[node.Index] = (layer, Nodes[node.Index].Inputs);
+    }
+
     private void Check(Node node)
     {
         if (node.Index < -1 || node.Index >= Nodes.Count)

@@ -1,0 +1,337 @@
+using System.Runtime.InteropServices;
+using Google.Protobuf;
+using Ml.Cnn.Backends;
+using Ml.Cnn.Layers;
+using Ml.Cnn.Networks;
+using Ml.Cnn.Onnx.Proto;
+using Ml.Cnn.Tensors;
+
+namespace Ml.Cnn.Onnx;
+
+/// <summary>
+/// Loads an ONNX model made of the operators Ml.Cnn exports (plus PyTorch's Pad-in-constant-mode, Constant, Reshape
+/// to a matrix, MatMul + Add) into a trainable <see cref="Network"/>, weights included. Optionally replaces the last
+/// dense layer with a fresh one for another class count, for fine-tuning.
+/// </summary>
+public static class OnnxImporter
+{
+    /// <summary>Imports a model file.</summary>
+    public static Network Import(string path, IBackend backend, int? newClassCount = null, ulong seed = 0)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        return Import(bytes, backend, newClassCount, seed, path);
+    }
+
+    /// <summary>Imports model bytes.</summary>
+    public static Network Import(byte[] bytes, IBackend backend, int? newClassCount = null, ulong seed = 0, string source = "ONNX model")
+    {
+        ModelProto model;
+        try
+        {
+            model = ModelProto.Parser.ParseFrom(bytes);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new InvalidDataException($"'{source}' is not a valid ONNX model: it is truncated or corrupted ({e.Message}).", e);
+        }
+        if (model.Graph is null || model.Graph.Node.Count == 0)
+            throw new InvalidDataException($"'{source}' holds no graph: it is truncated or not an ONNX model.");
+        return new Reader(model.Graph, source).Build(backend, newClassCount, seed);
+    }
+
+    private sealed class Reader(GraphProto graph, string source)
+    {
+        private readonly Dictionary<string, TensorProto> _constants = graph.Initializer.ToDictionary(t => t.Name);
+        private readonly NetworkBuilder _builder = new();
+        private readonly Dictionary<string, Node> _tensors = [];
+        private readonly Dictionary<string, (int H, int W)> _pendingPads = [];
+        private readonly List<(Layer Layer, string Parameter, float[] Values)> _weights = [];
+        private readonly Dictionary<Layer, float[]> _runningMeans = [], _runningVariances = [];
+        private readonly Dictionary<string, int> _rank = [];
+        private Dense? _lastDense;
+        private Node _lastDenseNode;
+
+        public Network Build(IBackend backend, int? newClassCount, ulong seed)
+        {
+            var input = graph.Input.FirstOrDefault(i => !_constants.ContainsKey(i.Name))
+                ?? throw new InvalidDataException($"'{source}': the graph has no input that is not a weight.");
+            var dims = input.Type?.TensorType?.Shape?.Dim ?? throw new InvalidDataException($"'{source}': input '{input.Name}' has no tensor shape.");
+            var itemDims = dims.Skip(1).Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue > 0
+                ? (int)d.DimValue : throw new InvalidDataException($"'{source}': input '{input.Name}' needs fixed sizes after the batch dimension.")).ToArray();
+            var inputShape = new TensorShape(itemDims);
+            _tensors[input.Name] = _builder.Input;
+            _rank[input.Name] = itemDims.Length;
+
+            foreach (var node in graph.Node) Read(node);
+
+            string outputName = graph.Output.Count == 1 ? graph.Output[0].Name : throw new NotSupportedException($"'{source}': only models with one output are supported, got {graph.Output.Count}.");
+            if (!_tensors.TryGetValue(outputName, out var output) || output != _builder.Last)
+                throw new NotSupportedException($"'{source}': output '{outputName}' is not produced by the last operator.");
+            if (newClassCount is int classes)
+            {
+                if (_lastDense is null || _lastDenseNode != _builder.Last)
+                    throw new NotSupportedException($"'{source}': replacing the head needs a model that ends in a Gemm/MatMul layer.");
+                _builder.ReplaceLayer(_lastDenseNode, new Dense(classes) { Name = _lastDense.Name });
+                _weights.RemoveAll(w => w.Layer == _lastDense);
+            }
+
+            var network = Network.Create(_builder, backend, inputShape, seed);
+            foreach (var (layer, parameter, values) in _weights)
+            {
+                var p = layer.Parameters.Single(q => q.Name == parameter);
+                if (p.Value.Length != values.Length)
+                    throw new InvalidDataException($"'{source}': layer '{layer.Name}' {parameter} needs {p.Value.Length} values, the model has {values.Length}.");
+                p.Value.CopyFrom(values);
+            }
+            foreach (var (layer, values) in _runningMeans) ((BatchNorm)layer).RunningMean.CopyFrom(values);
+            foreach (var (layer, values) in _runningVariances) ((BatchNorm)layer).RunningVariance.CopyFrom(values);
+            return network;
+        }
+
+        private void Read(NodeProto node)
+        {
+            string name = string.IsNullOrEmpty(node.Name) ? node.Output[0] : node.Name;
+            string Out = node.Output[0];
+            switch (node.OpType)
+            {
+                case "Constant":
+                    _constants[Out] = node.Attribute.Single(a => a.Name == "value").T;
+                    return;
+                case "Identity" or "Dropout":
+                    Alias(node, Out);
+                    return;
+                case "Pad":
+                    ReadPad(node, name);
+                    return;
+                case "Conv":
+                    ReadConv(node, name);
+                    return;
+                case "Gemm":
+                    ReadGemm(node, name);
+                    return;
+                case "MatMul":
+                {
+                    var w = Floats(node.Input[1], name);
+                    var shape = Dims(node.Input[1]);
+                    if (shape.Length != 2) throw Unsupported(node, "MatMul needs a 2-D weight initializer");
+                    var dense = new Dense((int)shape[1], bias: false) { Name = Unique(name) };
+                    _weights.Add((dense, "weight", Transpose(w, (int)shape[0], (int)shape[1])));
+                    AddLayer(node, dense, Out, 1);
+                    _lastDense = dense;
+                    _lastDenseNode = _builder.Last;
+                    return;
+                }
+                case "Add" when node.Input.Any(_constants.ContainsKey):
+                {
+                    // MatMul + Add(bias): PyTorch's Linear without Gemm.
+                    string activation = node.Input.Single(i => !_constants.ContainsKey(i));
+                    if (_lastDense is null || _tensors[activation] != _lastDenseNode)
+                        throw Unsupported(node, "Add with a constant is only supported as the bias of a MatMul");
+                    var bias = Floats(node.Input.Single(_constants.ContainsKey), name);
+                    var withBias = new Dense(bias.Length) { Name = _lastDense.Name };
+                    _builder.ReplaceLayer(_lastDenseNode, withBias);
+                    var weight = _weights.Single(w => w.Layer == _lastDense);
+                    _weights.Remove(weight);
+                    _weights.Add((withBias, "weight", weight.Values));
+                    _weights.Add((withBias, "bias", bias));
+                    _lastDense = withBias;
+                    _tensors[Out] = _lastDenseNode;
+                    _rank[Out] = 1;
+                    return;
+                }
+                case "Add":
+                    AddMerge(node, new Ml.Cnn.Layers.Add { Name = Unique(name) }, Out);
+                    return;
+                case "Concat":
+                    if (Int(node, "axis", 1) != 1) throw Unsupported(node, "Concat is supported along channels (axis 1) only");
+                    AddMerge(node, new Concat { Name = Unique(name) }, Out);
+                    return;
+                case "Relu": AddLayer(node, new Relu { Name = Unique(name) }, Out); return;
+                case "Sigmoid": AddLayer(node, new Sigmoid { Name = Unique(name) }, Out); return;
+                case "Tanh": AddLayer(node, new Tanh { Name = Unique(name) }, Out); return;
+                case "LeakyRelu": AddLayer(node, new LeakyRelu(Float(node, "alpha", 0.01f)) { Name = Unique(name) }, Out); return;
+                case "Elu": AddLayer(node, new Elu(Float(node, "alpha", 1f)) { Name = Unique(name) }, Out); return;
+                case "Softmax": AddLayer(node, new Softmax { Name = Unique(name) }, Out); return;
+                case "Flatten":
+                    if (Int(node, "axis", 1) != 1) throw Unsupported(node, "Flatten is supported with axis 1 only");
+                    AddLayer(node, new Flatten { Name = Unique(name) }, Out, 1);
+                    return;
+                case "Reshape":
+                {
+                    var shape = Longs(node.Input[1], name);
+                    if (shape.Length != 2 || shape[0] is not (-1 or 0)) throw Unsupported(node, "Reshape is supported to [batch, features] only");
+                    AddLayer(node, new Flatten { Name = Unique(name) }, Out, 1);
+                    return;
+                }
+                case "GlobalAveragePool":
+                    // Ml.Cnn's global pooling already drops the 1×1 spatial dimensions; a following Flatten is then a no-op.
+                    AddLayer(node, new GlobalAvgPool { Name = Unique(name) }, Out, 1);
+                    return;
+                case "MaxPool" or "AveragePool":
+                    ReadPool(node, name);
+                    return;
+                case "BatchNormalization":
+                {
+                    var bn = new BatchNorm(epsilon: Float(node, "epsilon", 1e-5f)) { Name = Unique(name) };
+                    _weights.Add((bn, "gamma", Floats(node.Input[1], name)));
+                    _weights.Add((bn, "beta", Floats(node.Input[2], name)));
+                    _runningMeans[bn] = Floats(node.Input[3], name);
+                    _runningVariances[bn] = Floats(node.Input[4], name);
+                    AddLayer(node, bn, Out);
+                    return;
+                }
+                case "LRN":
+                {
+                    int size = (int)Int(node, "size", 0);
+                    if (size % 2 == 0) throw Unsupported(node, "LRN windows of even size are centred differently from Ml.Cnn's");
+                    AddLayer(node, new LocalResponseNorm(size, Float(node, "alpha", 1e-4f), Float(node, "beta", 0.75f), Float(node, "bias", 1f)) { Name = Unique(name) }, Out);
+                    return;
+                }
+                default:
+                    throw Unsupported(node, "this operator is not supported");
+            }
+        }
+
+        private void ReadPad(NodeProto node, string name)
+        {
+            if (node.Attribute.FirstOrDefault(a => a.Name == "mode") is { } mode && mode.S.ToStringUtf8() != "constant")
+                throw Unsupported(node, "only constant padding is supported");
+            if (node.Input.Count > 2 && !string.IsNullOrEmpty(node.Input[2]) && Floats(node.Input[2], name).Any(v => v != 0))
+                throw Unsupported(node, "only zero padding is supported");
+            var pads = Longs(node.Input[1], name);
+            // [x1_begin, x2_begin, x3_begin, x4_begin, x1_end, …] for NCHW: only symmetric H and W padding folds into the next layer.
+            if (pads.Length != 8 || pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0 || pads[2] != pads[6] || pads[3] != pads[7])
+                throw Unsupported(node, "only symmetric padding of height and width is supported");
+            Alias(node, node.Output[0]);
+            _pendingPads[node.Output[0]] = ((int)pads[2], (int)pads[3]);
+        }
+
+        private void ReadConv(NodeProto node, string name)
+        {
+            var weight = Floats(node.Input[1], name);
+            var shape = Dims(node.Input[1]);
+            var (padH, padW) = Pads(node);
+            var (extraH, extraW) = _pendingPads.GetValueOrDefault(node.Input[0]);
+            var strides = Ints(node, "strides", [1, 1]);
+            var dilations = Ints(node, "dilations", [1, 1]);
+            bool hasBias = node.Input.Count > 2 && !string.IsNullOrEmpty(node.Input[2]);
+            var conv = new Conv2d((int)shape[0], ((int)shape[2], (int)shape[3]), ((int)strides[0], (int)strides[1]),
+                (padH + extraH, padW + extraW), ((int)dilations[0], (int)dilations[1]), (int)Int(node, "group", 1), hasBias) { Name = Unique(name) };
+            _weights.Add((conv, "weight", weight));
+            if (hasBias) _weights.Add((conv, "bias", Floats(node.Input[2], name)));
+            AddLayer(node, conv, node.Output[0]);
+        }
+
+        private void ReadGemm(NodeProto node, string name)
+        {
+            if (Float(node, "alpha", 1) != 1 || Float(node, "beta", 1) != 1 || Int(node, "transA", 0) != 0)
+                throw Unsupported(node, "Gemm is supported with alpha = beta = 1 and transA = 0");
+            var weight = Floats(node.Input[1], name);
+            var shape = Dims(node.Input[1]);
+            bool transB = Int(node, "transB", 0) == 1;
+            int outFeatures = (int)(transB ? shape[0] : shape[1]);
+            bool hasBias = node.Input.Count > 2 && !string.IsNullOrEmpty(node.Input[2]);
+            var dense = new Dense(outFeatures, hasBias) { Name = Unique(name) };
+            _weights.Add((dense, "weight", transB ? weight : Transpose(weight, (int)shape[0], (int)shape[1])));
+            if (hasBias) _weights.Add((dense, "bias", Floats(node.Input[2], name)));
+            AddLayer(node, dense, node.Output[0], 1);
+            _lastDense = dense;
+            _lastDenseNode = _builder.Last;
+        }
+
+        private void ReadPool(NodeProto node, string name)
+        {
+            var kernel = Ints(node, "kernel_shape", []);
+            var strides = Ints(node, "strides", [1, 1]);
+            var (padH, padW) = Pads(node);
+            var (extraH, extraW) = _pendingPads.GetValueOrDefault(node.Input[0]);
+            if (node.OpType == "MaxPool" && (extraH, extraW) != (0, 0))
+                throw Unsupported(node, "zero padding before max pooling is not equivalent to pooling padding");
+            if (kernel.Length != 2 || kernel[0] != kernel[1] || strides[0] != strides[1] || padH + extraH != padW + extraW)
+                throw Unsupported(node, "pooling is supported with square kernels, strides and padding");
+            bool ceil = Int(node, "ceil_mode", 0) == 1;
+            Layer pool = node.OpType == "MaxPool"
+                ? new MaxPool2d((int)kernel[0], (int)strides[0], padH, ceil) { Name = Unique(name) }
+                : new AvgPool2d((int)kernel[0], (int)strides[0], padH + extraH, ceil, Int(node, "count_include_pad", 0) == 1 || extraH > 0) { Name = Unique(name) };
+            AddLayer(node, pool, node.Output[0]);
+        }
+
+        private (int H, int W) Pads(NodeProto node)
+        {
+            var pads = Ints(node, "pads", [0, 0, 0, 0]);
+            if (pads.Length != 4 || pads[0] != pads[2] || pads[1] != pads[3])
+                throw Unsupported(node, "only symmetric padding is supported");
+            if (node.Attribute.FirstOrDefault(a => a.Name == "auto_pad") is { } auto && auto.S.ToStringUtf8() is not ("NOTSET" or ""))
+                throw Unsupported(node, "auto_pad is not supported");
+            return ((int)pads[0], (int)pads[1]);
+        }
+
+        private void AddLayer(NodeProto node, Layer layer, string output, int? rank = null)
+        {
+            var input = Source(node, node.Input[0]);
+            _tensors[output] = _builder.Add(layer, input);
+            _rank[output] = rank ?? _rank.GetValueOrDefault(node.Input[0], 3);
+        }
+
+        private void AddMerge(NodeProto node, MergeLayer merge, string output)
+        {
+            _tensors[output] = _builder.Merge(merge, node.Input.Select(i => Source(node, i)).ToArray());
+            _rank[output] = _rank.GetValueOrDefault(node.Input[0], 3);
+        }
+
+        private void Alias(NodeProto node, string output)
+        {
+            _tensors[output] = Source(node, node.Input[0]);
+            _rank[output] = _rank.GetValueOrDefault(node.Input[0], 3);
+        }
+
+        private Node Source(NodeProto node, string tensor) => _tensors.TryGetValue(tensor, out var n) ? n
+            : throw new InvalidDataException($"'{source}': node '{node.Name}' ({node.OpType}) reads '{tensor}', which no earlier node produces.");
+
+        private readonly HashSet<string> _names = [];
+
+        private string Unique(string name)
+        {
+            string candidate = name;
+            for (int i = 2; !_names.Add(candidate); i++) candidate = $"{name}_{i}";
+            return candidate;
+        }
+
+        private NotSupportedException Unsupported(NodeProto node, string why) =>
+            new($"'{source}': ONNX operator '{node.OpType}' in node '{node.Name}': {why}.");
+
+        private long[] Dims(string tensor) => Constant(tensor).Dims.ToArray();
+
+        private TensorProto Constant(string tensor) => _constants.TryGetValue(tensor, out var t) ? t
+            : throw new NotSupportedException($"'{source}': '{tensor}' must be a constant weight (an initializer or Constant node).");
+
+        private float[] Floats(string tensor, string node)
+        {
+            var t = Constant(tensor);
+            if (t.DataType != (int)TensorProto.Types.DataType.Float) throw new NotSupportedException($"'{source}': node '{node}': tensor '{tensor}' is not float32.");
+            return t.RawData.Length > 0 ? MemoryMarshal.Cast<byte, float>(t.RawData.Span).ToArray() : t.FloatData.ToArray();
+        }
+
+        private long[] Longs(string tensor, string node)
+        {
+            var t = Constant(tensor);
+            if (t.DataType != (int)TensorProto.Types.DataType.Int64) throw new NotSupportedException($"'{source}': node '{node}': tensor '{tensor}' is not int64.");
+            return t.RawData.Length > 0 ? MemoryMarshal.Cast<byte, long>(t.RawData.Span).ToArray() : t.Int64Data.ToArray();
+        }
+
+        private static long Int(NodeProto node, string name, long fallback) => node.Attribute.FirstOrDefault(a => a.Name == name)?.I ?? fallback;
+
+        private static float Float(NodeProto node, string name, float fallback) => node.Attribute.FirstOrDefault(a => a.Name == name)?.F ?? fallback;
+
+        private static long[] Ints(NodeProto node, string name, long[] fallback) =>
+            node.Attribute.FirstOrDefault(a => a.Name == name)?.Ints.ToArray() ?? fallback;
+
+        private static float[] Transpose(float[] values, int rows, int cols)
+        {
+            var result = new float[values.Length];
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < cols; c++) result[c * rows + r] = values[r * cols + c];
+            return result;
+        }
+    }
+}

@@ -1,0 +1,112 @@
+using Ml.Cnn.Backends.Cpu;
+using Ml.Cnn.Core;
+using Ml.Cnn.Data;
+using Ml.Cnn.Layers;
+using Ml.Cnn.Networks;
+using Ml.Cnn.Onnx;
+using Ml.Cnn.Tensors;
+using Ml.Cnn.Tests.MLNet;
+using Ml.Cnn.Training;
+using Ml.Cnn.Zoo;
+using Xunit;
+using static Ml.Cnn.Tests.Support.Numerics;
+
+namespace Ml.Cnn.Tests.Onnx;
+
+public sealed class OnnxImportTests
+{
+    private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", "onnx", name);
+
+    private static float[] ReadFloats(string name)
+    {
+        var bytes = File.ReadAllBytes(Fixture(name));
+        var values = new float[bytes.Length / 4];
+        Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
+        return values;
+    }
+
+    [Theory]
+    [InlineData("lenet5")]
+    [InlineData("tinyresnet")]
+    public void PyTorchExportsRunWithPyTorchsOutputs(string model)
+    {
+        var backend = new CpuBackend(2);
+        var network = OnnxImporter.Import(Fixture(model + ".onnx"), backend);
+        var x = TensorOf(backend, ReadFloats(model + ".x.f32"), 4, 1, 28, 28);
+        AssertClose(ReadFloats(model + ".y.f32"), network.Forward(x, training: false).ToArray(), $"{model} output", rel: 1e-4, abs: 1e-4);
+    }
+
+    [Theory]
+    [InlineData("lenet5", 1, 28)]
+    [InlineData("resnet20", 3, 16)]
+    [InlineData("googlenet", 3, 32)]
+    [InlineData("alexnet", 3, 64)]
+    public void ExportThenImportGivesIdenticalOutputs(string architecture, int channels, int size)
+    {
+        var backend = new CpuBackend(2);
+        var original = Network.Create(ModelZoo.Get(architecture, 5), backend, new TensorShape(channels, size, size), seed: 2);
+        var imported = OnnxImporter.Import(OnnxExporter.ToBytes(original), backend);
+        var rng = new Rng(1);
+        var x = TensorOf(backend, RandomNormal(rng, 3 * channels * size * size), 3, channels, size, size);
+        var expected = original.Forward(x, false).ToArray();
+        Assert.Equal(expected, imported.Forward(x, false).ToArray());
+        Assert.Equal(original.ParameterCount, imported.ParameterCount);
+    }
+
+    [Fact]
+    public void FineTuningAnImportedModelWithANewHeadImprovesAccuracy()
+    {
+        var backend = new CpuBackend(2);
+        var network = OnnxImporter.Import(Fixture("lenet5.onnx"), backend, newClassCount: 4, seed: 5);
+        Assert.Equal(new TensorShape(4), network.OutputShape);
+        // Freeze the convolutions; train the dense layers on a 4-class slice of Fashion-MNIST.
+        foreach (var layer in network.Nodes.Select(n => n.Layer).OfType<Conv2d>())
+            foreach (var p in layer.Parameters) p.Trainable = false;
+        var frozen = network.Nodes.Select(n => n.Layer).OfType<Conv2d>().First().Weight.Value.ToArray();
+        var all = Idx.LoadFromFolder(FashionData.Folder, "train");
+        var fourClasses = Enumerable.Range(0, all.Count).Where(i => all.Targets[i] < 4).Take(800).ToArray();
+        var subset = all.Subset(fourClasses);
+        var data = new ImageDataset(subset.ItemShape, subset.Features, subset.Targets, classCount: 4);
+        var (train, test) = (data.Subset(Enumerable.Range(0, 600).ToArray()), data.Subset(Enumerable.Range(600, 200).ToArray()));
+        var loss = Trainer.CreateLoss(LossKind.SoftmaxCrossEntropy);
+        var (_, before) = Trainer.Evaluate(network, test, loss, null);
+        Trainer.Train(network, train, new TrainerOptions { Epochs = 5, BatchSize = 32, Optimizer = OptimizerKind.Adam, LearningRate = 2e-3f });
+        var (_, after) = Trainer.Evaluate(network, test, loss, null);
+        Assert.True(after > before + 0.2f && after > 0.7f, $"accuracy {before} before, {after} after fine-tuning");
+        Assert.Equal(frozen, network.Nodes.Select(n => n.Layer).OfType<Conv2d>().First().Weight.Value.ToArray());
+    }
+
+    [Fact]
+    public void TruncatedFilesAreInvalidDataAtEveryCut()
+    {
+        var bytes = File.ReadAllBytes(Fixture("tinyresnet.onnx"));
+        var rng = new Rng(3);
+        for (int trial = 0; trial < 25; trial++)
+        {
+            int cut = 1 + rng.NextInt(bytes.Length - 1);
+            var error = Record.Exception(() => OnnxImporter.Import(bytes[..cut], new CpuBackend(1), source: $"cut at {cut}"));
+            Assert.True(error is InvalidDataException or NotSupportedException, $"cut at {cut}: {error?.GetType().Name}: {error?.Message}");
+        }
+        Assert.Throws<InvalidDataException>(() => OnnxImporter.Import([0xFF, 0xFF, 0xFF, 0x01, 0x02], new CpuBackend(1)));
+    }
+
+    [Fact]
+    public void UnsupportedOperatorsNameTheOperatorAndNode()
+    {
+        var network = Network.Create(ModelZoo.LeNet5(10), new CpuBackend(1), new TensorShape(1, 28, 28), seed: 1);
+        var model = OnnxExporter.Build(network, appendSoftmax: false);
+        model.Graph.Node[1].OpType = "HardSwish";
+        var error = Assert.Throws<NotSupportedException>(() => OnnxImporter.Import(Google.Protobuf.MessageExtensions.ToByteArray(model), new CpuBackend(1)));
+        Assert.Contains("'HardSwish'", error.Message);
+        Assert.Contains($"'{model.Graph.Node[1].Name}'", error.Message);
+    }
+
+    [Fact]
+    public void InputOfTheWrongSizeNamesBoth()
+    {
+        var network = OnnxImporter.Import(Fixture("lenet5.onnx"), new CpuBackend(1));
+        var error = Assert.Throws<ArgumentException>(() => network.Forward(network.Backend.Allocate(new TensorShape(2, 1, 32, 32)), false));
+        Assert.Contains("[N, 1, 28, 28]", error.Message);
+        Assert.Contains("[2, 1, 32, 32]", error.Message);
+    }
+}
