@@ -27,6 +27,14 @@ public sealed class CnnModel
     /// <summary>Per-item input shape [C, H, W].</summary>
     public TensorShape ImageShape => Network.InputShape;
 
+    /// <summary>
+    /// Writes the model as ONNX (opset 13): input "input" [N, C, H, W] of raw features (the training standardization
+    /// is part of the graph), output "output": class probabilities for classifiers (<paramref name="probabilities"/>),
+    /// otherwise the network's outputs. Runs in ONNX Runtime or ML.NET's <c>ApplyOnnxModel</c>.
+    /// </summary>
+    public void ExportToOnnx(string path, bool probabilities = true) =>
+        Onnx.OnnxExporter.Export(Network, path, probabilities, Normalization);
+
     /// <summary>Runs <paramref name="count"/> CHW inputs through the network up to <paramref name="layer"/> (null = output).</summary>
     internal void Run(float[] inputs, int count, float[] outputs, string? layer)
     {

@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using Ml.Cnn.Data;
 using Ml.Cnn.Layers;
 using Ml.Cnn.Networks;
 using Ml.Cnn.Onnx.Proto;
@@ -16,10 +17,13 @@ public static class OnnxExporter
     /// <summary>The opset the exported models declare.</summary>
     public const int Opset = 13;
 
-    /// <summary>Exports to a file (temp file, then rename).</summary>
-    public static void Export(Network network, string path, bool appendSoftmax = false)
+    /// <summary>
+    /// Exports to a file (temp file, then rename). With <paramref name="normalization"/>, the per-channel
+    /// standardization the network was trained with becomes Sub and Div nodes at the input, so the file takes raw inputs.
+    /// </summary>
+    public static void Export(Network network, string path, bool appendSoftmax = false, ChannelNormalization? normalization = null)
     {
-        var bytes = ToBytes(network, appendSoftmax);
+        var bytes = ToBytes(network, appendSoftmax, normalization);
         string full = Path.GetFullPath(path);
         string temporary = full + ".tmp";
         using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write))
@@ -31,15 +35,24 @@ public static class OnnxExporter
     }
 
     /// <summary>The ONNX model as bytes.</summary>
-    public static byte[] ToBytes(Network network, bool appendSoftmax = false) => Build(network, appendSoftmax).ToByteArray();
+    public static byte[] ToBytes(Network network, bool appendSoftmax = false, ChannelNormalization? normalization = null) =>
+        Build(network, appendSoftmax, normalization).ToByteArray();
 
-    internal static ModelProto Build(Network network, bool appendSoftmax)
+    internal static ModelProto Build(Network network, bool appendSoftmax, ChannelNormalization? normalization = null)
     {
         if (!network.IsAllocated) throw new ArgumentException("The network has no weights (it was created for its shapes only).", nameof(network));
         var graph = new GraphProto { Name = "ml-cnn" };
         graph.Input.Add(Value("input", network.InputShape));
+        string networkInput = "input";
+        if (normalization is not null)
+        {
+            var channelShape = network.InputShape.Rank == 3 ? new long[] { normalization.Mean.Length, 1, 1 } : [normalization.Mean.Length];
+            networkInput = Add(graph, "Div", "input.normalized",
+                [Add(graph, "Sub", "input.centred", ["input", Initializer(graph, "input.mean", normalization.Mean, channelShape)]),
+                 Initializer(graph, "input.std", normalization.Std, channelShape)]);
+        }
         var names = new string[network.Nodes.Count];
-        string Source(int index) => index < 0 ? "input" : names[index];
+        string Source(int index) => index < 0 ? networkInput : names[index];
         for (int i = 0; i < network.Nodes.Count; i++)
         {
             var node = network.Nodes[i];
@@ -133,11 +146,14 @@ public static class OnnxExporter
         return name;
     }
 
-    private static string Initializer(GraphProto graph, string name, Tensor tensor)
+    private static string Initializer(GraphProto graph, string name, Tensor tensor) =>
+        Initializer(graph, name, tensor.ToArray(), tensor.Shape.Dims.Select(d => (long)d).ToArray());
+
+    private static string Initializer(GraphProto graph, string name, float[] values, long[] dims)
     {
         var proto = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
-        proto.Dims.AddRange(tensor.Shape.Dims.Select(d => (long)d));
-        proto.RawData = ByteString.CopyFrom(System.Runtime.InteropServices.MemoryMarshal.AsBytes(tensor.ToArray().AsSpan()));
+        proto.Dims.AddRange(dims);
+        proto.RawData = ByteString.CopyFrom(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
         graph.Initializer.Add(proto);
         return name;
     }

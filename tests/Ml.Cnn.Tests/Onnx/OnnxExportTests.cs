@@ -3,6 +3,7 @@ using Microsoft.ML.Data;
 using Ml.Cnn.Backends.Cpu;
 using Ml.Cnn.Core;
 using Ml.Cnn.Layers;
+using Ml.Cnn.MLNet;
 using Ml.Cnn.Networks;
 using Ml.Cnn.Onnx;
 using Ml.Cnn.Tensors;
@@ -80,5 +81,36 @@ public sealed class OnnxExportTests : IDisposable
     {
         var network = Network.Sequential(new CpuBackend(1), new TensorShape(4, 5, 5), 1, new LocalResponseNorm(4) { Name = "lrn-even" }, new Flatten(), new Dense(2));
         Assert.Contains("lrn-even", Assert.Throws<NotSupportedException>(() => OnnxExporter.ToBytes(network)).Message);
+    }
+}
+
+/// <summary>A model trained through ML.NET, with input standardization, exported and scored by ONNX Runtime.</summary>
+public sealed class OnnxModelExportTests
+{
+    [Fact]
+    public void TrainedModelWithNormalizationScoresTheSameInOnnxRuntime()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = Ml.Cnn.Tests.MLNet.FashionData.View(ml, true, 300);
+        var model = ml.Transforms.Conversion.MapValueToKey("Label")
+            .Append(ml.MulticlassClassification.Trainers.ConvolutionalNetwork(new Ml.Cnn.MLNet.CnnTrainerOptions
+            {
+                Architecture = "lenet5", Epochs = 1, NormalizeInputs = true, Optimizer = Ml.Cnn.Training.OptimizerKind.Adam, LearningRate = 1e-3f,
+            })).Fit(train);
+        var scores = model.Transform(train).GetColumn<float[]>("Score").Take(20).SelectMany(v => v).ToArray();
+
+        string path = Path.Combine(Path.GetTempPath(), $"mlcnn-model-{Guid.NewGuid():N}.onnx");
+        try
+        {
+            model.LastTransformer.Model.ExportToOnnx(path);
+            var renamed = ml.Transforms.CopyColumns("input", "Features").Fit(train).Transform(train);
+            var onnx = ml.Transforms.ApplyOnnxModel(["output"], ["input"], path).Fit(renamed).Transform(renamed);
+            var theirs = onnx.GetColumn<float[]>("output").Take(20).SelectMany(v => v).ToArray();
+            Support.Numerics.AssertClose(scores, theirs, "probabilities", rel: 1e-4, abs: 1e-5);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 }
