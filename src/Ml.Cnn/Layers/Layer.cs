@@ -12,7 +12,7 @@ namespace Ml.Cnn.Layers;
 /// </summary>
 public abstract class Layer
 {
-    private Tensor? _output, _inputGradient;
+    private BufferCache? _buffers;
 
     /// <summary>The layer's name in summaries and messages; set by the network when left empty.</summary>
     public string Name { get; set; } = "";
@@ -50,7 +50,7 @@ public abstract class Layer
         InputShape = inputShape;
         _parameters.Clear();
         OutputShape = OnBuild(inputShape);
-        _output = _inputGradient = null;
+        _buffers = new BufferCache(backend);
         if (rng is null) return;
         foreach (var p in _parameters) p.Allocate(backend, rng);
         OnAllocate(rng);
@@ -103,17 +103,14 @@ public abstract class Layer
     }
 
     /// <summary>The layer's output buffer for a batch of <paramref name="batch"/>, reused across calls.</summary>
-    protected Tensor OutputBuffer(int batch) => Reuse(ref _output, OutputShape.Prepend(batch));
+    protected Tensor OutputBuffer(int batch) => Buffer("output", OutputShape.Prepend(batch));
 
     /// <summary>The input-gradient buffer for a batch of <paramref name="batch"/>, reused across calls.</summary>
-    protected Tensor InputGradientBuffer(int batch) => Reuse(ref _inputGradient, InputShape.Prepend(batch));
+    protected Tensor InputGradientBuffer(int batch) => Buffer("input gradient", InputShape.Prepend(batch));
 
-    /// <summary>Returns <paramref name="slot"/> if it has <paramref name="shape"/>, else a new tensor stored there.</summary>
-    protected Tensor Reuse(ref Tensor? slot, TensorShape shape)
-    {
-        if (slot is null || slot.Shape != shape) slot = Backend.Allocate(shape);
-        return slot;
-    }
+    /// <summary>A tensor of <paramref name="shape"/> for <paramref name="role"/>, reused across calls of the same shape.</summary>
+    protected Tensor Buffer(string role, TensorShape shape) =>
+        (_buffers ?? throw new InvalidOperationException($"Layer '{DisplayName}' is not built yet.")).Get(role, shape);
 
     /// <summary>An ArgumentException that names this layer.</summary>
     protected ArgumentException Error(string message) => new($"Layer '{DisplayName}': {message}");

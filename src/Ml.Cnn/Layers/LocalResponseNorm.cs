@@ -33,7 +33,7 @@ public sealed class LocalResponseNorm(int size, float alpha = 1e-4f, float beta 
     {
         _input = x;
         _output = OutputBuffer(x.Shape.N);
-        _scale = Reuse(ref _scale, x.Shape);
+        _scale = Buffer("scale", x.Shape);
         Backend.LrnForward(x, _output, _scale, Size, Alpha, Beta, K);
         return _output;
     }

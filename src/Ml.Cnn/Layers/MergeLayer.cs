@@ -9,8 +9,8 @@ namespace Ml.Cnn.Layers;
 /// </summary>
 public abstract class MergeLayer
 {
-    private Tensor? _output;
     private IBackend? _backend;
+    private BufferCache? _buffers;
 
     /// <summary>The layer's name in summaries and messages.</summary>
     public string Name { get; set; } = "";
@@ -33,7 +33,7 @@ public abstract class MergeLayer
         _backend = backend;
         InputShapes = inputShapes.ToArray();
         OutputShape = OnBuild(InputShapes);
-        _output = null;
+        _buffers = new BufferCache(backend);
     }
 
     /// <summary>Validates the inputs and returns the output shape.</summary>
@@ -46,9 +46,9 @@ public abstract class MergeLayer
         for (int i = 0; i < inputs.Count; i++)
             if (inputs[i].Shape != InputShapes[i].Prepend(inputs[0].Shape.N))
                 throw Error($"input {i}: expected [N, {string.Join(", ", InputShapes[i].Dims)}] with N = {inputs[0].Shape.N}, got {inputs[i].Shape}.");
-        if (_output is null || _output.Shape.N != inputs[0].Shape.N) _output = Backend.Allocate(OutputShape.Prepend(inputs[0].Shape.N));
-        OnForward(inputs, _output);
-        return _output;
+        var output = Buffer("output", OutputShape.Prepend(inputs[0].Shape.N));
+        OnForward(inputs, output);
+        return output;
     }
 
     /// <summary>Writes the join of <paramref name="inputs"/> into <paramref name="output"/>.</summary>
@@ -57,6 +57,10 @@ public abstract class MergeLayer
     /// <summary>Splits the output gradient into one gradient per input.</summary>
     public abstract IReadOnlyList<Tensor> Backward(Tensor dy);
 
+    /// <summary>A tensor of <paramref name="shape"/> for <paramref name="role"/>, reused across calls of the same shape.</summary>
+    protected Tensor Buffer(string role, TensorShape shape) =>
+        (_buffers ?? throw new InvalidOperationException($"Layer '{DisplayName}' is not built yet.")).Get(role, shape);
+
     /// <summary>An ArgumentException that names this layer.</summary>
     protected ArgumentException Error(string message) => new($"Layer '{DisplayName}': {message}");
 }
@@ -64,8 +68,6 @@ public abstract class MergeLayer
 /// <summary>Concatenates [Cᵢ, H, W] inputs along channels (Inception).</summary>
 public sealed class Concat : MergeLayer
 {
-    private Tensor[] _gradients = [];
-
     /// <inheritdoc />
     protected override TensorShape OnBuild(IReadOnlyList<TensorShape> inputShapes)
     {
@@ -92,15 +94,14 @@ public sealed class Concat : MergeLayer
     /// <inheritdoc />
     public override IReadOnlyList<Tensor> Backward(Tensor dy)
     {
-        if (_gradients.Length != InputShapes.Count || _gradients[0].Shape.N != dy.Shape.N)
-            _gradients = InputShapes.Select(s => Backend.Allocate(s.Prepend(dy.Shape.N))).ToArray();
+        var gradients = InputShapes.Select((s, i) => Buffer($"input gradient {i}", s.Prepend(dy.Shape.N))).ToArray();
         int offset = 0;
-        foreach (var g in _gradients)
+        foreach (var g in gradients)
         {
             Backend.CopyChannels(dy, offset, g, 0, g.Shape[1]);
             offset += g.Shape[1];
         }
-        return _gradients;
+        return gradients;
     }
 }
 

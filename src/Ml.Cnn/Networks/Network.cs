@@ -15,7 +15,7 @@ public sealed class Network
     private readonly NetworkNode[] _nodes;
     private readonly Tensor?[] _activations;
     private readonly Tensor?[] _gradients;
-    private readonly Tensor?[] _gradientSums;
+    private readonly BufferCache _gradientSums;
     private readonly int[] _consumers;
 
     private Network(IBackend backend, TensorShape inputShape, NetworkNode[] nodes, bool allocated)
@@ -26,7 +26,7 @@ public sealed class Network
         IsAllocated = allocated;
         _activations = new Tensor?[nodes.Length];
         _gradients = new Tensor?[nodes.Length];
-        _gradientSums = new Tensor?[nodes.Length];
+        _gradientSums = new BufferCache(backend);
         _consumers = new int[nodes.Length];
         foreach (var node in nodes)
             foreach (int input in node.Inputs)
@@ -169,8 +169,7 @@ public sealed class Network
         // Fan-out: consumers' gradient buffers are theirs, so sum into a buffer owned by this node.
         if (_gradients[node] is null)
         {
-            var sum = _gradientSums[node];
-            if (sum is null || sum.Shape != gradient.Shape) _gradientSums[node] = sum = Backend.Allocate(gradient.Shape);
+            var sum = _gradientSums.Get($"node {node}", gradient.Shape);
             Backend.Copy(gradient, sum);
             _gradients[node] = sum;
         }

@@ -225,7 +225,7 @@ internal sealed class BatchAssembler(ImageDataset data, int batchSize, ChannelNo
     private readonly float[] _features = new float[batchSize * data.ItemShape.Length];
     private readonly float[] _targets = new float[batchSize * data.TargetLength];
     private readonly float[] _scratch = new float[data.ItemShape.Length];
-    private Tensor? _x, _y, _gradient;
+    private readonly BufferCache _buffers = new(backend);
 
     public (Tensor X, Tensor Targets) Assemble(ReadOnlySpan<int> indices, Rng? random)
     {
@@ -240,19 +240,12 @@ internal sealed class BatchAssembler(ImageDataset data, int batchSize, ChannelNo
             normalization?.Apply(item);
             data.Targets.AsSpan(indices[i] * data.TargetLength, data.TargetLength).CopyTo(_targets.AsSpan(i * data.TargetLength));
         }
-        if (_x is null || _x.Shape.N != n)
-        {
-            _x = backend.Allocate(shape.Prepend(n));
-            _y = backend.Allocate(data.TargetLength == 1 ? new TensorShape(n) : new TensorShape(n, data.TargetLength));
-        }
-        _x.CopyFrom(_features.AsSpan(0, n * size));
-        _y!.CopyFrom(_targets.AsSpan(0, n * data.TargetLength));
-        return (_x, _y);
+        var x = _buffers.Get("x", shape.Prepend(n));
+        var y = _buffers.Get("y", data.TargetLength == 1 ? new TensorShape(n) : new TensorShape(n, data.TargetLength));
+        x.CopyFrom(_features.AsSpan(0, n * size));
+        y.CopyFrom(_targets.AsSpan(0, n * data.TargetLength));
+        return (x, y);
     }
 
-    public Tensor GradientBuffer(TensorShape shape)
-    {
-        if (_gradient is null || _gradient.Shape != shape) _gradient = backend.Allocate(shape);
-        return _gradient;
-    }
+    public Tensor GradientBuffer(TensorShape shape) => _buffers.Get("output gradient", shape);
 }
