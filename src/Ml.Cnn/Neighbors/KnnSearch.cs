@@ -43,6 +43,12 @@ public static class KnnSearch
         int shortlist = distance == KnnDistance.Manhattan ? k : Math.Min(referenceCount, Math.Max(2 * k, k + 16));
         double[] referenceNorms = distance == KnnDistance.Manhattan ? [] : SquaredNorms(references, referenceCount, dimension);
         double[] queryNorms = distance == KnnDistance.Manhattan ? [] : SquaredNorms(queries, queryCount, dimension);
+        // Ranking key per reference, from the dot product: a query's own norm is constant across references and cannot
+        // change its ranking, so L2 ranks by ‖r‖² − 2q·r and cosine by −q·r/‖r‖. Exact distances come in the re-ranking.
+        bool viaDot = distance != KnnDistance.Manhattan;
+        float[] keyOffsets = distance == KnnDistance.Euclidean ? referenceNorms.Select(n => (float)n).ToArray() : new float[viaDot ? referenceCount : 0];
+        float[] keyScales = distance == KnnDistance.Euclidean ? Enumerable.Repeat(-2f, referenceCount).ToArray()
+            : viaDot ? referenceNorms.Select(n => (float)(-1 / Math.Max(Math.Sqrt(n), 1e-30))).ToArray() : [];
         var options = new ParallelOptions { MaxDegreeOfParallelism = threads };
         var block = new float[QueryBlock * ReferenceBlock];
         for (int q0 = 0; q0 < queryCount; q0 += QueryBlock)
@@ -52,28 +58,12 @@ public static class KnnSearch
             for (int r0 = 0; r0 < referenceCount; r0 += ReferenceBlock)
             {
                 int rn = Math.Min(ReferenceBlock, referenceCount - r0);
-                if (distance == KnnDistance.Manhattan)
-                    Parallel.For(0, (qn + 1) / 2, options, pair => ManhattanRows(queries, q0 + 2 * pair, Math.Min(2, qn - 2 * pair), references, r0, rn, dimension, block, 2 * pair));
-                else
-                {
-                    // block[i, j] = q_i · r_j, then the fast squared distance or cosine distance.
+                if (viaDot) // block[i, j] = q_i · r_j
                     Sgemm.Multiply(false, true, qn, rn, dimension, 1f, queries.AsSpan(q0 * dimension, qn * dimension), dimension,
                         references.AsSpan(r0 * dimension, rn * dimension), dimension, 0f, block, rn, threads);
-                    Parallel.For(0, qn, options, i => FastDistances(block.AsSpan(i * rn, rn), queryNorms[q0 + i], referenceNorms, r0, distance));
-                }
-                Parallel.For(0, qn, options, i =>
-                {
-                    var row = block.AsSpan(i * rn, rn);
-                    var heap = heaps[i];
-                    // Nearly every distance loses to the current k-th best; test against it before touching the heap.
-                    float threshold = heap.Threshold;
-                    for (int j = 0; j < row.Length; j++)
-                        if (row[j] < threshold || (row[j] == threshold && !heap.IsFull))
-                        {
-                            heap.Offer(row[j], r0 + j);
-                            threshold = heap.Threshold;
-                        }
-                });
+                else
+                    Parallel.For(0, (qn + 1) / 2, options, pair => ManhattanRows(queries, q0 + 2 * pair, Math.Min(2, qn - 2 * pair), references, r0, rn, dimension, block, 2 * pair));
+                Parallel.For(0, qn, options, i => Scan(block.AsSpan(i * rn, rn), viaDot, keyOffsets.AsSpan(viaDot ? r0 : 0), keyScales.AsSpan(viaDot ? r0 : 0), heaps[i], r0));
             }
             Parallel.For(0, qn, options, i =>
             {
@@ -100,17 +90,39 @@ public static class KnnSearch
         return norms;
     }
 
-    private static void FastDistances(Span<float> dots, double queryNorm, double[] referenceNorms, int r0, KnnDistance distance)
+    /// <summary>
+    /// Offers a block row to the heap. Nearly every key loses to the current k-th best, so keys are computed and
+    /// compared a vector at a time, and only a vector holding a winner is looked at element by element.
+    /// </summary>
+    private static void Scan(ReadOnlySpan<float> row, bool viaDot, ReadOnlySpan<float> offsets, ReadOnlySpan<float> scales, TopK heap, int r0)
     {
-        if (distance == KnnDistance.Euclidean)
+        float threshold = heap.Threshold;
+        int j = 0;
+        if (Vector.IsHardwareAccelerated)
         {
-            // The query's own norm is the same for every reference and cannot change the ranking, but it keeps the
-            // shortlisted distances meaningful; float is enough here because the shortlist is re-ranked exactly.
-            float q = (float)queryNorm;
-            for (int j = 0; j < dots.Length; j++) dots[j] = q + (float)referenceNorms[r0 + j] - 2 * dots[j];
+            int width = Vector<float>.Count;
+            for (; j <= row.Length - width; j += width)
+            {
+                var values = new Vector<float>(row.Slice(j, width));
+                var keys = viaDot ? new Vector<float>(offsets.Slice(j, width)) + new Vector<float>(scales.Slice(j, width)) * values : values;
+                if (!Vector.LessThanAny(keys, new Vector<float>(threshold))) continue;
+                for (int l = 0; l < width; l++)
+                    if (keys[l] < threshold)
+                    {
+                        heap.Offer(keys[l], r0 + j + l);
+                        threshold = heap.Threshold;
+                    }
+            }
         }
-        else
-            for (int j = 0; j < dots.Length; j++) dots[j] = (float)(1 - dots[j] / Math.Max(Math.Sqrt(queryNorm * referenceNorms[r0 + j]), 1e-30));
+        for (; j < row.Length; j++)
+        {
+            float key = viaDot ? offsets[j] + scales[j] * row[j] : row[j];
+            if (key < threshold)
+            {
+                heap.Offer(key, r0 + j);
+                threshold = heap.Threshold;
+            }
+        }
     }
 
     /// <summary>Exact distances for the shortlist, re-sorted; the first K become the answer.</summary>
@@ -202,8 +214,6 @@ public static class KnnSearch
         /// <summary>The distance a newcomer must beat (infinity until the heap is full).</summary>
         public float Threshold => _count < capacity ? float.PositiveInfinity : _distances[0];
 
-        public bool IsFull => _count == capacity;
-
         private bool Worse(int a, int b) => _distances[a] > _distances[b] || (_distances[a] == _distances[b] && _indices[a] > _indices[b]);
 
         public void Offer(float distance, int index)
@@ -215,7 +225,7 @@ public static class KnnSearch
                 SiftUp(_count++);
                 return;
             }
-            // References arrive in increasing index order, so an equal distance never displaces the root.
+            // References arrive in increasing index order, so an equal key never displaces the root.
             if (!(distance < _distances[0])) return;
             _distances[0] = distance;
             _indices[0] = index;
