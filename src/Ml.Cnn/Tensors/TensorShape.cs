@@ -39,14 +39,6 @@ public sealed class TensorShape : IEquatable<TensorShape>
     /// <summary>Elements per batch item: the product of every dimension after the first.</summary>
     public int ItemLength => Length / _dims[0];
 
-    /// <summary>The same shape with a different batch size.</summary>
-    public TensorShape WithBatch(int batch)
-    {
-        var dims = (int[])_dims.Clone();
-        dims[0] = batch;
-        return new TensorShape(dims);
-    }
-
     /// <summary>This shape with <paramref name="batch"/> as a new outermost dimension.</summary>
     public TensorShape Prepend(int batch) => new([batch, .. _dims]);
 
