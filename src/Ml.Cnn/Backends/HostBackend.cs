@@ -13,6 +13,18 @@ public abstract class HostBackend
         ? host.Data.AsSpan(0, t.Length)
         : throw new ArgumentException($"Tensor {t.Shape} lives on {t.Backend.Name}, not in host memory.");
 
+    /// <summary>(m, n, k) of C = op(A)·op(B), after checking that the three shapes agree.</summary>
+    protected static (int M, int N, int K) MatMulShape(Tensor a, bool transposeA, Tensor b, bool transposeB, Tensor c)
+    {
+        if (a.Shape.Rank != 2 || b.Shape.Rank != 2 || c.Shape.Rank != 2)
+            throw new ArgumentException($"MatMul needs matrices, got A {a.Shape}, B {b.Shape}, C {c.Shape}.");
+        int m = transposeA ? a.Shape[1] : a.Shape[0], k = transposeA ? a.Shape[0] : a.Shape[1];
+        int kb = transposeB ? b.Shape[1] : b.Shape[0], n = transposeB ? b.Shape[0] : b.Shape[1];
+        if (k != kb || c.Shape[0] != m || c.Shape[1] != n)
+            throw new ArgumentException($"MatMul shapes do not agree: op(A) is [{m}, {k}], op(B) is [{kb}, {n}], C is {c.Shape}.");
+        return (m, n, k);
+    }
+
     /// <summary>The tensor's backing array (for kernels that index directly).</summary>
     protected internal static float[] Array(Tensor t) => t.Storage is HostStorage host
         ? host.Data

@@ -20,7 +20,8 @@ public enum KnnDistance
 /// Exact brute-force k-nearest-neighbour search over row-major float vectors, multithreaded and tiled so memory
 /// stays bounded (a block of queries against a block of references at a time; 10,000 × 60,000 never materializes).
 /// L2 and cosine use the GEMM identity ‖a − b‖² = ‖a‖² + ‖b‖² − 2a·b in float32 to shortlist candidates, then rank
-/// the shortlist with exact double-precision distances, so float cancellation cannot reorder true neighbours.
+/// the shortlist with exact double-precision distances. For L2 both sides are first centred on the references' mean
+/// (distances do not change), so a large offset shared by all vectors cannot drown the differences in rounding.
 /// L1 uses a SIMD kernel. Ties in distance go to the lower reference index.
 /// </summary>
 public static class KnnSearch
@@ -41,8 +42,9 @@ public static class KnnSearch
         var distances = new float[queryCount * k];
         // The shortlist is wider than K so rounding in the fast distances cannot push a true neighbour out.
         int shortlist = distance == KnnDistance.Manhattan ? k : Math.Min(referenceCount, Math.Max(2 * k, k + 16));
-        double[] referenceNorms = distance == KnnDistance.Manhattan ? [] : SquaredNorms(references, referenceCount, dimension);
-        double[] queryNorms = distance == KnnDistance.Manhattan ? [] : SquaredNorms(queries, queryCount, dimension);
+        float[]? mean = distance == KnnDistance.Euclidean ? Mean(references, referenceCount, dimension) : null;
+        double[] referenceNorms = distance == KnnDistance.Manhattan ? [] : SquaredNorms(references, referenceCount, dimension, mean);
+        double[] queryNorms = distance == KnnDistance.Cosine ? SquaredNorms(queries, queryCount, dimension, null) : [];
         // Ranking key per reference, from the dot product: a query's own norm is constant across references and cannot
         // change its ranking, so L2 ranks by ‖r‖² − 2q·r and cosine by −q·r/‖r‖. Exact distances come in the re-ranking.
         bool viaDot = distance != KnnDistance.Manhattan;
@@ -51,16 +53,24 @@ public static class KnnSearch
             : viaDot ? referenceNorms.Select(n => (float)(-1 / Math.Max(Math.Sqrt(n), 1e-30))).ToArray() : [];
         var options = new ParallelOptions { MaxDegreeOfParallelism = threads };
         var block = new float[QueryBlock * ReferenceBlock];
+        var centredQueries = mean is null ? queries : new float[Math.Min(QueryBlock, queryCount) * dimension];
+        var centredReferences = mean is null ? references : new float[Math.Min(ReferenceBlock, referenceCount) * dimension];
         for (int q0 = 0; q0 < queryCount; q0 += QueryBlock)
         {
             int qn = Math.Min(QueryBlock, queryCount - q0);
+            int queryOffset = mean is null ? q0 * dimension : 0;
+            if (mean is not null) Centre(queries, q0, qn, dimension, mean, centredQueries, options);
             var heaps = Enumerable.Range(0, qn).Select(_ => new TopK(shortlist)).ToArray();
             for (int r0 = 0; r0 < referenceCount; r0 += ReferenceBlock)
             {
                 int rn = Math.Min(ReferenceBlock, referenceCount - r0);
-                if (viaDot) // block[i, j] = q_i · r_j
-                    Sgemm.Multiply(false, true, qn, rn, dimension, 1f, queries.AsSpan(q0 * dimension, qn * dimension), dimension,
-                        references.AsSpan(r0 * dimension, rn * dimension), dimension, 0f, block, rn, threads);
+                if (viaDot) // block[i, j] = q_i · r_j (centred for L2)
+                {
+                    int referenceOffset = mean is null ? r0 * dimension : 0;
+                    if (mean is not null) Centre(references, r0, rn, dimension, mean, centredReferences, options);
+                    Sgemm.Multiply(false, true, qn, rn, dimension, 1f, centredQueries.AsSpan(queryOffset, qn * dimension), dimension,
+                        centredReferences.AsSpan(referenceOffset, rn * dimension), dimension, 0f, block, rn, threads);
+                }
                 else
                     Parallel.For(0, (qn + 1) / 2, options, pair => ManhattanRows(queries, q0 + 2 * pair, Math.Min(2, qn - 2 * pair), references, r0, rn, dimension, block, 2 * pair));
                 Parallel.For(0, qn, options, i => Scan(block.AsSpan(i * rn, rn), viaDot, keyOffsets.AsSpan(viaDot ? r0 : 0), keyScales.AsSpan(viaDot ? r0 : 0), heaps[i], r0));
@@ -70,7 +80,7 @@ public static class KnnSearch
                 var (candidates, fast) = heaps[i].Sorted();
                 if (distance != KnnDistance.Manhattan)
                     Rerank(candidates, fast, queries.AsSpan((q0 + i) * dimension, dimension), references, dimension, distance,
-                        queryNorms[q0 + i], referenceNorms);
+                        distance == KnnDistance.Cosine ? queryNorms[q0 + i] : 0, referenceNorms);
                 candidates.AsSpan(0, k).CopyTo(indices.AsSpan((q0 + i) * k, k));
                 fast.AsSpan(0, k).CopyTo(distances.AsSpan((q0 + i) * k, k));
             });
@@ -78,17 +88,42 @@ public static class KnnSearch
         return (indices, distances);
     }
 
-    private static double[] SquaredNorms(float[] vectors, int count, int dimension)
+    private static double[] SquaredNorms(float[] vectors, int count, int dimension, float[]? mean)
     {
         var norms = new double[count];
         Parallel.For(0, count, i =>
         {
             double sum = 0;
-            foreach (var v in vectors.AsSpan(i * dimension, dimension)) sum += (double)v * v;
+            var v = vectors.AsSpan(i * dimension, dimension);
+            for (int d = 0; d < dimension; d++)
+            {
+                double x = mean is null ? v[d] : (double)v[d] - mean[d];
+                sum += x * x;
+            }
             norms[i] = sum;
         });
         return norms;
     }
+
+    private static float[] Mean(float[] vectors, int count, int dimension)
+    {
+        var sum = new double[dimension];
+        for (int i = 0; i < count; i++)
+        {
+            var v = vectors.AsSpan(i * dimension, dimension);
+            for (int d = 0; d < dimension; d++) sum[d] += v[d];
+        }
+        return sum.Select(s => (float)(s / count)).ToArray();
+    }
+
+    /// <summary>Rows [start, start + count) minus the mean, into the front of <paramref name="destination"/>.</summary>
+    private static void Centre(float[] vectors, int start, int count, int dimension, float[] mean, float[] destination, ParallelOptions options) =>
+        Parallel.For(0, count, options, i =>
+        {
+            var source = vectors.AsSpan((start + i) * dimension, dimension);
+            var target = destination.AsSpan(i * dimension, dimension);
+            for (int d = 0; d < dimension; d++) target[d] = source[d] - mean[d];
+        });
 
     /// <summary>
     /// Offers a block row to the heap. Nearly every key loses to the current k-th best, so keys are computed and

@@ -13,7 +13,7 @@ namespace Ml.Cnn.Training;
 internal static class Checkpoint
 {
     private const string Magic = "MLCNNCKP";
-    private const int Version = 1;
+    private const int Version = 2;
 
     public static void Save(string path, Network network, Optimizer optimizer, LearningRateSchedule schedule, RunState state)
     {
@@ -34,6 +34,7 @@ internal static class Checkpoint
                 writer.Write(state.BestValidationLoss);
                 writer.Write(state.BestEpoch);
                 writer.Write(state.EpochsWithoutImprovement);
+                writer.Write(state.StoppedEarly);
                 writer.Write(state.History.Count);
                 foreach (var e in state.History)
                 {
@@ -72,6 +73,7 @@ internal static class Checkpoint
             state.BestValidationLoss = reader.ReadSingle();
             state.BestEpoch = reader.ReadInt32();
             state.EpochsWithoutImprovement = reader.ReadInt32();
+            state.StoppedEarly = reader.ReadBoolean();
             int epochs = reader.ReadInt32();
             state.History.Clear();
             for (int i = 0; i < epochs; i++)

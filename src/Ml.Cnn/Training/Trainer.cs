@@ -51,14 +51,15 @@ public static class Trainer
         var optimizer = CreateOptimizer(network, options);
         var state = new RunState(new Rng(options.Seed));
         var checkpoint = options.CheckpointDirectory is null ? null : Path.Combine(options.CheckpointDirectory, "checkpoint.mlcnn");
+        // A schedule object may be reused across runs: its plateau bookkeeping starts afresh unless a checkpoint restores it.
+        (options.Schedule.PlateauScale, options.Schedule.PlateauBest, options.Schedule.PlateauWait) = (1, float.PositiveInfinity, 0);
         if (checkpoint is not null && File.Exists(checkpoint)) Checkpoint.Load(checkpoint, network, optimizer, options.Schedule, state);
 
         int batches = (training.Count + options.BatchSize - 1) / options.BatchSize;
         var backend = network.Backend;
         var batch = new BatchAssembler(training, options.BatchSize, normalization, options.Augmentation, backend);
-        bool stoppedEarly = false;
         var clock = Stopwatch.StartNew();
-        for (int epoch = state.CompletedEpochs; epoch < options.Epochs && !stoppedEarly; epoch++)
+        for (int epoch = state.CompletedEpochs; epoch < options.Epochs && !state.StoppedEarly; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
             var order = Enumerable.Range(0, training.Count).ToArray();
@@ -69,8 +70,9 @@ public static class Trainer
             for (int b = 0; b < batches; b++)
             {
                 var indices = order.AsSpan(b * options.BatchSize, Math.Min(options.BatchSize, training.Count - b * options.BatchSize));
-                // A batch of one cannot be normalized by its own statistics; it is dropped (at most one item an epoch).
-                if (indices.Length == 1 && training.Count > 1) continue;
+                // A leftover last batch of a single item cannot be normalized by its own statistics; it is dropped (one
+                // item an epoch). A batch size of 1 chosen on purpose trains item by item.
+                if (indices.Length == 1 && options.BatchSize > 1) continue;
                 var (x, targets) = batch.Assemble(indices, state.Random);
                 var output = network.Forward(x, training: true);
                 var gradient = batch.GradientBuffer(output.Shape);
@@ -109,7 +111,7 @@ public static class Trainer
                     if (options.RestoreBestWeights) state.BestWeights = network.StateTensors.Select(t => t.ToArray()).ToList();
                 }
                 else if (options.EarlyStoppingPatience > 0 && ++state.EpochsWithoutImprovement >= options.EarlyStoppingPatience)
-                    stoppedEarly = true;
+                    state.StoppedEarly = true;
             }
             else state.BestEpoch = epoch + 1;
             if (checkpoint is not null) Checkpoint.Save(checkpoint, network, optimizer, options.Schedule, state);
@@ -120,7 +122,7 @@ public static class Trainer
 
         if (validation is not null && options.RestoreBestWeights && state.BestWeights is not null)
             foreach (var (tensor, values) in network.StateTensors.Zip(state.BestWeights)) tensor.CopyFrom(values);
-        return new TrainingResult(state.History, normalization, state.BestEpoch, stoppedEarly);
+        return new TrainingResult(state.History, normalization, state.BestEpoch, state.StoppedEarly);
     }
 
     /// <summary>Mean loss and accuracy (NaN for regression) of the network in evaluation mode.</summary>
@@ -216,6 +218,7 @@ internal sealed class RunState(Rng random)
     public float BestValidationLoss { get; set; } = float.PositiveInfinity;
     public int BestEpoch { get; set; }
     public int EpochsWithoutImprovement { get; set; }
+    public bool StoppedEarly { get; set; }
     public List<float[]>? BestWeights { get; set; }
 }
 

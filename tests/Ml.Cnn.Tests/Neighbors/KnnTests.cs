@@ -147,3 +147,27 @@ public sealed class KnnTests
         Assert.Contains("NaN", Assert.ThrowsAny<InvalidOperationException>(() => ml.MulticlassClassification.Trainers.KNearestNeighbors(k: 1).Fit(nanKeyed)).Message);
     }
 }
+
+public sealed class KnnRobustnessTests
+{
+    [Fact]
+    public void EuclideanSurvivesALargeSharedOffset()
+    {
+        // 1000 + N(0, 1) in 64 dimensions: ‖r‖² ≈ 6.4e7 while neighbours are ~128 apart, far below float resolution of ‖r‖².
+        var rng = new Rng(21);
+        int references = 2000, queries = 50, dimension = 64, k = 5;
+        var refs = Enumerable.Range(0, references * dimension).Select(_ => (float)(1000 + rng.NextGaussian())).ToArray();
+        var qs = Enumerable.Range(0, queries * dimension).Select(_ => (float)(1000 + rng.NextGaussian())).ToArray();
+        var (indices, _) = KnnSearch.Search(refs, references, qs, queries, dimension, k, KnnDistance.Euclidean, threads: 2);
+        for (int q = 0; q < queries; q++)
+        {
+            var expected = Enumerable.Range(0, references).Select(r =>
+            {
+                double sum = 0;
+                for (int d = 0; d < dimension; d++) { double diff = (double)qs[q * dimension + d] - refs[r * dimension + d]; sum += diff * diff; }
+                return (Index: r, Distance: sum);
+            }).OrderBy(p => p.Distance).ThenBy(p => p.Index).Take(k).Select(p => p.Index);
+            Assert.Equal(expected, indices.AsSpan(q * k, k).ToArray());
+        }
+    }
+}

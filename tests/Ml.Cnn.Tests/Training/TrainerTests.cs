@@ -158,3 +158,42 @@ public sealed class TrainerTests
         public void Report(TrainingProgress value) => report(value);
     }
 }
+
+public sealed class TrainerEdgeCaseTests
+{
+    [Fact]
+    public void BatchSizeOneTrainsItemByItem()
+    {
+        var data = TrainingData.Blobs(40, 13);
+        var network = Network.Sequential(new CpuBackend(1), new TensorShape(1, 8, 8), 1, new Flatten(), new Dense(4));
+        var before = network.Parameters.First().Value.ToArray();
+        var result = Trainer.Train(network, data, new TrainerOptions { Epochs = 1, BatchSize = 1, LearningRate = 0.01f });
+        Assert.NotEqual(before, network.Parameters.First().Value.ToArray());
+        Assert.True(result.History[0].TrainingLoss > 0);
+    }
+
+    [Fact]
+    public void AnEarlyStoppedRunStaysStoppedWhenRunAgain()
+    {
+        var data = TrainingData.Noise(120, 14);
+        string directory = Path.Combine(Path.GetTempPath(), "mlcnn-stopped-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            TrainerOptions Options() => new()
+            {
+                Epochs = 30, BatchSize = 16, LearningRate = 0.05f, ValidationFraction = 0.25f, EarlyStoppingPatience = 1,
+                RestoreBestWeights = false, CheckpointDirectory = directory, Seed = 2,
+            };
+            var first = Trainer.Train(Network.Sequential(new CpuBackend(1), new TensorShape(1, 8, 8), 1, new Flatten(), new Dense(32), new Relu(), new Dense(4)), data, Options());
+            Assert.True(first.StoppedEarly);
+            var again = Network.Sequential(new CpuBackend(1), new TensorShape(1, 8, 8), 1, new Flatten(), new Dense(32), new Relu(), new Dense(4));
+            var second = Trainer.Train(again, data, Options());
+            Assert.True(second.StoppedEarly);
+            Assert.Equal(first.History.Count, second.History.Count);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+}

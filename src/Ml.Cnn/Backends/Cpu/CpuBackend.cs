@@ -118,7 +118,7 @@ public sealed class CpuBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void MatMul(Tensor a, bool transposeA, Tensor b, bool transposeB, Tensor c, float alpha = 1f, float beta = 0f)
     {
-        int m = c.Shape[0], n = c.Shape[1], k = transposeA ? a.Shape[0] : a.Shape[1];
+        var (m, n, k) = MatMulShape(a, transposeA, b, transposeB, c);
         Sgemm.Multiply(transposeA, transposeB, m, n, k, alpha, Data(a), a.Shape[1], Data(b), b.Shape[1], beta, Data(c), n, Threads);
     }
 
@@ -162,8 +162,13 @@ public sealed class CpuBackend : HostBackend, IBackend
         return slot;
     }
 
-    private static int ImagesPerChunk(in ConvGeometry g) =>
-        Math.Clamp(ColumnBudget / Math.Max(1, g.PatchSize * g.OutH * g.OutW), 1, g.Batch);
+    private static int ImagesPerChunk(in ConvGeometry g)
+    {
+        long perImage = (long)g.PatchSize * g.OutH * g.OutW;
+        if (perImage > System.Array.MaxLength)
+            throw new ArgumentException($"Convolution {g.InChannels}x{g.InH}x{g.InW} → {g.OutChannels}x{g.OutH}x{g.OutW} with a {g.KernelH}x{g.KernelW} kernel needs an im2col matrix of {perImage} values for one image, more than an array can hold.");
+        return (int)Math.Clamp(ColumnBudget / Math.Max(1, perImage), 1, g.Batch);
+    }
 
     /// <inheritdoc />
     public void ConvForward(in ConvGeometry g, Tensor x, Tensor w, Tensor? b, Tensor y)

@@ -64,8 +64,7 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void MatMul(Tensor a, bool transposeA, Tensor b, bool transposeB, Tensor c, float alpha = 1f, float beta = 0f)
     {
-        int m = c.Shape[0], n = c.Shape[1];
-        int k = transposeA ? a.Shape[0] : a.Shape[1];
+        var (m, n, k) = MatMulShape(a, transposeA, b, transposeB, c);
         int aCols = a.Shape[1], bCols = b.Shape[1];
         var (sa, sb, sc) = (Array(a), Array(b), Array(c));
         for (int i = 0; i < m; i++)
