@@ -33,8 +33,16 @@ public static class KnnSearch
     /// nearest references, nearest first.
     /// </summary>
     public static (int[] Indices, float[] Distances) Search(float[] references, int referenceCount, float[] queries, int queryCount,
-        int dimension, int k, KnnDistance distance, int threads = 0)
+        int dimension, int k, KnnDistance distance, int threads = 0) =>
+        Search(PreparedReferences.Create(references, referenceCount, dimension, distance), queries, queryCount, k, threads);
+
+    /// <summary>
+    /// Searches references prepared once (centred copy, norms, ranking-key coefficients), so that a classifier
+    /// scoring batch after batch does not redo that work for every batch.
+    /// </summary>
+    internal static (int[] Indices, float[] Distances) Search(PreparedReferences prepared, float[] queries, int queryCount, int k, int threads = 0)
     {
+        var (references, referenceCount, dimension, distance) = (prepared.Raw, prepared.Count, prepared.Dimension, prepared.Distance);
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "K must be at least 1.");
         if (k > referenceCount) throw new ArgumentOutOfRangeException(nameof(k), k, $"K ({k}) is larger than the number of references ({referenceCount}).");
         threads = threads <= 0 ? Environment.ProcessorCount : threads;
@@ -42,19 +50,14 @@ public static class KnnSearch
         var distances = new float[queryCount * k];
         // The shortlist is wider than K so rounding in the fast distances cannot push a true neighbour out.
         int shortlist = distance == KnnDistance.Manhattan ? k : Math.Min(referenceCount, Math.Max(2 * k, k + 16));
-        float[]? mean = distance == KnnDistance.Euclidean ? Mean(references, referenceCount, dimension) : null;
-        double[] referenceNorms = distance == KnnDistance.Manhattan ? [] : SquaredNorms(references, referenceCount, dimension, mean);
+        float[]? mean = prepared.Mean;
+        double[] referenceNorms = prepared.Norms;
         double[] queryNorms = distance == KnnDistance.Cosine ? SquaredNorms(queries, queryCount, dimension, null) : [];
-        // Ranking key per reference, from the dot product: a query's own norm is constant across references and cannot
-        // change its ranking, so L2 ranks by ‖r‖² − 2q·r and cosine by −q·r/‖r‖. Exact distances come in the re-ranking.
         bool viaDot = distance != KnnDistance.Manhattan;
-        float[] keyOffsets = distance == KnnDistance.Euclidean ? referenceNorms.Select(n => (float)n).ToArray() : new float[viaDot ? referenceCount : 0];
-        float[] keyScales = distance == KnnDistance.Euclidean ? Enumerable.Repeat(-2f, referenceCount).ToArray()
-            : viaDot ? referenceNorms.Select(n => (float)(-1 / Math.Max(Math.Sqrt(n), 1e-30))).ToArray() : [];
+        float[] keyOffsets = prepared.KeyOffsets, keyScales = prepared.KeyScales;
         var options = new ParallelOptions { MaxDegreeOfParallelism = threads };
         var block = new float[QueryBlock * ReferenceBlock];
         var centredQueries = mean is null ? queries : new float[Math.Min(QueryBlock, queryCount) * dimension];
-        var centredReferences = mean is null ? references : new float[Math.Min(ReferenceBlock, referenceCount) * dimension];
         for (int q0 = 0; q0 < queryCount; q0 += QueryBlock)
         {
             int qn = Math.Min(QueryBlock, queryCount - q0);
@@ -66,10 +69,8 @@ public static class KnnSearch
                 int rn = Math.Min(ReferenceBlock, referenceCount - r0);
                 if (viaDot) // block[i, j] = q_i · r_j (centred for L2)
                 {
-                    int referenceOffset = mean is null ? r0 * dimension : 0;
-                    if (mean is not null) Centre(references, r0, rn, dimension, mean, centredReferences, options);
                     Sgemm.Multiply(false, true, qn, rn, dimension, 1f, centredQueries.AsSpan(queryOffset, qn * dimension), dimension,
-                        centredReferences.AsSpan(referenceOffset, rn * dimension), dimension, 0f, block, rn, threads);
+                        prepared.Vectors.AsSpan(r0 * dimension, rn * dimension), dimension, 0f, block, rn, threads);
                 }
                 else
                     Parallel.For(0, (qn + 1) / 2, options, pair => ManhattanRows(queries, q0 + 2 * pair, Math.Min(2, qn - 2 * pair), references, r0, rn, dimension, block, 2 * pair));
@@ -86,6 +87,52 @@ public static class KnnSearch
             });
         }
         return (indices, distances);
+    }
+
+    /// <summary>Everything about the references that does not depend on the queries.</summary>
+    internal sealed class PreparedReferences
+    {
+        public required float[] Raw { get; init; }
+        public required float[] Vectors { get; init; } // centred for L2, the raw vectors otherwise
+        public required int Count { get; init; }
+        public required int Dimension { get; init; }
+        public required KnnDistance Distance { get; init; }
+        public float[]? Mean { get; init; }
+        public required double[] Norms { get; init; }
+        public required float[] KeyOffsets { get; init; }
+        public required float[] KeyScales { get; init; }
+
+        public static PreparedReferences Create(float[] references, int count, int dimension, KnnDistance distance)
+        {
+            float[]? mean = distance == KnnDistance.Euclidean ? KnnSearch.Mean(references, count, dimension) : null;
+            var vectors = references;
+            if (mean is not null)
+            {
+                vectors = new float[count * dimension];
+                Centre(references, 0, count, dimension, mean, vectors, new ParallelOptions());
+            }
+            double[] norms = distance == KnnDistance.Manhattan ? [] : SquaredNorms(vectors, count, dimension, null);
+            // Ranking key per reference, from the dot product: a query's own norm is constant across references and
+            // cannot change its ranking, so L2 ranks by ‖r‖² − 2q·r and cosine by −q·r/‖r‖; exact distances come in
+            // the re-ranking.
+            float[] offsets = distance switch
+            {
+                KnnDistance.Euclidean => norms.Select(n => (float)n).ToArray(),
+                KnnDistance.Cosine => new float[count],
+                _ => [],
+            };
+            float[] scales = distance switch
+            {
+                KnnDistance.Euclidean => Enumerable.Repeat(-2f, count).ToArray(),
+                KnnDistance.Cosine => norms.Select(n => (float)(-1 / Math.Max(Math.Sqrt(n), 1e-30))).ToArray(),
+                _ => [],
+            };
+            return new PreparedReferences
+            {
+                Raw = references, Vectors = vectors, Count = count, Dimension = dimension, Distance = distance, Mean = mean,
+                Norms = norms, KeyOffsets = offsets, KeyScales = scales,
+            };
+        }
     }
 
     private static double[] SquaredNorms(float[] vectors, int count, int dimension, float[]? mean)
