@@ -153,15 +153,18 @@ internal sealed class ScoredDataView : IDataView
         private void FillBatch()
         {
             var scorer = _view._scorer;
+            // The batch becomes current only once scored, so a row that fails to read leaves no stale outputs behind.
             _count = 0;
             _index = 0;
-            while (_count < scorer.BatchSize && _ahead!.MoveNext())
+            int read = 0;
+            while (read < scorer.BatchSize && _ahead!.MoveNext())
             {
-                scorer.ReadFeatures(_features!, ref _buffer, _inputs.AsSpan(_count * scorer.InputSize, scorer.InputSize), _ahead.Position);
-                _count++;
+                scorer.ReadFeatures(_features!, ref _buffer, _inputs.AsSpan(read * scorer.InputSize, scorer.InputSize), _ahead.Position);
+                read++;
             }
-            if (_count == 0) throw new InvalidOperationException("The feature cursor ended before the main cursor; the input view is not deterministic.");
-            scorer.Score(_inputs, _count, _outputs);
+            if (read == 0) throw new InvalidOperationException("The feature cursor ended before the main cursor; the input view is not deterministic.");
+            scorer.Score(_inputs, read, _outputs);
+            _count = read;
         }
 
         protected override void Dispose(bool disposing)

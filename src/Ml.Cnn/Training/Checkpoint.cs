@@ -55,8 +55,23 @@ internal static class Checkpoint
         File.Move(temporary, path, overwrite: true);
     }
 
+    /// <summary>
+    /// Reads and checks the whole checkpoint first, then applies it, so a checkpoint written for another architecture
+    /// fails with <see cref="InvalidDataException"/> and leaves the network, optimizer and schedule untouched.
+    /// </summary>
     public static void Load(string path, Network network, Optimizer optimizer, LearningRateSchedule schedule, RunState state)
     {
+        var tensors = Tensors(network, optimizer).ToList();
+        var weights = network.StateTensors.ToList();
+        var generators = network.Generators.ToList();
+        int completedEpochs, steps, plateauWait, bestEpoch, withoutImprovement;
+        float plateauScale, plateauBest, bestLoss;
+        bool stoppedEarly;
+        ulong[] random;
+        var history = new List<EpochStatistics>();
+        var values = new List<float[]>();
+        List<float[]>? best;
+        var generatorStates = new List<ulong[]>();
         try
         {
             using var reader = new BinaryReader(File.OpenRead(path), Encoding.UTF8);
@@ -64,38 +79,45 @@ internal static class Checkpoint
                 throw new InvalidDataException($"'{path}' is not an Ml.Cnn checkpoint (bad magic).");
             int version = reader.ReadInt32();
             if (version != Version) throw new InvalidDataException($"Checkpoint '{path}' has version {version}; this build reads version {Version}.");
-            state.CompletedEpochs = reader.ReadInt32();
-            optimizer.StepCount = reader.ReadInt32();
-            state.Random.SetState(ReadWords(reader));
-            schedule.PlateauScale = reader.ReadSingle();
-            schedule.PlateauBest = reader.ReadSingle();
-            schedule.PlateauWait = reader.ReadInt32();
-            state.BestValidationLoss = reader.ReadSingle();
-            state.BestEpoch = reader.ReadInt32();
-            state.EpochsWithoutImprovement = reader.ReadInt32();
-            state.StoppedEarly = reader.ReadBoolean();
+            completedEpochs = reader.ReadInt32();
+            steps = reader.ReadInt32();
+            random = ReadWords(reader);
+            plateauScale = reader.ReadSingle();
+            plateauBest = reader.ReadSingle();
+            plateauWait = reader.ReadInt32();
+            bestLoss = reader.ReadSingle();
+            bestEpoch = reader.ReadInt32();
+            withoutImprovement = reader.ReadInt32();
+            stoppedEarly = reader.ReadBoolean();
             int epochs = reader.ReadInt32();
-            state.History.Clear();
             for (int i = 0; i < epochs; i++)
-                state.History.Add(new EpochStatistics(reader.ReadInt32(), reader.ReadSingle(), reader.ReadSingle(), reader.ReadSingle(),
+                history.Add(new EpochStatistics(reader.ReadInt32(), reader.ReadSingle(), reader.ReadSingle(), reader.ReadSingle(),
                     reader.ReadSingle(), reader.ReadSingle(), reader.ReadDouble()));
-            var tensors = Tensors(network, optimizer).ToList();
             int count = reader.ReadInt32();
             if (count != tensors.Count)
                 throw new InvalidDataException($"Checkpoint '{path}' holds {count} tensors but this network and optimizer have {tensors.Count}: it was written for another architecture or optimizer.");
-            foreach (var t in tensors) t.CopyFrom(ReadFloats(reader, t.Length, path));
-            int best = reader.ReadInt32();
-            var weights = network.StateTensors.ToList();
-            if (best >= 0 && best != weights.Count) throw new InvalidDataException($"Checkpoint '{path}' has best weights for another architecture.");
-            state.BestWeights = best < 0 ? null : weights.Select(w => ReadFloats(reader, w.Length, path)).ToList();
-            var generators = network.Generators.ToList();
+            foreach (var t in tensors) values.Add(ReadFloats(reader, t.Length, path));
+            int bestCount = reader.ReadInt32();
+            if (bestCount >= 0 && bestCount != weights.Count) throw new InvalidDataException($"Checkpoint '{path}' has best weights for another architecture.");
+            best = bestCount < 0 ? null : weights.Select(w => ReadFloats(reader, w.Length, path)).ToList();
             if (reader.ReadInt32() != generators.Count) throw new InvalidDataException($"Checkpoint '{path}' has generators for another architecture.");
-            foreach (var g in generators) g.SetState(ReadWords(reader));
+            foreach (var _ in generators) generatorStates.Add(ReadWords(reader));
         }
         catch (EndOfStreamException)
         {
             throw new InvalidDataException($"Checkpoint '{path}' is truncated.");
         }
+
+        state.CompletedEpochs = completedEpochs;
+        optimizer.StepCount = steps;
+        state.Random.SetState(random);
+        (schedule.PlateauScale, schedule.PlateauBest, schedule.PlateauWait) = (plateauScale, plateauBest, plateauWait);
+        (state.BestValidationLoss, state.BestEpoch, state.EpochsWithoutImprovement, state.StoppedEarly) = (bestLoss, bestEpoch, withoutImprovement, stoppedEarly);
+        state.History.Clear();
+        state.History.AddRange(history);
+        for (int i = 0; i < tensors.Count; i++) tensors[i].CopyFrom(values[i]);
+        state.BestWeights = best;
+        for (int i = 0; i < generators.Count; i++) generators[i].SetState(generatorStates[i]);
     }
 
     /// <summary>Network state, then each trainable parameter's optimizer state, in a fixed order.</summary>

@@ -197,3 +197,28 @@ public sealed class TrainerEdgeCaseTests
         }
     }
 }
+
+public sealed class CheckpointMismatchTests
+{
+    [Fact]
+    public void ACheckpointOfAnotherArchitectureIsRefusedWithoutTouchingTheNetwork()
+    {
+        var data = TrainingData.Blobs(40, 15);
+        string directory = Path.Combine(Path.GetTempPath(), "mlcnn-mismatch-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var options = new TrainerOptions { Epochs = 1, BatchSize = 8, CheckpointDirectory = directory };
+            Trainer.Train(Network.Sequential(new CpuBackend(1), new TensorShape(1, 8, 8), 1, new Flatten(), new Dense(16), new Relu(), new Dense(4)), data, options);
+            // Same number of tensors, but the hidden layer is wider: the weights cannot fit.
+            var wider = Network.Sequential(new CpuBackend(1), new TensorShape(1, 8, 8), 1, new Flatten(), new Dense(24), new Relu(), new Dense(4));
+            var before = wider.StateTensors.Select(t => t.ToArray()).ToList();
+            var error = Assert.Throws<InvalidDataException>(() => Trainer.Train(wider, data, options));
+            Assert.Contains("values where", error.Message);
+            Assert.Equal(before, wider.StateTensors.Select(t => t.ToArray()).ToList());
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+}
