@@ -33,7 +33,7 @@ internal static class KnnBenchmark
             int same = 0, correct = 0;
             for (int q = 0; q < test.Count; q++)
             {
-                int predicted = KnnClassifier.ArgMax(scores.AsSpan(q * 10, 10));
+                int predicted = Ml.Cnn.Core.Scores.ArgMax(scores.AsSpan(q * 10, 10));
                 if (predicted == expected[q]) same++;
                 if (predicted == (int)test.Targets[q]) correct++;
             }

@@ -44,7 +44,7 @@ internal static class TrainingBenchmark
         var scores = Trainer.Predict(network, test, result.Normalization);
         double inference = test.Count / clock.Elapsed.TotalSeconds;
         int correct = Enumerable.Range(0, test.Count).Count(i =>
-            Neighbors.KnnClassifier.ArgMax(scores.AsSpan(i * 10, 10)) == (int)test.Targets[i]);
+            Core.Scores.ArgMax(scores.AsSpan(i * 10, 10)) == (int)test.Targets[i]);
         double meanEpoch = result.History.Average(h => h.Seconds);
         double peakMib = Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0;
         var gc = GC.GetGCMemoryInfo();

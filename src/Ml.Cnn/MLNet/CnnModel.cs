@@ -8,8 +8,11 @@ namespace Ml.Cnn.MLNet;
 /// <summary>A trained network with what scoring needs besides it: the image shape and the input standardization.</summary>
 public sealed class CnnModel
 {
+    private readonly BufferCache _buffers;
+
     internal CnnModel(Network network, ChannelNormalization? normalization, TrainingResult? training)
     {
+        _buffers = new BufferCache(network.Backend);
         Network = network;
         Normalization = normalization;
         Training = training;
@@ -35,15 +38,24 @@ public sealed class CnnModel
     public void ExportToOnnx(string path, bool probabilities = true) =>
         Onnx.OnnxExporter.Export(Network, path, probabilities, Normalization);
 
-    /// <summary>Runs <paramref name="count"/> CHW inputs through the network up to <paramref name="layer"/> (null = output).</summary>
-    internal void Run(float[] inputs, int count, float[] outputs, string? layer)
+    /// <summary>
+    /// Runs <paramref name="count"/> CHW inputs through the network up to <paramref name="layer"/> (null = output),
+    /// optionally turning the output scores into probabilities.
+    /// </summary>
+    internal void Run(float[] inputs, int count, float[] outputs, string? layer, bool probabilities = false)
     {
         int size = ImageShape.Length;
         if (Normalization is not null)
             for (int i = 0; i < count; i++) Normalization.Apply(inputs.AsSpan(i * size, size));
-        var x = Network.Backend.Allocate(ImageShape.Prepend(count));
+        var x = _buffers.Get("input", ImageShape.Prepend(count));
         x.CopyFrom(inputs.AsSpan(0, count * size));
         var y = layer is null ? Network.Forward(x, training: false) : Network.ForwardTo(x, false, layer);
-        y.ToArray().CopyTo(outputs, 0);
+        if (probabilities)
+        {
+            var p = _buffers.Get("probabilities", y.Shape);
+            Network.Backend.SoftmaxForward(y, p);
+            y = p;
+        }
+        y.Storage.CopyTo(outputs.AsSpan(0, y.Length));
     }
 }

@@ -45,26 +45,13 @@ public sealed class CnnMulticlassTransformer : ScoringTransformer
         Model = model;
         int classes = (int)labelType.Count;
         Scorer = new BatchScorer(featureColumnName, model.ImageShape.Length, classes, ClassifierColumns.Create(labelType, labelAnnotations),
-            (inputs, count, outputs) =>
-            {
-                model.Run(inputs, count, outputs, null);
-                for (int i = 0; i < count; i++) Softmax(outputs.AsSpan(i * classes, classes));
-            });
+            (inputs, count, outputs) => model.Run(inputs, count, outputs, null, probabilities: true));
     }
 
     /// <summary>The trained network and its input standardization.</summary>
     public CnnModel Model { get; }
 
     private protected override BatchScorer Scorer { get; }
-
-    private static void Softmax(Span<float> scores)
-    {
-        float max = float.NegativeInfinity;
-        foreach (var s in scores) max = MathF.Max(max, s);
-        float sum = 0;
-        for (int i = 0; i < scores.Length; i++) sum += scores[i] = MathF.Exp(scores[i] - max);
-        for (int i = 0; i < scores.Length; i++) scores[i] /= sum;
-    }
 }
 
 /// <summary>The Score and PredictedLabel columns of a classifier, annotated as ML.NET's own multiclass trainers do.</summary>

@@ -50,12 +50,6 @@ internal abstract class OutputColumn(string name, DataViewType type, DataViewSch
         : OutputColumn(name, type, annotations)
     {
         public override Delegate CreateGetter(Func<ReadOnlyMemory<float>> currentOutput) =>
-            (ValueGetter<uint>)((ref uint value) =>
-            {
-                var scores = currentOutput().Span;
-                int best = 0;
-                for (int i = 1; i < scores.Length; i++) if (scores[i] > scores[best]) best = i;
-                value = (uint)best + 1;
-            });
+            (ValueGetter<uint>)((ref uint value) => value = (uint)Ml.Cnn.Core.Scores.ArgMax(currentOutput().Span) + 1);
     }
 }

@@ -64,14 +64,6 @@ public sealed class KnnClassifier
         return Vote(indices, distances, count, K, K, Labels, ClassCount, Weighting);
     }
 
-    /// <summary>The class index with the largest score, ties to the lowest index.</summary>
-    public static int ArgMax(ReadOnlySpan<float> scores)
-    {
-        int best = 0;
-        for (int c = 1; c < scores.Length; c++) if (scores[c] > scores[best]) best = c;
-        return best;
-    }
-
     /// <summary>Vote shares using the first <paramref name="k"/> of each query's <paramref name="stride"/> sorted neighbours.</summary>
     internal static float[] Vote(int[] indices, float[] distances, int count, int stride, int k, float[] labels, int classes, KnnWeighting weighting)
     {
@@ -124,7 +116,7 @@ public sealed class KnnClassifier
                 foreach (int k in candidateK.Distinct())
                 {
                     var scores = Vote(indices, distances, test.Length, maxK, k, trainLabels, classCount, weighting);
-                    int correct = Enumerable.Range(0, test.Length).Count(q => ArgMax(scores.AsSpan(q * classCount, classCount)) == (int)testLabels[q]);
+                    int correct = Enumerable.Range(0, test.Length).Count(q => Scores.ArgMax(scores.AsSpan(q * classCount, classCount)) == (int)testLabels[q]);
                     if (!accuracies.TryGetValue((k, distance), out var list)) accuracies[(k, distance)] = list = [];
                     list.Add((double)correct / test.Length);
                 }

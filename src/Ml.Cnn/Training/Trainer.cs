@@ -86,7 +86,7 @@ public static class Trainer
 
                 lossSum += batchLoss * indices.Length;
                 seen += indices.Length;
-                if (classification) correct += CountCorrect(output.ToArray(), targets.ToArray(), output.Shape.ItemLength);
+                if (classification) correct += CountCorrect(output.ToArray(), batch.HostTargets(indices.Length), output.Shape.ItemLength);
                 double rate = seen / epochClock.Elapsed.TotalSeconds;
                 double remainingItems = (options.Epochs - epoch) * (double)training.Count - seen;
                 options.Progress?.Report(new TrainingProgress(epoch + 1, options.Epochs, b + 1, batches, (float)(lossSum / seen),
@@ -139,7 +139,7 @@ public static class Trainer
             var (x, targets) = batch.Assemble(span, null);
             var output = network.Forward(x, training: false);
             lossSum += loss.Compute(output, targets, batch.GradientBuffer(output.Shape)) * span.Length;
-            if (classification) correct += CountCorrect(output.ToArray(), targets.ToArray(), output.Shape.ItemLength);
+            if (classification) correct += CountCorrect(output.ToArray(), batch.HostTargets(span.Length), output.Shape.ItemLength);
         }
         return ((float)(lossSum / data.Count), classification ? (float)correct / data.Count : float.NaN);
     }
@@ -196,15 +196,11 @@ public static class Trainer
         foreach (var g in gradients) g.Backend.Scale(g, scale);
     }
 
-    internal static int CountCorrect(float[] scores, float[] labels, int classes)
+    private static int CountCorrect(float[] scores, ReadOnlySpan<float> labels, int classes)
     {
         int correct = 0;
         for (int i = 0; i < labels.Length; i++)
-        {
-            int best = 0;
-            for (int c = 1; c < classes; c++) if (scores[i * classes + c] > scores[i * classes + best]) best = c;
-            if (best == (int)labels[i]) correct++;
-        }
+            if (Scores.ArgMax(scores.AsSpan(i * classes, classes)) == (int)labels[i]) correct++;
         return correct;
     }
 }
@@ -249,6 +245,9 @@ internal sealed class BatchAssembler(ImageDataset data, int batchSize, ChannelNo
         y.CopyFrom(_targets.AsSpan(0, n * data.TargetLength));
         return (x, y);
     }
+
+    /// <summary>The targets of the last assembled batch, as copied on the host.</summary>
+    public ReadOnlySpan<float> HostTargets(int count) => _targets.AsSpan(0, count * data.TargetLength);
 
     public Tensor GradientBuffer(TensorShape shape) => _buffers.Get("output gradient", shape);
 }

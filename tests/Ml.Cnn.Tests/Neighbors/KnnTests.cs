@@ -60,7 +60,7 @@ public sealed class KnnTests
         float[] distances = [1, 2, 4];
         var uniform = KnnClassifier.Vote(indices, distances, 1, 3, 3, labels, 3, KnnWeighting.Uniform);
         Assert.Equal([1f / 3, 1f / 3, 1f / 3], uniform);
-        Assert.Equal(0, KnnClassifier.ArgMax(uniform)); // a three-way tie goes to the lowest class
+        Assert.Equal(0, Ml.Cnn.Core.Scores.ArgMax(uniform)); // a three-way tie goes to the lowest class
         var weighted = KnnClassifier.Vote(indices, distances, 1, 3, 3, labels, 3, KnnWeighting.InverseDistance);
         Assert.Equal([1 / 1.75f, 0.25f / 1.75f, 0.5f / 1.75f], weighted.Select(v => MathF.Round(v, 6)).ToArray(), new FloatTolerance());
         var exact = KnnClassifier.Vote([3, 0, 1], [0, 1, 2], 1, 3, 3, labels, 3, KnnWeighting.InverseDistance);

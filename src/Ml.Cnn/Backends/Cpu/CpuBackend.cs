@@ -185,7 +185,7 @@ public sealed class CpuBackend : HostBackend, IBackend
             for (int group = 0; group < g.Groups; group++)
             {
                 int grp = group;
-                For(images, i => UnfoldImage(geometry, fx, start + i, grp, columns, i * plane, width));
+                UnfoldChunk(g, fx, start, images, group, columns);
                 Sgemm.Multiply(false, false, goc, width, g.PatchSize, 1f, fw.AsSpan(group * goc * g.PatchSize), g.PatchSize,
                     columns, width, 0f, output, width, Threads);
                 For(images, i =>
@@ -202,11 +202,16 @@ public sealed class CpuBackend : HostBackend, IBackend
         }
     }
 
-    private static void UnfoldImage(in ConvGeometry g, float[] x, int n, int group, float[] columns, int offset, int width)
+    /// <summary>Unfolds one group of a chunk's images side by side into a [PatchSize, images·plane] matrix.</summary>
+    private void UnfoldChunk(in ConvGeometry g, float[] x, int start, int images, int group, float[] columns)
     {
-        int inPlane = g.InH * g.InW;
-        var image = x.AsSpan((n * g.InChannels + group * g.GroupInChannels) * inPlane, g.GroupInChannels * inPlane);
-        Im2Col.Unfold(g, image, columns, offset, width);
+        var geometry = g;
+        int inPlane = g.InH * g.InW, plane = g.OutH * g.OutW, width = images * plane;
+        For(images, i =>
+        {
+            var image = x.AsSpan(((start + i) * geometry.InChannels + group * geometry.GroupInChannels) * inPlane, geometry.GroupInChannels * inPlane);
+            Im2Col.Unfold(geometry, image, columns, i * plane, width);
+        });
     }
 
     /// <summary>Copies one group's output-gradient planes of a chunk into a [GroupOutChannels, images·plane] matrix.</summary>
@@ -263,8 +268,7 @@ public sealed class CpuBackend : HostBackend, IBackend
             int images = Math.Min(chunk, g.Batch - start), width = images * plane;
             for (int group = 0; group < g.Groups; group++)
             {
-                int grp = group;
-                For(images, i => UnfoldImage(geometry, fx, start + i, grp, columns, i * plane, width));
+                UnfoldChunk(g, fx, start, images, group, columns);
                 GatherOutputGradient(g, fdy, start, images, group, gradient);
                 Sgemm.Multiply(false, true, goc, g.PatchSize, width, 1f, gradient, width, columns, width,
                     start == 0 ? 0f : 1f, fdw.AsSpan(group * goc * g.PatchSize, goc * g.PatchSize), g.PatchSize, Threads);
