@@ -59,6 +59,7 @@ public static class Trainer
         var backend = network.Backend;
         var batch = new BatchAssembler(training, options.BatchSize, normalization, options.Augmentation, backend);
         var clock = Stopwatch.StartNew();
+        int firstEpoch = state.CompletedEpochs; // after a resume, the clock covers only this run's epochs
         for (int epoch = state.CompletedEpochs; epoch < options.Epochs && !state.StoppedEarly; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
@@ -117,7 +118,7 @@ public static class Trainer
             if (checkpoint is not null) Checkpoint.Save(checkpoint, network, optimizer, options.Schedule, state);
             options.Progress?.Report(new TrainingProgress(epoch + 1, options.Epochs, batches, batches, statistics.TrainingLoss, statistics.TrainingAccuracy,
                 learningRate, seen / epochClock.Elapsed.TotalSeconds,
-                TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / (epoch + 1 - 0) * (options.Epochs - epoch - 1)), true, validationLoss, validationAccuracy));
+                TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / (epoch + 1 - firstEpoch) * (options.Epochs - epoch - 1)), true, validationLoss, validationAccuracy));
         }
 
         if (validation is not null && options.RestoreBestWeights && state.BestWeights is not null)
