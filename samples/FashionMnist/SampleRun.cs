@@ -27,7 +27,7 @@ internal sealed record Arguments(string DataFolder, int Epochs, string Architect
 }
 
 /// <summary>What a run produced, for the smoke test.</summary>
-internal sealed record SampleResult(double Accuracy, double LogLoss, string CurvesPath, string CheckpointPath);
+internal sealed record SampleResult(double Accuracy, double LogLoss, string CurvesPath, string CheckpointPath, string ModelZipPath, double ReloadedAccuracy);
 
 internal static class SampleRun
 {
@@ -89,7 +89,16 @@ internal static class SampleRun
         string checkpoint = Path.Combine(checkpoints, "checkpoint.mlcnn");
         AnsiConsole.MarkupLine($"Training curves: {Markup.Escape(curves)}");
         AnsiConsole.MarkupLine($"Trained weights (Ml.Cnn checkpoint, resumable): {Markup.Escape(checkpoint)}");
-        return new SampleResult(metrics.MicroAccuracy, metrics.LogLoss, curves, checkpoint);
+
+        // The fitted pipeline as an ordinary ML.NET model zip (the network travels inside as ONNX): it loads with
+        // mlContext.Model.Load in a program that does not reference Ml.Cnn and scores with ONNX Runtime.
+        string zip = Path.Combine(arguments.OutputFolder, "model.zip");
+        ml.Model.Save(model, train.Schema, zip + ".tmp");
+        File.Move(zip + ".tmp", zip, overwrite: true);
+        var reloaded = new MLContext().Model.Load(zip, out _);
+        double reloadedAccuracy = ml.MulticlassClassification.Evaluate(reloaded.Transform(test)).MicroAccuracy;
+        AnsiConsole.MarkupLine($"ML.NET model zip: {Markup.Escape(zip)}; reloaded with mlContext.Model.Load, test accuracy {reloadedAccuracy:P2}");
+        return new SampleResult(metrics.MicroAccuracy, metrics.LogLoss, curves, checkpoint, zip, reloadedAccuracy);
     }
 
     private sealed class SpectreProgress(ProgressTask task) : IProgress<TrainingProgress>

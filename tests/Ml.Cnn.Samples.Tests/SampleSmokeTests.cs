@@ -3,7 +3,7 @@ using Xunit;
 
 namespace Ml.Cnn.Samples.Tests;
 
-/// <summary>The README's main command, run with one epoch: it must train, evaluate, plot and checkpoint.</summary>
+/// <summary>The README's main command, run with one epoch: it must train, evaluate, plot, checkpoint and save a model zip that reloads.</summary>
 public sealed class SampleSmokeTests
 {
     [Fact]
@@ -16,6 +16,7 @@ public sealed class SampleSmokeTests
             Assert.InRange(result.Accuracy, 0.7, 1.0);
             Assert.True(new FileInfo(result.CurvesPath).Length > 1000);
             Assert.True(File.Exists(result.CheckpointPath));
+            Assert.Equal(result.Accuracy, result.ReloadedAccuracy); // the saved model zip scores as the fitted pipeline did
         }
         finally
         {

@@ -17,7 +17,7 @@ namespace Ml.Cnn.MLNet;
 /// <item><term>Is normalization required?</term><description>No (optional per-channel standardization: NormalizeInputs)</description></item>
 /// <item><term>Is caching required?</term><description>No: the training data is read into memory once</description></item>
 /// <item><term>GPU</term><description>Not yet (CPU backend: AVX-512/AVX2 SIMD on all cores)</description></item>
-/// <item><term>ONNX export / model zip</term><description>Not yet</description></item>
+/// <item><term>ONNX export / model zip</term><description>Yes: <c>Model.ExportToOnnx</c>; <c>mlContext.Model.Save</c> stores it as ONNX inside the zip, loadable without Ml.Cnn</description></item>
 /// </list>
 /// </summary>
 public sealed class CnnMulticlassTrainer : IEstimator<CnnMulticlassTransformer>
@@ -58,7 +58,7 @@ public sealed class CnnMulticlassTrainer : IEstimator<CnnMulticlassTransformer>
 /// <item><term>Input columns</term><description>Label: Single; Features: known-size vector of Single, CHW image</description></item>
 /// <item><term>Output columns</term><description>Score: Single</description></item>
 /// <item><term>GPU</term><description>Not yet</description></item>
-/// <item><term>ONNX export / model zip</term><description>Not yet</description></item>
+/// <item><term>ONNX export / model zip</term><description>Yes (a reloaded Score is a one-element vector: ML.NET's OnnxTransformer has no scalar outputs)</description></item>
 /// </list>
 /// </summary>
 public sealed class CnnRegressionTrainer : IEstimator<CnnRegressionTransformer>

@@ -26,12 +26,15 @@ public abstract class ScoringTransformer : ITransformer
     public IDataView Transform(IDataView input) => new ScoredDataView(input, Scorer);
 
     /// <summary>
-    /// Not available yet: ML.NET's model-zip format for third-party transformers is internal. Persistence through
-    /// ONNX inside ordinary model zips is planned (issue 6); until then keep the <see cref="CnnModel"/> in memory or
-    /// resume from a training checkpoint.
+    /// Saves into an ML.NET model zip (<c>mlContext.Model.Save</c>) as an equivalent chain of ML.NET's own
+    /// transformers around the model exported to ONNX, so the zip loads with <c>mlContext.Model.Load</c> in a process
+    /// without Ml.Cnn and scores with ONNX Runtime. Loaded classifiers give the same Score values (to float rounding)
+    /// and the same PredictedLabel keys and key values; Score no longer carries the class names as slot names.
     /// </summary>
-    public void Save(ModelSaveContext ctx) =>
-        throw new NotSupportedException($"{GetType().Name} cannot be saved into an ML.NET model zip yet: persistence through ONNX is not implemented.");
+    public void Save(ModelSaveContext ctx) => ToPersistable().Save(ctx);
+
+    /// <summary>The chain of ML.NET transformers that this transformer saves as.</summary>
+    private protected abstract ITransformer ToPersistable();
 }
 
 /// <summary>
@@ -40,9 +43,14 @@ public abstract class ScoringTransformer : ITransformer
 /// </summary>
 public sealed class CnnMulticlassTransformer : ScoringTransformer
 {
+    private readonly string _featureColumnName;
+    private readonly KeyDataViewType _labelType;
+    private readonly DataViewSchema.Annotations _labelAnnotations;
+
     internal CnnMulticlassTransformer(CnnModel model, string featureColumnName, KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations)
     {
         Model = model;
+        (_featureColumnName, _labelType, _labelAnnotations) = (featureColumnName, labelType, labelAnnotations);
         int classes = (int)labelType.Count;
         Scorer = new BatchScorer(featureColumnName, model.ImageShape.Length, classes, ClassifierColumns.Create(labelType, labelAnnotations),
             (inputs, count, outputs) => model.Run(inputs, count, outputs, null, probabilities: true));
@@ -52,6 +60,12 @@ public sealed class CnnMulticlassTransformer : ScoringTransformer
     public CnnModel Model { get; }
 
     private protected override BatchScorer Scorer { get; }
+
+    private protected override ITransformer ToPersistable() =>
+        ZipPersistence.Classifier(
+            Onnx.OnnxExporter.BuildRowScorer(Model.Network, Model.Normalization, _featureColumnName, Model.Network.Nodes[^1].Name,
+                Onnx.OnnxExporter.RowOutputs.ProbabilitiesAndClassIndex, "Score", ZipPersistence.ClassIndexOutput),
+            _featureColumnName, Model.ImageShape.Length, _labelType, _labelAnnotations);
 }
 
 /// <summary>The Score and PredictedLabel columns of a classifier, annotated as ML.NET's own multiclass trainers do.</summary>
@@ -78,9 +92,12 @@ internal static class ClassifierColumns
 /// <summary>A trained convolutional regressor. Appends <c>Score</c> (Single).</summary>
 public sealed class CnnRegressionTransformer : ScoringTransformer
 {
+    private readonly string _featureColumnName;
+
     internal CnnRegressionTransformer(CnnModel model, string featureColumnName)
     {
         Model = model;
+        _featureColumnName = featureColumnName;
         Scorer = new BatchScorer(featureColumnName, model.ImageShape.Length, 1, [OutputColumn.Scalar("Score")],
             (inputs, count, outputs) => model.Run(inputs, count, outputs, null));
     }
@@ -89,13 +106,26 @@ public sealed class CnnRegressionTransformer : ScoringTransformer
     public CnnModel Model { get; }
 
     private protected override BatchScorer Scorer { get; }
+
+    /// <remarks>
+    /// ML.NET's OnnxTransformer cannot output scalars and no built-in ML.NET transformer turns a one-element vector
+    /// into a scalar, so a loaded regressor's Score is a Vector of Single of length 1 (same value).
+    /// </remarks>
+    private protected override ITransformer ToPersistable() =>
+        ZipPersistence.Vector(output => Onnx.OnnxExporter.BuildRowScorer(Model.Network, Model.Normalization, _featureColumnName,
+                Model.Network.Nodes[^1].Name, Onnx.OnnxExporter.RowOutputs.Activations, output),
+            _featureColumnName, Model.ImageShape.Length, "Score");
 }
 
 /// <summary>Outputs a trained network's activations at a named layer as a float vector column (CNN features).</summary>
 public sealed class CnnFeaturizerTransformer : ScoringTransformer
 {
+    private readonly CnnModel _model;
+    private readonly string _outputColumnName, _inputColumnName;
+
     internal CnnFeaturizerTransformer(CnnModel model, string layerName, string outputColumnName, string inputColumnName)
     {
+        (_model, _outputColumnName, _inputColumnName) = (model, outputColumnName, inputColumnName);
         var node = model.Network[layerName];
         int size = node.OutputShape.Length;
         LayerName = layerName;
@@ -107,4 +137,9 @@ public sealed class CnnFeaturizerTransformer : ScoringTransformer
     public string LayerName { get; }
 
     private protected override BatchScorer Scorer { get; }
+
+    private protected override ITransformer ToPersistable() =>
+        ZipPersistence.Vector(output => Onnx.OnnxExporter.BuildRowScorer(_model.Network, _model.Normalization, _inputColumnName, LayerName,
+                Onnx.OnnxExporter.RowOutputs.Activations, output),
+            _inputColumnName, _model.ImageShape.Length, _outputColumnName);
 }

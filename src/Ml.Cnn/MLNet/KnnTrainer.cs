@@ -46,7 +46,7 @@ public sealed class KnnOptions
 /// <item><term>Output columns</term><description>Score: vector of Single vote shares; PredictedLabel: the label's key type</description></item>
 /// <item><term>Is normalization required?</term><description>Distances use raw values: normalize if features have different scales</description></item>
 /// <item><term>GPU</term><description>No</description></item>
-/// <item><term>ONNX export / model zip</term><description>Not yet</description></item>
+/// <item><term>ONNX export / model zip</term><description>Model zip: yes, as an ONNX model holding the training set (loads without Ml.Cnn)</description></item>
 /// </list>
 /// Ties in distance go to the earlier training row; ties in the vote to the lower class key.
 /// </summary>
@@ -107,10 +107,15 @@ public sealed class KnnTransformer : ScoringTransformer
     {
         Classifier = classifier;
         CrossValidationResults = table;
+        (_featureColumnName, _labelType, _labelAnnotations) = (featureColumnName, labelType, labelAnnotations);
         Scorer = new BatchScorer(featureColumnName, classifier.Dimension, classifier.ClassCount,
             ClassifierColumns.Create(labelType, labelAnnotations),
             (inputs, count, outputs) => classifier.Score(inputs, count).CopyTo(outputs, 0), batchSize: 1024);
     }
+
+    private readonly string _featureColumnName;
+    private readonly KeyDataViewType _labelType;
+    private readonly DataViewSchema.Annotations _labelAnnotations;
 
     /// <summary>The stored training set and the chosen K, distance and weighting.</summary>
     public KnnClassifier Classifier { get; }
@@ -119,4 +124,9 @@ public sealed class KnnTransformer : ScoringTransformer
     public IReadOnlyList<KnnCandidateResult> CrossValidationResults { get; }
 
     private protected override BatchScorer Scorer { get; }
+
+    /// <remarks>The zip holds the training set (as the fitted model does), inside an ONNX model that repeats the search.</remarks>
+    private protected override ITransformer ToPersistable() =>
+        ZipPersistence.Classifier(Onnx.KnnOnnxExporter.BuildRowScorer(Classifier, _featureColumnName, "Score", ZipPersistence.ClassIndexOutput),
+            _featureColumnName, Classifier.Dimension, _labelType, _labelAnnotations);
 }

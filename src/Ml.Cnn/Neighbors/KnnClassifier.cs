@@ -35,10 +35,10 @@ public sealed class KnnClassifier
         Distance = distance;
         Weighting = weighting;
         Threads = threads;
-        _prepared = KnnSearch.PreparedReferences.Create(features, count, dimension, distance);
+        Prepared = KnnSearch.PreparedReferences.Create(features, count, dimension, distance);
     }
 
-    private readonly KnnSearch.PreparedReferences _prepared;
+    internal KnnSearch.PreparedReferences Prepared { get; }
 
     /// <summary>Training vectors, row after row.</summary>
     public float[] Features { get; }
@@ -60,7 +60,7 @@ public sealed class KnnClassifier
     /// <summary>Vote shares of each class for <paramref name="count"/> queries, query after query.</summary>
     public float[] Score(float[] queries, int count)
     {
-        var (indices, distances) = KnnSearch.Search(_prepared, queries, count, K, Threads);
+        var (indices, distances) = KnnSearch.Search(Prepared, queries, count, K, Threads);
         return Vote(indices, distances, count, K, K, Labels, ClassCount, Weighting);
     }
 

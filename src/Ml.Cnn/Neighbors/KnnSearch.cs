@@ -48,8 +48,7 @@ public static class KnnSearch
         threads = threads <= 0 ? Environment.ProcessorCount : threads;
         var indices = new int[queryCount * k];
         var distances = new float[queryCount * k];
-        // The shortlist is wider than K so rounding in the fast distances cannot push a true neighbour out.
-        int shortlist = distance == KnnDistance.Manhattan ? k : Math.Min(referenceCount, Math.Max(2 * k, k + 16));
+        int shortlist = ShortlistSize(distance, k, referenceCount);
         float[]? mean = prepared.Mean;
         double[] referenceNorms = prepared.Norms;
         double[] queryNorms = distance == KnnDistance.Cosine ? SquaredNorms(queries, queryCount, dimension, null) : [];
@@ -88,6 +87,13 @@ public static class KnnSearch
         }
         return (indices, distances);
     }
+
+    /// <summary>
+    /// Candidates kept from the fast distances: wider than K so rounding in them cannot push a true neighbour out
+    /// (L1's fast distances are exact).
+    /// </summary>
+    internal static int ShortlistSize(KnnDistance distance, int k, int referenceCount) =>
+        distance == KnnDistance.Manhattan ? k : Math.Min(referenceCount, Math.Max(2 * k, k + 16));
 
     /// <summary>Everything about the references that does not depend on the queries.</summary>
     internal sealed class PreparedReferences

@@ -1,0 +1,98 @@
+using System.Reflection;
+using Google.Protobuf;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Transforms;
+
+namespace Ml.Cnn.MLNet;
+
+/// <summary>
+/// How fitted Ml.Cnn transformers go into ML.NET model zips. ML.NET's save/load machinery for third-party
+/// transformers is internal, so each of ours saves itself as an equivalent chain of ML.NET's own transformers, which
+/// <c>mlContext.Model.Load</c> reads back without any Ml.Cnn code: an OnnxTransformer holding the model exported for
+/// one row at a time (its bytes travel inside the zip), and for classifiers a Hash (combining the one-element class
+/// index vector into a scalar, since OnnxTransformer cannot output scalars) and a MapValue from those hashes to the
+/// label's values as a key type — the same PredictedLabel keys and key values as before.
+/// </summary>
+internal static class ZipPersistence
+{
+    private const string ClassIndexColumn = "PredictedLabel.ClassIndex", ClassHashColumn = "PredictedLabel.ClassHash";
+
+    /// <summary>Names of the class-index output that <see cref="Classifier"/> expects the ONNX model to have.</summary>
+    public static string ClassIndexOutput => ClassIndexColumn;
+
+    /// <summary>
+    /// A chain appending Score (Vector of Single) and PredictedLabel (the label's key type) from a one-row ONNX model
+    /// with input <paramref name="featureColumn"/> and outputs "Score" and <see cref="ClassIndexOutput"/>.
+    /// </summary>
+    public static ITransformer Classifier(IMessage onnx, string featureColumn, int featureSize, KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations)
+    {
+        var ml = new MLContext(seed: 0);
+        int classes = (int)labelType.Count;
+        var hash = ml.Transforms.Conversion.Hash(new HashingEstimator.ColumnOptions(ClassHashColumn, ClassIndexColumn, numberOfBits: 31, combine: true));
+        var indices = VectorView(ml, ClassIndexColumn, 1, Enumerable.Range(0, classes).Select(c => new[] { (float)c }));
+        uint[] hashes = hash.Fit(indices).Transform(indices).GetColumn<uint>(ClassHashColumn).ToArray();
+        if (hashes.Distinct().Count() != classes)
+            throw new InvalidOperationException($"Two of the {classes} class indices hash alike; the classifier cannot be saved into a model zip.");
+        return ml.Transforms.ApplyOnnxModel(["Score", ClassIndexColumn], [featureColumn], new MemoryStream(onnx.ToByteArray()))
+            .Append(hash)
+            .Append(MapToLabelValues(ml, hashes, labelAnnotations))
+            .Append(ml.Transforms.DropColumns(ClassIndexColumn, ClassHashColumn))
+            .Fit(VectorView(ml, featureColumn, featureSize, []));
+    }
+
+    /// <summary>A chain appending <paramref name="outputColumn"/> from a one-row ONNX model with one input and one output.</summary>
+    public static ITransformer Vector(Func<string, IMessage> onnxWithOutput, string inputColumn, int inputSize, string outputColumn)
+    {
+        var ml = new MLContext(seed: 0);
+        var empty = VectorView(ml, inputColumn, inputSize, []);
+        if (outputColumn != inputColumn)
+            return ml.Transforms.ApplyOnnxModel([outputColumn], [inputColumn], new MemoryStream(onnxWithOutput(outputColumn).ToByteArray())).Fit(empty);
+        // An ONNX graph's output cannot be named like its input: score into a temporary column, then replace the input.
+        string temporary = outputColumn + ".Output";
+        return ml.Transforms.ApplyOnnxModel([temporary], [inputColumn], new MemoryStream(onnxWithOutput(temporary).ToByteArray()))
+            .Append(ml.Transforms.CopyColumns(outputColumn, temporary))
+            .Append(ml.Transforms.DropColumns(temporary))
+            .Fit(empty);
+    }
+
+    /// <summary>Maps class hashes to the label's key values (or to 0-based class numbers where it has none) as a key type.</summary>
+    private static IEstimator<ITransformer> MapToLabelValues(MLContext ml, uint[] hashes, DataViewSchema.Annotations labelAnnotations)
+    {
+        var keyValues = labelAnnotations.Schema.GetColumnOrNull(ClassifierColumns.KeyValuesKind);
+        if (keyValues?.Type is not VectorDataViewType { ItemType: PrimitiveDataViewType itemType } type || type.Size != hashes.Length)
+            return MapValue(ml, hashes, Enumerable.Range(0, hashes.Length).Select(c => (uint)c).ToArray());
+        if (itemType is TextDataViewType)
+            return MapValue(ml, hashes, ReadKeyValues<ReadOnlyMemory<char>>(labelAnnotations).Select(v => v.ToString()).ToArray());
+        var read = typeof(ZipPersistence).GetMethod(nameof(MapKeyValues), BindingFlags.NonPublic | BindingFlags.Static)!.MakeGenericMethod(itemType.RawType);
+        return (IEstimator<ITransformer>)read.Invoke(null, [ml, hashes, labelAnnotations])!;
+    }
+
+    private static IEstimator<ITransformer> MapKeyValues<T>(MLContext ml, uint[] hashes, DataViewSchema.Annotations labelAnnotations) =>
+        MapValue(ml, hashes, ReadKeyValues<T>(labelAnnotations));
+
+    private static T[] ReadKeyValues<T>(DataViewSchema.Annotations annotations)
+    {
+        var values = default(VBuffer<T>);
+        annotations.GetValue(ClassifierColumns.KeyValuesKind, ref values);
+        return values.DenseValues().ToArray();
+    }
+
+    // MapValue with treatValuesAsKeyType numbers the keys in the order given, so key c + 1 is class c, as before.
+    private static IEstimator<ITransformer> MapValue<T>(MLContext ml, uint[] hashes, T[] values) =>
+        ml.Transforms.Conversion.MapValue("PredictedLabel", hashes.Zip(values, KeyValuePair.Create), ClassHashColumn, treatValuesAsKeyType: true);
+
+    /// <summary>An in-memory view with one float vector column.</summary>
+    private static IDataView VectorView(MLContext ml, string column, int size, IEnumerable<float[]> rows)
+    {
+        var definition = SchemaDefinition.Create(typeof(VectorRow));
+        definition[0].ColumnName = column;
+        definition[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, size);
+        return ml.Data.LoadFromEnumerable(rows.Select(r => new VectorRow { Values = r }), definition);
+    }
+
+    private sealed class VectorRow
+    {
+        public float[] Values = [];
+    }
+}
