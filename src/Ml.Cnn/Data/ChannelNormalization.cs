@@ -16,11 +16,12 @@ public sealed class ChannelNormalization(float[] mean, float[] std)
         int plane = data.ItemShape.Length / channels;
         var sum = new double[channels];
         var sumSq = new double[channels];
+        var item = new float[data.ItemShape.Length];
         for (int i = 0; i < data.Count; i++)
         {
-            var item = data.Item(i);
+            data.CopyItem(i, item);
             for (int c = 0; c < channels; c++)
-                foreach (var v in item.Slice(c * plane, plane)) { sum[c] += v; sumSq[c] += (double)v * v; }
+                foreach (var v in item.AsSpan(c * plane, plane)) { sum[c] += v; sumSq[c] += (double)v * v; }
         }
         double n = (double)data.Count * plane;
         var mean = sum.Select(s => (float)(s / n)).ToArray();

@@ -16,7 +16,8 @@ public static class Cifar10
     /// <summary>Loads one or more batch files as [3, 32, 32] items with pixels multiplied by <paramref name="scale"/>.</summary>
     public static ImageDataset Load(IEnumerable<string> files, float scale = 1f / 255)
     {
-        var features = new List<float>();
+        var items = new ItemStore(ImageBytes);
+        var item = new float[ImageBytes];
         var labels = new List<float>();
         foreach (var file in files)
         {
@@ -29,9 +30,10 @@ public static class Cifar10
                 if (label >= Classes.Count)
                     throw new InvalidDataException($"'{file}': record {offset / RecordBytes} has label {label}; CIFAR-10 labels are 0–9.");
                 labels.Add(label);
-                for (int i = 1; i <= ImageBytes; i++) features.Add(bytes[offset + i] * scale);
+                for (int i = 0; i < ImageBytes; i++) item[i] = bytes[offset + 1 + i] * scale;
+                items.Add(item);
             }
         }
-        return new ImageDataset(new TensorShape(3, 32, 32), [.. features], [.. labels], classCount: Classes.Count);
+        return new ImageDataset(new TensorShape(3, 32, 32), items, [.. labels], classCount: Classes.Count);
     }
 }

@@ -4,7 +4,8 @@ namespace Ml.Cnn.Data;
 
 /// <summary>
 /// Items of one shape (e.g. [1, 28, 28] images, CHW) with one target each: a class index for classification, or a
-/// vector of <see cref="TargetLength"/> values for regression. Held in memory as flat float arrays.
+/// vector of <see cref="TargetLength"/> values for regression. Item values are held as one byte each (with a
+/// palette) when the set has at most 256 distinct values, as 8-bit images do; as floats otherwise.
 /// </summary>
 public sealed class ImageDataset
 {
@@ -14,32 +15,44 @@ public sealed class ImageDataset
         ArgumentNullException.ThrowIfNull(itemShape);
         ArgumentNullException.ThrowIfNull(features);
         ArgumentNullException.ThrowIfNull(targets);
-        if (targetLength <= 0) throw new ArgumentOutOfRangeException(nameof(targetLength), targetLength, "Each item needs at least one target value.");
         if (features.Length % itemShape.Length != 0)
             throw new ArgumentException($"Features hold {features.Length} values, not a multiple of the item size {itemShape.Length} ({itemShape}).", nameof(features));
-        int count = features.Length / itemShape.Length;
+        var items = new ItemStore(itemShape.Length);
+        for (int start = 0; start < features.Length; start += itemShape.Length)
+            items.Add(CheckFinite(features.AsSpan(start, itemShape.Length), start / itemShape.Length, nameof(features)));
+        (ItemShape, _items, Targets, TargetLength, ClassCount, Count) = Validate(itemShape, items, targets, targetLength, classCount);
+    }
+
+    internal ImageDataset(TensorShape itemShape, ItemStore items, float[] targets, int targetLength = 1, int classCount = 0) =>
+        (ItemShape, _items, Targets, TargetLength, ClassCount, Count) = Validate(itemShape, items, targets, targetLength, classCount);
+
+    private readonly ItemStore _items;
+
+    private static (TensorShape, ItemStore, float[], int, int, int) Validate(TensorShape itemShape, ItemStore items, float[] targets, int targetLength, int classCount)
+    {
+        ArgumentNullException.ThrowIfNull(targets);
+        if (targetLength <= 0) throw new ArgumentOutOfRangeException(nameof(targetLength), targetLength, "Each item needs at least one target value.");
+        int count = items.Count;
         if (targets.Length != count * targetLength)
             throw new ArgumentException($"{count} items need {count * targetLength} target values, got {targets.Length}.", nameof(targets));
-        for (int i = 0; i < features.Length; i++)
-            if (!float.IsFinite(features[i]))
-                throw new ArgumentException($"Feature {i % itemShape.Length} of item {i / itemShape.Length} is {features[i]}; features must be finite.", nameof(features));
         if (classCount > 0)
             for (int i = 0; i < count; i++)
                 if (!(targets[i] >= 0 && targets[i] < classCount && targets[i] == MathF.Floor(targets[i])))
                     throw new ArgumentException($"Label of item {i} is {targets[i]}, expected a class index in [0, {classCount - 1}].", nameof(targets));
-        ItemShape = itemShape;
-        Features = features;
-        Targets = targets;
-        TargetLength = targetLength;
-        ClassCount = classCount;
-        Count = count;
+        return (itemShape, items, targets, targetLength, classCount, count);
+    }
+
+    /// <summary>Returns <paramref name="item"/> after checking that every value is finite.</summary>
+    internal static ReadOnlySpan<float> CheckFinite(ReadOnlySpan<float> item, int index, string parameter)
+    {
+        for (int i = 0; i < item.Length; i++)
+            if (!float.IsFinite(item[i]))
+                throw new ArgumentException($"Feature {i} of item {index} is {item[i]}; features must be finite.", parameter);
+        return item;
     }
 
     /// <summary>Shape of one item, without the batch dimension.</summary>
     public TensorShape ItemShape { get; }
-
-    /// <summary>All items' values, item after item.</summary>
-    public float[] Features { get; }
 
     /// <summary>All targets: class indices (as floats) or regression vectors.</summary>
     public float[] Targets { get; }
@@ -53,20 +66,37 @@ public sealed class ImageDataset
     /// <summary>Number of items.</summary>
     public int Count { get; }
 
-    /// <summary>One item's values.</summary>
-    public ReadOnlySpan<float> Item(int index) => Features.AsSpan(index * ItemShape.Length, ItemShape.Length);
+    /// <summary>Whether item values are stored one byte each (at most 256 distinct values).</summary>
+    public bool IsCompact => _items.IsPalette;
+
+    /// <summary>Copies item <paramref name="index"/>'s values into <paramref name="destination"/>.</summary>
+    public void CopyItem(int index, Span<float> destination)
+    {
+        if (destination.Length < ItemShape.Length)
+            throw new ArgumentException($"Items have {ItemShape.Length} values; the destination holds {destination.Length}.", nameof(destination));
+        _items.CopyItem(index, destination);
+    }
+
+    /// <summary>Item <paramref name="index"/>'s values, as a new array.</summary>
+    public float[] GetItem(int index)
+    {
+        var values = new float[ItemShape.Length];
+        _items.CopyItem(index, values);
+        return values;
+    }
 
     /// <summary>The items at <paramref name="indices"/>, copied.</summary>
     public ImageDataset Subset(IReadOnlyList<int> indices)
     {
-        int size = ItemShape.Length;
-        var features = new float[indices.Count * size];
+        var items = new ItemStore(ItemShape.Length);
+        var item = new float[ItemShape.Length];
         var targets = new float[indices.Count * TargetLength];
         for (int i = 0; i < indices.Count; i++)
         {
-            Item(indices[i]).CopyTo(features.AsSpan(i * size, size));
+            _items.CopyItem(indices[i], item);
+            items.Add(item);
             Targets.AsSpan(indices[i] * TargetLength, TargetLength).CopyTo(targets.AsSpan(i * TargetLength, TargetLength));
         }
-        return new ImageDataset(ItemShape, features, targets, TargetLength, ClassCount);
+        return new ImageDataset(ItemShape, items, targets, TargetLength, ClassCount);
     }
 }

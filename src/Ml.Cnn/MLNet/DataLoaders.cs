@@ -45,7 +45,7 @@ public static class DataLoaders
     {
         int size = data.ItemShape.Length;
         var rows = Enumerable.Range(0, data.Count)
-            .Select(i => new FeatureRow { Features = data.Item(i).ToArray(), Label = classNames[(int)data.Targets[i]] });
+            .Select(i => new FeatureRow { Features = data.GetItem(i), Label = classNames[(int)data.Targets[i]] });
         var schema = SchemaDefinition.Create(typeof(FeatureRow));
         schema[nameof(FeatureRow.Features)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, size);
         return catalog.LoadFromEnumerable(rows, schema);

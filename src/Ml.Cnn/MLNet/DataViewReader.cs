@@ -8,6 +8,8 @@ namespace Ml.Cnn.MLNet;
 /// <summary>Reads an IDataView's feature and label columns into an <see cref="ImageDataset"/>, with clear errors.</summary>
 internal static class DataViewReader
 {
+    private delegate void ReadOnlySpanAction(ReadOnlySpan<float> row);
+
     /// <summary>The per-item image shape from the options, or inferred from the feature vector size.</summary>
     public static TensorShape ImageShape(CnnTrainerOptions options, int featureSize)
     {
@@ -33,13 +35,26 @@ internal static class DataViewReader
     {
         var featureColumn = FeatureColumn(data.Schema, options.FeatureColumnName);
         imageShape = ImageShape(options, ((VectorDataViewType)featureColumn.Type).Size);
-        var (features, labels, _, classes) = ReadKeyedVectors(data, options.FeatureColumnName, options.LabelColumnName);
+        var items = new ItemStore(imageShape.Length);
+        var (labels, classes) = ReadKeyed(data, options.FeatureColumnName, options.LabelColumnName, items.Add);
         classCount = classes;
-        return new ImageDataset(imageShape, features, labels, classCount: classCount);
+        return new ImageDataset(imageShape, items, labels, classCount: classCount);
     }
 
     /// <summary>Reads any known-size float vector column and a key label column (keys 1..K become classes 0..K−1).</summary>
     public static (float[] Features, float[] Labels, int Dimension, int ClassCount) ReadKeyedVectors(IDataView data, string featureColumnName, string labelColumnName)
+    {
+        int dimension = ((VectorDataViewType)FeatureColumn(data.Schema, featureColumnName).Type).Size;
+        // Rows go to a compact store first: for 8-bit images the one full-size float array is the result.
+        var items = new ItemStore(dimension);
+        var (labels, classCount) = ReadKeyed(data, featureColumnName, labelColumnName, items.Add);
+        var flat = new float[(long)items.Count * dimension];
+        for (int i = 0; i < items.Count; i++) items.CopyItem(i, flat.AsSpan(i * dimension, dimension));
+        return (flat, labels, dimension, classCount);
+    }
+
+    /// <summary>Hands each row's features to <paramref name="addRow"/> and returns the 0-based class labels.</summary>
+    private static (float[] Labels, int ClassCount) ReadKeyed(IDataView data, string featureColumnName, string labelColumnName, ReadOnlySpanAction addRow)
     {
         var featureColumn = FeatureColumn(data.Schema, featureColumnName);
         var labelColumn = data.Schema.GetColumnOrNull(labelColumnName)
@@ -50,7 +65,6 @@ internal static class DataViewReader
         int classCount = checked((int)key.Count);
         if (classCount < 2) throw new ArgumentOutOfRangeException(nameof(data), $"Label column '{labelColumnName}' has {classCount} class; at least 2 are needed.");
         int dimension = ((VectorDataViewType)featureColumn.Type).Size;
-        var features = new List<float>();
         var labels = new List<float>();
         using var cursor = data.GetRowCursor([featureColumn, labelColumn]);
         var getFeatures = cursor.GetGetter<VBuffer<float>>(featureColumn);
@@ -63,11 +77,11 @@ internal static class DataViewReader
             if (label == 0)
                 throw new InvalidOperationException($"Row {cursor.Position}: label column '{labelColumnName}' is missing (key 0); filter such rows or map them to a class.");
             ReadRow(getFeatures, ref buffer, row, featureColumnName, cursor.Position);
-            features.AddRange(row);
+            addRow(row);
             labels.Add(label - 1);
         }
         if (labels.Count == 0) throw new InvalidOperationException($"The training data is empty: no rows in '{featureColumnName}'.");
-        return ([.. features], [.. labels], dimension, classCount);
+        return ([.. labels], classCount);
     }
 
     /// <summary>Reads features and a Single label for regression.</summary>
@@ -79,7 +93,7 @@ internal static class DataViewReader
         if (labelColumn.Type != NumberDataViewType.Single)
             throw new ArgumentOutOfRangeException(nameof(data), $"Label column '{options.LabelColumnName}' must be Single for regression, got {labelColumn.Type}.");
         imageShape = ImageShape(options, ((VectorDataViewType)featureColumn.Type).Size);
-        var features = new List<float>();
+        var items = new ItemStore(imageShape.Length);
         var labels = new List<float>();
         using var cursor = data.GetRowCursor([featureColumn, labelColumn]);
         var getFeatures = cursor.GetGetter<VBuffer<float>>(featureColumn);
@@ -92,11 +106,11 @@ internal static class DataViewReader
             getLabel(ref label);
             if (!float.IsFinite(label)) throw new InvalidOperationException($"Row {cursor.Position}: label column '{options.LabelColumnName}' is {label}; labels must be finite.");
             ReadRow(getFeatures, ref buffer, row, options.FeatureColumnName, cursor.Position);
-            features.AddRange(row);
+            items.Add(row);
             labels.Add(label);
         }
         if (labels.Count == 0) throw new InvalidOperationException($"The training data is empty: no rows in '{options.FeatureColumnName}'.");
-        return new ImageDataset(imageShape, [.. features], [.. labels]);
+        return new ImageDataset(imageShape, items, [.. labels]);
     }
 
     public static DataViewSchema.Column FeatureColumn(DataViewSchema schema, string name)

@@ -235,7 +235,7 @@ internal sealed class BatchAssembler(ImageDataset data, int batchSize, ChannelNo
         for (int i = 0; i < n; i++)
         {
             var item = _features.AsSpan(i * size, size);
-            data.Item(indices[i]).CopyTo(item);
+            data.CopyItem(indices[i], item);
             if (augment) augmentation!.Apply(item, _scratch, shape[0], shape[1], shape[2], random!);
             normalization?.Apply(item);
             data.Targets.AsSpan(indices[i] * data.TargetLength, data.TargetLength).CopyTo(_targets.AsSpan(i * data.TargetLength));

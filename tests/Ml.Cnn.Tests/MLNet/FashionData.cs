@@ -32,7 +32,7 @@ internal static class FashionData
     {
         var data = train ? Train.Value : Test.Value;
         return Enumerable.Range(0, Math.Min(count, data.Count))
-            .Select(i => new FashionRow { Features = data.Item(i).ToArray(), Label = Idx.FashionMnistClasses[(int)data.Targets[i]] })
+            .Select(i => new FashionRow { Features = data.GetItem(i), Label = Idx.FashionMnistClasses[(int)data.Targets[i]] })
             .ToList();
     }
 

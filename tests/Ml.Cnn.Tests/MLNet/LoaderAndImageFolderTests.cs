@@ -30,7 +30,7 @@ public sealed class LoaderAndImageFolderTests : IDisposable
             string classFolder = Path.Combine(_folder, "images", Idx.FashionMnistClasses[label].Replace('/', '-'));
             Directory.CreateDirectory(classFolder);
             var pixels = new byte[28 * 28 * 4];
-            var item = data.Item(i);
+            var item = data.GetItem(i);
             for (int p = 0; p < 784; p++)
             {
                 byte v = (byte)Math.Round(item[p] * 255);

@@ -66,7 +66,7 @@ public sealed class OnnxImportTests
         var all = Idx.LoadFromFolder(FashionData.Folder, "train");
         var fourClasses = Enumerable.Range(0, all.Count).Where(i => all.Targets[i] < 4).Take(800).ToArray();
         var subset = all.Subset(fourClasses);
-        var data = new ImageDataset(subset.ItemShape, subset.Features, subset.Targets, classCount: 4);
+        var data = new ImageDataset(subset.ItemShape, Enumerable.Range(0, subset.Count).SelectMany(subset.GetItem).ToArray(), subset.Targets, classCount: 4);
         var (train, test) = (data.Subset(Enumerable.Range(0, 600).ToArray()), data.Subset(Enumerable.Range(600, 200).ToArray()));
         var loss = Trainer.CreateLoss(LossKind.SoftmaxCrossEntropy);
         var (_, before) = Trainer.Evaluate(network, test, loss, null);

@@ -100,7 +100,7 @@ public sealed class AugmentationAndScheduleTests
         Assert.Equal([3f, 20f], normalization.Mean);
         Assert.Equal(Math.Sqrt(5), normalization.Std[0], 4);
         Assert.Equal(10, normalization.Std[1], 4);
-        var item = data.Item(0).ToArray();
+        var item = data.GetItem(0);
         normalization.Apply(item);
         Assert.Equal(-3 / Math.Sqrt(5), item[0], 4);
         Assert.Equal(-1, item[2], 4);
