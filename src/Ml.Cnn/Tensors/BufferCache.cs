@@ -3,28 +3,23 @@ using Ml.Cnn.Backends;
 namespace Ml.Cnn.Tensors;
 
 /// <summary>
-/// Reusable tensors keyed by role and shape. Training alternates between the full batch size, the epoch's last
-/// partial batch and the evaluation batch; keeping a few shapes per role means no buffer is reallocated every epoch
-/// (each reallocation of a large buffer lands on the large-object heap, which is only collected in full GCs).
+/// Reusable tensors by role. Each role keeps one block of memory, grown to the largest shape asked for, and hands out
+/// a tensor of the requested shape over its front: the epoch's last partial batch and evaluation batches no larger
+/// than the training batch reuse the training batch's memory instead of holding copies of every activation, and
+/// nothing is reallocated epoch after epoch (large reallocations land on the large-object heap, which only full GCs
+/// reclaim). A tensor's contents are only valid until the next request for its role with another shape.
 /// </summary>
-internal sealed class BufferCache(IBackend backend, int shapesPerRole = 3)
+internal sealed class BufferCache(IBackend backend)
 {
-    private readonly List<(string Role, TensorShape Shape, Tensor Tensor)> _entries = [];
+    private readonly Dictionary<string, Tensor> _current = [];
 
     public Tensor Get(string role, TensorShape shape)
     {
-        for (int i = _entries.Count - 1; i >= 0; i--)
+        if (_current.TryGetValue(role, out var tensor))
         {
-            var entry = _entries[i];
-            if (entry.Role != role || entry.Shape != shape) continue;
-            _entries.RemoveAt(i);
-            _entries.Add(entry); // most recently used last
-            return entry.Tensor;
+            if (tensor.Shape == shape) return tensor;
+            if (tensor.Storage.Length >= shape.Length) return _current[role] = new Tensor(backend, tensor.Storage, shape);
         }
-        var tensor = backend.Allocate(shape);
-        _entries.Add((role, shape, tensor));
-        if (_entries.Count(e => e.Role == role) > shapesPerRole)
-            _entries.RemoveAt(_entries.FindIndex(e => e.Role == role));
-        return tensor;
+        return _current[role] = backend.Allocate(shape);
     }
 }

@@ -37,6 +37,43 @@ public sealed class NetworkTests
                 AssertClose(f.Values($"grad_{torchIndices[i]}_{p.Name}"), p.Gradient.ToArray(), $"grad_{torchIndices[i]}_{p.Name}");
     }
 
+    public static TheoryData<string> Backends() => new() { "reference", "cpu" };
+
+    [Theory, MemberData(nameof(Backends))]
+    public void ASmallerBatchAfterALargerOneGivesWhatAFreshNetworkGives(string backendName)
+    {
+        // Smaller batches reuse the front of the larger batch's buffers: nothing may read past a tensor's own length
+        // or depend on the buffers starting at zero.
+        IBackend Backend() => backendName == "cpu" ? new CpuBackend(2) : new Ml.Cnn.Backends.Reference.ReferenceBackend();
+        NetworkBuilder Definition()
+        {
+            var b = new NetworkBuilder();
+            var stem = b.Chain(b.Input, new Conv2d(4, 3, padding: 1), new BatchNorm(), new Relu());
+            var branch = b.Chain(stem, new Conv2d(4, 3, padding: 1), new Elu());
+            b.Chain(b.Merge(new Add(), stem, branch), new MaxPool2d(2), new LocalResponseNorm(3, 0.01f, 0.75f, 2f), new Flatten(), new Dense(5));
+            return b;
+        }
+        var reused = Network.Create(Definition(), Backend(), new TensorShape(2, 6, 6), seed: 8);
+        var fresh = Network.Create(Definition(), Backend(), new TensorShape(2, 6, 6), seed: 8);
+        var rng = new Rng(2);
+        Step(reused, RandomNormal(rng, 9 * 72), 9, [0, 1, 2, 3, 4, 0, 1, 2, 3]);
+        var x = RandomNormal(rng, 4 * 72);
+        float[] labels = [4, 3, 2, 1];
+        var (reusedOutput, reusedGradients) = Step(reused, x, 4, labels);
+        var (freshOutput, freshGradients) = Step(fresh, x, 4, labels);
+        Assert.Equal(freshOutput, reusedOutput);
+        Assert.Equal(freshGradients, reusedGradients);
+
+        static (float[] Output, float[][] Gradients) Step(Network network, float[] x, int n, float[] labels)
+        {
+            var output = network.Forward(TensorOf(network.Backend, x, n, 2, 6, 6), training: true);
+            var gradient = network.Backend.Allocate(output.Shape);
+            new SoftmaxCrossEntropyLoss().Compute(output, TensorOf(network.Backend, labels, n), gradient);
+            network.Backward(gradient);
+            return (output.ToArray(), network.Parameters.Select(p => p.Gradient.ToArray()).ToArray());
+        }
+    }
+
     [Fact]
     public void GradientsThroughBranchesAndResidualsMatchFiniteDifferences()
     {

@@ -23,21 +23,24 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void Add(Tensor a, Tensor b, Tensor y)
     {
-        var (sa, sb, sy) = (Array(a), Array(b), Array(y));
+        var sa = Data(a);
+        var sb = Data(b);
+        var sy = Data(y);
         for (int i = 0; i < sy.Length; i++) sy[i] = sa[i] + sb[i];
     }
 
     /// <inheritdoc />
     public void Axpy(float alpha, Tensor x, Tensor y)
     {
-        var (sy, sx) = (Array(y), Array(x));
+        var sy = Data(y);
+        var sx = Data(x);
         for (int i = 0; i < sy.Length; i++) sy[i] += alpha * sx[i];
     }
 
     /// <inheritdoc />
     public void Scale(Tensor t, float factor)
     {
-        var s = Array(t);
+        var s = Data(t);
         for (int i = 0; i < s.Length; i++) s[i] *= factor;
     }
 
@@ -45,7 +48,7 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     public double SumOfSquares(Tensor t)
     {
         double sum = 0;
-        foreach (var v in Array(t)) sum += (double)v * v;
+        foreach (var v in Data(t)) sum += (double)v * v;
         return sum;
     }
 
@@ -54,7 +57,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     {
         int n = src.Shape.N, srcC = src.Shape[1], dstC = dst.Shape[1];
         int plane = src.Shape.ItemLength / srcC;
-        var (s, d) = (Array(src), Array(dst));
+        var s = Data(src);
+        var d = Data(dst);
         for (int i = 0; i < n; i++)
             for (int c = 0; c < channels; c++)
                 for (int p = 0; p < plane; p++)
@@ -66,7 +70,9 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     {
         var (m, n, k) = MatMulShape(a, transposeA, b, transposeB, c);
         int aCols = a.Shape[1], bCols = b.Shape[1];
-        var (sa, sb, sc) = (Array(a), Array(b), Array(c));
+        var sa = Data(a);
+        var sb = Data(b);
+        var sc = Data(c);
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
             {
@@ -86,7 +92,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     {
         MatMul(AsMatrix(x), false, w, true, y);
         if (b is null) return;
-        var (sy, sb) = (Array(y), Array(b));
+        var sy = Data(y);
+        var sb = Data(b);
         int outF = sb.Length;
         for (int i = 0; i < sy.Length; i++) sy[i] += sb[i % outF];
     }
@@ -97,7 +104,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
         if (dx is not null) MatMul(dy, false, w, false, AsMatrix(dx));
         MatMul(dy, true, AsMatrix(x), false, dw);
         if (db is null) return;
-        var (sdy, sdb) = (Array(dy), Array(db));
+        var sdy = Data(dy);
+        var sdb = Data(db);
         int outF = sdb.Length, n = dy.Shape.N;
         for (int j = 0; j < outF; j++)
         {
@@ -112,8 +120,10 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void ConvForward(in ConvGeometry g, Tensor x, Tensor w, Tensor? b, Tensor y)
     {
-        var (sx, sw, sy) = (Array(x), Array(w), Array(y));
-        var sb = b is null ? [] : Array(b);
+        var sx = Data(x);
+        var sw = Data(w);
+        var sy = Data(y);
+        var sb = b is null ? [] : Data(b);
         int oh = g.OutH, ow = g.OutW, gic = g.GroupInChannels, goc = g.GroupOutChannels;
         for (int n = 0; n < g.Batch; n++)
             for (int oc = 0; oc < g.OutChannels; oc++)
@@ -142,7 +152,9 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void ConvBackwardData(in ConvGeometry g, Tensor dy, Tensor w, Tensor dx)
     {
-        var (sdy, sw, sdx) = (Array(dy), Array(w), Array(dx));
+        var sdy = Data(dy);
+        var sw = Data(w);
+        var sdx = Data(dx);
         var acc = new double[sdx.Length];
         int oh = g.OutH, ow = g.OutW, gic = g.GroupInChannels, goc = g.GroupOutChannels;
         for (int n = 0; n < g.Batch; n++)
@@ -172,7 +184,9 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void ConvBackwardWeights(in ConvGeometry g, Tensor x, Tensor dy, Tensor dw, Tensor? db)
     {
-        var (sx, sdy, sdw) = (Array(x), Array(dy), Array(dw));
+        var sx = Data(x);
+        var sdy = Data(dy);
+        var sdw = Data(dw);
         int oh = g.OutH, ow = g.OutW, gic = g.GroupInChannels, goc = g.GroupOutChannels;
         for (int oc = 0; oc < g.OutChannels; oc++)
         {
@@ -197,7 +211,7 @@ public sealed class ReferenceBackend : HostBackend, IBackend
                     }
         }
         if (db is null) return;
-        var sdb = Array(db);
+        var sdb = Data(db);
         for (int oc = 0; oc < g.OutChannels; oc++)
         {
             double sum = 0;
@@ -210,7 +224,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void MaxPoolForward(in PoolGeometry g, Tensor x, Tensor y)
     {
-        var (sx, sy) = (Array(x), Array(y));
+        var sx = Data(x);
+        var sy = Data(y);
         int oh = g.OutH, ow = g.OutW;
         for (int plane = 0; plane < g.Batch * g.Channels; plane++)
             for (int oy = 0; oy < oh; oy++)
@@ -224,8 +239,10 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void MaxPoolBackward(in PoolGeometry g, Tensor x, Tensor dy, Tensor dx)
     {
-        var (sx, sdy, sdx) = (Array(x), Array(dy), Array(dx));
-        sdx.AsSpan().Clear();
+        var sx = Data(x);
+        var sdy = Data(dy);
+        var sdx = Data(dx);
+        sdx.Clear();
         int oh = g.OutH, ow = g.OutW;
         for (int plane = 0; plane < g.Batch * g.Channels; plane++)
             for (int oy = 0; oy < oh; oy++)
@@ -250,7 +267,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void AvgPoolForward(in PoolGeometry g, Tensor x, Tensor y)
     {
-        var (sx, sy) = (Array(x), Array(y));
+        var sx = Data(x);
+        var sy = Data(y);
         int oh = g.OutH, ow = g.OutW;
         for (int plane = 0; plane < g.Batch * g.Channels; plane++)
             for (int oy = 0; oy < oh; oy++)
@@ -267,8 +285,9 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void AvgPoolBackward(in PoolGeometry g, Tensor dy, Tensor dx)
     {
-        var (sdy, sdx) = (Array(dy), Array(dx));
-        sdx.AsSpan().Clear();
+        var sdy = Data(dy);
+        var sdx = Data(dx);
+        sdx.Clear();
         int oh = g.OutH, ow = g.OutW;
         for (int plane = 0; plane < g.Batch * g.Channels; plane++)
             for (int oy = 0; oy < oh; oy++)
@@ -299,7 +318,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void GlobalAvgPoolForward(Tensor x, Tensor y)
     {
-        var (sx, sy) = (Array(x), Array(y));
+        var sx = Data(x);
+        var sy = Data(y);
         int planeSize = x.Length / y.Length;
         for (int p = 0; p < sy.Length; p++)
         {
@@ -312,7 +332,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void GlobalAvgPoolBackward(Tensor dy, Tensor dx)
     {
-        var (sdy, sdx) = (Array(dy), Array(dx));
+        var sdy = Data(dy);
+        var sdx = Data(dx);
         int planeSize = dx.Length / dy.Length;
         for (int i = 0; i < sdx.Length; i++) sdx[i] = sdy[i / planeSize] / planeSize;
     }
@@ -320,7 +341,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void ActivationForward(ActivationKind kind, float alpha, Tensor x, Tensor y)
     {
-        var (sx, sy) = (Array(x), Array(y));
+        var sx = Data(x);
+        var sy = Data(y);
         for (int i = 0; i < sx.Length; i++)
         {
             double v = sx[i];
@@ -339,7 +361,10 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void ActivationBackward(ActivationKind kind, float alpha, Tensor x, Tensor y, Tensor dy, Tensor dx)
     {
-        var (sx, sy, sdy, sdx) = (Array(x), Array(y), Array(dy), Array(dx));
+        var sx = Data(x);
+        var sy = Data(y);
+        var sdy = Data(dy);
+        var sdx = Data(dx);
         for (int i = 0; i < sx.Length; i++)
         {
             double v = sx[i], fv = sy[i];
@@ -359,7 +384,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void DropoutForward(Tensor x, Tensor y, float p, ulong seed)
     {
-        var (sx, sy) = (Array(x), Array(y));
+        var sx = Data(x);
+        var sy = Data(y);
         float keepScale = 1 / (1 - p);
         for (int i = 0; i < sx.Length; i++) sy[i] = DropoutMask.Keep(seed, i, p) ? sx[i] * keepScale : 0;
     }
@@ -371,7 +397,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     public void BatchNormTrainForward(Tensor x, Tensor gamma, Tensor beta, Tensor y, Tensor savedMean, Tensor savedInvStd,
         Tensor runningMean, Tensor runningVar, float momentum, float epsilon)
     {
-        var (sx, sy) = (Array(x), Array(y));
+        var sx = Data(x);
+        var sy = Data(y);
         int n = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
         long count = (long)n * plane;
         for (int ch = 0; ch < c; ch++)
@@ -384,12 +411,12 @@ public sealed class ReferenceBackend : HostBackend, IBackend
                 for (int p = 0; p < plane; p++) { double d = sx[(i * c + ch) * plane + p] - mean; sumSq += d * d; }
             double variance = sumSq / count;
             double invStd = 1 / Math.Sqrt(variance + epsilon);
-            Array(savedMean)[ch] = (float)mean;
-            Array(savedInvStd)[ch] = (float)invStd;
+            Data(savedMean)[ch] = (float)mean;
+            Data(savedInvStd)[ch] = (float)invStd;
             double unbiased = count > 1 ? sumSq / (count - 1) : variance;
-            Array(runningMean)[ch] = (float)((1 - momentum) * Array(runningMean)[ch] + momentum * mean);
-            Array(runningVar)[ch] = (float)((1 - momentum) * Array(runningVar)[ch] + momentum * unbiased);
-            double gm = Array(gamma)[ch], bt = Array(beta)[ch];
+            Data(runningMean)[ch] = (float)((1 - momentum) * Data(runningMean)[ch] + momentum * mean);
+            Data(runningVar)[ch] = (float)((1 - momentum) * Data(runningVar)[ch] + momentum * unbiased);
+            double gm = Data(gamma)[ch], bt = Data(beta)[ch];
             for (int i = 0; i < n; i++)
                 for (int p = 0; p < plane; p++)
                 {
@@ -405,19 +432,20 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     {
         for (int ch = 0; ch < x.Shape[1]; ch++)
         {
-            Array(savedMean)[ch] = Array(runningMean)[ch];
-            Array(savedInvStd)[ch] = (float)(1 / Math.Sqrt(Array(runningVar)[ch] + (double)epsilon));
+            Data(savedMean)[ch] = Data(runningMean)[ch];
+            Data(savedInvStd)[ch] = (float)(1 / Math.Sqrt(Data(runningVar)[ch] + (double)epsilon));
         }
-        var (sx, sy) = (Array(x), Array(y));
+        var sx = Data(x);
+        var sy = Data(y);
         int n = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
         for (int i = 0; i < n; i++)
             for (int ch = 0; ch < c; ch++)
             {
-                double invStd = 1 / Math.Sqrt(Array(runningVar)[ch] + (double)epsilon);
+                double invStd = 1 / Math.Sqrt(Data(runningVar)[ch] + (double)epsilon);
                 for (int p = 0; p < plane; p++)
                 {
                     int idx = (i * c + ch) * plane + p;
-                    sy[idx] = (float)((sx[idx] - Array(runningMean)[ch]) * invStd * Array(gamma)[ch] + Array(beta)[ch]);
+                    sy[idx] = (float)((sx[idx] - Data(runningMean)[ch]) * invStd * Data(gamma)[ch] + Data(beta)[ch]);
                 }
             }
     }
@@ -426,12 +454,14 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     public void BatchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor savedMean, Tensor savedInvStd, bool batchStatistics,
         Tensor dx, Tensor dgamma, Tensor dbeta)
     {
-        var (sx, sdy, sdx) = (Array(x), Array(dy), Array(dx));
+        var sx = Data(x);
+        var sdy = Data(dy);
+        var sdx = Data(dx);
         int n = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
         double count = (double)n * plane;
         for (int ch = 0; ch < c; ch++)
         {
-            double mean = Array(savedMean)[ch], invStd = Array(savedInvStd)[ch];
+            double mean = Data(savedMean)[ch], invStd = Data(savedInvStd)[ch];
             double sumDy = 0, sumDyXhat = 0;
             for (int i = 0; i < n; i++)
                 for (int p = 0; p < plane; p++)
@@ -440,9 +470,9 @@ public sealed class ReferenceBackend : HostBackend, IBackend
                     sumDy += sdy[idx];
                     sumDyXhat += sdy[idx] * (sx[idx] - mean) * invStd;
                 }
-            Array(dgamma)[ch] = (float)sumDyXhat;
-            Array(dbeta)[ch] = (float)sumDy;
-            double gm = Array(gamma)[ch];
+            Data(dgamma)[ch] = (float)sumDyXhat;
+            Data(dbeta)[ch] = (float)sumDy;
+            double gm = Data(gamma)[ch];
             for (int i = 0; i < n; i++)
                 for (int p = 0; p < plane; p++)
                 {
@@ -458,7 +488,9 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void LrnForward(Tensor x, Tensor y, Tensor scale, int size, float alpha, float beta, float k)
     {
-        var (sx, sy, ss) = (Array(x), Array(y), Array(scale));
+        var sx = Data(x);
+        var sy = Data(y);
+        var ss = Data(scale);
         int n = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
         for (int i = 0; i < n; i++)
             for (int ch = 0; ch < c; ch++)
@@ -477,7 +509,11 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void LrnBackward(Tensor x, Tensor y, Tensor scale, Tensor dy, Tensor dx, int size, float alpha, float beta)
     {
-        var (sx, sy, ss, sdy, sdx) = (Array(x), Array(y), Array(scale), Array(dy), Array(dx));
+        var sx = Data(x);
+        var sy = Data(y);
+        var ss = Data(scale);
+        var sdy = Data(dy);
+        var sdx = Data(dx);
         int n = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
         for (int i = 0; i < n; i++)
             for (int ch = 0; ch < c; ch++)
@@ -499,7 +535,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void SoftmaxForward(Tensor x, Tensor y)
     {
-        var (sx, sy) = (Array(x), Array(y));
+        var sx = Data(x);
+        var sy = Data(y);
         int n = x.Shape.N, c = x.Shape.ItemLength;
         for (int i = 0; i < n; i++)
         {
@@ -513,7 +550,9 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void SoftmaxBackward(Tensor y, Tensor dy, Tensor dx)
     {
-        var (sy, sdy, sdx) = (Array(y), Array(dy), Array(dx));
+        var sy = Data(y);
+        var sdy = Data(dy);
+        var sdx = Data(dx);
         int n = y.Shape.N, c = y.Shape.ItemLength;
         for (int i = 0; i < n; i++)
         {
@@ -526,7 +565,9 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public float SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits)
     {
-        var (sx, sl, sd) = (Array(logits), Array(labels), Array(dLogits));
+        var sx = Data(logits);
+        var sl = Data(labels);
+        var sd = Data(dLogits);
         int n = logits.Shape.N, c = logits.Shape.ItemLength;
         double loss = 0;
         for (int i = 0; i < n; i++)
@@ -546,10 +587,12 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public float MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores)
     {
-        var (ss, sl, sd) = (Array(scores), Array(labels), Array(dScores));
+        var ss = Data(scores);
+        var sl = Data(labels);
+        var sd = Data(dScores);
         int n = scores.Shape.N, c = scores.Shape.ItemLength;
         double loss = 0;
-        sd.AsSpan().Clear();
+        sd.Clear();
         for (int i = 0; i < n; i++)
         {
             int label = (int)sl[i];
@@ -569,7 +612,9 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public float MeanSquaredError(Tensor predictions, Tensor targets, Tensor dPredictions)
     {
-        var (sp, st, sd) = (Array(predictions), Array(targets), Array(dPredictions));
+        var sp = Data(predictions);
+        var st = Data(targets);
+        var sd = Data(dPredictions);
         double loss = 0;
         for (int i = 0; i < sp.Length; i++)
         {
@@ -583,7 +628,9 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public float MeanAbsoluteError(Tensor predictions, Tensor targets, Tensor dPredictions)
     {
-        var (sp, st, sd) = (Array(predictions), Array(targets), Array(dPredictions));
+        var sp = Data(predictions);
+        var st = Data(targets);
+        var sd = Data(dPredictions);
         double loss = 0;
         for (int i = 0; i < sp.Length; i++)
         {
@@ -597,7 +644,9 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public float BinaryCrossEntropyWithLogits(Tensor logits, Tensor targets, Tensor dLogits)
     {
-        var (sx, st, sd) = (Array(logits), Array(targets), Array(dLogits));
+        var sx = Data(logits);
+        var st = Data(targets);
+        var sd = Data(dLogits);
         double loss = 0;
         for (int i = 0; i < sx.Length; i++)
         {
@@ -611,7 +660,9 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     /// <inheritdoc />
     public void SgdUpdate(Tensor param, Tensor grad, Tensor velocity, float learningRate, float momentum, float weightDecay, bool nesterov)
     {
-        var (p, g, v) = (Array(param), Array(grad), Array(velocity));
+        var p = Data(param);
+        var g = Data(grad);
+        var v = Data(velocity);
         for (int i = 0; i < p.Length; i++)
         {
             float d = g[i] + weightDecay * p[i];
@@ -628,7 +679,10 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     public void AdamUpdate(Tensor param, Tensor grad, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
         float epsilon, float weightDecay, bool decoupledWeightDecay, int step)
     {
-        var (p, g, sm, sv) = (Array(param), Array(grad), Array(m), Array(v));
+        var p = Data(param);
+        var g = Data(grad);
+        var sm = Data(m);
+        var sv = Data(v);
         double biasCorrection1 = 1 - Math.Pow(beta1, step);
         double biasCorrection2Sqrt = Math.Sqrt(1 - Math.Pow(beta2, step));
         for (int i = 0; i < p.Length; i++)
