@@ -127,7 +127,7 @@ public static class Trainer
     }
 
     /// <summary>Mean loss and accuracy (NaN for regression) of the network in evaluation mode.</summary>
-    public static (float Loss, float Accuracy) Evaluate(Network network, ImageDataset data, Loss loss, ChannelNormalization? normalization, int batchSize = 256)
+    public static (float Loss, float Accuracy) Evaluate(Network network, ImageDataset data, Loss loss, ChannelNormalization? normalization, int batchSize = 64)
     {
         var batch = new BatchAssembler(data, batchSize, normalization, null, network.Backend);
         bool classification = loss is ClassificationLoss;
@@ -146,7 +146,7 @@ public static class Trainer
     }
 
     /// <summary>The network's outputs (logits or regression values) for every item, item after item.</summary>
-    public static float[] Predict(Network network, ImageDataset data, ChannelNormalization? normalization, int batchSize = 256)
+    public static float[] Predict(Network network, ImageDataset data, ChannelNormalization? normalization, int batchSize = 64)
     {
         var batch = new BatchAssembler(data, batchSize, normalization, null, network.Backend);
         var result = new float[data.Count * network.OutputShape.Length];

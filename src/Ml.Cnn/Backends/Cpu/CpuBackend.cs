@@ -167,7 +167,10 @@ public sealed class CpuBackend : HostBackend, IBackend
         long perImage = (long)g.PatchSize * g.OutH * g.OutW;
         if (perImage > System.Array.MaxLength)
             throw new ArgumentException($"Convolution {g.InChannels}x{g.InH}x{g.InW} → {g.OutChannels}x{g.OutH}x{g.OutW} with a {g.KernelH}x{g.KernelW} kernel needs an im2col matrix of {perImage} values for one image, more than an array can hold.");
-        return (int)Math.Clamp(ColumnBudget / Math.Max(1, perImage), 1, g.Batch);
+        // Equal chunks: a batch of 64 in chunks of 26 would end with a thin 12-image GEMM.
+        int largest = (int)Math.Clamp(ColumnBudget / Math.Max(1, perImage), 1, g.Batch);
+        int chunks = (g.Batch + largest - 1) / largest;
+        return (g.Batch + chunks - 1) / chunks;
     }
 
     /// <inheritdoc />
