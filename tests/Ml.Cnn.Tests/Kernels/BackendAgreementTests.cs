@@ -69,6 +69,14 @@ public abstract class BackendAgreementTests(int threads)
         { 2, 6, 10, 10, 6, 3, 1, 1, 1, 6 },
         { 5, 2, 9, 10, 3, 4, 3, 0, 1, 1 },
         { 1, 32, 14, 14, 64, 5, 1, 2, 1, 1 },
+        // Shapes for the direct AVX-512 kernels (stride 1, ≥ 16 output channels per group): partial channel blocks,
+        // several and partial 16-pixel row blocks, groups, 7-wide kernels (two tap groups), no padding, 1×1.
+        { 3, 5, 11, 19, 20, 3, 1, 1, 1, 1 },
+        { 2, 32, 9, 9, 32, 5, 1, 2, 1, 2 },
+        { 2, 16, 8, 40, 16, 7, 1, 3, 1, 1 },
+        { 2, 16, 10, 12, 24, 3, 1, 0, 1, 1 },
+        { 3, 17, 9, 8, 16, 1, 1, 0, 1, 1 },
+        { 9, 16, 6, 20, 32, 3, 1, 1, 1, 1 },
     };
 
     [Theory, MemberData(nameof(ConvShapes))]

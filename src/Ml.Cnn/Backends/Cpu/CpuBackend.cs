@@ -179,6 +179,11 @@ public sealed class CpuBackend : HostBackend, IBackend
         var geometry = g;
         var (fx, fw, fy) = (Array(x), Array(w), Array(y));
         float[]? fb = b is null ? null : Array(b);
+        if (DirectConvolution.Applies(g))
+        {
+            DirectConvolution.Forward(g, fx, Data(w), fb, fy, Threads);
+            return;
+        }
         int plane = g.OutH * g.OutW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
         float[] columns = Scratch(ref t_columns, g.PatchSize * chunk * plane);
         float[] output = Scratch(ref t_matrix, goc * chunk * plane);
@@ -235,6 +240,11 @@ public sealed class CpuBackend : HostBackend, IBackend
     {
         var geometry = g;
         var (fdy, fw, fdx) = (Array(dy), Array(w), Array(dx));
+        if (DirectConvolution.DataGradientGeometry(g) is { } transposed && DirectConvolution.Applies(transposed))
+        {
+            DirectConvolution.Forward(transposed, fdy, DirectConvolution.DataGradientWeights(g, Data(w)), null, fdx, Threads);
+            return;
+        }
         int plane = g.OutH * g.OutW, inPlane = g.InH * g.InW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
         float[] columns = Scratch(ref t_columns, g.PatchSize * chunk * plane);
         float[] gradient = Scratch(ref t_matrix, goc * chunk * plane);
@@ -263,6 +273,23 @@ public sealed class CpuBackend : HostBackend, IBackend
     {
         var geometry = g;
         var (fx, fdy, fdw) = (Array(x), Array(dy), Array(dw));
+        int plane = g.OutH * g.OutW;
+        if (DirectConvolution.AppliesToWeightGradient(g))
+            DirectConvolution.WeightGradient(g, fx, fdy, fdw, Threads);
+        else
+            WeightGradientByGemm(g, fx, fdy, fdw);
+        if (db is null) return;
+        var sdb = Array(db);
+        For(geometry.OutChannels, oc =>
+        {
+            double sum = 0;
+            for (int n = 0; n < geometry.Batch; n++) sum += Pointwise.Sum(fdy.AsSpan((n * geometry.OutChannels + oc) * plane, plane));
+            sdb[oc] = (float)sum;
+        });
+    }
+
+    private void WeightGradientByGemm(in ConvGeometry g, float[] fx, float[] fdy, float[] fdw)
+    {
         int plane = g.OutH * g.OutW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
         float[] columns = Scratch(ref t_columns, g.PatchSize * chunk * plane);
         float[] gradient = Scratch(ref t_matrix, goc * chunk * plane);
@@ -277,14 +304,6 @@ public sealed class CpuBackend : HostBackend, IBackend
                     start == 0 ? 0f : 1f, fdw.AsSpan(group * goc * g.PatchSize, goc * g.PatchSize), g.PatchSize, Threads);
             }
         }
-        if (db is null) return;
-        var sdb = Array(db);
-        For(geometry.OutChannels, oc =>
-        {
-            double sum = 0;
-            for (int n = 0; n < geometry.Batch; n++) sum += Pointwise.Sum(fdy.AsSpan((n * geometry.OutChannels + oc) * plane, plane));
-            sdb[oc] = (float)sum;
-        });
     }
 
     // ---- pooling ----

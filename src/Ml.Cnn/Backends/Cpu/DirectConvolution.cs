@@ -1,0 +1,303 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Ml.Cnn.Backends.Cpu;
+
+/// <summary>
+/// Direct convolution for stride 1 without dilation, on AVX-512. Sixteen output pixels of a row share one register
+/// and sixteen output channels have an accumulator each, so every input vector loaded feeds sixteen FMAs and no im2col
+/// matrix is written, read back and packed (at small channel counts those memory passes cost more than the
+/// arithmetic). Each image is first copied into a zero-padded buffer, so every load is in bounds. Backward-data is
+/// the same operation on the output gradient with the kernel flipped and its channel axes swapped; the weight
+/// gradient keeps its sums in registers across whole image rows.
+/// </summary>
+internal static unsafe class DirectConvolution
+{
+    private const int Lanes = 16;
+
+    /// <summary>Whether the direct kernels handle this geometry (and run faster there than im2col + GEMM).</summary>
+    public static bool Applies(in ConvGeometry g) =>
+        Sgemm.UseWideKernel && g.StrideH == 1 && g.StrideW == 1 && g.DilationH == 1 && g.DilationW == 1
+        && g.GroupOutChannels >= Lanes && g.OutW >= 8;
+
+    /// <summary>
+    /// The geometry of backward-data as a forward convolution: output gradient in, input gradient out, padding
+    /// k − 1 − p. Null when that padding would be negative.
+    /// </summary>
+    public static ConvGeometry? DataGradientGeometry(in ConvGeometry g)
+    {
+        if (g.PadH > g.KernelH - 1 || g.PadW > g.KernelW - 1) return null;
+        return new ConvGeometry(g.Batch, g.OutChannels, g.OutH, g.OutW, g.InChannels, g.KernelH, g.KernelW, 1, 1,
+            g.KernelH - 1 - g.PadH, g.KernelW - 1 - g.PadW, 1, 1, g.Groups);
+    }
+
+    /// <summary>Weights [Cout, Cin/groups, kH, kW] as backward-data's forward weights: flipped, channel axes swapped per group.</summary>
+    public static float[] DataGradientWeights(in ConvGeometry g, ReadOnlySpan<float> w)
+    {
+        int gic = g.GroupInChannels, goc = g.GroupOutChannels, kh = g.KernelH, kw = g.KernelW;
+        var flipped = new float[w.Length];
+        for (int group = 0; group < g.Groups; group++)
+            for (int oc = 0; oc < goc; oc++)
+                for (int c = 0; c < gic; c++)
+                    for (int ky = 0; ky < kh; ky++)
+                        for (int kx = 0; kx < kw; kx++)
+                            flipped[(((group * gic + c) * goc + oc) * kh + ky) * kw + kx] =
+                                w[(((group * goc + oc) * gic + c) * kh + (kh - 1 - ky)) * kw + (kw - 1 - kx)];
+        return flipped;
+    }
+
+    /// <summary>y = conv(x, w) + b for geometries where <see cref="Applies"/> holds.</summary>
+    public static void Forward(in ConvGeometry g, float[] x, ReadOnlySpan<float> w, float[]? bias, float[] y, int threads)
+    {
+        var geometry = g;
+        var packed = PackWeights(g, w);
+        int blocks = (g.GroupOutChannels + Lanes - 1) / Lanes, tasks = g.Batch * g.Groups * blocks;
+        Run(tasks, threads, task =>
+        {
+            int n = task / (geometry.Groups * blocks), group = task / blocks % geometry.Groups, block = task % blocks;
+            ForwardBlock(geometry, x, packed, bias, y, n, group, block, blocks);
+        });
+    }
+
+    private static void Run(int tasks, int threads, Action<int> body)
+    {
+        if (threads <= 1) for (int t = 0; t < tasks; t++) body(t);
+        else Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
+    }
+
+    /// <summary>[group][block of 16 output channels][input channel][ky][kx][16], channels beyond the group's zero.</summary>
+    private static float[] PackWeights(in ConvGeometry g, ReadOnlySpan<float> w)
+    {
+        int gic = g.GroupInChannels, goc = g.GroupOutChannels, taps = g.KernelH * g.KernelW, blocks = (goc + Lanes - 1) / Lanes;
+        var packed = new float[g.Groups * blocks * gic * taps * Lanes];
+        for (int group = 0; group < g.Groups; group++)
+            for (int oc = 0; oc < goc; oc++)
+            {
+                int block = oc / Lanes, lane = oc % Lanes;
+                for (int c = 0; c < gic; c++)
+                    for (int t = 0; t < taps; t++)
+                        packed[((((group * blocks + block) * gic + c) * taps) + t) * Lanes + lane] = w[((group * goc + oc) * gic + c) * taps + t];
+            }
+        return packed;
+    }
+
+    [ThreadStatic] private static float[]? t_padded;
+
+    /// <summary>One group of image n's channels, zero-padded, with a vector of slack after the last row.</summary>
+    private static float[] Pad(in ConvGeometry g, float[] x, int n, int group, out int paddedW, out int paddedH)
+    {
+        paddedW = g.InW + 2 * g.PadW;
+        paddedH = g.InH + 2 * g.PadH;
+        int gic = g.GroupInChannels, plane = paddedW * paddedH, length = gic * plane + 2 * Lanes + g.KernelW;
+        var buffer = t_padded is { } b && b.Length >= length ? b : t_padded = GC.AllocateUninitializedArray<float>(length, pinned: true);
+        buffer.AsSpan(0, length).Clear();
+        for (int c = 0; c < gic; c++)
+        {
+            var source = x.AsSpan(((n * g.InChannels) + group * gic + c) * g.InH * g.InW, g.InH * g.InW);
+            for (int row = 0; row < g.InH; row++)
+                source.Slice(row * g.InW, g.InW).CopyTo(buffer.AsSpan(c * plane + (row + g.PadH) * paddedW + g.PadW));
+        }
+        return buffer;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ForwardBlock(in ConvGeometry g, float[] x, float[] packed, float[]? bias, float[] y, int n, int group, int block, int blocks)
+    {
+        var padded = Pad(g, x, n, group, out int pw, out int ph);
+        int gic = g.GroupInChannels, goc = g.GroupOutChannels, kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW;
+        int channels = Math.Min(Lanes, goc - block * Lanes), firstChannel = group * goc + block * Lanes;
+        float* results = stackalloc float[Lanes * Lanes];
+        fixed (float* input = padded)
+        fixed (float* weights = &packed[(group * blocks + block) * gic * kh * kw * Lanes])
+        fixed (float* output = y)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox += Lanes)
+                {
+                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+                    Vector512<float> a8 = default, a9 = default, aA = default, aB = default, aC = default, aD = default, aE = default, aF = default;
+                    float* w = weights;
+                    for (int c = 0; c < gic; c++)
+                        for (int ky = 0; ky < kh; ky++)
+                        {
+                            float* row = input + (c * ph + oy + ky) * pw + ox;
+                            for (int kx = 0; kx < kw; kx++, w += Lanes)
+                            {
+                                var v = Vector512.Load(row + kx);
+                                a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[0]), v, a0);
+                                a1 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[1]), v, a1);
+                                a2 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[2]), v, a2);
+                                a3 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[3]), v, a3);
+                                a4 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[4]), v, a4);
+                                a5 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[5]), v, a5);
+                                a6 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[6]), v, a6);
+                                a7 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[7]), v, a7);
+                                a8 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[8]), v, a8);
+                                a9 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[9]), v, a9);
+                                aA = Avx512F.FusedMultiplyAdd(Vector512.Create(w[10]), v, aA);
+                                aB = Avx512F.FusedMultiplyAdd(Vector512.Create(w[11]), v, aB);
+                                aC = Avx512F.FusedMultiplyAdd(Vector512.Create(w[12]), v, aC);
+                                aD = Avx512F.FusedMultiplyAdd(Vector512.Create(w[13]), v, aD);
+                                aE = Avx512F.FusedMultiplyAdd(Vector512.Create(w[14]), v, aE);
+                                aF = Avx512F.FusedMultiplyAdd(Vector512.Create(w[15]), v, aF);
+                            }
+                        }
+                    Vector512.Store(a0, results); Vector512.Store(a1, results + 16); Vector512.Store(a2, results + 32); Vector512.Store(a3, results + 48);
+                    Vector512.Store(a4, results + 64); Vector512.Store(a5, results + 80); Vector512.Store(a6, results + 96); Vector512.Store(a7, results + 112);
+                    Vector512.Store(a8, results + 128); Vector512.Store(a9, results + 144); Vector512.Store(aA, results + 160); Vector512.Store(aB, results + 176);
+                    Vector512.Store(aC, results + 192); Vector512.Store(aD, results + 208); Vector512.Store(aE, results + 224); Vector512.Store(aF, results + 240);
+                    int width = Math.Min(Lanes, ow - ox);
+                    for (int i = 0; i < channels; i++)
+                    {
+                        int channel = firstChannel + i;
+                        float b = bias is null ? 0f : bias[channel];
+                        float* source = results + i * Lanes;
+                        float* target = output + (((long)n * g.OutChannels + channel) * oh + oy) * ow + ox;
+                        if (width == Lanes) Vector512.Store(Vector512.Load(source) + Vector512.Create(b), target);
+                        else for (int j = 0; j < width; j++) target[j] = source[j] + b;
+                    }
+                }
+    }
+
+    // ---- weight gradient ----
+
+    private const int GradientChannels = 4, GradientTaps = 5, ImagesPerPass = 8;
+
+    /// <summary>Whether <see cref="WeightGradient"/> handles this geometry.</summary>
+    public static bool AppliesToWeightGradient(in ConvGeometry g) => Applies(g) && g.GroupOutChannels % GradientChannels == 0;
+
+    /// <summary>
+    /// dw[oc, c, ky, kx] = Σ over images and output pixels of dy[n, oc, pixel] · x[n, c, pixel + (ky, kx) − padding].
+    /// A block of 4 output channels × 5 kernel columns (one input channel, one kernel row) keeps its 20 sums in
+    /// registers while it runs over the rows of 8 images; between those passes the sums wait in memory. The 4
+    /// channels' output gradient is first copied with each row padded to whole vectors of zeros, which the blocks of
+    /// all input channels and kernel rows then share. Every sum runs in a fixed order (image, row, lane), whatever
+    /// the thread count.
+    /// </summary>
+    public static void WeightGradient(in ConvGeometry g, float[] x, float[] dy, float[] dw, int threads)
+    {
+        var geometry = g;
+        int gic = g.GroupInChannels, goc = g.GroupOutChannels, kh = g.KernelH, kw = g.KernelW;
+        int tapGroups = (kw + GradientTaps - 1) / GradientTaps, channelBlocks = goc / GradientChannels;
+        int blocksPerTask = gic * kh * tapGroups, tasks = g.Groups * channelBlocks;
+        int sumsPerBlock = GradientChannels * GradientTaps * Lanes;
+        var sums = Scratch(ref t_sums, tasks * blocksPerTask * sumsPerBlock); // each block starts its sums at zero itself
+        int pw = g.InW + 2 * g.PadW, ph = g.InH + 2 * g.PadH, paddedImage = g.InChannels * pw * ph;
+        var padded = Scratch(ref t_paddedImages, ImagesPerPass * paddedImage + 2 * Lanes + kw);
+        padded.AsSpan(ImagesPerPass * paddedImage).Clear(); // slack read past the last row
+        for (int first = 0; first < g.Batch; first += ImagesPerPass)
+        {
+            int images = Math.Min(ImagesPerPass, g.Batch - first);
+            int start = first;
+            Run(images, threads, i =>
+            {
+                var image = padded.AsSpan(i * paddedImage, paddedImage);
+                image.Clear();
+                for (int c = 0; c < geometry.InChannels; c++)
+                    for (int row = 0; row < geometry.InH; row++)
+                        x.AsSpan((((start + i) * geometry.InChannels + c) * geometry.InH + row) * geometry.InW, geometry.InW)
+                         .CopyTo(image.Slice((c * ph + row + geometry.PadH) * pw + geometry.PadW));
+            });
+            Run(tasks, threads, task => AccumulateTask(geometry, padded, dy, sums, task, start, images, tapGroups, channelBlocks));
+        }
+        // Lanes summed in order; taps beyond the kernel's width were computed on padding and are dropped.
+        Run(tasks, threads, task =>
+        {
+            int group = task / channelBlocks, channelBlock = task % channelBlocks;
+            for (int block = 0; block < blocksPerTask; block++)
+            {
+                int tapGroup = block % tapGroups, ky = block / tapGroups % kh, c = block / tapGroups / kh;
+                for (int i = 0; i < GradientChannels; i++)
+                    for (int t = 0; t < GradientTaps; t++)
+                    {
+                        int kx = tapGroup * GradientTaps + t;
+                        if (kx >= kw) continue;
+                        var lanes = sums.AsSpan((int)(((long)task * blocksPerTask + block) * sumsPerBlock + (i * GradientTaps + t) * Lanes), Lanes);
+                        float total = 0;
+                        foreach (float v in lanes) total += v;
+                        int oc = group * goc + channelBlock * GradientChannels + i;
+                        dw[((oc * gic + c) * kh + ky) * kw + kx] = total;
+                    }
+            }
+        });
+    }
+
+    [ThreadStatic] private static float[]? t_gradientRows, t_sums, t_paddedImages;
+
+    private static float[] Scratch(ref float[]? slot, long length)
+    {
+        if (slot is null || slot.Length < length) slot = GC.AllocateUninitializedArray<float>(checked((int)length));
+        return slot;
+    }
+
+    private static void AccumulateTask(in ConvGeometry g, float[] padded, float[] dy, float[] sums, int task, int first, int images, int tapGroups, int channelBlocks)
+    {
+        int group = task / channelBlocks, channelBlock = task % channelBlocks;
+        int oh = g.OutH, ow = g.OutW, rowLength = (ow + Lanes - 1) / Lanes * Lanes, channelLength = oh * rowLength;
+        int firstChannel = group * g.GroupOutChannels + channelBlock * GradientChannels;
+        // This task's 4 channels of output gradient for the pass's images, rows padded with zeros to whole vectors.
+        int length = images * GradientChannels * channelLength;
+        var rows = t_gradientRows is { } r && r.Length >= length ? r : t_gradientRows = GC.AllocateUninitializedArray<float>(ImagesPerPass * GradientChannels * channelLength);
+        rows.AsSpan(0, length).Clear();
+        for (int i = 0; i < images; i++)
+            for (int channel = 0; channel < GradientChannels; channel++)
+                for (int oy = 0; oy < oh; oy++)
+                    dy.AsSpan((((first + i) * g.OutChannels + firstChannel + channel) * oh + oy) * ow, ow)
+                      .CopyTo(rows.AsSpan(((i * GradientChannels + channel) * oh + oy) * rowLength));
+        int blocksPerTask = g.GroupInChannels * g.KernelH * tapGroups, sumsPerBlock = GradientChannels * GradientTaps * Lanes;
+        int pw = g.InW + 2 * g.PadW, ph = g.InH + 2 * g.PadH, paddedImage = g.InChannels * pw * ph;
+        for (int block = 0; block < blocksPerTask; block++)
+        {
+            int tapGroup = block % tapGroups, ky = block / tapGroups % g.KernelH, c = block / tapGroups / g.KernelH;
+            int inputOffset = ((group * g.GroupInChannels + c) * ph + ky) * pw + tapGroup * GradientTaps;
+            AccumulateBlock(sums, ((long)task * blocksPerTask + block) * sumsPerBlock, rows, channelLength, rowLength, padded, inputOffset,
+                paddedImage, pw, images, oh, fresh: first == 0);
+        }
+    }
+
+    /// <summary>The 20 sums of one block over the pass's images: a loop of loads and FMAs only, so they stay in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateBlock(float[] sums, long sumsOffset, float[] rows, int channelLength, int rowLength,
+        float[] padded, int inputOffset, int paddedImage, int pw, int images, int oh, bool fresh)
+    {
+        fixed (float* s = &sums[sumsOffset])
+        fixed (float* gradients = rows)
+        fixed (float* inputs = padded)
+            for (int i = 0; i < images; i++)
+            {
+                if (fresh && i == 0) new Span<float>(s, GradientChannels * GradientTaps * Lanes).Clear();
+                // Sums enter and leave registers once per image: kept live across the image loop too, the JIT spills them.
+                Vector512<float> s00 = Vector512.Load(s), s01 = Vector512.Load(s + 16), s02 = Vector512.Load(s + 32), s03 = Vector512.Load(s + 48), s04 = Vector512.Load(s + 64);
+                Vector512<float> s10 = Vector512.Load(s + 80), s11 = Vector512.Load(s + 96), s12 = Vector512.Load(s + 112), s13 = Vector512.Load(s + 128), s14 = Vector512.Load(s + 144);
+                Vector512<float> s20 = Vector512.Load(s + 160), s21 = Vector512.Load(s + 176), s22 = Vector512.Load(s + 192), s23 = Vector512.Load(s + 208), s24 = Vector512.Load(s + 224);
+                Vector512<float> s30 = Vector512.Load(s + 240), s31 = Vector512.Load(s + 256), s32 = Vector512.Load(s + 272), s33 = Vector512.Load(s + 288), s34 = Vector512.Load(s + 304);
+                float* d = gradients + (long)i * GradientChannels * channelLength;
+                float* image = inputs + (long)i * paddedImage + inputOffset;
+                for (int oy = 0; oy < oh; oy++, image += pw)
+                {
+                    float* row = image;
+                    for (int ox = 0; ox < rowLength; ox += Lanes, d += Lanes, row += Lanes)
+                    {
+                        var g0 = Vector512.Load(d);
+                        var g1 = Vector512.Load(d + channelLength);
+                        var g2 = Vector512.Load(d + 2 * channelLength);
+                        var g3 = Vector512.Load(d + 3 * channelLength);
+                        var v = Vector512.Load(row);
+                        s00 = Avx512F.FusedMultiplyAdd(g0, v, s00); s10 = Avx512F.FusedMultiplyAdd(g1, v, s10); s20 = Avx512F.FusedMultiplyAdd(g2, v, s20); s30 = Avx512F.FusedMultiplyAdd(g3, v, s30);
+                        v = Vector512.Load(row + 1);
+                        s01 = Avx512F.FusedMultiplyAdd(g0, v, s01); s11 = Avx512F.FusedMultiplyAdd(g1, v, s11); s21 = Avx512F.FusedMultiplyAdd(g2, v, s21); s31 = Avx512F.FusedMultiplyAdd(g3, v, s31);
+                        v = Vector512.Load(row + 2);
+                        s02 = Avx512F.FusedMultiplyAdd(g0, v, s02); s12 = Avx512F.FusedMultiplyAdd(g1, v, s12); s22 = Avx512F.FusedMultiplyAdd(g2, v, s22); s32 = Avx512F.FusedMultiplyAdd(g3, v, s32);
+                        v = Vector512.Load(row + 3);
+                        s03 = Avx512F.FusedMultiplyAdd(g0, v, s03); s13 = Avx512F.FusedMultiplyAdd(g1, v, s13); s23 = Avx512F.FusedMultiplyAdd(g2, v, s23); s33 = Avx512F.FusedMultiplyAdd(g3, v, s33);
+                        v = Vector512.Load(row + 4);
+                        s04 = Avx512F.FusedMultiplyAdd(g0, v, s04); s14 = Avx512F.FusedMultiplyAdd(g1, v, s14); s24 = Avx512F.FusedMultiplyAdd(g2, v, s24); s34 = Avx512F.FusedMultiplyAdd(g3, v, s34);
+                    }
+                }
+                Vector512.Store(s00, s); Vector512.Store(s01, s + 16); Vector512.Store(s02, s + 32); Vector512.Store(s03, s + 48); Vector512.Store(s04, s + 64);
+                Vector512.Store(s10, s + 80); Vector512.Store(s11, s + 96); Vector512.Store(s12, s + 112); Vector512.Store(s13, s + 128); Vector512.Store(s14, s + 144);
+                Vector512.Store(s20, s + 160); Vector512.Store(s21, s + 176); Vector512.Store(s22, s + 192); Vector512.Store(s23, s + 208); Vector512.Store(s24, s + 224);
+                Vector512.Store(s30, s + 240); Vector512.Store(s31, s + 256); Vector512.Store(s32, s + 272); Vector512.Store(s33, s + 288); Vector512.Store(s34, s + 304);
+            }
+    }
+}
