@@ -36,7 +36,8 @@ internal static unsafe class DirectConvolution
     public static float[] DataGradientWeights(in ConvGeometry g, ReadOnlySpan<float> w)
     {
         int gic = g.GroupInChannels, goc = g.GroupOutChannels, kh = g.KernelH, kw = g.KernelW;
-        var flipped = new float[w.Length];
+        // Scratch of the calling thread: a fresh array per call would leave large-object-heap garbage every step.
+        var flipped = Scratch(ref t_flippedWeights, w.Length);
         for (int group = 0; group < g.Groups; group++)
             for (int oc = 0; oc < goc; oc++)
                 for (int c = 0; c < gic; c++)
@@ -70,7 +71,8 @@ internal static unsafe class DirectConvolution
     private static float[] PackWeights(in ConvGeometry g, ReadOnlySpan<float> w)
     {
         int gic = g.GroupInChannels, goc = g.GroupOutChannels, taps = g.KernelH * g.KernelW, blocks = (goc + Lanes - 1) / Lanes;
-        var packed = new float[g.Groups * blocks * gic * taps * Lanes];
+        var packed = Scratch(ref t_packedWeights, g.Groups * blocks * gic * taps * Lanes);
+        packed.AsSpan(0, g.Groups * blocks * gic * taps * Lanes).Clear();
         for (int group = 0; group < g.Groups; group++)
             for (int oc = 0; oc < goc; oc++)
             {
@@ -222,7 +224,7 @@ internal static unsafe class DirectConvolution
         });
     }
 
-    [ThreadStatic] private static float[]? t_gradientRows, t_sums, t_paddedImages;
+    [ThreadStatic] private static float[]? t_gradientRows, t_sums, t_paddedImages, t_flippedWeights, t_packedWeights;
 
     private static float[] Scratch(ref float[]? slot, long length)
     {

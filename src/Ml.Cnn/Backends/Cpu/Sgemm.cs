@@ -44,6 +44,8 @@ internal static unsafe class Sgemm
             ScaleC(m, n, beta, c, ldc);
             return;
         }
+        // Below about a million multiply-adds, waking a second thread and sharing the packed panel costs more than it saves.
+        if ((long)m * n * k < 1 << 20) threads = 1;
         var operands = new Operands(transA, transB, a, lda, b, ldb, c, ldc, alpha, UseWideKernel);
         int MR = operands.MR, NR = operands.NR;
         // Row blocks of equal size, as many as a multiple of the thread count, so no thread waits on a short block.
