@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Google.Protobuf;
 using Ml.Cnn.Onnx.Proto;
 
@@ -24,20 +25,16 @@ internal sealed class OnnxGraph
         return name;
     }
 
-    public string Initializer(string name, ReadOnlySpan<float> values, params long[] dims)
-    {
-        var proto = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
-        proto.Dims.AddRange(dims);
-        proto.RawData = ByteString.CopyFrom(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values));
-        Graph.Initializer.Add(proto);
-        return name;
-    }
+    public string Initializer(string name, ReadOnlySpan<float> values, params long[] dims) =>
+        RawInitializer(name, MemoryMarshal.AsBytes(values), TensorProto.Types.DataType.Float, dims);
 
-    public string DoubleInitializer(string name, ReadOnlySpan<double> values, params long[] dims)
+    public string DoubleInitializer(string name, ReadOnlySpan<double> values, params long[] dims) =>
+        RawInitializer(name, MemoryMarshal.AsBytes(values), TensorProto.Types.DataType.Double, dims);
+
+    private string RawInitializer(string name, ReadOnlySpan<byte> bytes, TensorProto.Types.DataType type, long[] dims)
     {
-        var proto = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Double };
+        var proto = new TensorProto { Name = name, DataType = (int)type, RawData = ByteString.CopyFrom(bytes) };
         proto.Dims.AddRange(dims);
-        proto.RawData = ByteString.CopyFrom(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values));
         Graph.Initializer.Add(proto);
         return name;
     }

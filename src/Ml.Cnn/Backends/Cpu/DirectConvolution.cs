@@ -36,7 +36,6 @@ internal static unsafe class DirectConvolution
     public static float[] DataGradientWeights(in ConvGeometry g, ReadOnlySpan<float> w)
     {
         int gic = g.GroupInChannels, goc = g.GroupOutChannels, kh = g.KernelH, kw = g.KernelW;
-        // Scratch of the calling thread: a fresh array per call would leave large-object-heap garbage every step.
         var flipped = Scratch(ref t_flippedWeights, w.Length);
         for (int group = 0; group < g.Groups; group++)
             for (int oc = 0; oc < goc; oc++)
@@ -84,15 +83,13 @@ internal static unsafe class DirectConvolution
         return packed;
     }
 
-    [ThreadStatic] private static float[]? t_padded;
-
     /// <summary>One group of image n's channels, zero-padded, with a vector of slack after the last row.</summary>
     private static float[] Pad(in ConvGeometry g, float[] x, int n, int group, out int paddedW, out int paddedH)
     {
         paddedW = g.InW + 2 * g.PadW;
         paddedH = g.InH + 2 * g.PadH;
         int gic = g.GroupInChannels, plane = paddedW * paddedH, length = gic * plane + 2 * Lanes + g.KernelW;
-        var buffer = t_padded is { } b && b.Length >= length ? b : t_padded = GC.AllocateUninitializedArray<float>(length, pinned: true);
+        var buffer = Scratch(ref t_padded, length);
         buffer.AsSpan(0, length).Clear();
         for (int c = 0; c < gic; c++)
         {
@@ -224,7 +221,8 @@ internal static unsafe class DirectConvolution
         });
     }
 
-    [ThreadStatic] private static float[]? t_gradientRows, t_sums, t_paddedImages, t_flippedWeights, t_packedWeights;
+    // Scratch arrays of each thread, kept between calls: a fresh array per call would leave large-object garbage every step.
+    [ThreadStatic] private static float[]? t_padded, t_gradientRows, t_sums, t_paddedImages, t_flippedWeights, t_packedWeights;
 
     private static float[] Scratch(ref float[]? slot, long length)
     {
@@ -239,7 +237,7 @@ internal static unsafe class DirectConvolution
         int firstChannel = group * g.GroupOutChannels + channelBlock * GradientChannels;
         // This task's 4 channels of output gradient for the pass's images, rows padded with zeros to whole vectors.
         int length = images * GradientChannels * channelLength;
-        var rows = t_gradientRows is { } r && r.Length >= length ? r : t_gradientRows = GC.AllocateUninitializedArray<float>(ImagesPerPass * GradientChannels * channelLength);
+        var rows = Scratch(ref t_gradientRows, ImagesPerPass * GradientChannels * channelLength);
         rows.AsSpan(0, length).Clear();
         for (int i = 0; i < images; i++)
             for (int channel = 0; channel < GradientChannels; channel++)
