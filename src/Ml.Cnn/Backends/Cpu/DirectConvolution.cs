@@ -183,11 +183,13 @@ internal static unsafe class DirectConvolution
         var sums = Scratch(ref t_sums, tasks * blocksPerTask * sumsPerBlock); // each block starts its sums at zero itself
         int pw = g.InW + 2 * g.PadW, ph = g.InH + 2 * g.PadH, paddedImage = g.InChannels * pw * ph;
         var padded = Scratch(ref t_paddedImages, ImagesPerPass * paddedImage + 2 * Lanes + kw);
-        padded.AsSpan(ImagesPerPass * paddedImage).Clear(); // slack read past the last row
         for (int first = 0; first < g.Batch; first += ImagesPerPass)
         {
             int images = Math.Min(ImagesPerPass, g.Batch - first);
             int start = first;
+            // Vectors of the pass's last rows run past its last image: what they read there must be finite (zero
+            // output gradient times NaN garbage would still be NaN).
+            padded.AsSpan(images * paddedImage, 2 * Lanes + kw).Clear();
             Run(images, threads, i =>
             {
                 var image = padded.AsSpan(i * paddedImage, paddedImage);
