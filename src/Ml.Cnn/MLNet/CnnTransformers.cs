@@ -43,14 +43,9 @@ public abstract class ScoringTransformer : ITransformer
 /// </summary>
 public sealed class CnnMulticlassTransformer : ScoringTransformer
 {
-    private readonly string _featureColumnName;
-    private readonly KeyDataViewType _labelType;
-    private readonly DataViewSchema.Annotations _labelAnnotations;
-
     internal CnnMulticlassTransformer(CnnModel model, string featureColumnName, KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations)
     {
         Model = model;
-        (_featureColumnName, _labelType, _labelAnnotations) = (featureColumnName, labelType, labelAnnotations);
         int classes = (int)labelType.Count;
         Scorer = new BatchScorer(featureColumnName, model.ImageShape.Length, classes, ClassifierColumns.Create(labelType, labelAnnotations),
             (inputs, count, outputs) => model.Run(inputs, count, outputs, null, probabilities: true));
@@ -63,9 +58,9 @@ public sealed class CnnMulticlassTransformer : ScoringTransformer
 
     private protected override ITransformer ToPersistable() =>
         ZipPersistence.Classifier(
-            Onnx.OnnxExporter.BuildRowScorer(Model.Network, Model.Normalization, _featureColumnName, Model.Network.Nodes[^1].Name,
-                Onnx.OnnxExporter.RowOutputs.ProbabilitiesAndClassIndex, "Score", ZipPersistence.ClassIndexOutput),
-            _featureColumnName, Model.ImageShape.Length, _labelType, _labelAnnotations);
+            Onnx.OnnxExporter.BuildRowScorer(Model.Network, Model.Normalization, Scorer.InputColumn, Model.Network.Nodes[^1].Name,
+                Onnx.OnnxExporter.RowOutputs.ProbabilitiesAndClassIndex, "Score", ZipPersistence.ClassIndexColumn),
+            Scorer);
 }
 
 /// <summary>The Score and PredictedLabel columns of a classifier, annotated as ML.NET's own multiclass trainers do.</summary>
@@ -92,12 +87,9 @@ internal static class ClassifierColumns
 /// <summary>A trained convolutional regressor. Appends <c>Score</c> (Single).</summary>
 public sealed class CnnRegressionTransformer : ScoringTransformer
 {
-    private readonly string _featureColumnName;
-
     internal CnnRegressionTransformer(CnnModel model, string featureColumnName)
     {
         Model = model;
-        _featureColumnName = featureColumnName;
         Scorer = new BatchScorer(featureColumnName, model.ImageShape.Length, 1, [OutputColumn.Scalar("Score")],
             (inputs, count, outputs) => model.Run(inputs, count, outputs, null));
     }
@@ -112,20 +104,19 @@ public sealed class CnnRegressionTransformer : ScoringTransformer
     /// into a scalar, so a loaded regressor's Score is a Vector of Single of length 1 (same value).
     /// </remarks>
     private protected override ITransformer ToPersistable() =>
-        ZipPersistence.Vector(output => Onnx.OnnxExporter.BuildRowScorer(Model.Network, Model.Normalization, _featureColumnName,
+        ZipPersistence.Vector(output => Onnx.OnnxExporter.BuildRowScorer(Model.Network, Model.Normalization, Scorer.InputColumn,
                 Model.Network.Nodes[^1].Name, Onnx.OnnxExporter.RowOutputs.Activations, output),
-            _featureColumnName, Model.ImageShape.Length, "Score");
+            Scorer);
 }
 
 /// <summary>Outputs a trained network's activations at a named layer as a float vector column (CNN features).</summary>
 public sealed class CnnFeaturizerTransformer : ScoringTransformer
 {
     private readonly CnnModel _model;
-    private readonly string _outputColumnName, _inputColumnName;
 
     internal CnnFeaturizerTransformer(CnnModel model, string layerName, string outputColumnName, string inputColumnName)
     {
-        (_model, _outputColumnName, _inputColumnName) = (model, outputColumnName, inputColumnName);
+        _model = model;
         var node = model.Network[layerName];
         int size = node.OutputShape.Length;
         LayerName = layerName;
@@ -139,7 +130,7 @@ public sealed class CnnFeaturizerTransformer : ScoringTransformer
     private protected override BatchScorer Scorer { get; }
 
     private protected override ITransformer ToPersistable() =>
-        ZipPersistence.Vector(output => Onnx.OnnxExporter.BuildRowScorer(_model.Network, _model.Normalization, _inputColumnName, LayerName,
+        ZipPersistence.Vector(output => Onnx.OnnxExporter.BuildRowScorer(_model.Network, _model.Normalization, Scorer.InputColumn, LayerName,
                 Onnx.OnnxExporter.RowOutputs.Activations, output),
-            _inputColumnName, _model.ImageShape.Length, _outputColumnName);
+            Scorer);
 }

@@ -107,15 +107,10 @@ public sealed class KnnTransformer : ScoringTransformer
     {
         Classifier = classifier;
         CrossValidationResults = table;
-        (_featureColumnName, _labelType, _labelAnnotations) = (featureColumnName, labelType, labelAnnotations);
         Scorer = new BatchScorer(featureColumnName, classifier.Dimension, classifier.ClassCount,
             ClassifierColumns.Create(labelType, labelAnnotations),
             (inputs, count, outputs) => classifier.Score(inputs, count).CopyTo(outputs, 0), batchSize: 1024);
     }
-
-    private readonly string _featureColumnName;
-    private readonly KeyDataViewType _labelType;
-    private readonly DataViewSchema.Annotations _labelAnnotations;
 
     /// <summary>The stored training set and the chosen K, distance and weighting.</summary>
     public KnnClassifier Classifier { get; }
@@ -127,6 +122,5 @@ public sealed class KnnTransformer : ScoringTransformer
 
     /// <remarks>The zip holds the training set (as the fitted model does), inside an ONNX model that repeats the search.</remarks>
     private protected override ITransformer ToPersistable() =>
-        ZipPersistence.Classifier(Onnx.KnnOnnxExporter.BuildRowScorer(Classifier, _featureColumnName, "Score", ZipPersistence.ClassIndexOutput),
-            _featureColumnName, Classifier.Dimension, _labelType, _labelAnnotations);
+        ZipPersistence.Classifier(Onnx.KnnOnnxExporter.BuildRowScorer(Classifier, Scorer.InputColumn, "Score", ZipPersistence.ClassIndexColumn), Scorer);
 }

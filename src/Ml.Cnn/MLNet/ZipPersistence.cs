@@ -16,17 +16,20 @@ namespace Ml.Cnn.MLNet;
 /// </summary>
 internal static class ZipPersistence
 {
-    private const string ClassIndexColumn = "PredictedLabel.ClassIndex", ClassHashColumn = "PredictedLabel.ClassHash";
+    /// <summary>The class-index output that <see cref="Classifier"/> expects the ONNX model to have.</summary>
+    public const string ClassIndexColumn = "PredictedLabel.ClassIndex";
 
-    /// <summary>Names of the class-index output that <see cref="Classifier"/> expects the ONNX model to have.</summary>
-    public static string ClassIndexOutput => ClassIndexColumn;
+    private const string ClassHashColumn = "PredictedLabel.ClassHash";
 
     /// <summary>
-    /// A chain appending Score (Vector of Single) and PredictedLabel (the label's key type) from a one-row ONNX model
-    /// with input <paramref name="featureColumn"/> and outputs "Score" and <see cref="ClassIndexOutput"/>.
+    /// A chain appending Score (Vector of Single) and PredictedLabel (the label's key type, as the scorer declares it)
+    /// from a one-row ONNX model with the scorer's input column as input and outputs "Score" and <see cref="ClassIndexColumn"/>.
     /// </summary>
-    public static ITransformer Classifier(IMessage onnx, string featureColumn, int featureSize, KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations)
+    public static ITransformer Classifier(IMessage onnx, BatchScorer scorer)
     {
+        var (featureColumn, featureSize) = (scorer.InputColumn, scorer.InputSize);
+        var predictedLabel = scorer.Columns.Single(c => c.Name == "PredictedLabel"); // the label's key type and key values
+        var (labelType, labelAnnotations) = ((KeyDataViewType)predictedLabel.Type, predictedLabel.Annotations);
         var ml = new MLContext(seed: 0);
         int classes = (int)labelType.Count;
         var hash = ml.Transforms.Conversion.Hash(new HashingEstimator.ColumnOptions(ClassHashColumn, ClassIndexColumn, numberOfBits: 31, combine: true));
@@ -41,9 +44,10 @@ internal static class ZipPersistence
             .Fit(VectorView(ml, featureColumn, featureSize, []));
     }
 
-    /// <summary>A chain appending <paramref name="outputColumn"/> from a one-row ONNX model with one input and one output.</summary>
-    public static ITransformer Vector(Func<string, IMessage> onnxWithOutput, string inputColumn, int inputSize, string outputColumn)
+    /// <summary>A chain appending the scorer's one output column from a one-row ONNX model with one input and one output.</summary>
+    public static ITransformer Vector(Func<string, IMessage> onnxWithOutput, BatchScorer scorer)
     {
+        var (inputColumn, inputSize, outputColumn) = (scorer.InputColumn, scorer.InputSize, scorer.Columns.Single().Name);
         var ml = new MLContext(seed: 0);
         var empty = VectorView(ml, inputColumn, inputSize, []);
         if (outputColumn != inputColumn)

@@ -33,13 +33,7 @@ public sealed class CpuBackend : HostBackend, IBackend
     /// <inheritdoc />
     public Tensor Allocate(TensorShape shape) => AllocateHost(this, shape);
 
-    private void For(int count, Action<int> body)
-    {
-        if (Threads == 1 || count == 1)
-            for (int i = 0; i < count; i++) body(i);
-        else
-            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = Threads }, body);
-    }
+    private void For(int count, Action<int> body) => CpuWork.For(count, Threads, body);
 
     /// <summary>Runs body(start, end) over about equal contiguous ranges of [0, length), one per thread.</summary>
     private void ForRanges(int length, int minimumPerRange, Action<int, int> body)
@@ -156,12 +150,6 @@ public sealed class CpuBackend : HostBackend, IBackend
     // Scratch matrices of the calling thread, kept between calls: renting 16 MiB arrays per call costs more than the copy.
     [ThreadStatic] private static float[]? t_columns, t_matrix;
 
-    private static float[] Scratch(ref float[]? slot, int length)
-    {
-        if (slot is null || slot.Length < length) slot = GC.AllocateUninitializedArray<float>(length);
-        return slot;
-    }
-
     private static int ImagesPerChunk(in ConvGeometry g)
     {
         long perImage = (long)g.PatchSize * g.OutH * g.OutW;
@@ -185,8 +173,8 @@ public sealed class CpuBackend : HostBackend, IBackend
             return;
         }
         int plane = g.OutH * g.OutW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
-        float[] columns = Scratch(ref t_columns, g.PatchSize * chunk * plane);
-        float[] output = Scratch(ref t_matrix, goc * chunk * plane);
+        float[] columns = CpuWork.Scratch(ref t_columns, g.PatchSize * chunk * plane);
+        float[] output = CpuWork.Scratch(ref t_matrix, goc * chunk * plane);
         for (int start = 0; start < g.Batch; start += chunk)
         {
             int images = Math.Min(chunk, g.Batch - start), width = images * plane;
@@ -246,8 +234,8 @@ public sealed class CpuBackend : HostBackend, IBackend
             return;
         }
         int plane = g.OutH * g.OutW, inPlane = g.InH * g.InW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
-        float[] columns = Scratch(ref t_columns, g.PatchSize * chunk * plane);
-        float[] gradient = Scratch(ref t_matrix, goc * chunk * plane);
+        float[] columns = CpuWork.Scratch(ref t_columns, g.PatchSize * chunk * plane);
+        float[] gradient = CpuWork.Scratch(ref t_matrix, goc * chunk * plane);
         for (int start = 0; start < g.Batch; start += chunk)
         {
             int images = Math.Min(chunk, g.Batch - start), width = images * plane;
@@ -291,8 +279,8 @@ public sealed class CpuBackend : HostBackend, IBackend
     private void WeightGradientByGemm(in ConvGeometry g, float[] fx, float[] fdy, float[] fdw)
     {
         int plane = g.OutH * g.OutW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
-        float[] columns = Scratch(ref t_columns, g.PatchSize * chunk * plane);
-        float[] gradient = Scratch(ref t_matrix, goc * chunk * plane);
+        float[] columns = CpuWork.Scratch(ref t_columns, g.PatchSize * chunk * plane);
+        float[] gradient = CpuWork.Scratch(ref t_matrix, goc * chunk * plane);
         for (int start = 0; start < g.Batch; start += chunk)
         {
             int images = Math.Min(chunk, g.Batch - start), width = images * plane;

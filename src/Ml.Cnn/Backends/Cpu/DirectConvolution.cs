@@ -36,7 +36,7 @@ internal static unsafe class DirectConvolution
     public static float[] DataGradientWeights(in ConvGeometry g, ReadOnlySpan<float> w)
     {
         int gic = g.GroupInChannels, goc = g.GroupOutChannels, kh = g.KernelH, kw = g.KernelW;
-        var flipped = Scratch(ref t_flippedWeights, w.Length);
+        var flipped = CpuWork.Scratch(ref t_flippedWeights, w.Length);
         for (int group = 0; group < g.Groups; group++)
             for (int oc = 0; oc < goc; oc++)
                 for (int c = 0; c < gic; c++)
@@ -53,24 +53,18 @@ internal static unsafe class DirectConvolution
         var geometry = g;
         var packed = PackWeights(g, w);
         int blocks = (g.GroupOutChannels + Lanes - 1) / Lanes, tasks = g.Batch * g.Groups * blocks;
-        Run(tasks, threads, task =>
+        CpuWork.For(tasks, threads, task =>
         {
             int n = task / (geometry.Groups * blocks), group = task / blocks % geometry.Groups, block = task % blocks;
             ForwardBlock(geometry, x, packed, bias, y, n, group, block, blocks);
         });
     }
 
-    private static void Run(int tasks, int threads, Action<int> body)
-    {
-        if (threads <= 1) for (int t = 0; t < tasks; t++) body(t);
-        else Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
-    }
-
     /// <summary>[group][block of 16 output channels][input channel][ky][kx][16], channels beyond the group's zero.</summary>
     private static float[] PackWeights(in ConvGeometry g, ReadOnlySpan<float> w)
     {
         int gic = g.GroupInChannels, goc = g.GroupOutChannels, taps = g.KernelH * g.KernelW, blocks = (goc + Lanes - 1) / Lanes;
-        var packed = Scratch(ref t_packedWeights, g.Groups * blocks * gic * taps * Lanes);
+        var packed = CpuWork.Scratch(ref t_packedWeights, g.Groups * blocks * gic * taps * Lanes);
         packed.AsSpan(0, g.Groups * blocks * gic * taps * Lanes).Clear();
         for (int group = 0; group < g.Groups; group++)
             for (int oc = 0; oc < goc; oc++)
@@ -89,7 +83,7 @@ internal static unsafe class DirectConvolution
         paddedW = g.InW + 2 * g.PadW;
         paddedH = g.InH + 2 * g.PadH;
         int gic = g.GroupInChannels, plane = paddedW * paddedH, length = gic * plane + 2 * Lanes + g.KernelW;
-        var buffer = Scratch(ref t_padded, length);
+        var buffer = CpuWork.Scratch(ref t_padded, length);
         buffer.AsSpan(0, length).Clear();
         for (int c = 0; c < gic; c++)
         {
@@ -180,9 +174,9 @@ internal static unsafe class DirectConvolution
         int tapGroups = (kw + GradientTaps - 1) / GradientTaps, channelBlocks = goc / GradientChannels;
         int blocksPerTask = gic * kh * tapGroups, tasks = g.Groups * channelBlocks;
         int sumsPerBlock = GradientChannels * GradientTaps * Lanes;
-        var sums = Scratch(ref t_sums, tasks * blocksPerTask * sumsPerBlock); // each block starts its sums at zero itself
+        var sums = CpuWork.Scratch(ref t_sums, tasks * blocksPerTask * sumsPerBlock); // each block starts its sums at zero itself
         int pw = g.InW + 2 * g.PadW, ph = g.InH + 2 * g.PadH, paddedImage = g.InChannels * pw * ph;
-        var padded = Scratch(ref t_paddedImages, ImagesPerPass * paddedImage + 2 * Lanes + kw);
+        var padded = CpuWork.Scratch(ref t_paddedImages, ImagesPerPass * paddedImage + 2 * Lanes + kw);
         for (int first = 0; first < g.Batch; first += ImagesPerPass)
         {
             int images = Math.Min(ImagesPerPass, g.Batch - first);
@@ -190,7 +184,7 @@ internal static unsafe class DirectConvolution
             // Vectors of the pass's last rows run past its last image: what they read there must be finite (zero
             // output gradient times NaN garbage would still be NaN).
             padded.AsSpan(images * paddedImage, 2 * Lanes + kw).Clear();
-            Run(images, threads, i =>
+            CpuWork.For(images, threads, i =>
             {
                 var image = padded.AsSpan(i * paddedImage, paddedImage);
                 image.Clear();
@@ -199,10 +193,10 @@ internal static unsafe class DirectConvolution
                         x.AsSpan((((start + i) * geometry.InChannels + c) * geometry.InH + row) * geometry.InW, geometry.InW)
                          .CopyTo(image.Slice((c * ph + row + geometry.PadH) * pw + geometry.PadW));
             });
-            Run(tasks, threads, task => AccumulateTask(geometry, padded, dy, sums, task, start, images, tapGroups, channelBlocks));
+            CpuWork.For(tasks, threads, task => AccumulateTask(geometry, padded, dy, sums, task, start, images, tapGroups, channelBlocks));
         }
         // Lanes summed in order; taps beyond the kernel's width were computed on padding and are dropped.
-        Run(tasks, threads, task =>
+        CpuWork.For(tasks, threads, task =>
         {
             int group = task / channelBlocks, channelBlock = task % channelBlocks;
             for (int block = 0; block < blocksPerTask; block++)
@@ -223,14 +217,7 @@ internal static unsafe class DirectConvolution
         });
     }
 
-    // Scratch arrays of each thread, kept between calls: a fresh array per call would leave large-object garbage every step.
     [ThreadStatic] private static float[]? t_padded, t_gradientRows, t_sums, t_paddedImages, t_flippedWeights, t_packedWeights;
-
-    private static float[] Scratch(ref float[]? slot, long length)
-    {
-        if (slot is null || slot.Length < length) slot = GC.AllocateUninitializedArray<float>(checked((int)length));
-        return slot;
-    }
 
     private static void AccumulateTask(in ConvGeometry g, float[] padded, float[] dy, float[] sums, int task, int first, int images, int tapGroups, int channelBlocks)
     {
@@ -239,7 +226,7 @@ internal static unsafe class DirectConvolution
         int firstChannel = group * g.GroupOutChannels + channelBlock * GradientChannels;
         // This task's 4 channels of output gradient for the pass's images, rows padded with zeros to whole vectors.
         int length = images * GradientChannels * channelLength;
-        var rows = Scratch(ref t_gradientRows, ImagesPerPass * GradientChannels * channelLength);
+        var rows = CpuWork.Scratch(ref t_gradientRows, ImagesPerPass * GradientChannels * channelLength);
         rows.AsSpan(0, length).Clear();
         for (int i = 0; i < images; i++)
             for (int channel = 0; channel < GradientChannels; channel++)
