@@ -10,7 +10,8 @@ namespace Ml.Cnn.Tests.Kernels;
 
 /// <summary>
 /// The optimized CPU backend against the reference backend on randomized shapes, deliberately off the SIMD width
-/// (8) and the GEMM blocking (6×16 tiles, 144-row and 256-deep blocks, 3072-wide panels).
+/// (8) and the GEMM blocking (6×16 and 12×32 tiles, 144-row and 1024-deep blocks, 3072-wide panels), and the small
+/// shapes that skip packing (few columns of A·Bᵀ, shallow products).
 /// </summary>
 public abstract class BackendAgreementTests(int threads)
 {
@@ -37,6 +38,12 @@ public abstract class BackendAgreementTests(int threads)
     [InlineData(150, 17, 513, true, true)]
     [InlineData(9, 3100, 19, false, false)]
     [InlineData(300, 70, 11, true, true)]
+    [InlineData(64, 10, 1024, false, true)]
+    [InlineData(5, 3, 37, false, true)]
+    [InlineData(33, 9, 5000, false, true)]
+    [InlineData(64, 1030, 10, false, false)]
+    [InlineData(10, 1030, 7, true, false)]
+    [InlineData(10, 1024, 64, true, false)]
     public void MatMul(int m, int n, int k, bool transA, bool transB)
     {
         var a = transA ? Random(k, m) : Random(m, k);

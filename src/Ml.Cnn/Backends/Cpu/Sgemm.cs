@@ -44,8 +44,21 @@ internal static unsafe class Sgemm
             ScaleC(m, n, beta, c, ldc);
             return;
         }
+        if (transB && !transA && n <= SmallGemm.MaxDotColumns)
+        {
+            SmallGemm.RowDots(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+            return;
+        }
         // Below about a million multiply-adds, waking a second thread and sharing the packed panel costs more than it saves.
-        if ((long)m * n * k < 1 << 20) threads = 1;
+        if ((long)m * n * k < 1 << 20)
+        {
+            if (!transB && k <= SmallGemm.MaxShallowDepth)
+            {
+                SmallGemm.Shallow(transA, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                return;
+            }
+            threads = 1;
+        }
         var operands = new Operands(transA, transB, a, lda, b, ldb, c, ldc, alpha, UseWideKernel);
         int MR = operands.MR, NR = operands.NR;
         // Row blocks of equal size, as many as a multiple of the thread count, so no thread waits on a short block.
@@ -346,15 +359,27 @@ internal static unsafe class Sgemm
     {
         float* tile = stackalloc float[12 * 32];
         Kernel(wide, kc, a, b, tile, tileWidth, alpha, 0f, true);
+        bool addC = !firstBlock || beta == 1;
+        var vb = Vector256.Create(beta);
         for (int i = 0; i < mr; i++)
-            for (int j = 0; j < nr; j++)
+        {
+            float* source = tile + i * tileWidth, target = c + (long)i * ldc;
+            int j = 0;
+            for (; j + 8 <= nr; j += 8)
             {
-                float* target = c + (long)i * ldc + j;
-                float value = tile[i * tileWidth + j];
-                if (!firstBlock || beta == 1) value += *target;
-                else if (beta != 0) value += beta * *target;
-                *target = value;
+                var value = Vector256.Load(source + j);
+                if (addC) value += Vector256.Load(target + j);
+                else if (beta != 0) value += vb * Vector256.Load(target + j);
+                Vector256.Store(value, target + j);
             }
+            for (; j < nr; j++)
+            {
+                float value = source[j];
+                if (addC) value += target[j];
+                else if (beta != 0) value += beta * target[j];
+                target[j] = value;
+            }
+        }
     }
 
     private static void ScaleC(int m, int n, float beta, float* c, int ldc)
