@@ -77,7 +77,13 @@ public abstract class BackendAgreementTests(int threads)
         { 5, 2, 9, 10, 3, 4, 3, 0, 1, 1 },
         { 1, 32, 14, 14, 64, 5, 1, 2, 1, 1 },
         // Shapes for the direct AVX-512 kernels (stride 1, ≥ 16 output channels per group): partial channel blocks,
-        // several and partial 16-pixel row blocks, groups, 7-wide kernels (two tap groups), no padding, 1×1.
+        // several and partial 7-pixel forward and 16-pixel weight-gradient row blocks, groups, 7-wide kernels (two tap
+        // groups), 2-, 3- and 4-wide kernels (3- and 5-tap blocks), no padding, padding wider than the kernel's reach
+        // (whole kernel rows skipped), maps narrower than a block, 1×1.
+        { 2, 16, 6, 6, 16, 3, 1, 1, 1, 1 },
+        { 2, 8, 9, 9, 16, 2, 1, 1, 1, 1 },
+        { 2, 16, 12, 12, 16, 3, 1, 2, 1, 1 },
+        { 1, 16, 7, 7, 32, 4, 1, 2, 1, 1 },
         { 3, 5, 11, 19, 20, 3, 1, 1, 1, 1 },
         { 2, 32, 9, 9, 32, 5, 1, 2, 1, 2 },
         { 2, 16, 8, 40, 16, 7, 1, 3, 1, 1 },
