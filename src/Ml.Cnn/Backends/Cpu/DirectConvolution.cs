@@ -11,8 +11,8 @@ namespace Ml.Cnn.Backends.Cpu;
 /// two blocks exactly) and kernel rows that fall on the padding above or below the image are skipped. No im2col
 /// matrix is written, read back and packed (at small channel counts those memory passes cost more than the
 /// arithmetic). Each image is first copied into a zero-padded buffer, so every load is in bounds. Backward-data is
-/// the same operation on the output gradient with the kernel flipped and its channel axes swapped; the weight
-/// gradient keeps its sums in registers across whole image rows.
+/// the same operation on the output gradient with the kernel flipped and its channel axes swapped. The weight gradient
+/// also keeps sixteen output channels in lanes, with one register per kernel tap.
 /// </summary>
 internal static unsafe class DirectConvolution
 {
@@ -149,40 +149,35 @@ internal static unsafe class DirectConvolution
 
     // ---- weight gradient ----
 
-    private const int GradientChannels = 4, ImagesPerPass = 8;
+    private const int ImagesPerPass = 8;
 
-    /// <summary>Kernel columns per register block: 3 for kernels up to 3 wide (no sums wasted on taps past the kernel), else 5.</summary>
-    private static int GradientTaps(in ConvGeometry g) => g.KernelW <= 3 ? 3 : 5;
-
-    /// <summary>Whether <see cref="WeightGradient"/> handles this geometry.</summary>
+    /// <summary>Whether <see cref="WeightGradient"/> handles this geometry: square 3×3 and 5×5 kernels.</summary>
     public static bool AppliesToWeightGradient(in ConvGeometry g) =>
-        Applies(g) && g.OutW >= 8 && g.KernelW >= 2 && g.GroupOutChannels % GradientChannels == 0;
+        Applies(g) && g.KernelH == g.KernelW && g.KernelW is 3 or 5;
 
     /// <summary>
     /// dw[oc, c, ky, kx] = Σ over images and output pixels of dy[n, oc, pixel] · x[n, c, pixel + (ky, kx) − padding].
-    /// A block of 4 output channels × 5 kernel columns (3 for kernels up to 3 wide; one input channel, one kernel row) keeps its sums in
-    /// registers while it runs over the rows of 8 images; between those passes the sums wait in memory. The 4
-    /// channels' output gradient is first copied with each row padded to whole vectors of zeros, which the blocks of
-    /// all input channels and kernel rows then share. Every sum runs in a fixed order (image, row, lane), whatever
-    /// the thread count.
+    /// Sixteen output channels share a register's lanes and every tap of the kernel (9 or 25) has its own, so one
+    /// load of the output gradient at a pixel feeds one FMA per tap, each with one input value broadcast. A task is
+    /// one input channel of one block of sixteen output channels; it keeps its sums in registers over an image and in
+    /// memory between images. Per pass of 8 images the inputs are zero-padded and the output gradient is transposed to
+    /// [block][pixel][16 channels] once, for all tasks. Every sum runs in a fixed order (image, pixel), whatever the
+    /// thread count.
     /// </summary>
     public static void WeightGradient(in ConvGeometry g, float[] x, float[] dy, float[] dw, int threads)
     {
         var geometry = g;
-        int gic = g.GroupInChannels, goc = g.GroupOutChannels, kh = g.KernelH, kw = g.KernelW;
-        int taps = GradientTaps(g), tapGroups = (kw + taps - 1) / taps, channelBlocks = goc / GradientChannels;
-        int blocksPerTask = gic * kh * tapGroups, tasks = g.Groups * channelBlocks;
-        int sumsPerBlock = GradientChannels * taps * Lanes;
-        var sums = CpuWork.Scratch(ref t_sums, tasks * blocksPerTask * sumsPerBlock); // each block starts its sums at zero itself
+        int gic = g.GroupInChannels, goc = g.GroupOutChannels, taps = g.KernelH * g.KernelW, pixels = g.OutH * g.OutW;
+        int blocks = (goc + Lanes - 1) / Lanes, allBlocks = g.Groups * blocks, tasks = allBlocks * gic;
+        var sums = CpuWork.Scratch(ref t_sums, (long)tasks * taps * Lanes); // the first image of the first pass starts them at zero
         int pw = g.InW + 2 * g.PadW, ph = g.InH + 2 * g.PadH, paddedImage = g.InChannels * pw * ph;
-        var padded = CpuWork.Scratch(ref t_paddedImages, ImagesPerPass * paddedImage + 2 * Lanes + kw);
+        // Rows of the last pixels read kw − 1 values past the last padded row.
+        var padded = CpuWork.Scratch(ref t_paddedImages, ImagesPerPass * paddedImage + g.KernelW);
+        var transposed = CpuWork.Scratch(ref t_transposedGradient, (long)ImagesPerPass * allBlocks * pixels * Lanes);
         for (int first = 0; first < g.Batch; first += ImagesPerPass)
         {
-            int images = Math.Min(ImagesPerPass, g.Batch - first);
-            int start = first;
-            // Vectors of the pass's last rows run past its last image: what they read there must be finite (zero
-            // output gradient times NaN garbage would still be NaN).
-            padded.AsSpan(images * paddedImage, 2 * Lanes + kw).Clear();
+            int images = Math.Min(ImagesPerPass, g.Batch - first), start = first;
+            padded.AsSpan(images * paddedImage, g.KernelW).Clear();
             CpuWork.For(images, threads, i =>
             {
                 var image = padded.AsSpan(i * paddedImage, paddedImage);
@@ -191,146 +186,121 @@ internal static unsafe class DirectConvolution
                     for (int row = 0; row < geometry.InH; row++)
                         x.AsSpan((((start + i) * geometry.InChannels + c) * geometry.InH + row) * geometry.InW, geometry.InW)
                          .CopyTo(image.Slice((c * ph + row + geometry.PadH) * pw + geometry.PadW));
+                TransposeGradient(geometry, dy, start + i, transposed.AsSpan(i * allBlocks * pixels * Lanes, allBlocks * pixels * Lanes));
             });
-            CpuWork.For(tasks, threads, task => AccumulateTask(geometry, padded, dy, sums, task, start, images, tapGroups, channelBlocks));
+            CpuWork.For(tasks, threads, task =>
+            {
+                int block = task / gic, c = task % gic, group = block / blocks;
+                fixed (float* s = &sums[(long)task * taps * Lanes])
+                fixed (float* gradients = transposed)
+                fixed (float* inputs = padded)
+                    for (int i = 0; i < images; i++)
+                    {
+                        if (start == 0 && i == 0) new Span<float>(s, taps * Lanes).Clear();
+                        float* image = inputs + (long)i * paddedImage + (long)(group * gic + c) * ph * pw;
+                        float* gradient = gradients + ((long)i * allBlocks + block) * pixels * Lanes;
+                        if (geometry.KernelW == 3) Accumulate3x3(s, gradient, image, pw, geometry.OutH, geometry.OutW);
+                        else Accumulate5x5(s, gradient, image, pw, geometry.OutH, geometry.OutW);
+                    }
+            });
         }
-        // Lanes summed in order; taps beyond the kernel's width were computed on padding and are dropped.
         CpuWork.For(tasks, threads, task =>
         {
-            int group = task / channelBlocks, channelBlock = task % channelBlocks;
-            for (int block = 0; block < blocksPerTask; block++)
+            int block = task / gic, c = task % gic, group = block / blocks, inBlock = block % blocks;
+            int channels = Math.Min(Lanes, goc - inBlock * Lanes);
+            for (int lane = 0; lane < channels; lane++)
             {
-                int tapGroup = block % tapGroups, ky = block / tapGroups % kh, c = block / tapGroups / kh;
-                for (int i = 0; i < GradientChannels; i++)
-                    for (int t = 0; t < taps; t++)
-                    {
-                        int kx = tapGroup * taps + t;
-                        if (kx >= kw) continue;
-                        var lanes = sums.AsSpan((int)(((long)task * blocksPerTask + block) * sumsPerBlock + (i * taps + t) * Lanes), Lanes);
-                        float total = 0;
-                        foreach (float v in lanes) total += v;
-                        int oc = group * goc + channelBlock * GradientChannels + i;
-                        dw[((oc * gic + c) * kh + ky) * kw + kx] = total;
-                    }
+                int oc = group * goc + inBlock * Lanes + lane;
+                for (int t = 0; t < taps; t++) dw[(oc * gic + c) * taps + t] = sums[((long)task * taps + t) * Lanes + lane];
             }
         });
     }
 
-    [ThreadStatic] private static float[]? t_padded, t_gradientRows, t_sums, t_paddedImages, t_flippedWeights, t_packedWeights;
-
-    private static void AccumulateTask(in ConvGeometry g, float[] padded, float[] dy, float[] sums, int task, int first, int images, int tapGroups, int channelBlocks)
+    /// <summary>Image n's output gradient as [group·block][pixel][16 channels], lanes past a group's channels zero.</summary>
+    private static void TransposeGradient(in ConvGeometry g, float[] dy, int n, Span<float> target)
     {
-        int group = task / channelBlocks, channelBlock = task % channelBlocks;
-        int oh = g.OutH, ow = g.OutW, rowLength = (ow + Lanes - 1) / Lanes * Lanes, channelLength = oh * rowLength;
-        int firstChannel = group * g.GroupOutChannels + channelBlock * GradientChannels;
-        // This task's 4 channels of output gradient for the pass's images, rows padded with zeros to whole vectors.
-        int length = images * GradientChannels * channelLength;
-        var rows = CpuWork.Scratch(ref t_gradientRows, ImagesPerPass * GradientChannels * channelLength);
-        rows.AsSpan(0, length).Clear();
-        for (int i = 0; i < images; i++)
-            for (int channel = 0; channel < GradientChannels; channel++)
-                for (int oy = 0; oy < oh; oy++)
-                    dy.AsSpan((((first + i) * g.OutChannels + firstChannel + channel) * oh + oy) * ow, ow)
-                      .CopyTo(rows.AsSpan(((i * GradientChannels + channel) * oh + oy) * rowLength));
-        int taps = GradientTaps(g), blocksPerTask = g.GroupInChannels * g.KernelH * tapGroups, sumsPerBlock = GradientChannels * taps * Lanes;
-        int pw = g.InW + 2 * g.PadW, ph = g.InH + 2 * g.PadH, paddedImage = g.InChannels * pw * ph;
-        for (int block = 0; block < blocksPerTask; block++)
+        int goc = g.GroupOutChannels, blocks = (goc + Lanes - 1) / Lanes, pixels = g.OutH * g.OutW;
+        if (goc % Lanes != 0) target.Clear();
+        for (int group = 0; group < g.Groups; group++)
+            for (int block = 0; block < blocks; block++)
+            {
+                int channels = Math.Min(Lanes, goc - block * Lanes);
+                var source = dy.AsSpan(((n * g.OutChannels) + group * goc + block * Lanes) * pixels, channels * pixels);
+                var destination = target.Slice((group * blocks + block) * pixels * Lanes, pixels * Lanes);
+                // Pixel by pixel: the writes run in order and the 16 rows read stay in cache between pixels.
+                for (int p = 0; p < pixels; p++)
+                    for (int lane = 0; lane < channels; lane++)
+                        destination[p * Lanes + lane] = source[lane * pixels + p];
+            }
+    }
+
+    [ThreadStatic] private static float[]? t_padded, t_sums, t_paddedImages, t_transposedGradient, t_flippedWeights, t_packedWeights;
+
+    /// <summary>One image's contribution to the 9 tap sums of a 3×3 kernel: a loop of loads and FMAs only, so they stay in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Accumulate3x3(float* s, float* gradient, float* image, int pw, int oh, int ow)
+    {
+        Vector512<float> s00 = Vector512.Load(s), s01 = Vector512.Load(s + 16), s02 = Vector512.Load(s + 32);
+        Vector512<float> s10 = Vector512.Load(s + 48), s11 = Vector512.Load(s + 64), s12 = Vector512.Load(s + 80);
+        Vector512<float> s20 = Vector512.Load(s + 96), s21 = Vector512.Load(s + 112), s22 = Vector512.Load(s + 128);
+        for (int oy = 0; oy < oh; oy++)
         {
-            int tapGroup = block % tapGroups, ky = block / tapGroups % g.KernelH, c = block / tapGroups / g.KernelH;
-            int inputOffset = ((group * g.GroupInChannels + c) * ph + ky) * pw + tapGroup * taps;
-            // Output rows whose kernel row ky falls on the zero padding above or below the image add nothing.
-            int firstRow = Math.Max(0, g.PadH - ky), endRow = Math.Min(oh, g.InH + g.PadH - ky);
-            long sumsOffset = ((long)task * blocksPerTask + block) * sumsPerBlock;
-            if (taps == 3)
-                AccumulateBlock3(sums, sumsOffset, rows, channelLength, rowLength, padded, inputOffset, paddedImage, pw, images, firstRow, endRow, fresh: first == 0);
-            else
-                AccumulateBlock(sums, sumsOffset, rows, channelLength, rowLength, padded, inputOffset, paddedImage, pw, images, firstRow, endRow, fresh: first == 0);
+            float* r0 = image + oy * pw, r1 = r0 + pw, r2 = r1 + pw;
+            for (int ox = 0; ox < ow; ox++, gradient += Lanes, r0++, r1++, r2++)
+            {
+                var d = Vector512.Load(gradient);
+                s00 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[0]), d, s00);
+                s01 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[1]), d, s01);
+                s02 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[2]), d, s02);
+                s10 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[0]), d, s10);
+                s11 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[1]), d, s11);
+                s12 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[2]), d, s12);
+                s20 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[0]), d, s20);
+                s21 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[1]), d, s21);
+                s22 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[2]), d, s22);
+            }
         }
+        Vector512.Store(s00, s); Vector512.Store(s01, s + 16); Vector512.Store(s02, s + 32);
+        Vector512.Store(s10, s + 48); Vector512.Store(s11, s + 64); Vector512.Store(s12, s + 80);
+        Vector512.Store(s20, s + 96); Vector512.Store(s21, s + 112); Vector512.Store(s22, s + 128);
     }
 
-    /// <summary>The 20 sums (4 channels × 5 taps) of one block over the pass's images: a loop of loads and FMAs only, so they stay in registers.</summary>
+    /// <summary>One image's contribution to the 25 tap sums of a 5×5 kernel (25 accumulators and the gradient: 26 of 32 registers).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateBlock(float[] sums, long sumsOffset, float[] rows, int channelLength, int rowLength,
-        float[] padded, int inputOffset, int paddedImage, int pw, int images, int firstRow, int endRow, bool fresh)
+    private static void Accumulate5x5(float* s, float* gradient, float* image, int pw, int oh, int ow)
     {
-        fixed (float* s = &sums[sumsOffset])
-        fixed (float* gradients = rows)
-        fixed (float* inputs = padded)
-            for (int i = 0; i < images; i++)
+        Vector512<float> s00 = Vector512.Load(s), s01 = Vector512.Load(s + 16), s02 = Vector512.Load(s + 32), s03 = Vector512.Load(s + 48), s04 = Vector512.Load(s + 64);
+        Vector512<float> s10 = Vector512.Load(s + 80), s11 = Vector512.Load(s + 96), s12 = Vector512.Load(s + 112), s13 = Vector512.Load(s + 128), s14 = Vector512.Load(s + 144);
+        Vector512<float> s20 = Vector512.Load(s + 160), s21 = Vector512.Load(s + 176), s22 = Vector512.Load(s + 192), s23 = Vector512.Load(s + 208), s24 = Vector512.Load(s + 224);
+        Vector512<float> s30 = Vector512.Load(s + 240), s31 = Vector512.Load(s + 256), s32 = Vector512.Load(s + 272), s33 = Vector512.Load(s + 288), s34 = Vector512.Load(s + 304);
+        Vector512<float> s40 = Vector512.Load(s + 320), s41 = Vector512.Load(s + 336), s42 = Vector512.Load(s + 352), s43 = Vector512.Load(s + 368), s44 = Vector512.Load(s + 384);
+        for (int oy = 0; oy < oh; oy++)
+        {
+            float* r0 = image + oy * pw, r1 = r0 + pw, r2 = r1 + pw, r3 = r2 + pw, r4 = r3 + pw;
+            for (int ox = 0; ox < ow; ox++, gradient += Lanes, r0++, r1++, r2++, r3++, r4++)
             {
-                if (fresh && i == 0) new Span<float>(s, GradientChannels * 5 * Lanes).Clear();
-                // Sums enter and leave registers once per image: kept live across the image loop too, the JIT spills them.
-                Vector512<float> s00 = Vector512.Load(s), s01 = Vector512.Load(s + 16), s02 = Vector512.Load(s + 32), s03 = Vector512.Load(s + 48), s04 = Vector512.Load(s + 64);
-                Vector512<float> s10 = Vector512.Load(s + 80), s11 = Vector512.Load(s + 96), s12 = Vector512.Load(s + 112), s13 = Vector512.Load(s + 128), s14 = Vector512.Load(s + 144);
-                Vector512<float> s20 = Vector512.Load(s + 160), s21 = Vector512.Load(s + 176), s22 = Vector512.Load(s + 192), s23 = Vector512.Load(s + 208), s24 = Vector512.Load(s + 224);
-                Vector512<float> s30 = Vector512.Load(s + 240), s31 = Vector512.Load(s + 256), s32 = Vector512.Load(s + 272), s33 = Vector512.Load(s + 288), s34 = Vector512.Load(s + 304);
-                float* d = gradients + (long)i * GradientChannels * channelLength + firstRow * rowLength;
-                float* image = inputs + (long)i * paddedImage + inputOffset + firstRow * pw;
-                for (int oy = firstRow; oy < endRow; oy++, image += pw)
-                {
-                    float* row = image;
-                    for (int ox = 0; ox < rowLength; ox += Lanes, d += Lanes, row += Lanes)
-                    {
-                        var g0 = Vector512.Load(d);
-                        var g1 = Vector512.Load(d + channelLength);
-                        var g2 = Vector512.Load(d + 2 * channelLength);
-                        var g3 = Vector512.Load(d + 3 * channelLength);
-                        var v = Vector512.Load(row);
-                        s00 = Avx512F.FusedMultiplyAdd(g0, v, s00); s10 = Avx512F.FusedMultiplyAdd(g1, v, s10); s20 = Avx512F.FusedMultiplyAdd(g2, v, s20); s30 = Avx512F.FusedMultiplyAdd(g3, v, s30);
-                        v = Vector512.Load(row + 1);
-                        s01 = Avx512F.FusedMultiplyAdd(g0, v, s01); s11 = Avx512F.FusedMultiplyAdd(g1, v, s11); s21 = Avx512F.FusedMultiplyAdd(g2, v, s21); s31 = Avx512F.FusedMultiplyAdd(g3, v, s31);
-                        v = Vector512.Load(row + 2);
-                        s02 = Avx512F.FusedMultiplyAdd(g0, v, s02); s12 = Avx512F.FusedMultiplyAdd(g1, v, s12); s22 = Avx512F.FusedMultiplyAdd(g2, v, s22); s32 = Avx512F.FusedMultiplyAdd(g3, v, s32);
-                        v = Vector512.Load(row + 3);
-                        s03 = Avx512F.FusedMultiplyAdd(g0, v, s03); s13 = Avx512F.FusedMultiplyAdd(g1, v, s13); s23 = Avx512F.FusedMultiplyAdd(g2, v, s23); s33 = Avx512F.FusedMultiplyAdd(g3, v, s33);
-                        v = Vector512.Load(row + 4);
-                        s04 = Avx512F.FusedMultiplyAdd(g0, v, s04); s14 = Avx512F.FusedMultiplyAdd(g1, v, s14); s24 = Avx512F.FusedMultiplyAdd(g2, v, s24); s34 = Avx512F.FusedMultiplyAdd(g3, v, s34);
-                    }
-                }
-                Vector512.Store(s00, s); Vector512.Store(s01, s + 16); Vector512.Store(s02, s + 32); Vector512.Store(s03, s + 48); Vector512.Store(s04, s + 64);
-                Vector512.Store(s10, s + 80); Vector512.Store(s11, s + 96); Vector512.Store(s12, s + 112); Vector512.Store(s13, s + 128); Vector512.Store(s14, s + 144);
-                Vector512.Store(s20, s + 160); Vector512.Store(s21, s + 176); Vector512.Store(s22, s + 192); Vector512.Store(s23, s + 208); Vector512.Store(s24, s + 224);
-                Vector512.Store(s30, s + 240); Vector512.Store(s31, s + 256); Vector512.Store(s32, s + 272); Vector512.Store(s33, s + 288); Vector512.Store(s34, s + 304);
+                var d = Vector512.Load(gradient);
+                s00 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[0]), d, s00); s01 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[1]), d, s01);
+                s02 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[2]), d, s02); s03 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[3]), d, s03);
+                s04 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[4]), d, s04);
+                s10 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[0]), d, s10); s11 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[1]), d, s11);
+                s12 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[2]), d, s12); s13 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[3]), d, s13);
+                s14 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[4]), d, s14);
+                s20 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[0]), d, s20); s21 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[1]), d, s21);
+                s22 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[2]), d, s22); s23 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[3]), d, s23);
+                s24 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[4]), d, s24);
+                s30 = Avx512F.FusedMultiplyAdd(Vector512.Create(r3[0]), d, s30); s31 = Avx512F.FusedMultiplyAdd(Vector512.Create(r3[1]), d, s31);
+                s32 = Avx512F.FusedMultiplyAdd(Vector512.Create(r3[2]), d, s32); s33 = Avx512F.FusedMultiplyAdd(Vector512.Create(r3[3]), d, s33);
+                s34 = Avx512F.FusedMultiplyAdd(Vector512.Create(r3[4]), d, s34);
+                s40 = Avx512F.FusedMultiplyAdd(Vector512.Create(r4[0]), d, s40); s41 = Avx512F.FusedMultiplyAdd(Vector512.Create(r4[1]), d, s41);
+                s42 = Avx512F.FusedMultiplyAdd(Vector512.Create(r4[2]), d, s42); s43 = Avx512F.FusedMultiplyAdd(Vector512.Create(r4[3]), d, s43);
+                s44 = Avx512F.FusedMultiplyAdd(Vector512.Create(r4[4]), d, s44);
             }
-    }
-    /// <summary><see cref="AccumulateBlock"/> for 3-tap blocks: 4 channels × 3 taps, 12 sums.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateBlock3(float[] sums, long sumsOffset, float[] rows, int channelLength, int rowLength,
-        float[] padded, int inputOffset, int paddedImage, int pw, int images, int firstRow, int endRow, bool fresh)
-    {
-        fixed (float* s = &sums[sumsOffset])
-        fixed (float* gradients = rows)
-        fixed (float* inputs = padded)
-            for (int i = 0; i < images; i++)
-            {
-                if (fresh && i == 0) new Span<float>(s, GradientChannels * 3 * Lanes).Clear();
-                Vector512<float> s00 = Vector512.Load(s), s01 = Vector512.Load(s + 16), s02 = Vector512.Load(s + 32);
-                Vector512<float> s10 = Vector512.Load(s + 48), s11 = Vector512.Load(s + 64), s12 = Vector512.Load(s + 80);
-                Vector512<float> s20 = Vector512.Load(s + 96), s21 = Vector512.Load(s + 112), s22 = Vector512.Load(s + 128);
-                Vector512<float> s30 = Vector512.Load(s + 144), s31 = Vector512.Load(s + 160), s32 = Vector512.Load(s + 176);
-                float* d = gradients + (long)i * GradientChannels * channelLength + firstRow * rowLength;
-                float* image = inputs + (long)i * paddedImage + inputOffset + firstRow * pw;
-                for (int oy = firstRow; oy < endRow; oy++, image += pw)
-                {
-                    float* row = image;
-                    for (int ox = 0; ox < rowLength; ox += Lanes, d += Lanes, row += Lanes)
-                    {
-                        var g0 = Vector512.Load(d);
-                        var g1 = Vector512.Load(d + channelLength);
-                        var g2 = Vector512.Load(d + 2 * channelLength);
-                        var g3 = Vector512.Load(d + 3 * channelLength);
-                        var v = Vector512.Load(row);
-                        s00 = Avx512F.FusedMultiplyAdd(g0, v, s00); s10 = Avx512F.FusedMultiplyAdd(g1, v, s10); s20 = Avx512F.FusedMultiplyAdd(g2, v, s20); s30 = Avx512F.FusedMultiplyAdd(g3, v, s30);
-                        v = Vector512.Load(row + 1);
-                        s01 = Avx512F.FusedMultiplyAdd(g0, v, s01); s11 = Avx512F.FusedMultiplyAdd(g1, v, s11); s21 = Avx512F.FusedMultiplyAdd(g2, v, s21); s31 = Avx512F.FusedMultiplyAdd(g3, v, s31);
-                        v = Vector512.Load(row + 2);
-                        s02 = Avx512F.FusedMultiplyAdd(g0, v, s02); s12 = Avx512F.FusedMultiplyAdd(g1, v, s12); s22 = Avx512F.FusedMultiplyAdd(g2, v, s22); s32 = Avx512F.FusedMultiplyAdd(g3, v, s32);
-                    }
-                }
-                Vector512.Store(s00, s); Vector512.Store(s01, s + 16); Vector512.Store(s02, s + 32);
-                Vector512.Store(s10, s + 48); Vector512.Store(s11, s + 64); Vector512.Store(s12, s + 80);
-                Vector512.Store(s20, s + 96); Vector512.Store(s21, s + 112); Vector512.Store(s22, s + 128);
-                Vector512.Store(s30, s + 144); Vector512.Store(s31, s + 160); Vector512.Store(s32, s + 176);
-            }
+        }
+        Vector512.Store(s00, s); Vector512.Store(s01, s + 16); Vector512.Store(s02, s + 32); Vector512.Store(s03, s + 48); Vector512.Store(s04, s + 64);
+        Vector512.Store(s10, s + 80); Vector512.Store(s11, s + 96); Vector512.Store(s12, s + 112); Vector512.Store(s13, s + 128); Vector512.Store(s14, s + 144);
+        Vector512.Store(s20, s + 160); Vector512.Store(s21, s + 176); Vector512.Store(s22, s + 192); Vector512.Store(s23, s + 208); Vector512.Store(s24, s + 224);
+        Vector512.Store(s30, s + 240); Vector512.Store(s31, s + 256); Vector512.Store(s32, s + 272); Vector512.Store(s33, s + 288); Vector512.Store(s34, s + 304);
+        Vector512.Store(s40, s + 320); Vector512.Store(s41, s + 336); Vector512.Store(s42, s + 352); Vector512.Store(s43, s + 368); Vector512.Store(s44, s + 384);
     }
 }
