@@ -54,15 +54,18 @@ public abstract class BackendAgreementTests(int threads)
         AssertClose(c.Reference, c.Cpu, $"gemm {m}x{n}x{k}", rel: 1e-4, abs: 1e-4);
     }
 
-    [Fact]
-    public void MatMulWithZeroBetaIgnoresGarbageInC()
+    [Theory]
+    [InlineData(10, 20, 9, false)]   // shallow: no packing
+    [InlineData(10, 20, 300, false)] // packed
+    [InlineData(10, 7, 300, true)]   // few columns of A·Bᵀ: row dot products
+    public void MatMulWithZeroBetaIgnoresGarbageInC(int m, int n, int k, bool transB)
     {
-        var a = Random(10, 9);
-        var b = Random(9, 20);
-        var c = Empty(10, 20);
+        var a = Random(m, k);
+        var b = transB ? Random(n, k) : Random(k, n);
+        var c = Empty(m, n);
         _cpu.Fill(c.Cpu, float.NaN);
-        _reference.MatMul(a.Reference, false, b.Reference, false, c.Reference);
-        _cpu.MatMul(a.Cpu, false, b.Cpu, false, c.Cpu);
+        _reference.MatMul(a.Reference, false, b.Reference, transB, c.Reference);
+        _cpu.MatMul(a.Cpu, false, b.Cpu, transB, c.Cpu);
         AssertClose(c.Reference, c.Cpu, "gemm beta 0");
     }
 
