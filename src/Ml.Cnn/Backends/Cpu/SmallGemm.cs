@@ -7,7 +7,7 @@ namespace Ml.Cnn.Backends.Cpu;
 /// The GEMM shapes that packing serves badly, computed straight from the operands. A classifier's forward product
 /// (few outputs: C = A·Bᵀ with n ≤ <see cref="MaxDotColumns"/>) would pad n up to the packed kernel's 32 columns and
 /// transpose B for nothing, so each element is a dot product of two contiguous rows instead. A shallow product
-/// (k ≤ <see cref="MaxShallowDepth"/>, op(B) = B: a classifier's input and weight gradients) spends more on packing
+/// (k ≤ <see cref="MaxShallowDepth"/>, op(B) = B: a classifier's input gradient, whose depth is the class count) spends more on packing
 /// and tile bookkeeping than on arithmetic; it runs as row-broadcast FMAs over B's rows, each element summed over p in
 /// order from zero as the packed kernel sums it (identical bits where β is 0 or 1).
 /// </summary>
@@ -102,24 +102,24 @@ internal static unsafe class SmallGemm
         float* a2 = a + Math.Min(i0 + 2, m - 1) * rowStep, a3 = a + Math.Min(i0 + 3, m - 1) * rowStep;
         for (int j0 = 0; j0 < n; j0 += 16)
         {
-        Vector256<float> s00 = default, s01 = default, s10 = default, s11 = default;
-        Vector256<float> s20 = default, s21 = default, s30 = default, s31 = default;
-        float* bp = b + j0;
-        for (int p = 0; p < k; p++, bp += ldb)
-        {
-            var w0 = Vector256.Load(bp);
-            var w1 = Vector256.Load(bp + 8);
-            long at = p * depthStep;
-            var x = Vector256.Create(a0[at]); s00 = Vector256.FusedMultiplyAdd(x, w0, s00); s01 = Vector256.FusedMultiplyAdd(x, w1, s01);
-            x = Vector256.Create(a1[at]); s10 = Vector256.FusedMultiplyAdd(x, w0, s10); s11 = Vector256.FusedMultiplyAdd(x, w1, s11);
-            x = Vector256.Create(a2[at]); s20 = Vector256.FusedMultiplyAdd(x, w0, s20); s21 = Vector256.FusedMultiplyAdd(x, w1, s21);
-            x = Vector256.Create(a3[at]); s30 = Vector256.FusedMultiplyAdd(x, w0, s30); s31 = Vector256.FusedMultiplyAdd(x, w1, s31);
-        }
-        float* row = c + (long)i0 * ldc + j0;
-        StoreRow(row, s00, s01, alpha, beta);
-        if (i0 + 1 < m) StoreRow(row + ldc, s10, s11, alpha, beta);
-        if (i0 + 2 < m) StoreRow(row + 2 * ldc, s20, s21, alpha, beta);
-        if (i0 + 3 < m) StoreRow(row + 3 * ldc, s30, s31, alpha, beta);
+            Vector256<float> s00 = default, s01 = default, s10 = default, s11 = default;
+            Vector256<float> s20 = default, s21 = default, s30 = default, s31 = default;
+            float* bp = b + j0;
+            for (int p = 0; p < k; p++, bp += ldb)
+            {
+                var w0 = Vector256.Load(bp);
+                var w1 = Vector256.Load(bp + 8);
+                long at = p * depthStep;
+                var x = Vector256.Create(a0[at]); s00 = Vector256.FusedMultiplyAdd(x, w0, s00); s01 = Vector256.FusedMultiplyAdd(x, w1, s01);
+                x = Vector256.Create(a1[at]); s10 = Vector256.FusedMultiplyAdd(x, w0, s10); s11 = Vector256.FusedMultiplyAdd(x, w1, s11);
+                x = Vector256.Create(a2[at]); s20 = Vector256.FusedMultiplyAdd(x, w0, s20); s21 = Vector256.FusedMultiplyAdd(x, w1, s21);
+                x = Vector256.Create(a3[at]); s30 = Vector256.FusedMultiplyAdd(x, w0, s30); s31 = Vector256.FusedMultiplyAdd(x, w1, s31);
+            }
+            float* row = c + (long)i0 * ldc + j0;
+            StoreRow(row, s00, s01, alpha, beta);
+            if (i0 + 1 < m) StoreRow(row + ldc, s10, s11, alpha, beta);
+            if (i0 + 2 < m) StoreRow(row + 2 * ldc, s20, s21, alpha, beta);
+            if (i0 + 3 < m) StoreRow(row + 3 * ldc, s30, s31, alpha, beta);
         }
     }
 
