@@ -19,6 +19,8 @@ internal static unsafe class DirectConvolution
     private const int Lanes = 16;
     // Seven output pixels of a row per block: 28-, 14- and 7-wide maps split into whole blocks.
     private const int BlockPixels = 7;
+    // Below this many multiply-adds per output, forward keeps pixels in the lanes instead (see ForwardPixelBlock).
+    private const int ShortReduction = 64;
 
     /// <summary>Whether the direct forward kernel handles this geometry (and runs faster there than im2col + GEMM).</summary>
     public static bool Applies(in ConvGeometry g) =>
@@ -57,10 +59,12 @@ internal static unsafe class DirectConvolution
         var geometry = g;
         var packed = PackWeights(g, w);
         int blocks = (g.GroupOutChannels + Lanes - 1) / Lanes, tasks = g.Batch * g.Groups * blocks;
+        bool pixelLanes = g.GroupInChannels * g.KernelH * g.KernelW < ShortReduction && g.OutW >= Lanes / 2;
         CpuWork.For(tasks, threads, task =>
         {
             int n = task / (geometry.Groups * blocks), group = task / blocks % geometry.Groups, block = task % blocks;
-            ForwardBlock(geometry, x, packed, bias, y, n, group, block, blocks);
+            if (pixelLanes) ForwardPixelBlock(geometry, x, packed, bias, y, n, group, block, blocks);
+            else ForwardBlock(geometry, x, packed, bias, y, n, group, block, blocks);
         });
     }
 
@@ -145,6 +149,70 @@ internal static unsafe class DirectConvolution
                     }
                 }
             }
+    }
+
+    /// <summary>
+    /// Sixteen output pixels of a row in the lanes and an accumulator per output channel: for short reductions (a
+    /// first layer's one or three input channels) the channel-lane kernel's scalar transposing store would cost as much
+    /// as its arithmetic, while here every result leaves as a whole vector.
+    /// </summary>
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ForwardPixelBlock(in ConvGeometry g, float[] x, float[] packed, float[]? bias, float[] y, int n, int group, int block, int blocks)
+    {
+        var padded = Pad(g, x, n, group, out int pw, out int ph);
+        int gic = g.GroupInChannels, goc = g.GroupOutChannels, kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW;
+        int channels = Math.Min(Lanes, goc - block * Lanes), firstChannel = group * goc + block * Lanes;
+        float* results = stackalloc float[Lanes * Lanes];
+        fixed (float* input = padded)
+        fixed (float* weights = &packed[(group * blocks + block) * gic * kh * kw * Lanes])
+        fixed (float* output = y)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox += Lanes)
+                {
+                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+                    Vector512<float> a8 = default, a9 = default, aA = default, aB = default, aC = default, aD = default, aE = default, aF = default;
+                    float* w = weights;
+                    for (int c = 0; c < gic; c++)
+                        for (int ky = 0; ky < kh; ky++)
+                        {
+                            float* row = input + (c * ph + oy + ky) * pw + ox;
+                            for (int kx = 0; kx < kw; kx++, w += Lanes)
+                            {
+                                var v = Vector512.Load(row + kx);
+                                a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[0]), v, a0);
+                                a1 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[1]), v, a1);
+                                a2 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[2]), v, a2);
+                                a3 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[3]), v, a3);
+                                a4 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[4]), v, a4);
+                                a5 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[5]), v, a5);
+                                a6 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[6]), v, a6);
+                                a7 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[7]), v, a7);
+                                a8 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[8]), v, a8);
+                                a9 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[9]), v, a9);
+                                aA = Avx512F.FusedMultiplyAdd(Vector512.Create(w[10]), v, aA);
+                                aB = Avx512F.FusedMultiplyAdd(Vector512.Create(w[11]), v, aB);
+                                aC = Avx512F.FusedMultiplyAdd(Vector512.Create(w[12]), v, aC);
+                                aD = Avx512F.FusedMultiplyAdd(Vector512.Create(w[13]), v, aD);
+                                aE = Avx512F.FusedMultiplyAdd(Vector512.Create(w[14]), v, aE);
+                                aF = Avx512F.FusedMultiplyAdd(Vector512.Create(w[15]), v, aF);
+                            }
+                        }
+                    Vector512.Store(a0, results); Vector512.Store(a1, results + 16); Vector512.Store(a2, results + 32); Vector512.Store(a3, results + 48);
+                    Vector512.Store(a4, results + 64); Vector512.Store(a5, results + 80); Vector512.Store(a6, results + 96); Vector512.Store(a7, results + 112);
+                    Vector512.Store(a8, results + 128); Vector512.Store(a9, results + 144); Vector512.Store(aA, results + 160); Vector512.Store(aB, results + 176);
+                    Vector512.Store(aC, results + 192); Vector512.Store(aD, results + 208); Vector512.Store(aE, results + 224); Vector512.Store(aF, results + 240);
+                    int width = Math.Min(Lanes, ow - ox);
+                    for (int i = 0; i < channels; i++)
+                    {
+                        int channel = firstChannel + i;
+                        float b = bias is null ? 0f : bias[channel];
+                        float* source = results + i * Lanes;
+                        float* target = output + (((long)n * g.OutChannels + channel) * oh + oy) * ow + ox;
+                        if (width == Lanes) Vector512.Store(Vector512.Load(source) + Vector512.Create(b), target);
+                        else for (int j = 0; j < width; j++) target[j] = source[j] + b;
+                    }
+                }
     }
 
     // ---- weight gradient ----
