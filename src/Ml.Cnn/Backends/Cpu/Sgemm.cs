@@ -334,8 +334,9 @@ internal static unsafe class Sgemm
         StoreRow(c, c50, c51, va, beta, firstBlock);
     }
 
+    /// <summary>Writes 16 results of a row: α·sums, plus C when not the first k-block (or β = 1), plus β·C otherwise.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRow(float* c, Vector256<float> lo, Vector256<float> hi, Vector256<float> alpha, float beta, bool firstBlock)
+    internal static void StoreRow(float* c, Vector256<float> lo, Vector256<float> hi, Vector256<float> alpha, float beta, bool firstBlock)
     {
         lo *= alpha;
         hi *= alpha;

@@ -72,7 +72,7 @@ internal static unsafe class SmallGemm
         if (j0 + column >= n) return;
         float sum = Vector256.Sum(partial);
         for (; p < k; p++) sum = MathF.FusedMultiplyAdd(a[p], b[p], sum);
-        row[column] = Finish(sum, alpha, beta, row + column);
+        row[column] = Finish(sum * alpha, beta, row + column);
     }
 
     /// <summary>C ← α·op(A)·B + β·C for a shallow k, without packing.</summary>
@@ -100,6 +100,7 @@ internal static unsafe class SmallGemm
     {
         float* a0 = a + i0 * rowStep, a1 = a + Math.Min(i0 + 1, m - 1) * rowStep;
         float* a2 = a + Math.Min(i0 + 2, m - 1) * rowStep, a3 = a + Math.Min(i0 + 3, m - 1) * rowStep;
+        var va = Vector256.Create(alpha);
         for (int j0 = 0; j0 < n; j0 += 16)
         {
             Vector256<float> s00 = default, s01 = default, s10 = default, s11 = default;
@@ -115,33 +116,17 @@ internal static unsafe class SmallGemm
                 x = Vector256.Create(a2[at]); s20 = Vector256.FusedMultiplyAdd(x, w0, s20); s21 = Vector256.FusedMultiplyAdd(x, w1, s21);
                 x = Vector256.Create(a3[at]); s30 = Vector256.FusedMultiplyAdd(x, w0, s30); s31 = Vector256.FusedMultiplyAdd(x, w1, s31);
             }
+            // One k-block only: the packed kernel's store for its first block gives the same bits.
             float* row = c + (long)i0 * ldc + j0;
-            StoreRow(row, s00, s01, alpha, beta);
-            if (i0 + 1 < m) StoreRow(row + ldc, s10, s11, alpha, beta);
-            if (i0 + 2 < m) StoreRow(row + 2 * ldc, s20, s21, alpha, beta);
-            if (i0 + 3 < m) StoreRow(row + 3 * ldc, s30, s31, alpha, beta);
+            Sgemm.StoreRow(row, s00, s01, va, beta, firstBlock: true);
+            if (i0 + 1 < m) Sgemm.StoreRow(row + ldc, s10, s11, va, beta, firstBlock: true);
+            if (i0 + 2 < m) Sgemm.StoreRow(row + 2 * ldc, s20, s21, va, beta, firstBlock: true);
+            if (i0 + 3 < m) Sgemm.StoreRow(row + 3 * ldc, s30, s31, va, beta, firstBlock: true);
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRow(float* c, Vector256<float> lo, Vector256<float> hi, float alpha, float beta)
-    {
-        var va = Vector256.Create(alpha);
-        Vector256.Store(Finish(lo * va, beta, c), c);
-        Vector256.Store(Finish(hi * va, beta, c + 8), c + 8);
-    }
-
-    /// <summary>β·C + αAB exactly as the packed kernel rounds it (β = 0 never reads C: it may hold NaN garbage).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Finish(Vector256<float> product, float beta, float* c) =>
-        beta == 0 ? product
-        : beta == 1 ? product + Vector256.Load(c)
-        : Vector256.FusedMultiplyAdd(Vector256.Create(beta), Vector256.Load(c), product);
-
+    /// <summary>β·C + αAB rounded as the packed kernel's store rounds it (β = 0 never reads C: it may hold NaN garbage).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Finish(float product, float beta, float* c) =>
         beta == 0 ? product : beta == 1 ? product + *c : MathF.FusedMultiplyAdd(beta, *c, product);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Finish(float sum, float alpha, float beta, float* c) => Finish(sum * alpha, beta, c);
 }
