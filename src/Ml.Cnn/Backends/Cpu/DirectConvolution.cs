@@ -156,7 +156,6 @@ internal static unsafe class DirectConvolution
     /// first layer's one or three input channels) the channel-lane kernel's scalar transposing store would cost as much
     /// as its arithmetic, while here every result leaves as a whole vector.
     /// </summary>
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ForwardPixelBlock(in ConvGeometry g, float[] x, float[] packed, float[]? bias, float[] y, int n, int group, int block, int blocks)
     {
@@ -239,13 +238,12 @@ internal static unsafe class DirectConvolution
         int blocks = (goc + Lanes - 1) / Lanes, allBlocks = g.Groups * blocks, tasks = allBlocks * gic;
         var sums = CpuWork.Scratch(ref t_sums, (long)tasks * taps * Lanes); // the first image of the first pass starts them at zero
         int pw = g.InW + 2 * g.PadW, ph = g.InH + 2 * g.PadH, paddedImage = g.InChannels * pw * ph;
-        // Rows of the last pixels read kw − 1 values past the last padded row.
-        var padded = CpuWork.Scratch(ref t_paddedImages, ImagesPerPass * paddedImage + g.KernelW);
+        // The last pixel's taps end on the last value of the last padded row: no slack needed.
+        var padded = CpuWork.Scratch(ref t_paddedImages, ImagesPerPass * paddedImage);
         var transposed = CpuWork.Scratch(ref t_transposedGradient, (long)ImagesPerPass * allBlocks * pixels * Lanes);
         for (int first = 0; first < g.Batch; first += ImagesPerPass)
         {
             int images = Math.Min(ImagesPerPass, g.Batch - first), start = first;
-            padded.AsSpan(images * paddedImage, g.KernelW).Clear();
             CpuWork.For(images, threads, i =>
             {
                 var image = padded.AsSpan(i * paddedImage, paddedImage);
