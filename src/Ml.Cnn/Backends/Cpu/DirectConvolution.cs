@@ -58,13 +58,18 @@ internal static unsafe class DirectConvolution
     {
         var geometry = g;
         var packed = PackWeights(g, w);
-        int blocks = (g.GroupOutChannels + Lanes - 1) / Lanes, tasks = g.Batch * g.Groups * blocks;
+        int blocks = (g.GroupOutChannels + Lanes - 1) / Lanes, images = g.Batch * g.Groups;
         bool pixelLanes = g.GroupInChannels * g.KernelH * g.KernelW < ShortReduction && g.OutW >= Lanes / 2;
-        CpuWork.For(tasks, threads, task =>
+        // A task pads one image (one group of it) once and runs its output-channel blocks; the blocks are split over
+        // tasks only where the images alone would leave threads idle (an image scored on its own).
+        int splits = Math.Clamp(threads / images, 1, blocks);
+        CpuWork.For(images * splits, threads, task =>
         {
-            int n = task / (geometry.Groups * blocks), group = task / blocks % geometry.Groups, block = task % blocks;
-            if (pixelLanes) ForwardPixelBlock(geometry, x, packed, bias, y, n, group, block, blocks);
-            else ForwardBlock(geometry, x, packed, bias, y, n, group, block, blocks);
+            int image = task / splits, split = task % splits, n = image / geometry.Groups, group = image % geometry.Groups;
+            var padded = Pad(geometry, x, n, group, out int pw, out int ph);
+            for (int block = blocks * split / splits; block < blocks * (split + 1) / splits; block++)
+                if (pixelLanes) ForwardPixelBlock(geometry, padded, pw, ph, packed, bias, y, n, group, block, blocks);
+                else ForwardBlock(geometry, padded, pw, ph, packed, bias, y, n, group, block, blocks);
         });
     }
 
@@ -103,9 +108,9 @@ internal static unsafe class DirectConvolution
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ForwardBlock(in ConvGeometry g, float[] x, float[] packed, float[]? bias, float[] y, int n, int group, int block, int blocks)
+    private static void ForwardBlock(in ConvGeometry g, float[] padded, int pw, int ph, float[] packed, float[]? bias, float[] y,
+        int n, int group, int block, int blocks)
     {
-        var padded = Pad(g, x, n, group, out int pw, out int ph);
         int gic = g.GroupInChannels, goc = g.GroupOutChannels, kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW;
         int channels = Math.Min(Lanes, goc - block * Lanes), firstChannel = group * goc + block * Lanes;
         int plane = ph * pw, channelWeights = kh * kw * Lanes;
@@ -157,9 +162,9 @@ internal static unsafe class DirectConvolution
     /// as its arithmetic, while here every result leaves as a whole vector.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ForwardPixelBlock(in ConvGeometry g, float[] x, float[] packed, float[]? bias, float[] y, int n, int group, int block, int blocks)
+    private static void ForwardPixelBlock(in ConvGeometry g, float[] padded, int pw, int ph, float[] packed, float[]? bias, float[] y,
+        int n, int group, int block, int blocks)
     {
-        var padded = Pad(g, x, n, group, out int pw, out int ph);
         int gic = g.GroupInChannels, goc = g.GroupOutChannels, kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW;
         int channels = Math.Min(Lanes, goc - block * Lanes), firstChannel = group * goc + block * Lanes;
         float* results = stackalloc float[Lanes * Lanes];
