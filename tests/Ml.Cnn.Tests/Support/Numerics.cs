@@ -27,6 +27,26 @@ public static class Numerics
     public static void AssertClose(Tensor expected, Tensor actual, string what, double rel = 1e-4, double abs = 1e-5) =>
         AssertClose(expected.ToArray(), actual.ToArray(), what, rel, abs);
 
+    /// <summary>
+    /// Asserts |actual − expected| ≤ rel·bound + abs elementwise, bound[i] being Σ|term| of element i's sum: a sum's
+    /// rounding error scales with that, not with the sum (which cancels towards zero), so this is the measure for
+    /// algorithms that round differently from a plain sum, such as Winograd convolution.
+    /// </summary>
+    public static void AssertWithinBound(Tensor expected, Tensor actual, Tensor bound, string what, double rel, double abs = 1e-5)
+    {
+        float[] e = expected.ToArray(), a = actual.ToArray(), b = bound.ToArray();
+        Assert.True(e.Length == a.Length, $"{what}: expected {e.Length} values, got {a.Length}.");
+        int worst = -1;
+        double worstExcess = 0;
+        for (int i = 0; i < e.Length; i++)
+        {
+            double diff = Math.Abs((double)a[i] - e[i]);
+            double excess = diff - (abs + rel * b[i]);
+            if (excess > worstExcess || double.IsNaN(diff)) { worstExcess = double.IsNaN(diff) ? double.PositiveInfinity : excess; worst = i; }
+        }
+        Assert.True(worst < 0, worst < 0 ? "" : $"{what}: element {worst} is {a[worst]}, expected {e[worst]} (within {rel} of Σ|term| = {b[worst]}).");
+    }
+
     public static float[] RandomNormal(Rng rng, int count, double scale = 1)
     {
         var values = new float[count];

@@ -167,6 +167,11 @@ public sealed class CpuBackend : HostBackend, IBackend
         var geometry = g;
         var (fx, fw, fy) = (Array(x), Array(w), Array(y));
         float[]? fb = b is null ? null : Array(b);
+        if (WinogradConvolution.Applies(g))
+        {
+            WinogradConvolution.Forward(g, fx, Data(w), fb, fy, Threads);
+            return;
+        }
         if (DirectConvolution.Applies(g))
         {
             DirectConvolution.Forward(g, fx, Data(w), fb, fy, Threads);
@@ -228,10 +233,18 @@ public sealed class CpuBackend : HostBackend, IBackend
     {
         var geometry = g;
         var (fdy, fw, fdx) = (Array(dy), Array(w), Array(dx));
-        if (DirectConvolution.DataGradientGeometry(g) is { } transposed && DirectConvolution.Applies(transposed))
+        if (DirectConvolution.DataGradientGeometry(g) is { } transposed)
         {
-            DirectConvolution.Forward(transposed, fdy, DirectConvolution.DataGradientWeights(g, Data(w)), null, fdx, Threads);
-            return;
+            if (WinogradConvolution.Applies(transposed))
+            {
+                WinogradConvolution.Forward(transposed, fdy, DirectConvolution.DataGradientWeights(g, Data(w)), null, fdx, Threads);
+                return;
+            }
+            if (DirectConvolution.Applies(transposed))
+            {
+                DirectConvolution.Forward(transposed, fdy, DirectConvolution.DataGradientWeights(g, Data(w)), null, fdx, Threads);
+                return;
+            }
         }
         int plane = g.OutH * g.OutW, inPlane = g.InH * g.InW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
         float[] columns = CpuWork.Scratch(ref t_columns, g.PatchSize * chunk * plane);

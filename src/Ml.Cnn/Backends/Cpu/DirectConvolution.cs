@@ -74,7 +74,7 @@ internal static unsafe class DirectConvolution
     }
 
     /// <summary>[group][block of 16 output channels][input channel][ky][kx][16], channels beyond the group's zero.</summary>
-    private static float[] PackWeights(in ConvGeometry g, ReadOnlySpan<float> w)
+    internal static float[] PackWeights(in ConvGeometry g, ReadOnlySpan<float> w)
     {
         int gic = g.GroupInChannels, goc = g.GroupOutChannels, taps = g.KernelH * g.KernelW, blocks = (goc + Lanes - 1) / Lanes;
         var packed = CpuWork.Scratch(ref t_packedWeights, g.Groups * blocks * gic * taps * Lanes);
