@@ -31,6 +31,33 @@ public sealed class DeterminismTests
         Assert.Equal(ConvWeightGradient(threads), ConvWeightGradient(threads));
 
     [Fact]
+    public void WinogradConvolutionDoesNotDependOnThreadCount()
+    {
+        // 13 images: the weight gradient's fixed 8-image tasks, one of them short, summed in task order.
+        var g = new ConvGeometry(13, 16, 9, 11, 32, 5, 5, 1, 1, 2, 2);
+        Assert.True(WinogradConvolution.Applies(g));
+        var rng = new Rng(4);
+        float[] x = RandomNormal(rng, 13 * 16 * 9 * 11), w = RandomNormal(rng, 32 * 16 * 25), dy = RandomNormal(rng, 13 * 32 * 9 * 11);
+        float[][] Run(int threads)
+        {
+            var backend = new CpuBackend(threads);
+            var y = backend.Allocate(new TensorShape(13, 32, 9, 11));
+            var dx = backend.Allocate(new TensorShape(13, 16, 9, 11));
+            var dw = backend.Allocate(new TensorShape(32, 16, 5, 5));
+            var input = TensorOf(backend, x, 13, 16, 9, 11);
+            var weights = TensorOf(backend, w, 32, 16, 5, 5);
+            var outputGradient = TensorOf(backend, dy, 13, 32, 9, 11);
+            backend.ConvForward(g, input, weights, null, y);
+            backend.ConvBackwardData(g, outputGradient, weights, dx);
+            backend.ConvBackwardWeights(g, input, outputGradient, dw, null);
+            return [y.ToArray(), dx.ToArray(), dw.ToArray()];
+        }
+        var single = Run(1);
+        var three = Run(3);
+        for (int i = 0; i < single.Length; i++) Assert.Equal(single[i], three[i]);
+    }
+
+    [Fact]
     public void SeededInitializationIsReproducible()
     {
         float[] Weights(ulong seed)

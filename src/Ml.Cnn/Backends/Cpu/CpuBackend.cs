@@ -275,7 +275,9 @@ public sealed class CpuBackend : HostBackend, IBackend
         var geometry = g;
         var (fx, fdy, fdw) = (Array(x), Array(dy), Array(dw));
         int plane = g.OutH * g.OutW;
-        if (DirectConvolution.AppliesToWeightGradient(g))
+        if (WinogradConvolution.Applies(g))
+            WinogradConvolution.WeightGradient(g, fx, fdy, fdw, Threads);
+        else if (DirectConvolution.AppliesToWeightGradient(g))
             DirectConvolution.WeightGradient(g, fx, fdy, fdw, Threads);
         else
             WeightGradientByGemm(g, fx, fdy, fdw);

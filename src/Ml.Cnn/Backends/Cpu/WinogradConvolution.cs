@@ -130,7 +130,7 @@ internal static unsafe class WinogradConvolution
                             for (int p = 0; p < Positions; p++) Vector512.Store(Vector512<float>.Zero, target + (long)p * positionStride);
                     }
                 int width = Math.Min(count * Tile, g.OutW - ox), height = Math.Min(Tile, g.OutH - oy);
-                var mask = Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(width)).AsSingle();
+                var mask = PrefixMask(width);
                 for (int block = 0; block < blocks; block++)
                 {
                     float* weights = transformedWeights + (long)(group * blocks + block) * Positions * icP * Lanes;
@@ -188,17 +188,38 @@ internal static unsafe class WinogradConvolution
         int gic = g.GroupInChannels, length = ph * pw * icP;
         var buffer = CpuWork.Scratch(ref t_padded, length);
         buffer.AsSpan(0, length).Clear();
-        for (int c = 0; c < gic; c++)
-        {
-            int source = ((n * g.InChannels) + group * gic + c) * g.InH * g.InW;
-            for (int row = 0; row < g.InH; row++)
-            {
-                int target = ((row + g.PadH) * pw + g.PadW) * icP + c;
-                for (int column = 0; column < g.InW; column++) buffer[target + column * icP] = x[source + row * g.InW + column];
-            }
-        }
+        fixed (float* source = &x[(n * g.InChannels + group * gic) * g.InH * g.InW])
+        fixed (float* target = &buffer[(g.PadH * pw + g.PadW) * icP])
+            for (int block = 0; block < icP / Lanes; block++)
+                ToChannelsLast(source + (long)block * Lanes * g.InH * g.InW, g.InH * g.InW, Math.Min(Lanes, gic - block * Lanes),
+                    g.InH, g.InW, target + block * Lanes, (long)pw * icP, icP);
         return buffer;
     }
+
+    /// <summary>
+    /// Up to sixteen planes of height × width, <paramref name="plane"/> floats apart, in channels-last order: pixel
+    /// (row, column) becomes sixteen consecutive floats at target + row·rowStride + column·pixelStride, the channels
+    /// past <paramref name="channels"/> zero. Sixteen pixels at a time go through a 16×16 transpose.
+    /// </summary>
+    private static void ToChannelsLast(float* source, long plane, int channels, int height, int width, float* target, long rowStride, int pixelStride)
+    {
+        float* block = stackalloc float[Lanes * Lanes];
+        for (int row = 0; row < height; row++)
+            for (int column = 0; column < width; column += Lanes)
+            {
+                int count = Math.Min(Lanes, width - column);
+                var mask = PrefixMask(count);
+                for (int c = 0; c < Lanes; c++)
+                    Vector512.Store(c < channels ? Avx512F.MaskLoad(source + c * plane + (long)row * width + column, mask, Vector512<float>.Zero) : Vector512<float>.Zero,
+                        block + c * Lanes);
+                Transpose16(block);
+                for (int p = 0; p < count; p++) Vector512.Store(Vector512.Load(block + p * Lanes), target + row * rowStride + (long)(column + p) * pixelStride);
+            }
+    }
+
+    /// <summary>Lanes 0 … count − 1 set.</summary>
+    private static Vector512<float> PrefixMask(int count) =>
+        Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(count)).AsSingle();
 
     /// <summary>
     /// V = Bᵀ·d·B for sixteen channels of one 6×6 input tile: <paramref name="d"/> points at its top-left pixel,
@@ -278,5 +299,187 @@ internal static unsafe class WinogradConvolution
         Vector512.Store(Avx512F.FusedMultiplyAdd(Vector512.Create(2f), s3 - s4, s1 - s2) + s5, target + targetStride);
     }
 
-    [ThreadStatic] private static float[]? t_transformedWeights, t_padded, t_v, t_m;
+    // ---- weight gradient: F(5×5, 2×2) ----
+
+    // A task sums the tiles of this many images into its own position products; the tasks' sums are added in task
+    // order, so the result does not depend on the thread count.
+    private const int ImagesPerTask = 8;
+    // Tiles transformed together before their products are accumulated (two tile rows of a 14-wide map).
+    private const int GradientChunkTiles = 14;
+
+    /// <summary>
+    /// dw for geometries where <see cref="Applies"/> holds. A 2×2 tile of the output gradient correlated with its
+    /// 6×6 input tile gives the tile's share of all 25 taps, which is F(5×5, 2×2) on the same points: dw =
+    /// Aᵀ·[Σ over tiles of (G·dy·Gᵀ) ⊙ (Bᵀ·x·B)]·A, the sum taken before the output transform. For each of the 36
+    /// positions that sum is a product of output by input channels with the tiles as its reduction: 36 multiply-adds
+    /// per tile and channel pair instead of 4·25 = 100.
+    /// </summary>
+    public static void WeightGradient(in ConvGeometry g, float[] x, float[] dy, float[] dw, int threads)
+    {
+        var geometry = g;
+        int icBlocks = PaddedChannels(g) / Lanes, ocBlocks = (g.GroupOutChannels + Lanes - 1) / Lanes;
+        int groupSums = Positions * ocBlocks * icBlocks * Lanes * Lanes, sumsLength = g.Groups * groupSums;
+        int tasks = (g.Batch + ImagesPerTask - 1) / ImagesPerTask;
+        var sums = CpuWork.Scratch(ref t_gradientSums, (long)tasks * sumsLength);
+        CpuWork.For(tasks, threads, task =>
+        {
+            sums.AsSpan(task * sumsLength, sumsLength).Clear();
+            for (int n = task * ImagesPerTask; n < Math.Min(geometry.Batch, (task + 1) * ImagesPerTask); n++)
+                for (int group = 0; group < geometry.Groups; group++)
+                    AccumulateImage(geometry, x, dy, n, group, sums, task * sumsLength + group * groupSums);
+        });
+        fixed (float* total = sums)
+        {
+            for (int task = 1; task < tasks; task++)
+                for (int i = 0; i < sumsLength; i += Lanes)
+                    Vector512.Store(Vector512.Load(total + i) + Vector512.Load(total + (long)task * sumsLength + i), total + i);
+            TransformWeightGradient(g, total, dw);
+        }
+    }
+
+    private static void AccumulateImage(in ConvGeometry g, float[] x, float[] dy, int n, int group, float[] sums, int offset)
+    {
+        int tilesY = (g.OutH + Tile - 1) / Tile, tilesX = (g.OutW + Tile - 1) / Tile, tiles = tilesY * tilesX;
+        int icP = PaddedChannels(g), icBlocks = icP / Lanes, ocBlocks = (g.GroupOutChannels + Lanes - 1) / Lanes, ocP = ocBlocks * Lanes;
+        int pw = tilesX * Tile + Alpha - Tile, ph = tilesY * Tile + Alpha - Tile, gw = tilesX * Tile;
+        var padded = PadChannelsLast(g, x, n, group, pw, ph, icP);
+        var gradient = GradientChannelsLast(g, dy, n, group, gw, tilesY * Tile, ocP);
+        var v = CpuWork.Scratch(ref t_v, Positions * icP * GradientChunkTiles);
+        var u = CpuWork.Scratch(ref t_m, Positions * ocP * GradientChunkTiles);
+        fixed (float* image = padded)
+        fixed (float* outputGradient = gradient)
+        fixed (float* transformedInput = v)
+        fixed (float* transformedGradient = u)
+        fixed (float* s = &sums[offset])
+            for (int first = 0; first < tiles; first += GradientChunkTiles)
+            {
+                int count = Math.Min(GradientChunkTiles, tiles - first);
+                for (int t = 0; t < count; t++)
+                {
+                    int ty = (first + t) / tilesX, tx = (first + t) % tilesX;
+                    for (int block = 0; block < icBlocks; block++)
+                        TransformInput(image + ((long)ty * Tile * pw + tx * Tile) * icP + block * Lanes, (long)pw * icP, icP,
+                            transformedInput + (block * GradientChunkTiles + t) * Lanes, icP * GradientChunkTiles);
+                    for (int block = 0; block < ocBlocks; block++)
+                        TransformGradient(outputGradient + ((long)ty * Tile * gw + tx * Tile) * ocP + block * Lanes, (long)gw * ocP, ocP,
+                            transformedGradient + (block * GradientChunkTiles + t) * Lanes, ocP * GradientChunkTiles);
+                }
+                for (int p = 0; p < Positions; p++)
+                    for (int outBlock = 0; outBlock < ocBlocks; outBlock++)
+                        for (int inBlock = 0; inBlock < icBlocks; inBlock++)
+                            AccumulateOuter(s + ((long)(p * ocBlocks + outBlock) * icBlocks + inBlock) * Lanes * Lanes,
+                                transformedGradient + ((long)p * ocBlocks + outBlock) * GradientChunkTiles * Lanes,
+                                transformedInput + ((long)p * icBlocks + inBlock) * GradientChunkTiles * Lanes, count);
+            }
+    }
+
+    /// <summary>Image n's output gradient for one group as [row][column][channel], zero past the map (odd sizes fill whole tiles) and the channels.</summary>
+    private static float[] GradientChannelsLast(in ConvGeometry g, float[] dy, int n, int group, int gw, int gh, int ocP)
+    {
+        int goc = g.GroupOutChannels, length = gh * gw * ocP, plane = g.OutH * g.OutW;
+        var buffer = CpuWork.Scratch(ref t_gradient, length);
+        buffer.AsSpan(0, length).Clear();
+        fixed (float* source = &dy[(n * g.OutChannels + group * goc) * plane])
+        fixed (float* target = buffer)
+            for (int block = 0; block < ocP / Lanes; block++)
+                ToChannelsLast(source + (long)block * Lanes * plane, plane, Math.Min(Lanes, goc - block * Lanes),
+                    g.OutH, g.OutW, target + block * Lanes, (long)gw * ocP, ocP);
+        return buffer;
+    }
+
+    /// <summary>G·k·Gᵀ for sixteen channels of one 2×2 gradient tile (pixels as in <see cref="TransformInput"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TransformGradient(float* k, long rowStride, int pixelStride, float* target, int positionStride)
+    {
+        float* columns = stackalloc float[Alpha * Tile * Lanes];
+        Expand(Vector512.Load(k), Vector512.Load(k + rowStride), columns, Tile * Lanes);
+        Expand(Vector512.Load(k + pixelStride), Vector512.Load(k + rowStride + pixelStride), columns + Lanes, Tile * Lanes);
+        for (int i = 0; i < Alpha; i++)
+            Expand(Vector512.Load(columns + i * Tile * Lanes), Vector512.Load(columns + i * Tile * Lanes + Lanes),
+                target + (long)i * Alpha * positionStride, positionStride);
+    }
+
+    /// <summary>G·(x₀, x₁): G's rows are the points' scales times (1, p), the ∞ row (0, 1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Expand(Vector512<float> x0, Vector512<float> x1, float* target, long stride)
+    {
+        var twice = x1 + x1;
+        Vector512.Store(x0 * Vector512.Create(1f / 4), target);
+        Vector512.Store((x0 + x1) * Vector512.Create(1f / 6), target + stride);
+        Vector512.Store((x0 - x1) * Vector512.Create(1f / 6), target + 2 * stride);
+        Vector512.Store((x0 + twice) * Vector512.Create(1f / 24), target + 3 * stride);
+        Vector512.Store((x0 - twice) * Vector512.Create(1f / 24), target + 4 * stride);
+        Vector512.Store(x1, target + 5 * stride);
+    }
+
+    /// <summary>
+    /// s[c] += Σ over <paramref name="count"/> tiles of v[tile, c] · u[tile] for sixteen input channels c, each s[c]
+    /// a vector of sixteen output channels: one load of u feeds sixteen FMAs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateOuter(float* s, float* u, float* v, int count)
+    {
+        Vector512<float> s0 = Vector512.Load(s), s1 = Vector512.Load(s + 16), s2 = Vector512.Load(s + 32), s3 = Vector512.Load(s + 48);
+        Vector512<float> s4 = Vector512.Load(s + 64), s5 = Vector512.Load(s + 80), s6 = Vector512.Load(s + 96), s7 = Vector512.Load(s + 112);
+        Vector512<float> s8 = Vector512.Load(s + 128), s9 = Vector512.Load(s + 144), sA = Vector512.Load(s + 160), sB = Vector512.Load(s + 176);
+        Vector512<float> sC = Vector512.Load(s + 192), sD = Vector512.Load(s + 208), sE = Vector512.Load(s + 224), sF = Vector512.Load(s + 240);
+        for (int t = 0; t < count; t++, u += Lanes, v += Lanes)
+        {
+            var d = Vector512.Load(u);
+            s0 = Avx512F.FusedMultiplyAdd(Vector512.Create(v[0]), d, s0); s1 = Avx512F.FusedMultiplyAdd(Vector512.Create(v[1]), d, s1);
+            s2 = Avx512F.FusedMultiplyAdd(Vector512.Create(v[2]), d, s2); s3 = Avx512F.FusedMultiplyAdd(Vector512.Create(v[3]), d, s3);
+            s4 = Avx512F.FusedMultiplyAdd(Vector512.Create(v[4]), d, s4); s5 = Avx512F.FusedMultiplyAdd(Vector512.Create(v[5]), d, s5);
+            s6 = Avx512F.FusedMultiplyAdd(Vector512.Create(v[6]), d, s6); s7 = Avx512F.FusedMultiplyAdd(Vector512.Create(v[7]), d, s7);
+            s8 = Avx512F.FusedMultiplyAdd(Vector512.Create(v[8]), d, s8); s9 = Avx512F.FusedMultiplyAdd(Vector512.Create(v[9]), d, s9);
+            sA = Avx512F.FusedMultiplyAdd(Vector512.Create(v[10]), d, sA); sB = Avx512F.FusedMultiplyAdd(Vector512.Create(v[11]), d, sB);
+            sC = Avx512F.FusedMultiplyAdd(Vector512.Create(v[12]), d, sC); sD = Avx512F.FusedMultiplyAdd(Vector512.Create(v[13]), d, sD);
+            sE = Avx512F.FusedMultiplyAdd(Vector512.Create(v[14]), d, sE); sF = Avx512F.FusedMultiplyAdd(Vector512.Create(v[15]), d, sF);
+        }
+        Vector512.Store(s0, s); Vector512.Store(s1, s + 16); Vector512.Store(s2, s + 32); Vector512.Store(s3, s + 48);
+        Vector512.Store(s4, s + 64); Vector512.Store(s5, s + 80); Vector512.Store(s6, s + 96); Vector512.Store(s7, s + 112);
+        Vector512.Store(s8, s + 128); Vector512.Store(s9, s + 144); Vector512.Store(sA, s + 160); Vector512.Store(sB, s + 176);
+        Vector512.Store(sC, s + 192); Vector512.Store(sD, s + 208); Vector512.Store(sE, s + 224); Vector512.Store(sF, s + 240);
+    }
+
+    /// <summary>dw[oc, c] = Aᵀ·S·A for the summed positions S [group][position][output block][input block][c][16 output channels].</summary>
+    private static void TransformWeightGradient(in ConvGeometry g, float* sums, float[] dw)
+    {
+        int gic = g.GroupInChannels, goc = g.GroupOutChannels, icBlocks = PaddedChannels(g) / Lanes, ocBlocks = (goc + Lanes - 1) / Lanes;
+        long positionStride = (long)ocBlocks * icBlocks * Lanes * Lanes, groupSums = Positions * positionStride;
+        float* rows = stackalloc float[Kernel * Alpha * Lanes];
+        float* taps = stackalloc float[Kernel * Kernel * Lanes];
+        for (int group = 0; group < g.Groups; group++)
+            for (int outBlock = 0; outBlock < ocBlocks; outBlock++)
+                for (int c = 0; c < gic; c++)
+                {
+                    float* s = sums + group * groupSums + ((long)outBlock * icBlocks + c / Lanes) * Lanes * Lanes + c % Lanes * Lanes;
+                    for (int j = 0; j < Alpha; j++)
+                        CombineGradient(s + j * positionStride, Alpha * positionStride, rows + j * Lanes, Alpha * Lanes);
+                    for (int a = 0; a < Kernel; a++)
+                        CombineGradient(rows + a * Alpha * Lanes, Lanes, taps + a * Kernel * Lanes, Lanes);
+                    int channels = Math.Min(Lanes, goc - outBlock * Lanes);
+                    for (int lane = 0; lane < channels; lane++)
+                    {
+                        int target = ((group * goc + outBlock * Lanes + lane) * gic + c) * Kernel * Kernel;
+                        for (int tap = 0; tap < Kernel * Kernel; tap++) dw[target + tap] = taps[tap * Lanes + lane];
+                    }
+                }
+    }
+
+    /// <summary>Aᵀ of F(5, 2) applied to six vectors: row a is pᵢᵃ for the points 0, 1, −1, 2, −2, the ∞ column feeding the last.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CombineGradient(float* s, long stride, float* target, long targetStride)
+    {
+        var s0 = Vector512.Load(s); var s1 = Vector512.Load(s + stride); var s2 = Vector512.Load(s + 2 * stride);
+        var s3 = Vector512.Load(s + 3 * stride); var s4 = Vector512.Load(s + 4 * stride); var s5 = Vector512.Load(s + 5 * stride);
+        Vector512<float> sum12 = s1 + s2, difference12 = s1 - s2, sum34 = s3 + s4, difference34 = s3 - s4;
+        Vector512.Store(s0 + sum12 + sum34, target);
+        Vector512.Store(Avx512F.FusedMultiplyAdd(Vector512.Create(2f), difference34, difference12), target + targetStride);
+        Vector512.Store(Avx512F.FusedMultiplyAdd(Vector512.Create(4f), sum34, sum12), target + 2 * targetStride);
+        Vector512.Store(Avx512F.FusedMultiplyAdd(Vector512.Create(8f), difference34, difference12), target + 3 * targetStride);
+        Vector512.Store(Avx512F.FusedMultiplyAdd(Vector512.Create(16f), sum34, sum12) + s5, target + 4 * targetStride);
+    }
+
+    [ThreadStatic] private static float[]? t_transformedWeights, t_padded, t_v, t_m, t_gradient, t_gradientSums;
+
 }
