@@ -14,8 +14,8 @@ public sealed class ConvolutionScratchTests
     [Fact]
     public void WeightGradientReadsNothingLeftInItsScratchByAnEarlierCall()
     {
-        // A full 8-image pass over NaN inputs leaves NaN in the thread's padded-image scratch; a later 3-image pass
-        // must not pick any of it up past its last image.
+        // NaN images leave NaN in the thread's padded-image and transposed-gradient scratch; a later call on smaller
+        // padded images must not pick any of it up.
         var cpu = new CpuBackend(1);
         var reference = new ReferenceBackend();
         // Unpadded 13×21 images take the scratch the padded 11×19 ones will, and start with NaN rows, not zero borders.

@@ -206,22 +206,23 @@ internal static unsafe class DirectConvolution
                     Vector512.Store(a4, results + 64); Vector512.Store(a5, results + 80); Vector512.Store(a6, results + 96); Vector512.Store(a7, results + 112);
                     Vector512.Store(a8, results + 128); Vector512.Store(a9, results + 144); Vector512.Store(aA, results + 160); Vector512.Store(aB, results + 176);
                     Vector512.Store(aC, results + 192); Vector512.Store(aD, results + 208); Vector512.Store(aE, results + 224); Vector512.Store(aF, results + 240);
-                    int width = Math.Min(Lanes, ow - ox);
+                    var mask = ChannelsLast.PrefixMask(Math.Min(Lanes, ow - ox));
                     for (int i = 0; i < channels; i++)
                     {
                         int channel = firstChannel + i;
                         float b = bias is null ? 0f : bias[channel];
                         float* source = results + i * Lanes;
                         float* target = output + (((long)n * g.OutChannels + channel) * oh + oy) * ow + ox;
-                        if (width == Lanes) Vector512.Store(Vector512.Load(source) + Vector512.Create(b), target);
-                        else for (int j = 0; j < width; j++) target[j] = source[j] + b;
+                        Avx512F.MaskStore(target, mask, Vector512.Load(source) + Vector512.Create(b));
                     }
                 }
     }
 
     // ---- weight gradient ----
 
-    private const int ImagesPerPass = 8;
+    // A task sums this many images into its own partial sums; the tasks' sums are added in task order, so the result
+    // does not depend on the thread count.
+    private const int ImagesPerTask = 4;
 
     /// <summary>Whether <see cref="WeightGradient"/> handles this geometry: square 3×3 and 5×5 kernels.</summary>
     public static bool AppliesToWeightGradient(in ConvGeometry g) =>
@@ -230,79 +231,79 @@ internal static unsafe class DirectConvolution
     /// <summary>
     /// dw[oc, c, ky, kx] = Σ over images and output pixels of dy[n, oc, pixel] · x[n, c, pixel + (ky, kx) − padding].
     /// Sixteen output channels share a register's lanes and every tap of the kernel (9 or 25) has its own, so one
-    /// load of the output gradient at a pixel feeds one FMA per tap, each with one input value broadcast. A task is
-    /// one input channel of one block of sixteen output channels; it keeps its sums in registers over an image and in
-    /// memory between images. Per pass of 8 images the inputs are zero-padded and the output gradient is transposed to
-    /// [block][pixel][16 channels] once, for all tasks. Every sum runs in a fixed order (image, pixel), whatever the
-    /// thread count.
+    /// load of the output gradient at a pixel feeds one FMA per tap, each with one input value broadcast. A task
+    /// takes a fixed group of 4 images: it zero-pads each, transposes its output gradient to [block][pixel][16
+    /// channels], and adds the image to its sums for every (output block, input channel), held in registers over
+    /// the image; the tasks' sums are then added in order.
     /// </summary>
     public static void WeightGradient(in ConvGeometry g, float[] x, float[] dy, float[] dw, int threads)
     {
         var geometry = g;
-        int gic = g.GroupInChannels, goc = g.GroupOutChannels, taps = g.KernelH * g.KernelW, pixels = g.OutH * g.OutW;
-        int blocks = (goc + Lanes - 1) / Lanes, allBlocks = g.Groups * blocks, tasks = allBlocks * gic;
-        var sums = CpuWork.Scratch(ref t_sums, (long)tasks * taps * Lanes); // the first image of the first pass starts them at zero
-        int pw = g.InW + 2 * g.PadW, ph = g.InH + 2 * g.PadH, paddedImage = g.InChannels * pw * ph;
-        // The last pixel's taps end on the last value of the last padded row: no slack needed.
-        var padded = CpuWork.Scratch(ref t_paddedImages, ImagesPerPass * paddedImage);
-        var transposed = CpuWork.Scratch(ref t_transposedGradient, (long)ImagesPerPass * allBlocks * pixels * Lanes);
-        for (int first = 0; first < g.Batch; first += ImagesPerPass)
-        {
-            int images = Math.Min(ImagesPerPass, g.Batch - first), start = first;
-            CpuWork.For(images, threads, i =>
-            {
-                var image = padded.AsSpan(i * paddedImage, paddedImage);
-                image.Clear();
-                for (int c = 0; c < geometry.InChannels; c++)
-                    for (int row = 0; row < geometry.InH; row++)
-                        x.AsSpan((((start + i) * geometry.InChannels + c) * geometry.InH + row) * geometry.InW, geometry.InW)
-                         .CopyTo(image.Slice((c * ph + row + geometry.PadH) * pw + geometry.PadW));
-                TransposeGradient(geometry, dy, start + i, transposed.AsSpan(i * allBlocks * pixels * Lanes, allBlocks * pixels * Lanes));
-            });
-            CpuWork.For(tasks, threads, task =>
-            {
-                int block = task / gic, c = task % gic, group = block / blocks;
-                fixed (float* s = &sums[(long)task * taps * Lanes])
-                fixed (float* gradients = transposed)
-                fixed (float* inputs = padded)
-                    for (int i = 0; i < images; i++)
-                    {
-                        if (start == 0 && i == 0) new Span<float>(s, taps * Lanes).Clear();
-                        float* image = inputs + (long)i * paddedImage + (long)(group * gic + c) * ph * pw;
-                        float* gradient = gradients + ((long)i * allBlocks + block) * pixels * Lanes;
-                        if (geometry.KernelW == 3) Accumulate3x3(s, gradient, image, pw, geometry.OutH, geometry.OutW);
-                        else Accumulate5x5(s, gradient, image, pw, geometry.OutH, geometry.OutW);
-                    }
-            });
-        }
+        int gic = g.GroupInChannels, goc = g.GroupOutChannels, taps = g.KernelH * g.KernelW;
+        int blocks = (goc + Lanes - 1) / Lanes, allBlocks = g.Groups * blocks, sumsLength = allBlocks * gic * taps * Lanes;
+        int tasks = (g.Batch + ImagesPerTask - 1) / ImagesPerTask;
+        var sums = CpuWork.Scratch(ref t_sums, (long)tasks * sumsLength);
         CpuWork.For(tasks, threads, task =>
         {
-            int block = task / gic, c = task % gic, group = block / blocks, inBlock = block % blocks;
-            int channels = Math.Min(Lanes, goc - inBlock * Lanes);
-            for (int lane = 0; lane < channels; lane++)
-            {
-                int oc = group * goc + inBlock * Lanes + lane;
-                for (int t = 0; t < taps; t++) dw[(oc * gic + c) * taps + t] = sums[((long)task * taps + t) * Lanes + lane];
-            }
+            sums.AsSpan(task * sumsLength, sumsLength).Clear();
+            for (int n = task * ImagesPerTask; n < Math.Min(geometry.Batch, (task + 1) * ImagesPerTask); n++)
+                AccumulateImage(geometry, x, dy, n, sums, task * sumsLength);
         });
+        fixed (float* total = sums)
+            for (int task = 1; task < tasks; task++)
+                for (int i = 0; i < sumsLength; i += Lanes)
+                    Vector512.Store(Vector512.Load(total + i) + Vector512.Load(total + (long)task * sumsLength + i), total + i);
+        for (int block = 0; block < allBlocks; block++)
+            for (int c = 0; c < gic; c++)
+            {
+                int group = block / blocks, channels = Math.Min(Lanes, goc - block % blocks * Lanes);
+                for (int lane = 0; lane < channels; lane++)
+                {
+                    int oc = group * goc + block % blocks * Lanes + lane;
+                    for (int t = 0; t < taps; t++) dw[(oc * gic + c) * taps + t] = sums[((long)(block * gic + c) * taps + t) * Lanes + lane];
+                }
+            }
+    }
+
+    /// <summary>Image n's share of every (output block, input channel) pair's tap sums, [block][channel][tap][16] from <paramref name="offset"/>.</summary>
+    private static void AccumulateImage(in ConvGeometry g, float[] x, float[] dy, int n, float[] sums, int offset)
+    {
+        int gic = g.GroupInChannels, taps = g.KernelH * g.KernelW, pixels = g.OutH * g.OutW;
+        int blocks = (g.GroupOutChannels + Lanes - 1) / Lanes, allBlocks = g.Groups * blocks;
+        int pw = g.InW + 2 * g.PadW, ph = g.InH + 2 * g.PadH, paddedImage = g.InChannels * pw * ph;
+        // The last pixel's taps end on the last value of the last padded row: no slack needed.
+        var padded = CpuWork.Scratch(ref t_paddedImages, paddedImage);
+        padded.AsSpan(0, paddedImage).Clear();
+        for (int c = 0; c < g.InChannels; c++)
+            for (int row = 0; row < g.InH; row++)
+                x.AsSpan(((n * g.InChannels + c) * g.InH + row) * g.InW, g.InW).CopyTo(padded.AsSpan((c * ph + row + g.PadH) * pw + g.PadW));
+        var transposed = CpuWork.Scratch(ref t_transposedGradient, (long)allBlocks * pixels * Lanes);
+        fixed (float* gradients = transposed)
+        fixed (float* image = padded)
+        fixed (float* s = &sums[offset])
+        {
+            TransposeGradient(g, dy, n, gradients);
+            for (int block = 0; block < allBlocks; block++)
+                for (int c = 0; c < gic; c++)
+                {
+                    float* channel = image + (long)(block / blocks * gic + c) * ph * pw;
+                    float* target = s + (long)(block * gic + c) * taps * Lanes;
+                    if (g.KernelW == 3) Accumulate3x3(target, gradients + (long)block * pixels * Lanes, channel, pw, g.OutH, g.OutW);
+                    else Accumulate5x5(target, gradients + (long)block * pixels * Lanes, channel, pw, g.OutH, g.OutW);
+                }
+        }
     }
 
     /// <summary>Image n's output gradient as [group·block][pixel][16 channels], lanes past a group's channels zero.</summary>
-    private static void TransposeGradient(in ConvGeometry g, float[] dy, int n, Span<float> target)
+    private static void TransposeGradient(in ConvGeometry g, float[] dy, int n, float* target)
     {
         int goc = g.GroupOutChannels, blocks = (goc + Lanes - 1) / Lanes, pixels = g.OutH * g.OutW;
-        if (goc % Lanes != 0) target.Clear();
-        for (int group = 0; group < g.Groups; group++)
-            for (int block = 0; block < blocks; block++)
-            {
-                int channels = Math.Min(Lanes, goc - block * Lanes);
-                var source = dy.AsSpan(((n * g.OutChannels) + group * goc + block * Lanes) * pixels, channels * pixels);
-                var destination = target.Slice((group * blocks + block) * pixels * Lanes, pixels * Lanes);
-                // Pixel by pixel: the writes run in order and the 16 rows read stay in cache between pixels.
-                for (int p = 0; p < pixels; p++)
-                    for (int lane = 0; lane < channels; lane++)
-                        destination[p * Lanes + lane] = source[lane * pixels + p];
-            }
+        fixed (float* source = &dy[n * g.OutChannels * pixels])
+            for (int group = 0; group < g.Groups; group++)
+                for (int block = 0; block < blocks; block++)
+                    // A plane's pixels are one run in both layouts: copied as a single row.
+                    ChannelsLast.Copy(source + (long)(group * goc + block * Lanes) * pixels, pixels, Math.Min(Lanes, goc - block * Lanes),
+                        1, pixels, target + (long)(group * blocks + block) * pixels * Lanes, 0, Lanes);
     }
 
     [ThreadStatic] private static float[]? t_padded, t_sums, t_paddedImages, t_transposedGradient, t_flippedWeights, t_packedWeights;

@@ -130,7 +130,7 @@ internal static unsafe class WinogradConvolution
                             for (int p = 0; p < Positions; p++) Vector512.Store(Vector512<float>.Zero, target + (long)p * positionStride);
                     }
                 int width = Math.Min(count * Tile, g.OutW - ox), height = Math.Min(Tile, g.OutH - oy);
-                var mask = PrefixMask(width);
+                var mask = ChannelsLast.PrefixMask(width);
                 for (int block = 0; block < blocks; block++)
                 {
                     float* weights = transformedWeights + (long)(group * blocks + block) * Positions * icP * Lanes;
@@ -142,7 +142,7 @@ internal static unsafe class WinogradConvolution
                     for (int a = 0; a < height; a++)
                     {
                         float* row = rows + a * Lanes * Lanes;
-                        Transpose16(row);
+                        ChannelsLast.Transpose16(row);
                         float* target = output + (((long)n * g.OutChannels + firstChannel) * g.OutH + oy + a) * g.OutW + ox;
                         for (int lane = 0; lane < channels; lane++)
                         {
@@ -155,33 +155,6 @@ internal static unsafe class WinogradConvolution
             }
     }
 
-    // Level h of the transpose swaps the off-diagonal h×h blocks of every 2h×2h block: row i (with bit h clear) takes
-    // lanes [l] of itself where bit h of l is clear and [l − h] of row i + h where it is set; row i + h the mirror.
-    private static readonly Vector512<int>[] TransposeIndices = [.. new[] { 8, 4, 2, 1 }.SelectMany(h => new[]
-    {
-        Vector512.Create(Enumerable.Range(0, Lanes).Select(l => (l & h) == 0 ? l : Lanes + l - h).ToArray()),
-        Vector512.Create(Enumerable.Range(0, Lanes).Select(l => (l & h) == 0 ? l + h : Lanes + l).ToArray()),
-    })];
-
-    /// <summary>Transposes the 16×16 block at <paramref name="block"/> (rows of 16) in place.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Transpose16(float* block)
-    {
-        for (int level = 0; level < 4; level++)
-        {
-            int h = 8 >> level;
-            Vector512<int> low = TransposeIndices[2 * level], high = TransposeIndices[2 * level + 1];
-            for (int i = 0; i < Lanes; i++)
-                if ((i & h) == 0)
-                {
-                    var a = Vector512.Load(block + i * Lanes);
-                    var b = Vector512.Load(block + (i + h) * Lanes);
-                    Vector512.Store(Avx512F.PermuteVar16x32x2(a, low, b), block + i * Lanes);
-                    Vector512.Store(Avx512F.PermuteVar16x32x2(a, high, b), block + (i + h) * Lanes);
-                }
-        }
-    }
-
     /// <summary>Image n's channels of one group as [row][column][channel], zero-padded on every side and to <paramref name="icP"/> channels.</summary>
     private static float[] PadChannelsLast(in ConvGeometry g, float[] x, int n, int group, int pw, int ph, int icP)
     {
@@ -191,35 +164,10 @@ internal static unsafe class WinogradConvolution
         fixed (float* source = &x[(n * g.InChannels + group * gic) * g.InH * g.InW])
         fixed (float* target = &buffer[(g.PadH * pw + g.PadW) * icP])
             for (int block = 0; block < icP / Lanes; block++)
-                ToChannelsLast(source + (long)block * Lanes * g.InH * g.InW, g.InH * g.InW, Math.Min(Lanes, gic - block * Lanes),
+                ChannelsLast.Copy(source + (long)block * Lanes * g.InH * g.InW, g.InH * g.InW, Math.Min(Lanes, gic - block * Lanes),
                     g.InH, g.InW, target + block * Lanes, (long)pw * icP, icP);
         return buffer;
     }
-
-    /// <summary>
-    /// Up to sixteen planes of height × width, <paramref name="plane"/> floats apart, in channels-last order: pixel
-    /// (row, column) becomes sixteen consecutive floats at target + row·rowStride + column·pixelStride, the channels
-    /// past <paramref name="channels"/> zero. Sixteen pixels at a time go through a 16×16 transpose.
-    /// </summary>
-    private static void ToChannelsLast(float* source, long plane, int channels, int height, int width, float* target, long rowStride, int pixelStride)
-    {
-        float* block = stackalloc float[Lanes * Lanes];
-        for (int row = 0; row < height; row++)
-            for (int column = 0; column < width; column += Lanes)
-            {
-                int count = Math.Min(Lanes, width - column);
-                var mask = PrefixMask(count);
-                for (int c = 0; c < Lanes; c++)
-                    Vector512.Store(c < channels ? Avx512F.MaskLoad(source + c * plane + (long)row * width + column, mask, Vector512<float>.Zero) : Vector512<float>.Zero,
-                        block + c * Lanes);
-                Transpose16(block);
-                for (int p = 0; p < count; p++) Vector512.Store(Vector512.Load(block + p * Lanes), target + row * rowStride + (long)(column + p) * pixelStride);
-            }
-    }
-
-    /// <summary>Lanes 0 … count − 1 set.</summary>
-    private static Vector512<float> PrefixMask(int count) =>
-        Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(count)).AsSingle();
 
     /// <summary>
     /// V = Bᵀ·d·B for sixteen channels of one 6×6 input tile: <paramref name="d"/> points at its top-left pixel,
@@ -382,7 +330,7 @@ internal static unsafe class WinogradConvolution
         fixed (float* source = &dy[(n * g.OutChannels + group * goc) * plane])
         fixed (float* target = buffer)
             for (int block = 0; block < ocP / Lanes; block++)
-                ToChannelsLast(source + (long)block * Lanes * plane, plane, Math.Min(Lanes, goc - block * Lanes),
+                ChannelsLast.Copy(source + (long)block * Lanes * plane, plane, Math.Min(Lanes, goc - block * Lanes),
                     g.OutH, g.OutW, target + block * Lanes, (long)gw * ocP, ocP);
         return buffer;
     }
