@@ -20,17 +20,13 @@ internal static unsafe class ChannelsLast
     /// </summary>
     public static void Copy(float* source, long plane, int channels, int height, int width, float* target, long rowStride, int pixelStride)
     {
-        float* block = stackalloc float[Lanes * Lanes];
+        var all = PrefixMask(Lanes);
         for (int row = 0; row < height; row++)
             for (int column = 0; column < width; column += Lanes)
             {
                 int count = Math.Min(Lanes, width - column);
-                var mask = PrefixMask(count);
-                for (int c = 0; c < Lanes; c++)
-                    Vector512.Store(c < channels ? Avx512F.MaskLoad(source + c * plane + (long)row * width + column, mask, Vector512<float>.Zero) : Vector512<float>.Zero,
-                        block + c * Lanes);
-                Transpose16(block);
-                for (int p = 0; p < count; p++) Vector512.Store(Vector512.Load(block + p * Lanes), target + row * rowStride + (long)(column + p) * pixelStride);
+                Transpose16(source + (long)row * width + column, plane, channels, PrefixMask(count),
+                    target + row * rowStride + (long)column * pixelStride, pixelStride, count, all);
             }
     }
 
@@ -46,14 +42,23 @@ internal static unsafe class ChannelsLast
         Vector512.Create(Enumerable.Range(0, Lanes).Select(l => (l & h) == 0 ? l + h : Lanes + l).ToArray()),
     })];
 
-    /// <summary>Transposes the 16×16 block at <paramref name="block"/> (rows of 16) in place, in registers.</summary>
+    /// <summary>
+    /// Loads <paramref name="rows"/> vectors from source + i·sourceStride (lanes outside <paramref name="loadMask"/>
+    /// and rows past <paramref name="rows"/> zero), transposes the 16×16 block in registers and stores its first
+    /// <paramref name="count"/> rows at target + j·targetStride, lanes outside <paramref name="storeMask"/> untouched.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Transpose16(float* block)
+    public static void Transpose16(float* source, long sourceStride, int rows, Vector512<float> loadMask,
+        float* target, long targetStride, int count, Vector512<float> storeMask)
     {
-        Vector512<float> r0 = Vector512.Load(block), r1 = Vector512.Load(block + 16), r2 = Vector512.Load(block + 32), r3 = Vector512.Load(block + 48);
-        Vector512<float> r4 = Vector512.Load(block + 64), r5 = Vector512.Load(block + 80), r6 = Vector512.Load(block + 96), r7 = Vector512.Load(block + 112);
-        Vector512<float> r8 = Vector512.Load(block + 128), r9 = Vector512.Load(block + 144), rA = Vector512.Load(block + 160), rB = Vector512.Load(block + 176);
-        Vector512<float> rC = Vector512.Load(block + 192), rD = Vector512.Load(block + 208), rE = Vector512.Load(block + 224), rF = Vector512.Load(block + 240);
+        Vector512<float> r0 = Row(source, sourceStride, 0, rows, loadMask), r1 = Row(source, sourceStride, 1, rows, loadMask);
+        Vector512<float> r2 = Row(source, sourceStride, 2, rows, loadMask), r3 = Row(source, sourceStride, 3, rows, loadMask);
+        Vector512<float> r4 = Row(source, sourceStride, 4, rows, loadMask), r5 = Row(source, sourceStride, 5, rows, loadMask);
+        Vector512<float> r6 = Row(source, sourceStride, 6, rows, loadMask), r7 = Row(source, sourceStride, 7, rows, loadMask);
+        Vector512<float> r8 = Row(source, sourceStride, 8, rows, loadMask), r9 = Row(source, sourceStride, 9, rows, loadMask);
+        Vector512<float> rA = Row(source, sourceStride, 10, rows, loadMask), rB = Row(source, sourceStride, 11, rows, loadMask);
+        Vector512<float> rC = Row(source, sourceStride, 12, rows, loadMask), rD = Row(source, sourceStride, 13, rows, loadMask);
+        Vector512<float> rE = Row(source, sourceStride, 14, rows, loadMask), rF = Row(source, sourceStride, 15, rows, loadMask);
         Vector512<int> low = TransposeIndices[0], high = TransposeIndices[1];
         Swap(ref r0, ref r8, low, high); Swap(ref r1, ref r9, low, high); Swap(ref r2, ref rA, low, high); Swap(ref r3, ref rB, low, high);
         Swap(ref r4, ref rC, low, high); Swap(ref r5, ref rD, low, high); Swap(ref r6, ref rE, low, high); Swap(ref r7, ref rF, low, high);
@@ -66,11 +71,27 @@ internal static unsafe class ChannelsLast
         low = TransposeIndices[6]; high = TransposeIndices[7];
         Swap(ref r0, ref r1, low, high); Swap(ref r2, ref r3, low, high); Swap(ref r4, ref r5, low, high); Swap(ref r6, ref r7, low, high);
         Swap(ref r8, ref r9, low, high); Swap(ref rA, ref rB, low, high); Swap(ref rC, ref rD, low, high); Swap(ref rE, ref rF, low, high);
-        Vector512.Store(r0, block); Vector512.Store(r1, block + 16); Vector512.Store(r2, block + 32); Vector512.Store(r3, block + 48);
-        Vector512.Store(r4, block + 64); Vector512.Store(r5, block + 80); Vector512.Store(r6, block + 96); Vector512.Store(r7, block + 112);
-        Vector512.Store(r8, block + 128); Vector512.Store(r9, block + 144); Vector512.Store(rA, block + 160); Vector512.Store(rB, block + 176);
-        Vector512.Store(rC, block + 192); Vector512.Store(rD, block + 208); Vector512.Store(rE, block + 224); Vector512.Store(rF, block + 240);
+        Avx512F.MaskStore(target, storeMask, r0);
+        if (count > 1) Avx512F.MaskStore(target + targetStride, storeMask, r1);
+        if (count > 2) Avx512F.MaskStore(target + 2 * targetStride, storeMask, r2);
+        if (count > 3) Avx512F.MaskStore(target + 3 * targetStride, storeMask, r3);
+        if (count > 4) Avx512F.MaskStore(target + 4 * targetStride, storeMask, r4);
+        if (count > 5) Avx512F.MaskStore(target + 5 * targetStride, storeMask, r5);
+        if (count > 6) Avx512F.MaskStore(target + 6 * targetStride, storeMask, r6);
+        if (count > 7) Avx512F.MaskStore(target + 7 * targetStride, storeMask, r7);
+        if (count > 8) Avx512F.MaskStore(target + 8 * targetStride, storeMask, r8);
+        if (count > 9) Avx512F.MaskStore(target + 9 * targetStride, storeMask, r9);
+        if (count > 10) Avx512F.MaskStore(target + 10 * targetStride, storeMask, rA);
+        if (count > 11) Avx512F.MaskStore(target + 11 * targetStride, storeMask, rB);
+        if (count > 12) Avx512F.MaskStore(target + 12 * targetStride, storeMask, rC);
+        if (count > 13) Avx512F.MaskStore(target + 13 * targetStride, storeMask, rD);
+        if (count > 14) Avx512F.MaskStore(target + 14 * targetStride, storeMask, rE);
+        if (count > 15) Avx512F.MaskStore(target + 15 * targetStride, storeMask, rF);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Row(float* source, long stride, int i, int rows, Vector512<float> mask) =>
+        i < rows ? Avx512F.MaskLoad(source + i * stride, mask, Vector512<float>.Zero) : Vector512<float>.Zero;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Swap(ref Vector512<float> a, ref Vector512<float> b, Vector512<int> low, Vector512<int> high)

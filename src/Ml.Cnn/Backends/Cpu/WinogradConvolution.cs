@@ -110,6 +110,7 @@ internal static unsafe class WinogradConvolution
         var products = CpuWork.Scratch(ref t_m, Positions * ChunkTiles * Lanes);
         // Two output rows of sixteen pixels (fourteen used) by sixteen channels.
         float* rows = stackalloc float[Tile * Lanes * Lanes];
+        float* biases = stackalloc float[Lanes];
         fixed (float* image = padded)
         fixed (float* transformedInput = v)
         fixed (float* product = products)
@@ -139,17 +140,14 @@ internal static unsafe class WinogradConvolution
                     for (int t = 0; t < count; t++)
                         TransformOutput(product + t * Lanes, ChunkTiles * Lanes, rows + t * Tile * Lanes, Lanes * Lanes);
                     int channels = Math.Min(Lanes, goc - block * Lanes), firstChannel = group * goc + block * Lanes;
+                    for (int lane = 0; lane < Lanes; lane++) biases[lane] = bias is not null && lane < channels ? bias[firstChannel + lane] : 0f;
+                    var biasVector = Vector512.Load(biases);
                     for (int a = 0; a < height; a++)
                     {
                         float* row = rows + a * Lanes * Lanes;
-                        ChannelsLast.Transpose16(row);
-                        float* target = output + (((long)n * g.OutChannels + firstChannel) * g.OutH + oy + a) * g.OutW + ox;
-                        for (int lane = 0; lane < channels; lane++)
-                        {
-                            var values = Vector512.Load(row + lane * Lanes);
-                            if (bias is not null) values += Vector512.Create(bias[firstChannel + lane]);
-                            Avx512F.MaskStore(target + lane * plane, mask, values);
-                        }
+                        for (int p = 0; p < width; p++) Vector512.Store(Vector512.Load(row + p * Lanes) + biasVector, row + p * Lanes);
+                        ChannelsLast.Transpose16(row, Lanes, width, ChannelsLast.PrefixMask(Lanes),
+                            output + (((long)n * g.OutChannels + firstChannel) * g.OutH + oy + a) * g.OutW + ox, plane, channels, mask);
                     }
                 }
             }
