@@ -43,7 +43,7 @@ public sealed class ConvolutionScratchTests
         var cpu = new CpuBackend(1);
         var reference = new ReferenceBackend();
         var large = new ConvGeometry(2, 20, 12, 40, 20, 5, 5, 1, 1, 2, 2);
-        var small = new ConvGeometry(3, 20, 7, 9, 20, 5, 5, 1, 1, 1, 1);
+        var small = new ConvGeometry(3, 20, 7, 10, 20, 5, 5, 1, 1, 1, 1);
         Assert.True(WinogradConvolution.Applies(large) && WinogradConvolution.Applies(small));
         var poisoned = cpu.Allocate(new TensorShape(2, 20, 12, 40));
         cpu.Fill(poisoned, float.NaN);
@@ -53,16 +53,16 @@ public sealed class ConvolutionScratchTests
         cpu.ConvBackwardWeights(large, poisoned, cpu.Allocate(new TensorShape(2, 20, 12, 40)), cpu.Allocate(new TensorShape(20, 20, 5, 5)), null);
 
         var rng = new Rng(6);
-        float[] x = RandomNormal(rng, 3 * 20 * 7 * 9), w = RandomNormal(rng, 20 * 20 * 25), dy = RandomNormal(rng, 3 * 20 * 5 * 7);
-        var expected = reference.Allocate(new TensorShape(3, 20, 5, 7));
-        reference.ConvForward(small, TensorOf(reference, x, 3, 20, 7, 9), TensorOf(reference, w, 20, 20, 5, 5), null, expected);
-        var actual = cpu.Allocate(new TensorShape(3, 20, 5, 7));
-        cpu.ConvForward(small, TensorOf(cpu, x, 3, 20, 7, 9), TensorOf(cpu, w, 20, 20, 5, 5), null, actual);
+        float[] x = RandomNormal(rng, 3 * 20 * 7 * 10), w = RandomNormal(rng, 20 * 20 * 25), dy = RandomNormal(rng, 3 * 20 * 5 * 8);
+        var expected = reference.Allocate(new TensorShape(3, 20, 5, 8));
+        reference.ConvForward(small, TensorOf(reference, x, 3, 20, 7, 10), TensorOf(reference, w, 20, 20, 5, 5), null, expected);
+        var actual = cpu.Allocate(new TensorShape(3, 20, 5, 8));
+        cpu.ConvForward(small, TensorOf(cpu, x, 3, 20, 7, 10), TensorOf(cpu, w, 20, 20, 5, 5), null, actual);
         AssertClose(expected, actual, "forward after a NaN call", abs: 1e-3);
         var expectedGradient = reference.Allocate(new TensorShape(20, 20, 5, 5));
-        reference.ConvBackwardWeights(small, TensorOf(reference, x, 3, 20, 7, 9), TensorOf(reference, dy, 3, 20, 5, 7), expectedGradient, null);
+        reference.ConvBackwardWeights(small, TensorOf(reference, x, 3, 20, 7, 10), TensorOf(reference, dy, 3, 20, 5, 8), expectedGradient, null);
         var actualGradient = cpu.Allocate(new TensorShape(20, 20, 5, 5));
-        cpu.ConvBackwardWeights(small, TensorOf(cpu, x, 3, 20, 7, 9), TensorOf(cpu, dy, 3, 20, 5, 7), actualGradient, null);
+        cpu.ConvBackwardWeights(small, TensorOf(cpu, x, 3, 20, 7, 10), TensorOf(cpu, dy, 3, 20, 5, 8), actualGradient, null);
         AssertClose(expectedGradient, actualGradient, "weight gradient after a NaN call", abs: 1e-3);
     }
 }
