@@ -275,12 +275,18 @@ public sealed class CpuBackend : HostBackend, IBackend
         var geometry = g;
         var (fx, fdy, fdw) = (Array(x), Array(dy), Array(dw));
         int plane = g.OutH * g.OutW;
+        // The AVX-512 kernels sum the bias gradient from their channels-last copy of dy, sparing a pass over it.
         if (WinogradConvolution.Applies(g))
-            WinogradConvolution.WeightGradient(g, fx, fdy, fdw, Threads);
-        else if (DirectConvolution.AppliesToWeightGradient(g))
-            DirectConvolution.WeightGradient(g, fx, fdy, fdw, Threads);
-        else
-            WeightGradientByGemm(g, fx, fdy, fdw);
+        {
+            WinogradConvolution.WeightGradient(g, fx, fdy, fdw, db is null ? null : Array(db), Threads);
+            return;
+        }
+        if (DirectConvolution.AppliesToWeightGradient(g))
+        {
+            DirectConvolution.WeightGradient(g, fx, fdy, fdw, db is null ? null : Array(db), Threads);
+            return;
+        }
+        WeightGradientByGemm(g, fx, fdy, fdw);
         if (db is null) return;
         var sdb = Array(db);
         For(geometry.OutChannels, oc =>

@@ -234,20 +234,22 @@ internal static unsafe class DirectConvolution
     /// load of the output gradient at a pixel feeds one FMA per tap, each with one input value broadcast. A task
     /// takes a fixed group of 4 images: it zero-pads each, transposes its output gradient to [block][pixel][16
     /// channels], and adds the image to its sums for every (output block, input channel), held in registers over
-    /// the image; the tasks' sums are then added in order.
+    /// the image, and to the bias sums when <paramref name="db"/> is given; the tasks' sums are then added in order.
     /// </summary>
-    public static void WeightGradient(in ConvGeometry g, float[] x, float[] dy, float[] dw, int threads)
+    public static void WeightGradient(in ConvGeometry g, float[] x, float[] dy, float[] dw, float[]? db, int threads)
     {
         var geometry = g;
         int gic = g.GroupInChannels, goc = g.GroupOutChannels, taps = g.KernelH * g.KernelW;
-        int blocks = (goc + Lanes - 1) / Lanes, allBlocks = g.Groups * blocks, sumsLength = allBlocks * gic * taps * Lanes;
+        int blocks = (goc + Lanes - 1) / Lanes, allBlocks = g.Groups * blocks, weightSums = allBlocks * gic * taps * Lanes;
+        bool withBias = db is not null;
+        int sumsLength = weightSums + (withBias ? allBlocks * Lanes : 0);
         int tasks = (g.Batch + ImagesPerTask - 1) / ImagesPerTask;
         var sums = CpuWork.Scratch(ref t_sums, (long)tasks * sumsLength);
         CpuWork.For(tasks, threads, task =>
         {
             sums.AsSpan(task * sumsLength, sumsLength).Clear();
             for (int n = task * ImagesPerTask; n < Math.Min(geometry.Batch, (task + 1) * ImagesPerTask); n++)
-                AccumulateImage(geometry, x, dy, n, sums, task * sumsLength);
+                AccumulateImage(geometry, x, dy, n, sums, task * sumsLength, withBias);
         });
         fixed (float* total = sums)
             for (int task = 1; task < tasks; task++)
@@ -261,12 +263,16 @@ internal static unsafe class DirectConvolution
                 {
                     int oc = group * goc + block % blocks * Lanes + lane;
                     for (int t = 0; t < taps; t++) dw[(oc * gic + c) * taps + t] = sums[((long)(block * gic + c) * taps + t) * Lanes + lane];
+                    if (c == 0 && db is not null) db[oc] = sums[weightSums + block * Lanes + lane];
                 }
             }
     }
 
-    /// <summary>Image n's share of every (output block, input channel) pair's tap sums, [block][channel][tap][16] from <paramref name="offset"/>.</summary>
-    private static void AccumulateImage(in ConvGeometry g, float[] x, float[] dy, int n, float[] sums, int offset)
+    /// <summary>
+    /// Image n's share of every (output block, input channel) pair's tap sums, [block][channel][tap][16] from
+    /// <paramref name="offset"/>, then of the bias sums [block][16] (the transposed gradient summed over its pixels).
+    /// </summary>
+    private static void AccumulateImage(in ConvGeometry g, float[] x, float[] dy, int n, float[] sums, int offset, bool withBias)
     {
         int gic = g.GroupInChannels, taps = g.KernelH * g.KernelW, pixels = g.OutH * g.OutW;
         int blocks = (g.GroupOutChannels + Lanes - 1) / Lanes, allBlocks = g.Groups * blocks;
@@ -283,6 +289,14 @@ internal static unsafe class DirectConvolution
         fixed (float* s = &sums[offset])
         {
             TransposeGradient(g, dy, n, gradients);
+            if (withBias)
+                for (int block = 0; block < allBlocks; block++)
+                {
+                    float* biasSums = s + ((long)allBlocks * gic * taps + block) * Lanes, gradient = gradients + (long)block * pixels * Lanes;
+                    var sum = Vector512.Load(biasSums);
+                    for (int p = 0; p < pixels; p++) sum += Vector512.Load(gradient + p * Lanes);
+                    Vector512.Store(sum, biasSums);
+                }
             for (int block = 0; block < allBlocks; block++)
                 for (int c = 0; c < gic; c++)
                 {

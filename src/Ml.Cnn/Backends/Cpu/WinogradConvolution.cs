@@ -265,11 +265,13 @@ internal static unsafe class WinogradConvolution
     /// positions that sum is a product of output by input channels with the tiles as its reduction: 36 multiply-adds
     /// per tile and channel pair instead of 4·25 = 100.
     /// </summary>
-    public static void WeightGradient(in ConvGeometry g, float[] x, float[] dy, float[] dw, int threads)
+    public static void WeightGradient(in ConvGeometry g, float[] x, float[] dy, float[] dw, float[]? db, int threads)
     {
         var geometry = g;
         int icBlocks = PaddedChannels(g) / Lanes, ocBlocks = (g.GroupOutChannels + Lanes - 1) / Lanes;
-        int groupSums = Positions * ocBlocks * icBlocks * Lanes * Lanes, sumsLength = g.Groups * groupSums;
+        // Per task: the position products of every group, then (with a bias) the bias sums [group][block][16].
+        int groupSums = Positions * ocBlocks * icBlocks * Lanes * Lanes, weightSums = g.Groups * groupSums;
+        int sumsLength = weightSums + (db is null ? 0 : g.Groups * ocBlocks * Lanes);
         int tasks = (g.Batch + ImagesPerTask - 1) / ImagesPerTask;
         var sums = CpuWork.Scratch(ref t_gradientSums, (long)tasks * sumsLength);
         CpuWork.For(tasks, threads, task =>
@@ -277,7 +279,8 @@ internal static unsafe class WinogradConvolution
             sums.AsSpan(task * sumsLength, sumsLength).Clear();
             for (int n = task * ImagesPerTask; n < Math.Min(geometry.Batch, (task + 1) * ImagesPerTask); n++)
                 for (int group = 0; group < geometry.Groups; group++)
-                    AccumulateImage(geometry, x, dy, n, group, sums, task * sumsLength + group * groupSums);
+                    AccumulateImage(geometry, x, dy, n, group, sums, task * sumsLength + group * groupSums,
+                        sumsLength > weightSums ? task * sumsLength + weightSums + group * ocBlocks * Lanes : -1);
         });
         fixed (float* total = sums)
         {
@@ -286,9 +289,17 @@ internal static unsafe class WinogradConvolution
                     Vector512.Store(Vector512.Load(total + i) + Vector512.Load(total + (long)task * sumsLength + i), total + i);
             TransformWeightGradient(g, total, dw);
         }
+        if (db is null) return;
+        for (int group = 0; group < g.Groups; group++)
+            for (int oc = 0; oc < g.GroupOutChannels; oc++)
+                db[group * g.GroupOutChannels + oc] = sums[weightSums + group * ocBlocks * Lanes + oc];
     }
 
-    private static void AccumulateImage(in ConvGeometry g, float[] x, float[] dy, int n, int group, float[] sums, int offset)
+    /// <summary>
+    /// Image n's share of one group's position products (from <paramref name="offset"/>) and, unless
+    /// <paramref name="biasOffset"/> is negative, of its bias sums (its channels-last output gradient summed over pixels).
+    /// </summary>
+    private static void AccumulateImage(in ConvGeometry g, float[] x, float[] dy, int n, int group, float[] sums, int offset, int biasOffset)
     {
         int tilesY = (g.OutH + Tile - 1) / Tile, tilesX = (g.OutW + Tile - 1) / Tile, tiles = tilesY * tilesX;
         int icP = PaddedChannels(g), icBlocks = icP / Lanes, ocBlocks = (g.GroupOutChannels + Lanes - 1) / Lanes, ocP = ocBlocks * Lanes;
@@ -302,6 +313,15 @@ internal static unsafe class WinogradConvolution
         fixed (float* transformedInput = v)
         fixed (float* transformedGradient = u)
         fixed (float* s = &sums[offset])
+        {
+            if (biasOffset >= 0)
+                fixed (float* biasSums = &sums[biasOffset])
+                    for (int block = 0; block < ocBlocks; block++)
+                    {
+                        var sum = Vector512.Load(biasSums + block * Lanes);
+                        for (int p = 0; p < tilesY * Tile * gw; p++) sum += Vector512.Load(outputGradient + (long)p * ocP + block * Lanes);
+                        Vector512.Store(sum, biasSums + block * Lanes);
+                    }
             for (int first = 0; first < tiles; first += GradientChunkTiles)
             {
                 int count = Math.Min(GradientChunkTiles, tiles - first);
@@ -322,6 +342,7 @@ internal static unsafe class WinogradConvolution
                                 transformedGradient + ((long)p * ocBlocks + outBlock) * GradientChunkTiles * Lanes,
                                 transformedInput + ((long)p * icBlocks + inBlock) * GradientChunkTiles * Lanes, count);
             }
+        }
     }
 
     /// <summary>Image n's output gradient for one group as [row][column][channel], zero past the map (odd sizes fill whole tiles) and the channels.</summary>
