@@ -34,14 +34,6 @@ internal static unsafe class ChannelsLast
     public static Vector512<float> PrefixMask(int count) =>
         Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(count)).AsSingle();
 
-    // Level h of the transpose swaps the off-diagonal h×h blocks of every 2h×2h block: row i (with bit h clear) takes
-    // lanes [l] of itself where bit h of l is clear and [l − h] of row i + h where it is set; row i + h the mirror.
-    private static readonly Vector512<int>[] TransposeIndices = [.. new[] { 8, 4, 2, 1 }.SelectMany(h => new[]
-    {
-        Vector512.Create(Enumerable.Range(0, Lanes).Select(l => (l & h) == 0 ? l : Lanes + l - h).ToArray()),
-        Vector512.Create(Enumerable.Range(0, Lanes).Select(l => (l & h) == 0 ? l + h : Lanes + l).ToArray()),
-    })];
-
     /// <summary>
     /// Loads <paramref name="rows"/> vectors from source + i·sourceStride (lanes outside <paramref name="loadMask"/>
     /// and rows past <paramref name="rows"/> zero), transposes the 16×16 block in registers and stores its first
@@ -59,18 +51,24 @@ internal static unsafe class ChannelsLast
         Vector512<float> rA = Row(source, sourceStride, 10, rows, loadMask), rB = Row(source, sourceStride, 11, rows, loadMask);
         Vector512<float> rC = Row(source, sourceStride, 12, rows, loadMask), rD = Row(source, sourceStride, 13, rows, loadMask);
         Vector512<float> rE = Row(source, sourceStride, 14, rows, loadMask), rF = Row(source, sourceStride, 15, rows, loadMask);
-        Vector512<int> low = TransposeIndices[0], high = TransposeIndices[1];
-        Swap(ref r0, ref r8, low, high); Swap(ref r1, ref r9, low, high); Swap(ref r2, ref rA, low, high); Swap(ref r3, ref rB, low, high);
-        Swap(ref r4, ref rC, low, high); Swap(ref r5, ref rD, low, high); Swap(ref r6, ref rE, low, high); Swap(ref r7, ref rF, low, high);
-        low = TransposeIndices[2]; high = TransposeIndices[3];
-        Swap(ref r0, ref r4, low, high); Swap(ref r1, ref r5, low, high); Swap(ref r2, ref r6, low, high); Swap(ref r3, ref r7, low, high);
-        Swap(ref r8, ref rC, low, high); Swap(ref r9, ref rD, low, high); Swap(ref rA, ref rE, low, high); Swap(ref rB, ref rF, low, high);
-        low = TransposeIndices[4]; high = TransposeIndices[5];
-        Swap(ref r0, ref r2, low, high); Swap(ref r1, ref r3, low, high); Swap(ref r4, ref r6, low, high); Swap(ref r5, ref r7, low, high);
-        Swap(ref r8, ref rA, low, high); Swap(ref r9, ref rB, low, high); Swap(ref rC, ref rE, low, high); Swap(ref rD, ref rF, low, high);
-        low = TransposeIndices[6]; high = TransposeIndices[7];
-        Swap(ref r0, ref r1, low, high); Swap(ref r2, ref r3, low, high); Swap(ref r4, ref r5, low, high); Swap(ref r6, ref r7, low, high);
-        Swap(ref r8, ref r9, low, high); Swap(ref rA, ref rB, low, high); Swap(ref rC, ref rD, low, high); Swap(ref rE, ref rF, low, high);
+        // Pairs of rows interleave their 32-bit, then 64-bit elements within each 128-bit lane; two rounds of
+        // 128-bit lane shuffles then gather each column's four quarters.
+        Vector512<float> t0 = Avx512F.UnpackLow(r0, r1), t1 = Avx512F.UnpackHigh(r0, r1), t2 = Avx512F.UnpackLow(r2, r3), t3 = Avx512F.UnpackHigh(r2, r3);
+        Vector512<float> t4 = Avx512F.UnpackLow(r4, r5), t5 = Avx512F.UnpackHigh(r4, r5), t6 = Avx512F.UnpackLow(r6, r7), t7 = Avx512F.UnpackHigh(r6, r7);
+        Vector512<float> t8 = Avx512F.UnpackLow(r8, r9), t9 = Avx512F.UnpackHigh(r8, r9), tA = Avx512F.UnpackLow(rA, rB), tB = Avx512F.UnpackHigh(rA, rB);
+        Vector512<float> tC = Avx512F.UnpackLow(rC, rD), tD = Avx512F.UnpackHigh(rC, rD), tE = Avx512F.UnpackLow(rE, rF), tF = Avx512F.UnpackHigh(rE, rF);
+        r0 = Low64(t0, t2); r1 = High64(t0, t2); r2 = Low64(t1, t3); r3 = High64(t1, t3);
+        r4 = Low64(t4, t6); r5 = High64(t4, t6); r6 = Low64(t5, t7); r7 = High64(t5, t7);
+        r8 = Low64(t8, tA); r9 = High64(t8, tA); rA = Low64(t9, tB); rB = High64(t9, tB);
+        rC = Low64(tC, tE); rD = High64(tC, tE); rE = Low64(tD, tF); rF = High64(tD, tF);
+        t0 = Avx512F.Shuffle4x128(r0, r4, 0x88); t1 = Avx512F.Shuffle4x128(r1, r5, 0x88); t2 = Avx512F.Shuffle4x128(r2, r6, 0x88); t3 = Avx512F.Shuffle4x128(r3, r7, 0x88);
+        t4 = Avx512F.Shuffle4x128(r0, r4, 0xDD); t5 = Avx512F.Shuffle4x128(r1, r5, 0xDD); t6 = Avx512F.Shuffle4x128(r2, r6, 0xDD); t7 = Avx512F.Shuffle4x128(r3, r7, 0xDD);
+        t8 = Avx512F.Shuffle4x128(r8, rC, 0x88); t9 = Avx512F.Shuffle4x128(r9, rD, 0x88); tA = Avx512F.Shuffle4x128(rA, rE, 0x88); tB = Avx512F.Shuffle4x128(rB, rF, 0x88);
+        tC = Avx512F.Shuffle4x128(r8, rC, 0xDD); tD = Avx512F.Shuffle4x128(r9, rD, 0xDD); tE = Avx512F.Shuffle4x128(rA, rE, 0xDD); tF = Avx512F.Shuffle4x128(rB, rF, 0xDD);
+        r0 = Avx512F.Shuffle4x128(t0, t8, 0x88); r1 = Avx512F.Shuffle4x128(t1, t9, 0x88); r2 = Avx512F.Shuffle4x128(t2, tA, 0x88); r3 = Avx512F.Shuffle4x128(t3, tB, 0x88);
+        r4 = Avx512F.Shuffle4x128(t4, tC, 0x88); r5 = Avx512F.Shuffle4x128(t5, tD, 0x88); r6 = Avx512F.Shuffle4x128(t6, tE, 0x88); r7 = Avx512F.Shuffle4x128(t7, tF, 0x88);
+        r8 = Avx512F.Shuffle4x128(t0, t8, 0xDD); r9 = Avx512F.Shuffle4x128(t1, t9, 0xDD); rA = Avx512F.Shuffle4x128(t2, tA, 0xDD); rB = Avx512F.Shuffle4x128(t3, tB, 0xDD);
+        rC = Avx512F.Shuffle4x128(t4, tC, 0xDD); rD = Avx512F.Shuffle4x128(t5, tD, 0xDD); rE = Avx512F.Shuffle4x128(t6, tE, 0xDD); rF = Avx512F.Shuffle4x128(t7, tF, 0xDD);
         Avx512F.MaskStore(target, storeMask, r0);
         if (count > 1) Avx512F.MaskStore(target + targetStride, storeMask, r1);
         if (count > 2) Avx512F.MaskStore(target + 2 * targetStride, storeMask, r2);
@@ -94,10 +92,8 @@ internal static unsafe class ChannelsLast
         i < rows ? Avx512F.MaskLoad(source + i * stride, mask, Vector512<float>.Zero) : Vector512<float>.Zero;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Swap(ref Vector512<float> a, ref Vector512<float> b, Vector512<int> low, Vector512<int> high)
-    {
-        var first = Avx512F.PermuteVar16x32x2(a, low, b);
-        b = Avx512F.PermuteVar16x32x2(a, high, b);
-        a = first;
-    }
+    private static Vector512<float> Low64(Vector512<float> a, Vector512<float> b) => Avx512F.UnpackLow(a.AsDouble(), b.AsDouble()).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> High64(Vector512<float> a, Vector512<float> b) => Avx512F.UnpackHigh(a.AsDouble(), b.AsDouble()).AsSingle();
 }
