@@ -4,35 +4,48 @@ using Ml.Cnn.Tensors;
 
 namespace Ml.Cnn.Bench;
 
-/// <summary>Times each convolution primitive of the reference CNN's second layer separately.</summary>
+/// <summary>
+/// Times each pass of the reference CNN's two convolutions separately (forward, backward-data, weight gradient with
+/// the bias), naming the kernel that runs it, as GFLOP/s and as a fraction of this CPU's peak.
+/// </summary>
 internal static class ConvProbe
 {
-    public static void Run()
+    public static void Run(double peakPerCore)
     {
-        var b = new CpuBackend(2);
-        var g = new ConvGeometry(64, 32, 14, 14, 64, 5, 5, 1, 1, 2, 2);
-        var x = b.Allocate(new TensorShape(64, 32, 14, 14));
-        var w = b.Allocate(new TensorShape(64, 32, 5, 5));
-        var bias = b.Allocate(new TensorShape(64));
-        var y = b.Allocate(new TensorShape(64, 64, 14, 14));
-        var dx = b.Allocate(x.Shape);
-        double gflop = 2.0 * 64 * 800 * 196 * 64 / 1e9;
-        double f = GemmBenchmark.Time(() => b.ConvForward(g, x, w, bias, y));
-        double d = GemmBenchmark.Time(() => b.ConvBackwardData(g, y, w, dx));
-        double wt = GemmBenchmark.Time(() => b.ConvBackwardWeights(g, x, y, w, bias));
-        var pg = new PoolGeometry(64, 32, 28, 28, 2, 2, 2, 2, 0, 0);
-        var px = b.Allocate(new TensorShape(64, 32, 28, 28));
-        var pdx = b.Allocate(new TensorShape(64, 32, 28, 28));
-        var rnd = new Random(1);
-        px.CopyFrom(Enumerable.Range(0, px.Length).Select(_ => (float)rnd.NextDouble()).ToArray());
-        var py = b.Allocate(new TensorShape(64, 32, 14, 14));
-        double pf = GemmBenchmark.Time(() => b.MaxPoolForward(pg, px, py));
-        double pb = GemmBenchmark.Time(() => b.MaxPoolBackward(pg, px, py, pdx));
-        Console.WriteLine($"pool1 forward {pf * 1e3:F2} ms, backward {pb * 1e3:F2} ms");
-        var cols = new float[800 * 26 * 196];
-        var xs = new float[32 * 196 * 64];
-        double u = GemmBenchmark.Time(() => { for (int i = 0; i < 26; i++) Im2Col.Unfold(g, xs.AsSpan(i * 32 * 196, 32 * 196), cols, i * 196, 26 * 196); });
-        Console.WriteLine($"unfold of a 26-image chunk, one thread: {u * 1e3:F2} ms");
-        Console.WriteLine($"conv2 forward {f * 1e3:F2} ms ({gflop / f:F0} GF/s), backward-data {d * 1e3:F2} ms ({gflop / d:F0}), backward-weights {wt * 1e3:F2} ms ({gflop / wt:F0})");
+        const int threads = 2;
+        var backend = new CpuBackend(threads);
+        Probe(backend, "conv 5×5 1→32 on 28×28", new ConvGeometry(64, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2), peakPerCore * threads);
+        Probe(backend, "conv 5×5 32→64 on 14×14", new ConvGeometry(64, 32, 14, 14, 64, 5, 5, 1, 1, 2, 2), peakPerCore * threads);
+    }
+
+    private static void Probe(CpuBackend backend, string name, ConvGeometry g, double peak)
+    {
+        var rng = new Random(1);
+        Tensor Filled(params int[] shape)
+        {
+            var t = backend.Allocate(new TensorShape(shape));
+            t.CopyFrom(Enumerable.Range(0, t.Length).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray());
+            return t;
+        }
+        var x = Filled(g.Batch, g.InChannels, g.InH, g.InW);
+        var w = Filled(g.OutChannels, g.InChannels, g.KernelH, g.KernelW);
+        var bias = Filled(g.OutChannels);
+        var y = Filled(g.Batch, g.OutChannels, g.OutH, g.OutW);
+        var dx = backend.Allocate(x.Shape);
+        var dw = backend.Allocate(w.Shape);
+        var db = backend.Allocate(bias.Shape);
+        double gflop = 2.0 * g.Batch * g.OutChannels * g.OutH * g.OutW * g.PatchSize / 1e9;
+        string kernel = WinogradConvolution.Applies(g) ? "Winograd F(2×2, 5×5)" : DirectConvolution.Applies(g) ? "direct" : "im2col + GEMM";
+        Console.WriteLine($"{name}, batch {g.Batch}, {kernel}, 2 threads ({gflop:F2} GFLOP per pass as a direct convolution):");
+        foreach (var (pass, action) in new (string, Action)[]
+        {
+            ("forward", () => backend.ConvForward(g, x, w, bias, y)),
+            ("backward-data", () => backend.ConvBackwardData(g, y, w, dx)),
+            ("weight gradient + bias", () => backend.ConvBackwardWeights(g, x, y, dw, db)),
+        })
+        {
+            double seconds = GemmBenchmark.Time(action);
+            Console.WriteLine($"  {pass,-24} {seconds * 1e3,7:F2} ms  {gflop / seconds,6:F0} GFLOP/s equivalent, {gflop / seconds / peak:P0} of peak");
+        }
     }
 }

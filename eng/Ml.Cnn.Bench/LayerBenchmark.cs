@@ -38,13 +38,11 @@ internal static class LayerBenchmark
             Console.WriteLine();
             Console.WriteLine($"Reference CNN layers, forward+backward, batch {Batch}, {threads} thread(s); PyTorch {torch?.Version ?? "not available (apt-get install python3-torch)"}");
             Console.WriteLine($"{"layer",-26} {"Ml.Cnn ms",10} {"PyTorch ms",11} {"speed-up",9} {"Ml.Cnn img/s",13}");
-            var stack = new List<Layer>();
             foreach (var (name, create, shape, inputGradient) in Layers())
             {
                 var layer = create();
                 layer.ComputesInputGradient = inputGradient;
                 layer.Build(backend, new TensorShape(shape), rng);
-                stack.Add(create());
                 var x = Random(backend, rng, [Batch, .. shape]);
                 var dy = Random(backend, rng, [Batch, .. layer.OutputShape.Dims]);
                 double ours = GemmBenchmark.Time(() => { layer.Forward(x, true); layer.Backward(dy); });

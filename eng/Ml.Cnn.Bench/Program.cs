@@ -7,6 +7,6 @@ Console.WriteLine($"CPU: {Environment.ProcessorCount} cores; measured FMA peak {
 Console.WriteLine();
 if (mode is "gemm" or "all") GemmBenchmark.Run(peak);
 if (mode is "layers" or "all") LayerBenchmark.Run(peak);
-if (mode is "conv") ConvProbe.Run();
+if (mode is "conv") ConvProbe.Run(peak);
 if (mode is "train") TrainingBenchmark.Run(args);
 if (mode is "knn") KnnBenchmark.Run(peak, args.Length > 1 ? args[1] : "/usr/share/datasets/fashion-mnist");

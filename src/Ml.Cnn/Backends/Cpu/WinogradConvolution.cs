@@ -263,7 +263,8 @@ internal static unsafe class WinogradConvolution
     /// 6×6 input tile gives the tile's share of all 25 taps, which is F(5×5, 2×2) on the same points: dw =
     /// Aᵀ·[Σ over tiles of (G·dy·Gᵀ) ⊙ (Bᵀ·x·B)]·A, the sum taken before the output transform. For each of the 36
     /// positions that sum is a product of output by input channels with the tiles as its reduction: 36 multiply-adds
-    /// per tile and channel pair instead of 4·25 = 100.
+    /// per tile and channel pair instead of 4·25 = 100. The bias gradient <paramref name="db"/>, when given, is summed
+    /// from the same channels-last copy of dy.
     /// </summary>
     public static void WeightGradient(in ConvGeometry g, float[] x, float[] dy, float[] dw, float[]? db, int threads)
     {
