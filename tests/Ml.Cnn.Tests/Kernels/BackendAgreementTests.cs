@@ -96,6 +96,7 @@ public abstract class BackendAgreementTests(int threads)
         { 2, 16, 10, 12, 24, 3, 1, 0, 1, 1 },
         { 3, 17, 9, 8, 16, 1, 1, 0, 1, 1 },
         { 9, 16, 6, 20, 32, 3, 1, 1, 1, 1 },
+        { 2, 3, 9, 20, 16, 3, 1, 4, 1, 1 },   // pixel-lane forward (short reduction) with whole kernel rows on padding
         // Winograd F(2×2, 5×5) (5×5, ≥ 16 channels in and out per group, ≥ 8 wide; backward-data swaps them): input channels
         // short of a vector, a partial output-channel block, tile rows split into 7-tile chunks with a short last one,
         // an odd output height (half a tile row), no padding, padding wider than the kernel's reach.

@@ -174,15 +174,18 @@ internal static unsafe class DirectConvolution
         fixed (float* weights = &packed[(group * blocks + block) * gic * kh * kw * Lanes])
         fixed (float* output = y)
             for (int oy = 0; oy < oh; oy++)
+            {
+                // As in ForwardBlock: kernel rows on the padding above or below the image are skipped.
+                int firstRow = Math.Max(0, g.PadH - oy), endRow = Math.Min(kh, g.InH + g.PadH - oy);
                 for (int ox = 0; ox < ow; ox += Lanes)
                 {
                     Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
                     Vector512<float> a8 = default, a9 = default, aA = default, aB = default, aC = default, aD = default, aE = default, aF = default;
-                    float* w = weights;
                     for (int c = 0; c < gic; c++)
-                        for (int ky = 0; ky < kh; ky++)
+                        for (int ky = firstRow; ky < endRow; ky++)
                         {
                             float* row = input + (c * ph + oy + ky) * pw + ox;
+                            float* w = weights + (c * kh + ky) * kw * Lanes;
                             for (int kx = 0; kx < kw; kx++, w += Lanes)
                             {
                                 var v = Vector512.Load(row + kx);
@@ -224,6 +227,7 @@ internal static unsafe class DirectConvolution
                     if (channels > 14) Avx512F.MaskStore(target + 14 * plane, mask, aE + Vector512.Create(biases[14]));
                     if (channels > 15) Avx512F.MaskStore(target + 15 * plane, mask, aF + Vector512.Create(biases[15]));
                 }
+            }
     }
 
     // ---- weight gradient ----
