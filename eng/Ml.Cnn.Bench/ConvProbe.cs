@@ -6,7 +6,7 @@ namespace Ml.Cnn.Bench;
 
 /// <summary>
 /// Times each pass of the reference CNN's two convolutions separately (forward, backward-data, weight gradient with
-/// the bias), naming the kernel that runs it, as GFLOP/s and as a fraction of this CPU's peak.
+/// the bias), naming the kernels that run them, as GFLOP/s and as a fraction of this CPU's peak.
 /// </summary>
 internal static class ConvProbe
 {
@@ -35,8 +35,9 @@ internal static class ConvProbe
         var dw = backend.Allocate(w.Shape);
         var db = backend.Allocate(bias.Shape);
         double gflop = 2.0 * g.Batch * g.OutChannels * g.OutH * g.OutW * g.PatchSize / 1e9;
-        string kernel = WinogradConvolution.Applies(g) ? "Winograd F(2×2, 5×5)" : DirectConvolution.Applies(g) ? "direct" : "im2col + GEMM";
-        Console.WriteLine($"{name}, batch {g.Batch}, {kernel}, 2 threads ({gflop:F2} GFLOP per pass as a direct convolution):");
+        string forward = WinogradConvolution.AppliesToForward(g) ? "Winograd" : DirectConvolution.Applies(g) ? "direct" : "im2col + GEMM";
+        string weights = WinogradConvolution.AppliesToWeightGradient(g) ? "Winograd" : DirectConvolution.AppliesToWeightGradient(g) ? "direct" : "im2col + GEMM";
+        Console.WriteLine($"{name}, batch {g.Batch}, forward {forward}, weight gradient {weights}, 2 threads ({gflop:F2} GFLOP per pass as a direct convolution):");
         foreach (var (pass, action) in new (string, Action)[]
         {
             ("forward", () => backend.ConvForward(g, x, w, bias, y)),

@@ -103,6 +103,9 @@ public abstract class BackendAgreementTests(int threads)
         { 2, 20, 11, 33, 20, 5, 1, 1, 1, 1 },
         { 3, 16, 12, 12, 32, 5, 1, 0, 1, 1 },
         { 1, 16, 5, 5, 16, 5, 1, 4, 1, 1 },
+        // Winograd F(4×4, 3×3) forward (≥ 7 tiles a row: a full and a one-tile chunk, a short last tile row) and
+        // F(3×3, 4×4) weight gradient, here and in the 3×3 shapes above that are ≥ 7 wide.
+        { 2, 16, 6, 30, 20, 3, 1, 1, 1, 1 },
     };
 
     [Theory, MemberData(nameof(ConvShapes))]

@@ -21,7 +21,7 @@ namespace Ml.Cnn.Backends.Cpu;
 /// </summary>
 internal static unsafe class WinogradConvolution
 {
-    private const int Lanes = 16, Kernel = 5, Tile = 2, Alpha = Tile + Kernel - 1, Positions = Alpha * Alpha;
+    private const int Lanes = 16, Alpha = 6, Positions = Alpha * Alpha;
     private const int ChunkTiles = 7;
 
     // The finite interpolation points and the scale each row of G carries, chosen so that the input transform Bᵀ has
@@ -30,19 +30,26 @@ internal static unsafe class WinogradConvolution
     private static readonly double[] Scales = [1.0 / 4, 1.0 / 6, 1.0 / 6, 1.0 / 24, 1.0 / 24];
 
     /// <summary>
-    /// Whether Winograd handles this geometry, where it measured faster than the direct kernels: 1.3–1.9× from 16
-    /// channels in and out on maps 8 or more wide; a 7-wide map fills four tiles of a seven-tile chunk and lost.
+    /// Whether the forward (and so backward-data) kernel handles this geometry, where it measured faster than the
+    /// direct kernels: 5×5 kernels on maps of 4 or more tiles a row (1.3–1.9×), 3×3 on maps of 7 or more (1.3×); with
+    /// fewer tiles a row most of a seven-tile chunk is spare work (3×3 on 14- and 7-wide maps: 0.85× and 0.71×).
     /// </summary>
-    public static bool Applies(in ConvGeometry g) =>
-        Sgemm.UseWideKernel && g.StrideH == 1 && g.StrideW == 1 && g.DilationH == 1 && g.DilationW == 1
-        && g.KernelH == Kernel && g.KernelW == Kernel
-        && g.GroupInChannels >= Lanes && g.GroupOutChannels >= Lanes && g.OutW >= 8;
+    public static bool AppliesToForward(in ConvGeometry g) =>
+        Handles(g) && (g.OutW + TileSize(g) - 1) / TileSize(g) >= (g.KernelW == 5 ? 4 : ChunkTiles);
 
-    /// <summary>y = conv(x, w) + b for geometries where <see cref="Applies"/> holds.</summary>
+    /// <summary>Whether the weight-gradient kernel handles this geometry: measured 1.3–1.7× the direct kernel on every such shape tried.</summary>
+    public static bool AppliesToWeightGradient(in ConvGeometry g) => Handles(g) && g.OutW >= 7;
+
+    private static bool Handles(in ConvGeometry g) =>
+        Sgemm.UseWideKernel && g.StrideH == 1 && g.StrideW == 1 && g.DilationH == 1 && g.DilationW == 1
+        && g.KernelH == g.KernelW && g.KernelW is 3 or 5
+        && g.GroupInChannels >= Lanes && g.GroupOutChannels >= Lanes;
+
+    /// <summary>y = conv(x, w) + b for geometries where <see cref="AppliesToForward"/> holds.</summary>
     public static void Forward(in ConvGeometry g, float[] x, ReadOnlySpan<float> w, float[]? bias, float[] y, int threads)
     {
         var geometry = g;
-        int tilesY = (g.OutH + Tile - 1) / Tile, tilesX = (g.OutW + Tile - 1) / Tile;
+        int m = TileSize(g), tilesY = (g.OutH + m - 1) / m, tilesX = (g.OutW + m - 1) / m;
         int chunks = tilesY * ((tilesX + ChunkTiles - 1) / ChunkTiles), images = g.Batch * g.Groups;
         var transformed = TransformWeights(g, w);
         // As in the direct kernel: a task is one image (one group of it); its chunks of tiles are split over tasks
@@ -56,6 +63,9 @@ internal static unsafe class WinogradConvolution
         });
     }
 
+    /// <summary>Output pixels per tile side: 2 for a 5×5 kernel, 4 for a 3×3 one (tile + kernel − 1 = 6).</summary>
+    private static int TileSize(in ConvGeometry g) => Alpha + 1 - g.KernelW;
+
     /// <summary>Input channels of a group rounded up to whole vectors (the extra ones are zero).</summary>
     private static int PaddedChannels(in ConvGeometry g) => (g.GroupInChannels + Lanes - 1) / Lanes * Lanes;
 
@@ -65,8 +75,7 @@ internal static unsafe class WinogradConvolution
     /// </summary>
     private static float[] TransformWeights(in ConvGeometry g, ReadOnlySpan<float> w)
     {
-        const int r = Kernel;
-        int gic = g.GroupInChannels, icP = PaddedChannels(g), taps = r * r;
+        int r = g.KernelW, gic = g.GroupInChannels, icP = PaddedChannels(g), taps = r * r;
         int blocks = (g.GroupOutChannels + Lanes - 1) / Lanes, length = g.Groups * blocks * Positions * icP * Lanes;
         var u = CpuWork.Scratch(ref t_transformedWeights, length);
         if (icP != gic) u.AsSpan(0, length).Clear();
@@ -74,7 +83,7 @@ internal static unsafe class WinogradConvolution
         for (int i = 0; i < Alpha; i++)
             for (int j = 0; j < r; j++)
                 gm[i * r + j] = i == Alpha - 1 ? (j == r - 1 ? 1 : 0) : (float)(Scales[i] * Math.Pow(Points[i], j));
-        float* half = stackalloc float[Alpha * r * Lanes];
+        float* half = stackalloc float[Alpha * 5 * Lanes];
         fixed (float* packed = DirectConvolution.PackWeights(g, w))
         fixed (float* transformed = u)
             for (int groupBlock = 0; groupBlock < g.Groups * blocks; groupBlock++)
@@ -106,15 +115,16 @@ internal static unsafe class WinogradConvolution
     private static void ForwardImage(in ConvGeometry g, float[] x, float[] u, float[]? bias, float[] y, int n, int group,
         int firstChunk, int endChunk)
     {
-        int tilesY = (g.OutH + Tile - 1) / Tile, tilesX = (g.OutW + Tile - 1) / Tile, chunksPerRow = (tilesX + ChunkTiles - 1) / ChunkTiles;
+        int m = TileSize(g), tilesY = (g.OutH + m - 1) / m, tilesX = (g.OutW + m - 1) / m, chunksPerRow = (tilesX + ChunkTiles - 1) / ChunkTiles;
         int icP = PaddedChannels(g), goc = g.GroupOutChannels, blocks = (goc + Lanes - 1) / Lanes;
-        int pw = tilesX * Tile + Alpha - Tile, ph = tilesY * Tile + Alpha - Tile, positionStride = icP * ChunkTiles;
+        int pw = tilesX * m + Alpha - m, ph = tilesY * m + Alpha - m, positionStride = icP * ChunkTiles;
         long plane = (long)g.OutH * g.OutW;
         var padded = PadChannelsLast(g, x, n, group, pw, ph, icP);
         var v = CpuWork.Scratch(ref t_v, Positions * positionStride);
         var products = CpuWork.Scratch(ref t_m, Positions * ChunkTiles * Lanes);
-        // Two output rows of sixteen pixels (fourteen used) by sixteen channels.
-        float* rows = stackalloc float[Tile * Lanes * Lanes];
+        // Up to four output rows of 32 pixels (7·m used) by sixteen channels.
+        const int rowStride = 2 * Lanes * Lanes;
+        float* rows = stackalloc float[4 * rowStride];
         float* biases = stackalloc float[Lanes];
         fixed (float* image = padded)
         fixed (float* transformedInput = v)
@@ -124,35 +134,39 @@ internal static unsafe class WinogradConvolution
             for (int chunk = firstChunk; chunk < endChunk; chunk++)
             {
                 int ty = chunk / chunksPerRow, firstTile = chunk % chunksPerRow * ChunkTiles;
-                int count = Math.Min(ChunkTiles, tilesX - firstTile), oy = ty * Tile, ox = firstTile * Tile;
+                int count = Math.Min(ChunkTiles, tilesX - firstTile), oy = ty * m, ox = firstTile * m;
                 for (int t = 0; t < ChunkTiles; t++)
                     for (int block = 0; block < icP / Lanes; block++)
                     {
                         float* target = transformedInput + (block * ChunkTiles + t) * Lanes;
                         if (t < count)
-                            TransformInput(image + ((long)oy * pw + ox + t * Tile) * icP + block * Lanes, (long)pw * icP, icP, target, positionStride);
+                            TransformInput(image + ((long)oy * pw + ox + t * m) * icP + block * Lanes, (long)pw * icP, icP, target, positionStride);
                         else
                             // A short chunk: the spare tiles' products are computed and dropped; keep them finite.
                             for (int p = 0; p < Positions; p++) Vector512.Store(Vector512<float>.Zero, target + (long)p * positionStride);
                     }
-                int width = Math.Min(count * Tile, g.OutW - ox), height = Math.Min(Tile, g.OutH - oy);
-                var mask = ChannelsLast.PrefixMask(width);
+                int width = Math.Min(count * m, g.OutW - ox), height = Math.Min(m, g.OutH - oy);
                 for (int block = 0; block < blocks; block++)
                 {
                     float* weights = transformedWeights + (long)(group * blocks + block) * Positions * icP * Lanes;
                     for (int p = 0; p < Positions; p++)
                         Multiply(weights + (long)p * icP * Lanes, transformedInput + (long)p * positionStride, icP, product + p * ChunkTiles * Lanes);
                     for (int t = 0; t < count; t++)
-                        TransformOutput(product + t * Lanes, ChunkTiles * Lanes, rows + t * Tile * Lanes, Lanes * Lanes);
+                        TransformOutput(product + t * Lanes, ChunkTiles * Lanes, m, rows + t * m * Lanes, rowStride);
                     int channels = Math.Min(Lanes, goc - block * Lanes), firstChannel = group * goc + block * Lanes;
                     for (int lane = 0; lane < Lanes; lane++) biases[lane] = bias is not null && lane < channels ? bias[firstChannel + lane] : 0f;
                     var biasVector = Vector512.Load(biases);
                     for (int a = 0; a < height; a++)
                     {
-                        float* row = rows + a * Lanes * Lanes;
+                        float* row = rows + a * rowStride;
                         for (int p = 0; p < width; p++) Vector512.Store(Vector512.Load(row + p * Lanes) + biasVector, row + p * Lanes);
-                        ChannelsLast.Transpose16(row, Lanes, width, ChannelsLast.PrefixMask(Lanes),
-                            output + (((long)n * g.OutChannels + firstChannel) * g.OutH + oy + a) * g.OutW + ox, plane, channels, mask);
+                        for (int first = 0; first < width; first += Lanes)
+                        {
+                            int pixels = Math.Min(Lanes, width - first);
+                            ChannelsLast.Transpose16(row + first * Lanes, Lanes, pixels, ChannelsLast.PrefixMask(Lanes),
+                                output + (((long)n * g.OutChannels + firstChannel) * g.OutH + oy + a) * g.OutW + ox + first, plane, channels,
+                                ChannelsLast.PrefixMask(pixels));
+                        }
                     }
                 }
             }
@@ -227,27 +241,17 @@ internal static unsafe class WinogradConvolution
     }
 
     /// <summary>
-    /// Y = Aᵀ·M·A for one tile: M's 36 positions are <paramref name="positionStride"/> apart; the 2×2 result's rows
+    /// Y = Aᵀ·M·A for one tile: M's 36 positions are <paramref name="positionStride"/> apart; the m×m result's rows
     /// go <paramref name="rowStride"/> apart from <paramref name="y"/>, its pixels as consecutive vectors.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TransformOutput(float* mm, long positionStride, float* y, int rowStride)
+    private static void TransformOutput(float* mm, long positionStride, int m, float* y, int rowStride)
     {
-        float* rows = stackalloc float[Tile * Alpha * Lanes];
+        float* rows = stackalloc float[4 * Alpha * Lanes];
         for (int j = 0; j < Alpha; j++)
-            CombineOutput(mm + j * positionStride, Alpha * positionStride, rows + j * Lanes, Alpha * Lanes);
-        for (int a = 0; a < Tile; a++)
-            CombineOutput(rows + a * Alpha * Lanes, Lanes, y + a * rowStride, Lanes);
-    }
-
-    /// <summary>Aᵀ applied to six vectors: its rows are pᵢ⁰ and pᵢ¹ for the points 0, 1, −1, 2, −2, the ∞ column feeding the last.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CombineOutput(float* s, long stride, float* target, long targetStride)
-    {
-        var s0 = Vector512.Load(s); var s1 = Vector512.Load(s + stride); var s2 = Vector512.Load(s + 2 * stride);
-        var s3 = Vector512.Load(s + 3 * stride); var s4 = Vector512.Load(s + 4 * stride); var s5 = Vector512.Load(s + 5 * stride);
-        Vector512.Store(s0 + s1 + s2 + s3 + s4, target);
-        Vector512.Store(Avx512F.FusedMultiplyAdd(Vector512.Create(2f), s3 - s4, s1 - s2) + s5, target + targetStride);
+            Combine(mm + j * positionStride, Alpha * positionStride, m, rows + j * Lanes, Alpha * Lanes);
+        for (int a = 0; a < m; a++)
+            Combine(rows + a * Alpha * Lanes, Lanes, m, y + a * rowStride, Lanes);
     }
 
     // ---- weight gradient: F(5×5, 2×2) ----
@@ -259,7 +263,7 @@ internal static unsafe class WinogradConvolution
     private const int GradientChunkTiles = 14;
 
     /// <summary>
-    /// dw for geometries where <see cref="Applies"/> holds. A 2×2 tile of the output gradient correlated with its
+    /// dw for geometries where <see cref="AppliesToWeightGradient"/> holds. A 2×2 tile of the output gradient correlated with its
     /// 6×6 input tile gives the tile's share of all 25 taps, which is F(5×5, 2×2) on the same points: dw =
     /// Aᵀ·[Σ over tiles of (G·dy·Gᵀ) ⊙ (Bᵀ·x·B)]·A, the sum taken before the output transform. For each of the 36
     /// positions that sum is a product of output by input channels with the tiles as its reduction: 36 multiply-adds
@@ -302,11 +306,11 @@ internal static unsafe class WinogradConvolution
     /// </summary>
     private static void AccumulateImage(in ConvGeometry g, float[] x, float[] dy, int n, int group, float[] sums, int offset, int biasOffset)
     {
-        int tilesY = (g.OutH + Tile - 1) / Tile, tilesX = (g.OutW + Tile - 1) / Tile, tiles = tilesY * tilesX;
+        int m = TileSize(g), tilesY = (g.OutH + m - 1) / m, tilesX = (g.OutW + m - 1) / m, tiles = tilesY * tilesX;
         int icP = PaddedChannels(g), icBlocks = icP / Lanes, ocBlocks = (g.GroupOutChannels + Lanes - 1) / Lanes, ocP = ocBlocks * Lanes;
-        int pw = tilesX * Tile + Alpha - Tile, ph = tilesY * Tile + Alpha - Tile, gw = tilesX * Tile;
+        int pw = tilesX * m + Alpha - m, ph = tilesY * m + Alpha - m, gw = tilesX * m;
         var padded = PadChannelsLast(g, x, n, group, pw, ph, icP);
-        var gradient = GradientChannelsLast(g, dy, n, group, gw, tilesY * Tile, ocP);
+        var gradient = GradientChannelsLast(g, dy, n, group, gw, tilesY * m, ocP);
         var v = CpuWork.Scratch(ref t_v, Positions * icP * GradientChunkTiles);
         var u = CpuWork.Scratch(ref t_m, Positions * ocP * GradientChunkTiles);
         fixed (float* image = padded)
@@ -320,7 +324,7 @@ internal static unsafe class WinogradConvolution
                     for (int block = 0; block < ocBlocks; block++)
                     {
                         var sum = Vector512.Load(biasSums + block * Lanes);
-                        for (int p = 0; p < tilesY * Tile * gw; p++) sum += Vector512.Load(outputGradient + (long)p * ocP + block * Lanes);
+                        for (int p = 0; p < tilesY * m * gw; p++) sum += Vector512.Load(outputGradient + (long)p * ocP + block * Lanes);
                         Vector512.Store(sum, biasSums + block * Lanes);
                     }
             for (int first = 0; first < tiles; first += GradientChunkTiles)
@@ -330,10 +334,10 @@ internal static unsafe class WinogradConvolution
                 {
                     int ty = (first + t) / tilesX, tx = (first + t) % tilesX;
                     for (int block = 0; block < icBlocks; block++)
-                        TransformInput(image + ((long)ty * Tile * pw + tx * Tile) * icP + block * Lanes, (long)pw * icP, icP,
+                        TransformInput(image + ((long)ty * m * pw + tx * m) * icP + block * Lanes, (long)pw * icP, icP,
                             transformedInput + (block * GradientChunkTiles + t) * Lanes, icP * GradientChunkTiles);
                     for (int block = 0; block < ocBlocks; block++)
-                        TransformGradient(outputGradient + ((long)ty * Tile * gw + tx * Tile) * ocP + block * Lanes, (long)gw * ocP, ocP,
+                        TransformGradient(outputGradient + ((long)ty * m * gw + tx * m) * ocP + block * Lanes, (long)gw * ocP, ocP, m,
                             transformedGradient + (block * GradientChunkTiles + t) * Lanes, ocP * GradientChunkTiles);
                 }
                 for (int p = 0; p < Positions; p++)
@@ -360,29 +364,45 @@ internal static unsafe class WinogradConvolution
         return buffer;
     }
 
-    /// <summary>G·k·Gᵀ for sixteen channels of one 2×2 gradient tile (pixels as in <see cref="TransformInput"/>).</summary>
+    /// <summary>G·k·Gᵀ for sixteen channels of one m×m gradient tile (pixels as in <see cref="TransformInput"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TransformGradient(float* k, long rowStride, int pixelStride, float* target, int positionStride)
+    private static void TransformGradient(float* k, long rowStride, int pixelStride, int m, float* target, int positionStride)
     {
-        float* columns = stackalloc float[Alpha * Tile * Lanes];
-        Expand(Vector512.Load(k), Vector512.Load(k + rowStride), columns, Tile * Lanes);
-        Expand(Vector512.Load(k + pixelStride), Vector512.Load(k + rowStride + pixelStride), columns + Lanes, Tile * Lanes);
+        float* columns = stackalloc float[Alpha * 4 * Lanes];
+        for (int b = 0; b < m; b++)
+            Expand(k + b * pixelStride, rowStride, m, columns + b * Lanes, m * Lanes);
         for (int i = 0; i < Alpha; i++)
-            Expand(Vector512.Load(columns + i * Tile * Lanes), Vector512.Load(columns + i * Tile * Lanes + Lanes),
-                target + (long)i * Alpha * positionStride, positionStride);
+            Expand(columns + i * m * Lanes, Lanes, m, target + (long)i * Alpha * positionStride, positionStride);
     }
 
-    /// <summary>G·(x₀, x₁): G's rows are the points' scales times (1, p), the ∞ row (0, 1).</summary>
+    /// <summary>
+    /// G·(x₀ … x_{m−1}) for m = 2 or 4 vectors <paramref name="stride"/> apart: G's rows are the points' scales
+    /// times (1, p, p², …), the ∞ row picks the last.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Expand(Vector512<float> x0, Vector512<float> x1, float* target, long stride)
+    private static void Expand(float* x, long stride, int m, float* target, long targetStride)
     {
-        var twice = x1 + x1;
+        var x0 = Vector512.Load(x);
+        Vector512<float> even, odd, evenTwice, oddTwice, last;
+        if (m == 2)
+        {
+            last = Vector512.Load(x + stride);
+            (even, odd, evenTwice, oddTwice) = (x0, last, x0, last + last);
+        }
+        else
+        {
+            var x1 = Vector512.Load(x + stride); var x2 = Vector512.Load(x + 2 * stride); last = Vector512.Load(x + 3 * stride);
+            even = x0 + x2;
+            odd = x1 + last;
+            evenTwice = Avx512F.FusedMultiplyAdd(Vector512.Create(4f), x2, x0);
+            oddTwice = Avx512F.FusedMultiplyAdd(Vector512.Create(8f), last, x1 + x1);
+        }
         Vector512.Store(x0 * Vector512.Create(1f / 4), target);
-        Vector512.Store((x0 + x1) * Vector512.Create(1f / 6), target + stride);
-        Vector512.Store((x0 - x1) * Vector512.Create(1f / 6), target + 2 * stride);
-        Vector512.Store((x0 + twice) * Vector512.Create(1f / 24), target + 3 * stride);
-        Vector512.Store((x0 - twice) * Vector512.Create(1f / 24), target + 4 * stride);
-        Vector512.Store(x1, target + 5 * stride);
+        Vector512.Store((even + odd) * Vector512.Create(1f / 6), target + targetStride);
+        Vector512.Store((even - odd) * Vector512.Create(1f / 6), target + 2 * targetStride);
+        Vector512.Store((evenTwice + oddTwice) * Vector512.Create(1f / 24), target + 3 * targetStride);
+        Vector512.Store((evenTwice - oddTwice) * Vector512.Create(1f / 24), target + 4 * targetStride);
+        Vector512.Store(last, target + 5 * targetStride);
     }
 
     /// <summary>
@@ -417,40 +437,47 @@ internal static unsafe class WinogradConvolution
     /// <summary>dw[oc, c] = Aᵀ·S·A for the summed positions S [group][position][output block][input block][c][16 output channels].</summary>
     private static void TransformWeightGradient(in ConvGeometry g, float* sums, float[] dw)
     {
-        int gic = g.GroupInChannels, goc = g.GroupOutChannels, icBlocks = PaddedChannels(g) / Lanes, ocBlocks = (goc + Lanes - 1) / Lanes;
+        int r = g.KernelW, gic = g.GroupInChannels, goc = g.GroupOutChannels, icBlocks = PaddedChannels(g) / Lanes, ocBlocks = (goc + Lanes - 1) / Lanes;
         long positionStride = (long)ocBlocks * icBlocks * Lanes * Lanes, groupSums = Positions * positionStride;
-        float* rows = stackalloc float[Kernel * Alpha * Lanes];
-        float* taps = stackalloc float[Kernel * Kernel * Lanes];
+        float* rows = stackalloc float[5 * Alpha * Lanes];
+        float* taps = stackalloc float[5 * 5 * Lanes];
         for (int group = 0; group < g.Groups; group++)
             for (int outBlock = 0; outBlock < ocBlocks; outBlock++)
                 for (int c = 0; c < gic; c++)
                 {
                     float* s = sums + group * groupSums + ((long)outBlock * icBlocks + c / Lanes) * Lanes * Lanes + c % Lanes * Lanes;
                     for (int j = 0; j < Alpha; j++)
-                        CombineGradient(s + j * positionStride, Alpha * positionStride, rows + j * Lanes, Alpha * Lanes);
-                    for (int a = 0; a < Kernel; a++)
-                        CombineGradient(rows + a * Alpha * Lanes, Lanes, taps + a * Kernel * Lanes, Lanes);
+                        Combine(s + j * positionStride, Alpha * positionStride, r, rows + j * Lanes, Alpha * Lanes);
+                    for (int a = 0; a < r; a++)
+                        Combine(rows + a * Alpha * Lanes, Lanes, r, taps + a * r * Lanes, Lanes);
                     int channels = Math.Min(Lanes, goc - outBlock * Lanes);
                     for (int lane = 0; lane < channels; lane++)
                     {
-                        int target = ((group * goc + outBlock * Lanes + lane) * gic + c) * Kernel * Kernel;
-                        for (int tap = 0; tap < Kernel * Kernel; tap++) dw[target + tap] = taps[tap * Lanes + lane];
+                        int target = ((group * goc + outBlock * Lanes + lane) * gic + c) * r * r;
+                        for (int tap = 0; tap < r * r; tap++) dw[target + tap] = taps[tap * Lanes + lane];
                     }
                 }
     }
 
-    /// <summary>Aᵀ of F(5, 2) applied to six vectors: row a is pᵢᵃ for the points 0, 1, −1, 2, −2, the ∞ column feeding the last.</summary>
+    /// <summary>
+    /// The first <paramref name="rows"/> rows of Aᵀ (2 or 4 for the forward output, 5 or 3 for the weight gradient's)
+    /// applied to six vectors: row a is pᵢᵃ for the points 0, 1, −1, 2, −2, and the ∞ column feeds only the last row.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CombineGradient(float* s, long stride, float* target, long targetStride)
+    private static void Combine(float* s, long stride, int rows, float* target, long targetStride)
     {
         var s0 = Vector512.Load(s); var s1 = Vector512.Load(s + stride); var s2 = Vector512.Load(s + 2 * stride);
         var s3 = Vector512.Load(s + 3 * stride); var s4 = Vector512.Load(s + 4 * stride); var s5 = Vector512.Load(s + 5 * stride);
         Vector512<float> sum12 = s1 + s2, difference12 = s1 - s2, sum34 = s3 + s4, difference34 = s3 - s4;
+        // Row 0 is all ones but for ∞; row a > 0 is (−1)ᵃ-signed: odd rows take the differences, even rows the sums,
+        // the ±2 points' scaled by 2ᵃ.
         Vector512.Store(s0 + sum12 + sum34, target);
-        Vector512.Store(Avx512F.FusedMultiplyAdd(Vector512.Create(2f), difference34, difference12), target + targetStride);
-        Vector512.Store(Avx512F.FusedMultiplyAdd(Vector512.Create(4f), sum34, sum12), target + 2 * targetStride);
-        Vector512.Store(Avx512F.FusedMultiplyAdd(Vector512.Create(8f), difference34, difference12), target + 3 * targetStride);
-        Vector512.Store(Avx512F.FusedMultiplyAdd(Vector512.Create(16f), sum34, sum12) + s5, target + 4 * targetStride);
+        for (int a = 1; a < rows; a++)
+        {
+            var scale = Vector512.Create((float)(1 << a));
+            var value = a % 2 == 1 ? Avx512F.FusedMultiplyAdd(scale, difference34, difference12) : Avx512F.FusedMultiplyAdd(scale, sum34, sum12);
+            Vector512.Store(a == rows - 1 ? value + s5 : value, target + a * targetStride);
+        }
     }
 
     [ThreadStatic] private static float[]? t_transformedWeights, t_padded, t_v, t_m, t_gradient, t_gradientSums;
