@@ -5,12 +5,13 @@ using System.Runtime.Intrinsics.X86;
 namespace Ml.Cnn.Backends.Cpu;
 
 /// <summary>
-/// Winograd convolution F(2×2, 5×5) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): a
-/// 2×2 output tile costs 36 multiply-adds per input channel on its 6×6 input tile instead of 4·25 = 100. Stride 1
-/// without dilation, on AVX-512. Backward-data is the same forward on the flipped kernel; the weight gradient is
-/// F(5×5, 2×2) on the same points (see <see cref="WeightGradient"/>). The sums are rounded differently from a direct
-/// convolution's: the error measured near 10⁻⁶ of Σ|x·w| forward and 5·10⁻⁶ of Σ|x·dy| for the weight gradient (a
-/// direct sum's is near 2·10⁻⁷), far below what training notices.
+/// Winograd convolution on 6×6 input tiles (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
+/// 2016), all on the points 0, ±1, ±2 and ∞ so that one input transform serves every variant: F(2×2, 5×5) costs 36
+/// multiply-adds per input channel for a 2×2 output tile instead of 4·25 = 100, F(4×4, 3×3) 36 for a 4×4 tile instead
+/// of 16·9 = 144. Stride 1 without dilation, on AVX-512. Backward-data is the same forward on the flipped kernel; the
+/// weight gradients are F(5×5, 2×2) and F(3×3, 4×4) (see <see cref="WeightGradient"/>). The sums are rounded
+/// differently from a direct convolution's: the error measured 0.6–5·10⁻⁶ of Σ|x·w| or Σ|x·dy| (a direct sum's is
+/// near 2·10⁻⁷), far below what training notices.
 /// <para>
 /// Per image: the input is copied zero-padded in channels-last order, so that the input transform works on sixteen
 /// channels per vector; seven tiles at a time are transformed into V[position][16-channel block][tile][16]; for each
@@ -25,7 +26,7 @@ internal static unsafe class WinogradConvolution
     private const int ChunkTiles = 7;
 
     // The finite interpolation points and the scale each row of G carries, chosen so that the input transform Bᵀ has
-    // small integer entries (it is written out in TransformInput).
+    // small integer entries (it is written out in Combine6); G's rows are a point's scale times (1, p, p², …).
     private static readonly double[] Points = [0, 1, -1, 2, -2];
     private static readonly double[] Scales = [1.0 / 4, 1.0 / 6, 1.0 / 6, 1.0 / 24, 1.0 / 24];
 
@@ -109,8 +110,8 @@ internal static unsafe class WinogradConvolution
     }
 
     /// <summary>
-    /// One image's chunks of tiles: a chunk is up to seven neighbouring tiles of one tile row, so its outputs are
-    /// two rows of up to fourteen pixels, which leave through a 16×16 transpose as whole rows of each channel.
+    /// One image's chunks of tiles: a chunk is up to seven neighbouring tiles of one tile row, so its outputs are m
+    /// rows of up to 7·m pixels, which leave through 16×16 transposes as row segments of each channel.
     /// </summary>
     private static void ForwardImage(in ConvGeometry g, float[] x, float[] u, float[]? bias, float[] y, int n, int group,
         int firstChunk, int endChunk)
@@ -263,12 +264,12 @@ internal static unsafe class WinogradConvolution
     private const int GradientChunkTiles = 14;
 
     /// <summary>
-    /// dw for geometries where <see cref="AppliesToWeightGradient"/> holds. A 2×2 tile of the output gradient correlated with its
-    /// 6×6 input tile gives the tile's share of all 25 taps, which is F(5×5, 2×2) on the same points: dw =
-    /// Aᵀ·[Σ over tiles of (G·dy·Gᵀ) ⊙ (Bᵀ·x·B)]·A, the sum taken before the output transform. For each of the 36
-    /// positions that sum is a product of output by input channels with the tiles as its reduction: 36 multiply-adds
-    /// per tile and channel pair instead of 4·25 = 100. The bias gradient <paramref name="db"/>, when given, is summed
-    /// from the same channels-last copy of dy.
+    /// dw for geometries where <see cref="AppliesToWeightGradient"/> holds. An m×m tile of the output gradient
+    /// correlated with its 6×6 input tile gives the tile's share of every tap, which is F(r×r, m×m) on the same points
+    /// (r the kernel size): dw = Aᵀ·[Σ over tiles of (G·dy·Gᵀ) ⊙ (Bᵀ·x·B)]·A, the sum taken before the output
+    /// transform. For each of the 36 positions that sum is a product of output by input channels with the tiles as its
+    /// reduction: 36 multiply-adds per tile and channel pair instead of m²·r² (100 or 144). The bias gradient
+    /// <paramref name="db"/>, when given, is summed from the same channels-last copy of dy.
     /// </summary>
     public static void WeightGradient(in ConvGeometry g, float[] x, float[] dy, float[] dw, float[]? db, int threads)
     {
