@@ -20,6 +20,8 @@ namespace Ml.Cnn.Backends.Cpu;
 /// the tile's pixels. Every sum runs in a fixed order, whatever the thread count.
 /// </para>
 /// </summary>
+// Every stack buffer here is written before it is read: zeroing them cost a store per vector on each tile.
+[SkipLocalsInit]
 internal static unsafe class WinogradConvolution
 {
     private const int Lanes = 16, Alpha = 6, Positions = Alpha * Alpha;
