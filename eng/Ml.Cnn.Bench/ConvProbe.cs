@@ -35,8 +35,8 @@ internal static class ConvProbe
         var dw = backend.Allocate(w.Shape);
         var db = backend.Allocate(bias.Shape);
         double gflop = 2.0 * g.Batch * g.OutChannels * g.OutH * g.OutW * g.PatchSize / 1e9;
-        string forward = WinogradConvolution.AppliesToForward(g) ? "Winograd" : DirectConvolution.Applies(g) ? "direct" : "im2col + GEMM";
-        string weights = WinogradConvolution.AppliesToWeightGradient(g) ? "Winograd" : DirectConvolution.AppliesToWeightGradient(g) ? "direct" : "im2col + GEMM";
+        string forward = WinogradConvolution.Applies(g) ? "Winograd" : DirectConvolution.Applies(g) ? "direct" : "im2col + GEMM";
+        string weights = WinogradConvolution.Applies(g) ? "Winograd" : DirectConvolution.AppliesToWeightGradient(g) ? "direct" : "im2col + GEMM";
         Console.WriteLine($"{name}, batch {g.Batch}, forward {forward}, weight gradient {weights}, 2 threads ({gflop:F2} GFLOP per pass as a direct convolution):");
         foreach (var (pass, action) in new (string, Action)[]
         {

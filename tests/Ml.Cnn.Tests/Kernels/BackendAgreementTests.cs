@@ -97,15 +97,16 @@ public abstract class BackendAgreementTests(int threads)
         { 3, 17, 9, 8, 16, 1, 1, 0, 1, 1 },
         { 9, 16, 6, 20, 32, 3, 1, 1, 1, 1 },
         { 2, 3, 9, 20, 16, 3, 1, 4, 1, 1 },   // pixel-lane forward (short reduction) with whole kernel rows on padding
-        // Winograd F(2×2, 5×5) (5×5, ≥ 16 channels in and out per group, ≥ 8 wide; backward-data swaps them): input channels
-        // short of a vector, a partial output-channel block, tile rows split into 7-tile chunks with a short last one,
-        // an odd output height (half a tile row), no padding, padding wider than the kernel's reach.
+        // Winograd (5×5 and 3×3, ≥ 16 channels in and out per group, ≥ 7 wide; backward-data swaps them), F(2×2, 5×5):
+        // input channels short of a vector, a partial output-channel block, 7-tile chunks across tile rows with a short
+        // last one, an odd output height (half a tile row), no padding, padding wider than the kernel's reach.
         { 2, 20, 11, 33, 20, 5, 1, 1, 1, 1 },
         { 3, 16, 12, 12, 32, 5, 1, 0, 1, 1 },
         { 1, 16, 5, 5, 16, 5, 1, 4, 1, 1 },
-        // Winograd F(4×4, 3×3) forward (≥ 7 tiles a row: a full and a one-tile chunk, a short last tile row) and
-        // F(3×3, 4×4) weight gradient, here and in the 3×3 shapes above that are ≥ 7 wide.
+        // F(4×4, 3×3) and its F(3×3, 4×4) weight gradient, here and in the 3×3 shapes above that are ≥ 7 wide: a full
+        // and a one-tile chunk with a short last tile row; a 7×7 map whose one chunk spans both tile rows.
         { 2, 16, 6, 30, 20, 3, 1, 1, 1, 1 },
+        { 3, 16, 7, 7, 16, 3, 1, 1, 1, 1 },
     };
 
     [Theory, MemberData(nameof(ConvShapes))]

@@ -44,8 +44,7 @@ public sealed class ConvolutionScratchTests
         var reference = new ReferenceBackend();
         var large = new ConvGeometry(2, 20, 12, 40, 20, 5, 5, 1, 1, 2, 2);
         var small = new ConvGeometry(3, 20, 7, 10, 20, 5, 5, 1, 1, 1, 1);
-        Assert.True(WinogradConvolution.AppliesToForward(large) && WinogradConvolution.AppliesToForward(small));
-        Assert.True(WinogradConvolution.AppliesToWeightGradient(large) && WinogradConvolution.AppliesToWeightGradient(small));
+        Assert.True(WinogradConvolution.Applies(large) && WinogradConvolution.Applies(small));
         var poisoned = cpu.Allocate(new TensorShape(2, 20, 12, 40));
         cpu.Fill(poisoned, float.NaN);
         var weights = cpu.Allocate(new TensorShape(20, 20, 5, 5));

@@ -167,7 +167,7 @@ public sealed class CpuBackend : HostBackend, IBackend
         var geometry = g;
         var (fx, fw, fy) = (Array(x), Array(w), Array(y));
         float[]? fb = b is null ? null : Array(b);
-        if (WinogradConvolution.AppliesToForward(g))
+        if (WinogradConvolution.Applies(g))
         {
             WinogradConvolution.Forward(g, fx, Data(w), fb, fy, Threads);
             return;
@@ -235,7 +235,7 @@ public sealed class CpuBackend : HostBackend, IBackend
         var (fdy, fw, fdx) = (Array(dy), Array(w), Array(dx));
         if (DirectConvolution.DataGradientGeometry(g) is { } transposed)
         {
-            if (WinogradConvolution.AppliesToForward(transposed))
+            if (WinogradConvolution.Applies(transposed))
             {
                 WinogradConvolution.Forward(transposed, fdy, DirectConvolution.DataGradientWeights(g, Data(w)), null, fdx, Threads);
                 return;
@@ -276,7 +276,7 @@ public sealed class CpuBackend : HostBackend, IBackend
         var (fx, fdy, fdw) = (Array(x), Array(dy), Array(dw));
         int plane = g.OutH * g.OutW;
         // The AVX-512 kernels sum the bias gradient from their channels-last copy of dy, sparing a pass over it.
-        if (WinogradConvolution.AppliesToWeightGradient(g))
+        if (WinogradConvolution.Applies(g))
         {
             WinogradConvolution.WeightGradient(g, fx, fdy, fdw, db is null ? null : Array(db), Threads);
             return;

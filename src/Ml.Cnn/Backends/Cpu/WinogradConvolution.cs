@@ -33,27 +33,21 @@ internal static unsafe class WinogradConvolution
     private static readonly double[] Scales = [1.0 / 4, 1.0 / 6, 1.0 / 6, 1.0 / 24, 1.0 / 24];
 
     /// <summary>
-    /// Whether the forward (and so backward-data) kernel handles this geometry, where it measured faster than the
-    /// direct kernels: 5×5 kernels on maps of 4 or more tiles a row (1.3–1.9×), 3×3 on maps of 7 or more (1.3×); with
-    /// fewer tiles a row most of a seven-tile chunk is spare work (3×3 on 14- and 7-wide maps: 0.85× and 0.71×).
+    /// Whether Winograd handles this geometry, for every pass: 5×5 and 3×3 kernels with 16 or more channels in and out
+    /// per group, on maps 7 or more wide. Measured against the direct kernels (2 threads) it ran 1.3–2.2× on every
+    /// such shape tried but one, the 5×5 forward on a 7-wide map (1.0×); on a 5-wide map it lost (0.7–0.8×).
     /// </summary>
-    public static bool AppliesToForward(in ConvGeometry g) =>
-        Handles(g) && (g.OutW + TileSize(g) - 1) / TileSize(g) >= (g.KernelW == 5 ? 4 : ChunkTiles);
-
-    /// <summary>Whether the weight-gradient kernel handles this geometry: measured 1.3–1.7× the direct kernel on every such shape tried.</summary>
-    public static bool AppliesToWeightGradient(in ConvGeometry g) => Handles(g) && g.OutW >= 7;
-
-    private static bool Handles(in ConvGeometry g) =>
+    public static bool Applies(in ConvGeometry g) =>
         Sgemm.UseWideKernel && g.StrideH == 1 && g.StrideW == 1 && g.DilationH == 1 && g.DilationW == 1
         && g.KernelH == g.KernelW && g.KernelW is 3 or 5
-        && g.GroupInChannels >= Lanes && g.GroupOutChannels >= Lanes;
+        && g.GroupInChannels >= Lanes && g.GroupOutChannels >= Lanes && g.OutW >= 7;
 
-    /// <summary>y = conv(x, w) + b for geometries where <see cref="AppliesToForward"/> holds.</summary>
+    /// <summary>y = conv(x, w) + b for geometries where <see cref="Applies"/> holds.</summary>
     public static void Forward(in ConvGeometry g, float[] x, ReadOnlySpan<float> w, float[]? bias, float[] y, int threads)
     {
         var geometry = g;
         int m = TileSize(g), tilesY = (g.OutH + m - 1) / m, tilesX = (g.OutW + m - 1) / m;
-        int chunks = tilesY * ((tilesX + ChunkTiles - 1) / ChunkTiles), images = g.Batch * g.Groups;
+        int chunks = (tilesY * tilesX + ChunkTiles - 1) / ChunkTiles, images = g.Batch * g.Groups;
         var transformed = TransformWeights(g, w);
         // As in the direct kernel: a task is one image (one group of it); its chunks of tiles are split over tasks
         // only where the images alone would leave threads idle.
@@ -112,13 +106,13 @@ internal static unsafe class WinogradConvolution
     }
 
     /// <summary>
-    /// One image's chunks of tiles: a chunk is up to seven neighbouring tiles of one tile row, so its outputs are m
-    /// rows of up to 7·m pixels, which leave through 16×16 transposes as row segments of each channel.
+    /// One image's chunks of tiles: a chunk is up to seven consecutive tiles in row order, so its outputs are m rows
+    /// of up to 7·m pixels in each tile row it touches, which leave through 16×16 transposes as row segments.
     /// </summary>
     private static void ForwardImage(in ConvGeometry g, float[] x, float[] u, float[]? bias, float[] y, int n, int group,
         int firstChunk, int endChunk)
     {
-        int m = TileSize(g), tilesY = (g.OutH + m - 1) / m, tilesX = (g.OutW + m - 1) / m, chunksPerRow = (tilesX + ChunkTiles - 1) / ChunkTiles;
+        int m = TileSize(g), tilesY = (g.OutH + m - 1) / m, tilesX = (g.OutW + m - 1) / m, tiles = tilesY * tilesX;
         int icP = PaddedChannels(g), goc = g.GroupOutChannels, blocks = (goc + Lanes - 1) / Lanes;
         int pw = tilesX * m + Alpha - m, ph = tilesY * m + Alpha - m, positionStride = icP * ChunkTiles;
         long plane = (long)g.OutH * g.OutW;
@@ -136,19 +130,18 @@ internal static unsafe class WinogradConvolution
         fixed (float* output = y)
             for (int chunk = firstChunk; chunk < endChunk; chunk++)
             {
-                int ty = chunk / chunksPerRow, firstTile = chunk % chunksPerRow * ChunkTiles;
-                int count = Math.Min(ChunkTiles, tilesX - firstTile), oy = ty * m, ox = firstTile * m;
+                int firstTile = chunk * ChunkTiles, count = Math.Min(ChunkTiles, tiles - firstTile);
                 for (int t = 0; t < ChunkTiles; t++)
                     for (int block = 0; block < icP / Lanes; block++)
                     {
                         float* target = transformedInput + (block * ChunkTiles + t) * Lanes;
                         if (t < count)
-                            TransformInput(image + ((long)oy * pw + ox + t * m) * icP + block * Lanes, (long)pw * icP, icP, target, positionStride);
+                            TransformInput(image + ((long)(firstTile + t) / tilesX * m * pw + (firstTile + t) % tilesX * m) * icP + block * Lanes,
+                                (long)pw * icP, icP, target, positionStride);
                         else
                             // A short chunk: the spare tiles' products are computed and dropped; keep them finite.
                             for (int p = 0; p < Positions; p++) Vector512.Store(Vector512<float>.Zero, target + (long)p * positionStride);
                     }
-                int width = Math.Min(count * m, g.OutW - ox), height = Math.Min(m, g.OutH - oy);
                 for (int block = 0; block < blocks; block++)
                 {
                     float* weights = transformedWeights + (long)(group * blocks + block) * Positions * icP * Lanes;
@@ -159,16 +152,23 @@ internal static unsafe class WinogradConvolution
                     int channels = Math.Min(Lanes, goc - block * Lanes), firstChannel = group * goc + block * Lanes;
                     for (int lane = 0; lane < Lanes; lane++) biases[lane] = bias is not null && lane < channels ? bias[firstChannel + lane] : 0f;
                     var biasVector = Vector512.Load(biases);
-                    for (int a = 0; a < height; a++)
+                    // The chunk's tiles in each tile row it touches are one run of pixels in every output row.
+                    for (int t = 0, run; t < count; t += run)
                     {
-                        float* row = rows + a * rowStride;
-                        for (int p = 0; p < width; p++) Vector512.Store(Vector512.Load(row + p * Lanes) + biasVector, row + p * Lanes);
-                        for (int first = 0; first < width; first += Lanes)
+                        int ty = (firstTile + t) / tilesX, tx = (firstTile + t) % tilesX, oy = ty * m, ox = tx * m;
+                        run = Math.Min(count - t, tilesX - tx);
+                        int width = Math.Min(run * m, g.OutW - ox), height = Math.Min(m, g.OutH - oy);
+                        for (int a = 0; a < height; a++)
                         {
-                            int pixels = Math.Min(Lanes, width - first);
-                            ChannelsLast.Transpose16(row + first * Lanes, Lanes, pixels, ChannelsLast.PrefixMask(Lanes),
-                                output + (((long)n * g.OutChannels + firstChannel) * g.OutH + oy + a) * g.OutW + ox + first, plane, channels,
-                                ChannelsLast.PrefixMask(pixels));
+                            float* row = rows + a * rowStride + t * m * Lanes;
+                            for (int p = 0; p < width; p++) Vector512.Store(Vector512.Load(row + p * Lanes) + biasVector, row + p * Lanes);
+                            for (int first = 0; first < width; first += Lanes)
+                            {
+                                int pixels = Math.Min(Lanes, width - first);
+                                ChannelsLast.Transpose16(row + first * Lanes, Lanes, pixels, ChannelsLast.PrefixMask(Lanes),
+                                    output + (((long)n * g.OutChannels + firstChannel) * g.OutH + oy + a) * g.OutW + ox + first, plane, channels,
+                                    ChannelsLast.PrefixMask(pixels));
+                            }
                         }
                     }
                 }
@@ -266,7 +266,7 @@ internal static unsafe class WinogradConvolution
     private const int GradientChunkTiles = 14;
 
     /// <summary>
-    /// dw for geometries where <see cref="AppliesToWeightGradient"/> holds. An m×m tile of the output gradient
+    /// dw for geometries where <see cref="Applies"/> holds. An m×m tile of the output gradient
     /// correlated with its 6×6 input tile gives the tile's share of every tap, which is F(r×r, m×m) on the same points
     /// (r the kernel size): dw = Aᵀ·[Σ over tiles of (G·dy·Gᵀ) ⊙ (Bᵀ·x·B)]·A, the sum taken before the output
     /// transform. For each of the 36 positions that sum is a product of output by input channels with the tiles as its
