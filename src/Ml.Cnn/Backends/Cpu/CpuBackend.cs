@@ -161,22 +161,25 @@ public sealed class CpuBackend : HostBackend, IBackend
         return (g.Batch + chunks - 1) / chunks;
     }
 
+    /// <summary>Whether an AVX-512 kernel (Winograd, else direct) computes this convolution without im2col.</summary>
+    private static bool HasForwardKernel(in ConvGeometry g) => WinogradConvolution.Applies(g) || DirectConvolution.Applies(g);
+
+    /// <summary>y = conv(x, w) + b on an AVX-512 kernel when one applies (Winograd first); false leaves y untouched.</summary>
+    private bool TryForwardKernel(in ConvGeometry g, float[] x, ReadOnlySpan<float> w, float[]? b, float[] y)
+    {
+        if (WinogradConvolution.Applies(g)) WinogradConvolution.Forward(g, x, w, b, y, Threads);
+        else if (DirectConvolution.Applies(g)) DirectConvolution.Forward(g, x, w, b, y, Threads);
+        else return false;
+        return true;
+    }
+
     /// <inheritdoc />
     public void ConvForward(in ConvGeometry g, Tensor x, Tensor w, Tensor? b, Tensor y)
     {
         var geometry = g;
         var (fx, fw, fy) = (Array(x), Array(w), Array(y));
         float[]? fb = b is null ? null : Array(b);
-        if (WinogradConvolution.Applies(g))
-        {
-            WinogradConvolution.Forward(g, fx, Data(w), fb, fy, Threads);
-            return;
-        }
-        if (DirectConvolution.Applies(g))
-        {
-            DirectConvolution.Forward(g, fx, Data(w), fb, fy, Threads);
-            return;
-        }
+        if (TryForwardKernel(g, fx, Data(w), fb, fy)) return;
         int plane = g.OutH * g.OutW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
         float[] columns = CpuWork.Scratch(ref t_columns, g.PatchSize * chunk * plane);
         float[] output = CpuWork.Scratch(ref t_matrix, goc * chunk * plane);
@@ -233,19 +236,9 @@ public sealed class CpuBackend : HostBackend, IBackend
     {
         var geometry = g;
         var (fdy, fw, fdx) = (Array(dy), Array(w), Array(dx));
-        if (DirectConvolution.DataGradientGeometry(g) is { } transposed)
-        {
-            if (WinogradConvolution.Applies(transposed))
-            {
-                WinogradConvolution.Forward(transposed, fdy, DirectConvolution.DataGradientWeights(g, Data(w)), null, fdx, Threads);
-                return;
-            }
-            if (DirectConvolution.Applies(transposed))
-            {
-                DirectConvolution.Forward(transposed, fdy, DirectConvolution.DataGradientWeights(g, Data(w)), null, fdx, Threads);
-                return;
-            }
-        }
+        if (DirectConvolution.DataGradientGeometry(g) is { } transposed && HasForwardKernel(transposed)
+            && TryForwardKernel(transposed, fdy, DirectConvolution.DataGradientWeights(g, Data(w)), null, fdx))
+            return;
         int plane = g.OutH * g.OutW, inPlane = g.InH * g.InW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
         float[] columns = CpuWork.Scratch(ref t_columns, g.PatchSize * chunk * plane);
         float[] gradient = CpuWork.Scratch(ref t_matrix, goc * chunk * plane);
