@@ -30,6 +30,22 @@ internal static unsafe class ChannelsLast
             }
     }
 
+    /// <summary>values[first … first + count − 1] in lanes 0 … count − 1, zero in the others (all zero without values).</summary>
+    public static Vector512<float> Block(float[]? values, int first, int count)
+    {
+        if (values is null) return Vector512<float>.Zero;
+        fixed (float* start = &values[first])
+            return Avx512F.MaskLoad(start, PrefixMask(count), Vector512<float>.Zero);
+    }
+
+    /// <summary>*sum += Σ over <paramref name="count"/> channels-last pixels, <paramref name="pixelStride"/> floats apart, of their sixteen channels.</summary>
+    public static void AddPixels(float* sum, float* pixels, int count, long pixelStride)
+    {
+        var total = Vector512.Load(sum);
+        for (int p = 0; p < count; p++) total += Vector512.Load(pixels + p * pixelStride);
+        Vector512.Store(total, sum);
+    }
+
     /// <summary>Lanes 0 … count − 1 set.</summary>
     public static Vector512<float> PrefixMask(int count) =>
         Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(count)).AsSingle();

@@ -118,8 +118,7 @@ internal static unsafe class DirectConvolution
         int plane = ph * pw, channelWeights = kh * kw * Lanes;
         long outputPlane = (long)oh * ow;
         float* results = stackalloc float[BlockPixels * Lanes];
-        for (int i = 0; i < Lanes; i++) results[i] = bias is not null && i < channels ? bias[firstChannel + i] : 0f;
-        var biases = Vector512.Load(results);
+        var biases = ChannelsLast.Block(bias, firstChannel, channels);
         fixed (float* input = padded)
         fixed (float* weights = &packed[(group * blocks + block) * gic * channelWeights])
         fixed (float* output = y)
@@ -171,7 +170,7 @@ internal static unsafe class DirectConvolution
         int channels = Math.Min(Lanes, goc - block * Lanes), firstChannel = group * goc + block * Lanes;
         long plane = (long)oh * ow;
         float* biases = stackalloc float[Lanes];
-        for (int i = 0; i < Lanes; i++) biases[i] = bias is not null && i < channels ? bias[firstChannel + i] : 0f;
+        Vector512.Store(ChannelsLast.Block(bias, firstChannel, channels), biases);
         fixed (float* input = padded)
         fixed (float* weights = &packed[(group * blocks + block) * gic * kh * kw * Lanes])
         fixed (float* output = y)
@@ -234,8 +233,7 @@ internal static unsafe class DirectConvolution
 
     // ---- weight gradient ----
 
-    // A task sums this many images into its own partial sums; the tasks' sums are added in task order, so the result
-    // does not depend on the thread count.
+    // Images per task of the fixed-order sum (CpuWork.SumOverImages).
     private const int ImagesPerTask = 4;
 
     /// <summary>Whether <see cref="WeightGradient"/> handles this geometry: square 3×3 and 5×5 kernels.</summary>
@@ -256,19 +254,8 @@ internal static unsafe class DirectConvolution
         int gic = g.GroupInChannels, goc = g.GroupOutChannels, taps = g.KernelH * g.KernelW;
         int blocks = (goc + Lanes - 1) / Lanes, allBlocks = g.Groups * blocks, weightSums = allBlocks * gic * taps * Lanes;
         bool withBias = db is not null;
-        int sumsLength = weightSums + (withBias ? allBlocks * Lanes : 0);
-        int tasks = (g.Batch + ImagesPerTask - 1) / ImagesPerTask;
-        var sums = CpuWork.Scratch(ref t_sums, (long)tasks * sumsLength);
-        CpuWork.For(tasks, threads, task =>
-        {
-            sums.AsSpan(task * sumsLength, sumsLength).Clear();
-            for (int n = task * ImagesPerTask; n < Math.Min(geometry.Batch, (task + 1) * ImagesPerTask); n++)
-                AccumulateImage(geometry, x, dy, n, sums, task * sumsLength, withBias);
-        });
-        fixed (float* total = sums)
-            for (int task = 1; task < tasks; task++)
-                for (int i = 0; i < sumsLength; i += Lanes)
-                    Vector512.Store(Vector512.Load(total + i) + Vector512.Load(total + (long)task * sumsLength + i), total + i);
+        var sums = CpuWork.SumOverImages(g.Batch, ImagesPerTask, weightSums + (withBias ? allBlocks * Lanes : 0), threads, ref t_sums,
+            (n, partial, offset) => AccumulateImage(geometry, x, dy, n, partial, offset, withBias));
         for (int block = 0; block < allBlocks; block++)
             for (int c = 0; c < gic; c++)
             {
@@ -286,39 +273,28 @@ internal static unsafe class DirectConvolution
     /// Image n's share of every (output block, input channel) pair's tap sums, [block][channel][tap][16] from
     /// <paramref name="offset"/>, then of the bias sums [block][16] (the transposed gradient summed over its pixels).
     /// </summary>
-    private static void AccumulateImage(in ConvGeometry g, float[] x, float[] dy, int n, float[] sums, int offset, bool withBias)
+    private static void AccumulateImage(in ConvGeometry g, float[] x, float[] dy, int n, float[] partial, int offset, bool withBias)
     {
         int gic = g.GroupInChannels, taps = g.KernelH * g.KernelW, pixels = g.OutH * g.OutW;
         int blocks = (g.GroupOutChannels + Lanes - 1) / Lanes, allBlocks = g.Groups * blocks;
-        int pw = g.InW + 2 * g.PadW, ph = g.InH + 2 * g.PadH, paddedImage = g.InChannels * pw * ph;
-        // The last pixel's taps end on the last value of the last padded row: no slack needed.
-        var padded = CpuWork.Scratch(ref t_paddedImages, paddedImage);
-        padded.AsSpan(0, paddedImage).Clear();
-        for (int c = 0; c < g.InChannels; c++)
-            for (int row = 0; row < g.InH; row++)
-                x.AsSpan(((n * g.InChannels + c) * g.InH + row) * g.InW, g.InW).CopyTo(padded.AsSpan((c * ph + row + g.PadH) * pw + g.PadW));
         var transposed = CpuWork.Scratch(ref t_transposedGradient, (long)allBlocks * pixels * Lanes);
         fixed (float* gradients = transposed)
-        fixed (float* image = padded)
-        fixed (float* s = &sums[offset])
+        fixed (float* sums = &partial[offset])
         {
             TransposeGradient(g, dy, n, gradients);
             if (withBias)
                 for (int block = 0; block < allBlocks; block++)
-                {
-                    float* biasSums = s + ((long)allBlocks * gic * taps + block) * Lanes, gradient = gradients + (long)block * pixels * Lanes;
-                    var sum = Vector512.Load(biasSums);
-                    for (int p = 0; p < pixels; p++) sum += Vector512.Load(gradient + p * Lanes);
-                    Vector512.Store(sum, biasSums);
-                }
-            for (int block = 0; block < allBlocks; block++)
-                for (int c = 0; c < gic; c++)
-                {
-                    float* channel = image + (long)(block / blocks * gic + c) * ph * pw;
-                    float* target = s + (long)(block * gic + c) * taps * Lanes;
-                    if (g.KernelW == 3) Accumulate3x3(target, gradients + (long)block * pixels * Lanes, channel, pw, g.OutH, g.OutW);
-                    else Accumulate5x5(target, gradients + (long)block * pixels * Lanes, channel, pw, g.OutH, g.OutW);
-                }
+                    ChannelsLast.AddPixels(sums + ((long)allBlocks * gic * taps + block) * Lanes, gradients + (long)block * pixels * Lanes, pixels, Lanes);
+            for (int group = 0; group < g.Groups; group++)
+                fixed (float* image = Pad(g, x, n, group, out int pw, out int ph))
+                    for (int block = group * blocks; block < (group + 1) * blocks; block++)
+                        for (int c = 0; c < gic; c++)
+                        {
+                            float* channel = image + (long)c * ph * pw, gradient = gradients + (long)block * pixels * Lanes;
+                            float* target = sums + (long)(block * gic + c) * taps * Lanes;
+                            if (g.KernelW == 3) Accumulate3x3(target, gradient, channel, pw, g.OutH, g.OutW);
+                            else Accumulate5x5(target, gradient, channel, pw, g.OutH, g.OutW);
+                        }
         }
     }
 
@@ -334,7 +310,7 @@ internal static unsafe class DirectConvolution
                         1, pixels, target + (long)(group * blocks + block) * pixels * Lanes, 0, Lanes);
     }
 
-    [ThreadStatic] private static float[]? t_padded, t_sums, t_paddedImages, t_transposedGradient, t_flippedWeights, t_packedWeights;
+    [ThreadStatic] private static float[]? t_padded, t_sums, t_transposedGradient, t_flippedWeights, t_packedWeights;
 
     /// <summary>One image's contribution to the 9 tap sums of a 3×3 kernel: a loop of loads and FMAs only, so they stay in registers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -122,7 +122,6 @@ internal static unsafe class WinogradConvolution
         // Up to four output rows of 32 pixels (7·m used) by sixteen channels.
         const int rowStride = 2 * Lanes * Lanes;
         float* rows = stackalloc float[4 * rowStride];
-        float* biases = stackalloc float[Lanes];
         fixed (float* image = padded)
         fixed (float* transformedInput = v)
         fixed (float* product = products)
@@ -150,8 +149,7 @@ internal static unsafe class WinogradConvolution
                     for (int t = 0; t < count; t++)
                         TransformOutput(product + t * Lanes, ChunkTiles * Lanes, m, rows + t * m * Lanes, rowStride);
                     int channels = Math.Min(Lanes, goc - block * Lanes), firstChannel = group * goc + block * Lanes;
-                    for (int lane = 0; lane < Lanes; lane++) biases[lane] = bias is not null && lane < channels ? bias[firstChannel + lane] : 0f;
-                    var biasVector = Vector512.Load(biases);
+                    var biasVector = ChannelsLast.Block(bias, firstChannel, channels);
                     // The chunk's tiles in each tile row it touches are one run of pixels in every output row.
                     for (int t = 0, run; t < count; t += run)
                     {
@@ -257,10 +255,9 @@ internal static unsafe class WinogradConvolution
             Combine(rows + a * Alpha * Lanes, Lanes, m, y + a * rowStride, Lanes);
     }
 
-    // ---- weight gradient: F(5×5, 2×2) ----
+    // ---- weight gradient: F(5×5, 2×2) and F(3×3, 4×4) ----
 
-    // A task sums the tiles of this many images into its own position products; the tasks' sums are added in task
-    // order, so the result does not depend on the thread count.
+    // Images per task of the fixed-order sum (CpuWork.SumOverImages): each task keeps its own 36 position products.
     private const int ImagesPerTask = 8;
     // Tiles transformed together before their products are accumulated (two tile rows of a 14-wide map).
     private const int GradientChunkTiles = 14;
@@ -279,24 +276,14 @@ internal static unsafe class WinogradConvolution
         int icBlocks = PaddedChannels(g) / Lanes, ocBlocks = (g.GroupOutChannels + Lanes - 1) / Lanes;
         // Per task: the position products of every group, then (with a bias) the bias sums [group][block][16].
         int groupSums = Positions * ocBlocks * icBlocks * Lanes * Lanes, weightSums = g.Groups * groupSums;
-        int sumsLength = weightSums + (db is null ? 0 : g.Groups * ocBlocks * Lanes);
-        int tasks = (g.Batch + ImagesPerTask - 1) / ImagesPerTask;
-        var sums = CpuWork.Scratch(ref t_gradientSums, (long)tasks * sumsLength);
-        CpuWork.For(tasks, threads, task =>
-        {
-            sums.AsSpan(task * sumsLength, sumsLength).Clear();
-            for (int n = task * ImagesPerTask; n < Math.Min(geometry.Batch, (task + 1) * ImagesPerTask); n++)
+        var sums = CpuWork.SumOverImages(g.Batch, ImagesPerTask, weightSums + (db is null ? 0 : g.Groups * ocBlocks * Lanes), threads,
+            ref t_gradientSums, (n, partial, offset) =>
+            {
                 for (int group = 0; group < geometry.Groups; group++)
-                    AccumulateImage(geometry, x, dy, n, group, sums, task * sumsLength + group * groupSums,
-                        sumsLength > weightSums ? task * sumsLength + weightSums + group * ocBlocks * Lanes : -1);
-        });
-        fixed (float* total = sums)
-        {
-            for (int task = 1; task < tasks; task++)
-                for (int i = 0; i < sumsLength; i += Lanes)
-                    Vector512.Store(Vector512.Load(total + i) + Vector512.Load(total + (long)task * sumsLength + i), total + i);
-            TransformWeightGradient(g, total, dw);
-        }
+                    AccumulateImage(geometry, x, dy, n, group, partial, offset + group * groupSums,
+                        db is null ? -1 : offset + weightSums + group * ocBlocks * Lanes);
+            });
+        fixed (float* total = sums) TransformWeightGradient(g, total, dw);
         if (db is null) return;
         for (int group = 0; group < g.Groups; group++)
             for (int oc = 0; oc < g.GroupOutChannels; oc++)
@@ -325,11 +312,7 @@ internal static unsafe class WinogradConvolution
             if (biasOffset >= 0)
                 fixed (float* biasSums = &sums[biasOffset])
                     for (int block = 0; block < ocBlocks; block++)
-                    {
-                        var sum = Vector512.Load(biasSums + block * Lanes);
-                        for (int p = 0; p < tilesY * m * gw; p++) sum += Vector512.Load(outputGradient + (long)p * ocP + block * Lanes);
-                        Vector512.Store(sum, biasSums + block * Lanes);
-                    }
+                        ChannelsLast.AddPixels(biasSums + block * Lanes, outputGradient + block * Lanes, tilesY * m * gw, ocP);
             for (int first = 0; first < tiles; first += GradientChunkTiles)
             {
                 int count = Math.Min(GradientChunkTiles, tiles - first);
