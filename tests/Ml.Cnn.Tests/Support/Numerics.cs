@@ -12,16 +12,8 @@ public static class Numerics
     /// <summary>Asserts |actual − expected| ≤ abs + rel·|expected| elementwise, reporting the worst element.</summary>
     public static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what, double rel = 1e-4, double abs = 1e-5)
     {
-        Assert.True(expected.Length == actual.Length, $"{what}: expected {expected.Length} values, got {actual.Length}.");
-        int worst = -1;
-        double worstExcess = 0;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            double diff = Math.Abs((double)actual[i] - expected[i]);
-            double excess = diff - (abs + rel * Math.Abs(expected[i]));
-            if (excess > worstExcess || double.IsNaN(diff)) { worstExcess = double.IsNaN(diff) ? double.PositiveInfinity : excess; worst = i; }
-        }
-        Assert.True(worst < 0, worst < 0 ? "" : $"{what}: element {worst} is {actual[worst]}, expected {expected[worst]} (rel {rel}, abs {abs}).");
+        var e = expected.ToArray();
+        AssertWithin(e, actual, i => abs + rel * Math.Abs(e[i]), what, $"(rel {rel}, abs {abs})");
     }
 
     public static void AssertClose(Tensor expected, Tensor actual, string what, double rel = 1e-4, double abs = 1e-5) =>
@@ -34,17 +26,23 @@ public static class Numerics
     /// </summary>
     public static void AssertWithinBound(Tensor expected, Tensor actual, Tensor bound, string what, double rel, double abs = 1e-5)
     {
-        float[] e = expected.ToArray(), a = actual.ToArray(), b = bound.ToArray();
-        Assert.True(e.Length == a.Length, $"{what}: expected {e.Length} values, got {a.Length}.");
+        var b = bound.ToArray();
+        AssertWithin(expected.ToArray(), actual.ToArray(), i => abs + rel * b[i], what, $"(within {rel} of Σ|term|)");
+    }
+
+    /// <summary>Asserts |actual − expected| ≤ tolerance(i) elementwise (NaN never passes), reporting the worst element.</summary>
+    private static void AssertWithin(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, Func<int, double> tolerance, string what, string rule)
+    {
+        Assert.True(expected.Length == actual.Length, $"{what}: expected {expected.Length} values, got {actual.Length}.");
         int worst = -1;
         double worstExcess = 0;
-        for (int i = 0; i < e.Length; i++)
+        for (int i = 0; i < expected.Length; i++)
         {
-            double diff = Math.Abs((double)a[i] - e[i]);
-            double excess = diff - (abs + rel * b[i]);
+            double diff = Math.Abs((double)actual[i] - expected[i]);
+            double excess = diff - tolerance(i);
             if (excess > worstExcess || double.IsNaN(diff)) { worstExcess = double.IsNaN(diff) ? double.PositiveInfinity : excess; worst = i; }
         }
-        Assert.True(worst < 0, worst < 0 ? "" : $"{what}: element {worst} is {a[worst]}, expected {e[worst]} (within {rel} of Σ|term| = {b[worst]}).");
+        Assert.True(worst < 0, worst < 0 ? "" : $"{what}: element {worst} is {actual[worst]}, expected {expected[worst]} {rule}.");
     }
 
     public static float[] RandomNormal(Rng rng, int count, double scale = 1)
