@@ -149,28 +149,39 @@ internal static unsafe class WinogradConvolution
                     for (int t = 0; t < count; t++)
                         TransformOutput(product + t * Lanes, ChunkTiles * Lanes, m, rows + t * m * Lanes, rowStride);
                     int channels = Math.Min(Lanes, goc - block * Lanes), firstChannel = group * goc + block * Lanes;
-                    var biasVector = ChannelsLast.Block(bias, firstChannel, channels);
-                    // The chunk's tiles in each tile row it touches are one run of pixels in every output row.
-                    for (int t = 0, run; t < count; t += run)
-                    {
-                        int ty = (firstTile + t) / tilesX, tx = (firstTile + t) % tilesX, oy = ty * m, ox = tx * m;
-                        run = Math.Min(count - t, tilesX - tx);
-                        int width = Math.Min(run * m, g.OutW - ox), height = Math.Min(m, g.OutH - oy);
-                        for (int a = 0; a < height; a++)
-                        {
-                            float* row = rows + a * rowStride + t * m * Lanes;
-                            for (int p = 0; p < width; p++) Vector512.Store(Vector512.Load(row + p * Lanes) + biasVector, row + p * Lanes);
-                            for (int first = 0; first < width; first += Lanes)
-                            {
-                                int pixels = Math.Min(Lanes, width - first);
-                                ChannelsLast.Transpose16(row + first * Lanes, Lanes, pixels, ChannelsLast.PrefixMask(Lanes),
-                                    output + (((long)n * g.OutChannels + firstChannel) * g.OutH + oy + a) * g.OutW + ox + first, plane, channels,
-                                    ChannelsLast.PrefixMask(pixels));
-                            }
-                        }
-                    }
+                    StoreChunk(g, rows, rowStride, firstTile, count, ChannelsLast.Block(bias, firstChannel, channels),
+                        output + ((long)n * g.OutChannels + firstChannel) * plane, channels);
                 }
             }
+    }
+
+    /// <summary>
+    /// Adds the bias to a chunk's transformed outputs (rows[a][pixel][16], <paramref name="rowStride"/> apart) and
+    /// writes them to the first of <paramref name="channels"/> output planes at <paramref name="output"/>: the chunk's
+    /// tiles in each tile row it touches are one run of pixels in every output row, leaving through 16×16 transposes.
+    /// </summary>
+    private static void StoreChunk(in ConvGeometry g, float* rows, int rowStride, int firstTile, int count, Vector512<float> bias,
+        float* output, int channels)
+    {
+        int m = TileSize(g), tilesX = (g.OutW + m - 1) / m;
+        long plane = (long)g.OutH * g.OutW;
+        for (int t = 0, run; t < count; t += run)
+        {
+            int tx = (firstTile + t) % tilesX, oy = (firstTile + t) / tilesX * m, ox = tx * m;
+            run = Math.Min(count - t, tilesX - tx);
+            int width = Math.Min(run * m, g.OutW - ox), height = Math.Min(m, g.OutH - oy);
+            for (int a = 0; a < height; a++)
+            {
+                float* row = rows + a * rowStride + t * m * Lanes;
+                for (int p = 0; p < width; p++) Vector512.Store(Vector512.Load(row + p * Lanes) + bias, row + p * Lanes);
+                for (int first = 0; first < width; first += Lanes)
+                {
+                    int pixels = Math.Min(Lanes, width - first);
+                    ChannelsLast.Transpose16(row + first * Lanes, Lanes, pixels, ChannelsLast.PrefixMask(Lanes),
+                        output + (long)(oy + a) * g.OutW + ox + first, plane, channels, ChannelsLast.PrefixMask(pixels));
+                }
+            }
+        }
     }
 
     /// <summary>Image n's channels of one group as [row][column][channel], zero-padded on every side and to <paramref name="icP"/> channels.</summary>
