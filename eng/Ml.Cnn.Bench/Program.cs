@@ -4,6 +4,7 @@ using Ml.Cnn.Bench;
 string mode = args.Length > 0 ? args[0] : "all";
 double peak = Peak.GflopsPerCore();
 Console.WriteLine($"CPU: {Environment.ProcessorCount} cores; measured FMA peak {peak:F1} GFLOP/s per core, {peak * Environment.ProcessorCount:F1} in all");
+Console.WriteLine($"ISA: {Ml.Cnn.Backends.Cpu.CpuIsa.Describe()}");
 Console.WriteLine();
 if (mode is "gemm" or "all") GemmBenchmark.Run(peak);
 if (mode is "layers" or "all") LayerBenchmark.Run(peak);

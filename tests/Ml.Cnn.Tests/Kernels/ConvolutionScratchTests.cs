@@ -4,6 +4,7 @@ using Ml.Cnn.Backends.Reference;
 using Ml.Cnn.Core;
 using Ml.Cnn.Tensors;
 using Xunit;
+using Ml.Cnn.Tests.Support;
 using static Ml.Cnn.Tests.Support.Numerics;
 
 namespace Ml.Cnn.Tests.Kernels;
@@ -21,7 +22,8 @@ public sealed class ConvolutionScratchTests
         // Unpadded 13×21 images take the scratch the padded 11×19 ones will, and start with NaN rows, not zero borders.
         var large = new ConvGeometry(8, 5, 13, 21, 20, 3, 3, 1, 1, 0, 0);
         var small = new ConvGeometry(3, 5, 11, 19, 20, 3, 3, 1, 1, 1, 1);
-        Assert.True(DirectConvolution.AppliesToWeightGradient(small));
+        KernelSelection.AssertSelected("The direct weight gradient", DirectConvolution.FitsWeightGradient(small),
+            DirectConvolution.AppliesToWeightGradient(small));
         var poisoned = cpu.Allocate(new TensorShape(8, 5, 13, 21));
         cpu.Fill(poisoned, float.NaN);
         cpu.ConvBackwardWeights(large, poisoned, cpu.Allocate(new TensorShape(8, 20, 11, 19)), cpu.Allocate(new TensorShape(20, 5, 3, 3)), null);
@@ -44,7 +46,8 @@ public sealed class ConvolutionScratchTests
         var reference = new ReferenceBackend();
         var large = new ConvGeometry(2, 20, 12, 40, 20, 5, 5, 1, 1, 2, 2);
         var small = new ConvGeometry(3, 20, 7, 10, 20, 5, 5, 1, 1, 1, 1);
-        Assert.True(WinogradConvolution.Applies(large) && WinogradConvolution.Applies(small));
+        KernelSelection.AssertSelected("Winograd (large map)", WinogradConvolution.Fits(large), WinogradConvolution.Applies(large));
+        KernelSelection.AssertSelected("Winograd (small map)", WinogradConvolution.Fits(small), WinogradConvolution.Applies(small));
         var poisoned = cpu.Allocate(new TensorShape(2, 20, 12, 40));
         cpu.Fill(poisoned, float.NaN);
         var weights = cpu.Allocate(new TensorShape(20, 20, 5, 5));

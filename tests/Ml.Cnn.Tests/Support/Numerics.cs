@@ -83,3 +83,18 @@ public static class TestBackends
         _ => throw new ArgumentException(name),
     };
 }
+
+/// <summary>
+/// Kernel selection without assuming the processor: the geometry must be one the kernel is written for, and the
+/// kernel must run exactly where this processor has its vector width. The test then goes on through whichever
+/// path ran, so on every ISA it checks that path's arithmetic.
+/// </summary>
+public static class KernelSelection
+{
+    public static void AssertSelected(string kernel, bool fits, bool applies)
+    {
+        Assert.True(fits, $"{kernel} is not written for this geometry: the test no longer covers it.");
+        Assert.True(applies == Ml.Cnn.Backends.Cpu.Sgemm.UseWideKernel,
+            $"{kernel} {(applies ? "runs" : "does not run")} on {Ml.Cnn.Backends.Cpu.CpuIsa.Describe()}.");
+    }
+}

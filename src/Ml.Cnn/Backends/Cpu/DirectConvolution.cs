@@ -24,9 +24,15 @@ internal static unsafe class DirectConvolution
     // Below this many multiply-adds per output, forward keeps pixels in the lanes instead (see ForwardPixelBlock).
     private const int ShortReduction = 64;
 
-    /// <summary>Whether the direct forward kernel handles this geometry (and runs faster there than im2col + GEMM).</summary>
-    public static bool Applies(in ConvGeometry g) =>
-        Sgemm.UseWideKernel && g.StrideH == 1 && g.StrideW == 1 && g.DilationH == 1 && g.DilationW == 1
+    /// <summary>Whether the direct forward kernel runs this geometry on this processor.</summary>
+    public static bool Applies(in ConvGeometry g) => Sgemm.UseWideKernel && Fits(g);
+
+    /// <summary>
+    /// Whether the direct forward kernel is written for this geometry (and runs faster there than im2col + GEMM),
+    /// whatever the processor: the selection rule that tests check where the kernel cannot run.
+    /// </summary>
+    public static bool Fits(in ConvGeometry g) =>
+        g.StrideH == 1 && g.StrideW == 1 && g.DilationH == 1 && g.DilationW == 1
         && g.GroupOutChannels >= Lanes && g.OutW >= 5;
 
     /// <summary>
@@ -237,8 +243,10 @@ internal static unsafe class DirectConvolution
     private const int ImagesPerTask = 4;
 
     /// <summary>Whether <see cref="WeightGradient"/> handles this geometry: square 3×3 and 5×5 kernels.</summary>
-    public static bool AppliesToWeightGradient(in ConvGeometry g) =>
-        Applies(g) && g.KernelH == g.KernelW && g.KernelW is 3 or 5;
+    public static bool AppliesToWeightGradient(in ConvGeometry g) => Sgemm.UseWideKernel && FitsWeightGradient(g);
+
+    /// <summary>Whether the direct weight-gradient kernel is written for this geometry, whatever the processor.</summary>
+    public static bool FitsWeightGradient(in ConvGeometry g) => Fits(g) && g.KernelH == g.KernelW && g.KernelW is 3 or 5;
 
     /// <summary>
     /// dw[oc, c, ky, kx] = Σ over images and output pixels of dy[n, oc, pixel] · x[n, c, pixel + (ky, kx) − padding].

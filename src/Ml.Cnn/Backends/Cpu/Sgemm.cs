@@ -240,8 +240,7 @@ internal static unsafe class Sgemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
-        Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : a * b + c;
+    private static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => CpuIsa.MulAdd(a, b, c);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Kernel(bool wide, int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, bool firstBlock)

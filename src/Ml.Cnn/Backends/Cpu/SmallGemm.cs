@@ -47,10 +47,10 @@ internal static unsafe class SmallGemm
         {
             var x0 = Vector256.Load(a0 + p);
             var x1 = Vector256.Load(a1 + p);
-            var w = Vector256.Load(b0 + p); s00 = Vector256.FusedMultiplyAdd(x0, w, s00); s10 = Vector256.FusedMultiplyAdd(x1, w, s10);
-            w = Vector256.Load(b1 + p); s01 = Vector256.FusedMultiplyAdd(x0, w, s01); s11 = Vector256.FusedMultiplyAdd(x1, w, s11);
-            w = Vector256.Load(b2 + p); s02 = Vector256.FusedMultiplyAdd(x0, w, s02); s12 = Vector256.FusedMultiplyAdd(x1, w, s12);
-            w = Vector256.Load(b3 + p); s03 = Vector256.FusedMultiplyAdd(x0, w, s03); s13 = Vector256.FusedMultiplyAdd(x1, w, s13);
+            var w = Vector256.Load(b0 + p); s00 = CpuIsa.MulAdd(x0, w, s00); s10 = CpuIsa.MulAdd(x1, w, s10);
+            w = Vector256.Load(b1 + p); s01 = CpuIsa.MulAdd(x0, w, s01); s11 = CpuIsa.MulAdd(x1, w, s11);
+            w = Vector256.Load(b2 + p); s02 = CpuIsa.MulAdd(x0, w, s02); s12 = CpuIsa.MulAdd(x1, w, s12);
+            w = Vector256.Load(b3 + p); s03 = CpuIsa.MulAdd(x0, w, s03); s13 = CpuIsa.MulAdd(x1, w, s13);
         }
         float* row0 = c + (long)i0 * ldc + j0;
         StoreDot(row0, 0, s00, a0, b0, p, k, alpha, beta, j0, n);
@@ -71,7 +71,7 @@ internal static unsafe class SmallGemm
     {
         if (j0 + column >= n) return;
         float sum = Vector256.Sum(partial);
-        for (; p < k; p++) sum = MathF.FusedMultiplyAdd(a[p], b[p], sum);
+        for (; p < k; p++) sum = CpuIsa.MulAdd(a[p], b[p], sum);
         row[column] = Finish(sum * alpha, beta, row + column);
     }
 
@@ -88,7 +88,7 @@ internal static unsafe class SmallGemm
             for (int i = 0; i < m; i++)
             {
                 float sum = 0;
-                for (int p = 0; p < k; p++) sum = MathF.FusedMultiplyAdd(a[i * rowStep + p * depthStep], b[(long)p * ldb + j], sum);
+                for (int p = 0; p < k; p++) sum = CpuIsa.MulAdd(a[i * rowStep + p * depthStep], b[(long)p * ldb + j], sum);
                 float* target = c + (long)i * ldc + j;
                 *target = Finish(sum * alpha, beta, target);
             }
@@ -111,10 +111,10 @@ internal static unsafe class SmallGemm
                 var w0 = Vector256.Load(bp);
                 var w1 = Vector256.Load(bp + 8);
                 long at = p * depthStep;
-                var x = Vector256.Create(a0[at]); s00 = Vector256.FusedMultiplyAdd(x, w0, s00); s01 = Vector256.FusedMultiplyAdd(x, w1, s01);
-                x = Vector256.Create(a1[at]); s10 = Vector256.FusedMultiplyAdd(x, w0, s10); s11 = Vector256.FusedMultiplyAdd(x, w1, s11);
-                x = Vector256.Create(a2[at]); s20 = Vector256.FusedMultiplyAdd(x, w0, s20); s21 = Vector256.FusedMultiplyAdd(x, w1, s21);
-                x = Vector256.Create(a3[at]); s30 = Vector256.FusedMultiplyAdd(x, w0, s30); s31 = Vector256.FusedMultiplyAdd(x, w1, s31);
+                var x = Vector256.Create(a0[at]); s00 = CpuIsa.MulAdd(x, w0, s00); s01 = CpuIsa.MulAdd(x, w1, s01);
+                x = Vector256.Create(a1[at]); s10 = CpuIsa.MulAdd(x, w0, s10); s11 = CpuIsa.MulAdd(x, w1, s11);
+                x = Vector256.Create(a2[at]); s20 = CpuIsa.MulAdd(x, w0, s20); s21 = CpuIsa.MulAdd(x, w1, s21);
+                x = Vector256.Create(a3[at]); s30 = CpuIsa.MulAdd(x, w0, s30); s31 = CpuIsa.MulAdd(x, w1, s31);
             }
             // One k-block only: the packed kernel's store for its first block gives the same bits.
             float* row = c + (long)i0 * ldc + j0;
@@ -128,5 +128,5 @@ internal static unsafe class SmallGemm
     /// <summary>β·C + αAB rounded as the packed kernel's store rounds it (β = 0 never reads C: it may hold NaN garbage).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Finish(float product, float beta, float* c) =>
-        beta == 0 ? product : beta == 1 ? product + *c : MathF.FusedMultiplyAdd(beta, *c, product);
+        beta == 0 ? product : beta == 1 ? product + *c : CpuIsa.MulAdd(beta, *c, product);
 }

@@ -37,8 +37,11 @@ internal static unsafe class WinogradConvolution
     /// per group, on maps 7 or more wide. Measured against the direct kernels (2 threads) it ran 1.3–2.2× on every
     /// such shape tried but one, the 5×5 forward on a 7-wide map (1.0×); on a 5-wide map it lost (0.7–0.8×).
     /// </summary>
-    public static bool Applies(in ConvGeometry g) =>
-        Sgemm.UseWideKernel && g.StrideH == 1 && g.StrideW == 1 && g.DilationH == 1 && g.DilationW == 1
+    public static bool Applies(in ConvGeometry g) => Sgemm.UseWideKernel && Fits(g);
+
+    /// <summary>Whether the Winograd kernels are written for this geometry, whatever the processor.</summary>
+    public static bool Fits(in ConvGeometry g) =>
+        g.StrideH == 1 && g.StrideW == 1 && g.DilationH == 1 && g.DilationW == 1
         && g.KernelH == g.KernelW && g.KernelW is 3 or 5
         && g.GroupInChannels >= Lanes && g.GroupOutChannels >= Lanes && g.OutW >= 7;
 
