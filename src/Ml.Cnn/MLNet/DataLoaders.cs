@@ -23,21 +23,39 @@ public static class DataLoaders
         ToDataView(catalog, Cifar10.Load(batchFiles, scale), Cifar10.Classes);
 
     /// <summary>
-    /// A folder with one subfolder per class, each holding images: rows of <c>ImagePath</c> and <c>Label</c> (the
-    /// subfolder name), ready for <c>LoadImages</c>. Files with the given extensions only, in sorted order.
+    /// A folder with one subfolder per class, each holding images: rows of <c>ImagePath</c> and <c>Label</c>, ready
+    /// for <c>LoadImages</c>. Files with the given extensions only, in sorted order. A class is any folder below
+    /// <paramref name="folder"/> that holds images itself; its label is its path below <paramref name="folder"/> with
+    /// '/' between the parts, so a class named "T-shirt/top", written as the nested folders T-shirt and top, keeps its
+    /// name. A subfolder that holds no images at any depth is refused rather than silently dropped: its class would be
+    /// missing from the label's key values.
     /// </summary>
     public static IDataView LoadFromImageFolder(this DataOperationsCatalog catalog, string folder, params string[] extensions)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Image folder '{folder}' does not exist.");
         var allowed = (extensions.Length > 0 ? extensions : [".png", ".jpg", ".jpeg", ".bmp"]).Select(e => e.ToLowerInvariant()).ToHashSet();
-        var rows = Directory.GetDirectories(folder).Order(StringComparer.Ordinal)
-            .SelectMany(classFolder => Directory.GetFiles(classFolder).Order(StringComparer.Ordinal)
-                .Where(f => allowed.Contains(Path.GetExtension(f).ToLowerInvariant()))
-                .Select(f => new ImageFileRow { ImagePath = Path.GetFullPath(f), Label = Path.GetFileName(classFolder) }))
-            .ToList();
+        var rows = new List<ImageFileRow>();
+        foreach (var classFolder in Directory.GetDirectories(folder).Order(StringComparer.Ordinal))
+        {
+            int before = rows.Count;
+            AddClassImages(folder, classFolder, allowed, rows);
+            if (rows.Count == before)
+                throw new InvalidDataException(
+                    $"Class folder '{classFolder}' holds no images ({string.Join(", ", allowed)}) at any depth; remove it or add its images.");
+        }
         if (rows.Count == 0)
             throw new InvalidDataException($"Image folder '{folder}' has no images ({string.Join(", ", allowed)}) in class subfolders.");
         return catalog.LoadFromEnumerable(rows);
+    }
+
+    private static void AddClassImages(string root, string classFolder, HashSet<string> allowed, List<ImageFileRow> rows)
+    {
+        string label = Path.GetRelativePath(root, classFolder).Replace(Path.DirectorySeparatorChar, '/');
+        rows.AddRange(Directory.GetFiles(classFolder).Order(StringComparer.Ordinal)
+            .Where(f => allowed.Contains(Path.GetExtension(f).ToLowerInvariant()))
+            .Select(f => new ImageFileRow { ImagePath = Path.GetFullPath(f), Label = label }));
+        foreach (var nested in Directory.GetDirectories(classFolder).Order(StringComparer.Ordinal))
+            AddClassImages(root, nested, allowed, rows);
     }
 
     /// <summary>A dataset as an IDataView with class-name labels.</summary>
@@ -47,7 +65,11 @@ public static class DataLoaders
         var rows = Enumerable.Range(0, data.Count)
             .Select(i => new FeatureRow { Features = data.GetItem(i), Label = classNames[(int)data.Targets[i]] });
         var schema = SchemaDefinition.Create(typeof(FeatureRow));
-        schema[nameof(FeatureRow.Features)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, size);
+        // Announce [C, H, W] as ExtractPixels does, so the trainers take the shape from the schema.
+        var shape = data.ItemShape;
+        schema[nameof(FeatureRow.Features)].ColumnType = shape.Rank == 3
+            ? new VectorDataViewType(NumberDataViewType.Single, shape[0], shape[1], shape[2])
+            : new VectorDataViewType(NumberDataViewType.Single, size);
         return catalog.LoadFromEnumerable(rows, schema);
     }
 

@@ -139,4 +139,25 @@ public sealed class LoaderAndImageFolderTests : IDisposable
         Assert.Contains("no images", Assert.Throws<InvalidDataException>(() => ml.Data.LoadFromImageFolder(Path.Combine(_folder, "empty"))).Message);
         Assert.Throws<DirectoryNotFoundException>(() => ml.Data.LoadFromImageFolder(Path.Combine(_folder, "missing")));
     }
+
+    [Fact]
+    public void ImageFolderKeepsNestedClassNamesAndRefusesEmptyClasses()
+    {
+        var ml = new MLContext();
+        string root = Path.Combine(_folder, "nested");
+        using var image = MLImage.CreateFromPixels(2, 2, MLPixelFormat.Bgra32, new byte[16]);
+        foreach (var classPath in new[] { Path.Combine("T-shirt", "top"), "Trouser" })
+        {
+            Directory.CreateDirectory(Path.Combine(root, classPath));
+            image.Save(Path.Combine(root, classPath, "a.png"));
+            image.Save(Path.Combine(root, classPath, "b.png"));
+        }
+        var labels = ml.Data.LoadFromImageFolder(root).GetColumn<string>("Label").ToList();
+        Assert.Equal(["T-shirt/top", "T-shirt/top", "Trouser", "Trouser"], labels);
+
+        Directory.CreateDirectory(Path.Combine(root, "Bag"));
+        var error = Assert.Throws<InvalidDataException>(() => ml.Data.LoadFromImageFolder(root));
+        Assert.Contains("Bag", error.Message);
+        Assert.Contains("no images", error.Message);
+    }
 }
