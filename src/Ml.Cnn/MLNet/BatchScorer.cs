@@ -8,7 +8,7 @@ namespace Ml.Cnn.MLNet;
 /// CNN scorers, the featurizer and KNN. <see cref="Score"/> maps <c>count</c> input vectors to raw output vectors.
 /// </summary>
 internal sealed class BatchScorer(string inputColumn, int inputSize, int outputSize, IReadOnlyList<OutputColumn> columns,
-    Action<float[], int, float[]> score, int batchSize = 256)
+    Action<float[], int, float[]> score, int batchSize = 256, IReadOnlyList<int>? inputDimensions = null)
 {
     private readonly object _gate = new();
 
@@ -32,6 +32,12 @@ internal sealed class BatchScorer(string inputColumn, int inputSize, int outputS
         if (column.Type is not VectorDataViewType { ItemType: NumberDataViewType n } vector || n != NumberDataViewType.Single || vector.Size != InputSize)
             throw new ArgumentOutOfRangeException(nameof(schema),
                 $"Feature column '{InputColumn}' must be a vector of {InputSize} Single values (the model's input), got {column.Type}.");
+        // Same size, other layout (a 48×36 image where the model was trained on 36×48, or interleaved pixels): scores
+        // of garbage. A column without dimensions cannot say, and is taken as it comes.
+        var dims = ((VectorDataViewType)column.Type).Dimensions;
+        if (inputDimensions is not null && dims.Length > 1 && !dims.SequenceEqual(inputDimensions))
+            throw new ArgumentOutOfRangeException(nameof(schema),
+                $"Feature column '{InputColumn}' has dimensions [{string.Join(", ", dims)}] but the model was trained on [{string.Join(", ", inputDimensions)}] (channels × height × width).");
         return column;
     }
 

@@ -48,7 +48,8 @@ public sealed class CnnMulticlassTransformer : ScoringTransformer
         Model = model;
         int classes = (int)labelType.Count;
         Scorer = new BatchScorer(featureColumnName, model.ImageShape.Length, classes, ClassifierColumns.Create(labelType, labelAnnotations),
-            (inputs, count, outputs) => model.Run(inputs, count, outputs, null, probabilities: true));
+            (inputs, count, outputs) => model.Run(inputs, count, outputs, null, probabilities: true),
+            inputDimensions: model.ImageShape.Dims);
     }
 
     /// <summary>The trained network and its input standardization.</summary>
@@ -91,7 +92,8 @@ public sealed class CnnRegressionTransformer : ScoringTransformer
     {
         Model = model;
         Scorer = new BatchScorer(featureColumnName, model.ImageShape.Length, 1, [OutputColumn.Scalar("Score")],
-            (inputs, count, outputs) => model.Run(inputs, count, outputs, null));
+            (inputs, count, outputs) => model.Run(inputs, count, outputs, null),
+            inputDimensions: model.ImageShape.Dims);
     }
 
     /// <summary>The trained network and its input standardization.</summary>
@@ -121,7 +123,7 @@ public sealed class CnnFeaturizerTransformer : ScoringTransformer
         int size = node.OutputShape.Length;
         LayerName = layerName;
         Scorer = new BatchScorer(inputColumnName, model.ImageShape.Length, size, [OutputColumn.Vector(outputColumnName, size)],
-            (inputs, count, outputs) => model.Run(inputs, count, outputs, layerName));
+            (inputs, count, outputs) => model.Run(inputs, count, outputs, layerName), inputDimensions: model.ImageShape.Dims);
     }
 
     /// <summary>The layer whose activations are output.</summary>

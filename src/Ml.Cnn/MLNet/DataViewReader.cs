@@ -10,31 +10,67 @@ internal static class DataViewReader
 {
     private delegate void ReadOnlySpanAction(ReadOnlySpan<float> row);
 
-    /// <summary>The per-item image shape from the options, or inferred from the feature vector size.</summary>
-    public static TensorShape ImageShape(CnnTrainerOptions options, int featureSize)
+    // ExtractPixels extracts one to four colour planes (alpha, red, green, blue).
+    private const int MaxPixelChannels = 4;
+
+    /// <summary>
+    /// The per-item image shape [C, H, W]: stated by the options, else the feature column's dimensions (what
+    /// ImageAnalytics' <c>ExtractPixels</c> announces: [C, H, W], or [H, W, C] for interleaved pixels, which is
+    /// refused rather than taken as CHW), else guessed from the vector size when that size is a square 1- or 3-channel
+    /// image. Anything else is refused with the way to state the shape.
+    /// </summary>
+    public static TensorShape ImageShape(CnnTrainerOptions options, VectorDataViewType type)
     {
+        string column = options.FeatureColumnName;
+        int size = type.Size;
+        var dims = type.Dimensions;
         if (options.ImageChannels > 0 || options.ImageHeight > 0 || options.ImageWidth > 0)
         {
-            var shape = new TensorShape(Math.Max(1, options.ImageChannels), options.ImageHeight, options.ImageWidth);
-            if (shape.Length != featureSize)
+            if (options.ImageHeight <= 0 || options.ImageWidth <= 0)
                 throw new ArgumentOutOfRangeException(nameof(options),
-                    $"Feature column '{options.FeatureColumnName}' has {featureSize} values but the image shape {shape} (channels × height × width) needs {shape.Length}.");
-            return shape;
+                    $"ImageHeight and ImageWidth must both be set (got {options.ImageHeight} and {options.ImageWidth}) when the image shape is stated.");
+            var stated = new TensorShape(Math.Max(1, options.ImageChannels), options.ImageHeight, options.ImageWidth);
+            if (stated.Length != size)
+                throw new ArgumentOutOfRangeException(nameof(options),
+                    $"Feature column '{column}' has {size} values but the image shape {stated} (channels × height × width) needs {stated.Length}.");
+            if (dims.Length == 3 && !dims.SequenceEqual(stated.Dims))
+                throw new ArgumentOutOfRangeException(nameof(options),
+                    $"Feature column '{column}' announces dimensions [{string.Join(", ", dims)}] but the options state {stated}; " +
+                    "pixels in another layout (interleaved HWC?) would train as garbage. Extract them as CHW (ExtractPixels with interleavePixelColors: false) or state the column's own shape.");
+            return stated;
         }
+        if (dims.Length == 3)
+        {
+            bool channelsFirst = dims[0] <= MaxPixelChannels, channelsLast = dims[2] <= MaxPixelChannels;
+            if (channelsLast && !channelsFirst)
+                throw new ArgumentOutOfRangeException(nameof(options),
+                    $"Feature column '{column}' has dimensions [{string.Join(", ", dims)}]: interleaved (height × width × channels) pixels. " +
+                    "The network takes channels × height × width: use ExtractPixels(…, interleavePixelColors: false).");
+            if (channelsLast && channelsFirst && dims[0] != dims[2])
+                throw new ArgumentOutOfRangeException(nameof(options),
+                    $"Feature column '{column}' has dimensions [{string.Join(", ", dims)}], which may be channels-first or interleaved; " +
+                    "set ImageChannels, ImageHeight and ImageWidth to say which.");
+            return new TensorShape(dims[0], dims[1], dims[2]);
+        }
+        if (dims.Length == 2) return new TensorShape(1, dims[0], dims[1]);
+        if (dims.Length > 3)
+            throw new ArgumentOutOfRangeException(nameof(options),
+                $"Feature column '{column}' has {dims.Length} dimensions [{string.Join(", ", dims)}]; an image has channels, height and width.");
         foreach (int channels in new[] { 1, 3 })
         {
-            int side = (int)Math.Round(Math.Sqrt(featureSize / (double)channels));
-            if (featureSize % channels == 0 && side * side * channels == featureSize) return new TensorShape(channels, side, side);
+            int side = (int)Math.Round(Math.Sqrt(size / (double)channels));
+            if (size % channels == 0 && side * side * channels == size) return new TensorShape(channels, side, side);
         }
         throw new ArgumentOutOfRangeException(nameof(options),
-            $"Feature column '{options.FeatureColumnName}' has {featureSize} values, which is not a square 1- or 3-channel image; set ImageChannels, ImageHeight and ImageWidth.");
+            $"Feature column '{column}' has {size} values and no dimensions, which is not a square 1- or 3-channel image; " +
+            "set ImageChannels, ImageHeight and ImageWidth, or give the column its dimensions (ExtractPixels does).");
     }
 
     /// <summary>Reads features and key labels (1-based keys become 0-based classes).</summary>
     public static ImageDataset ReadClassification(IDataView data, CnnTrainerOptions options, out int classCount, out TensorShape imageShape)
     {
         var featureColumn = FeatureColumn(data.Schema, options.FeatureColumnName);
-        imageShape = ImageShape(options, ((VectorDataViewType)featureColumn.Type).Size);
+        imageShape = ImageShape(options, (VectorDataViewType)featureColumn.Type);
         var items = new ItemStore(imageShape.Length);
         var (labels, classes) = ReadKeyed(data, options.FeatureColumnName, options.LabelColumnName, items.Add);
         classCount = classes;
@@ -92,7 +128,7 @@ internal static class DataViewReader
             ?? throw new ArgumentOutOfRangeException(nameof(data), $"Label column '{options.LabelColumnName}' not found in the input.");
         if (labelColumn.Type != NumberDataViewType.Single)
             throw new ArgumentOutOfRangeException(nameof(data), $"Label column '{options.LabelColumnName}' must be Single for regression, got {labelColumn.Type}.");
-        imageShape = ImageShape(options, ((VectorDataViewType)featureColumn.Type).Size);
+        imageShape = ImageShape(options, (VectorDataViewType)featureColumn.Type);
         var items = new ItemStore(imageShape.Length);
         var labels = new List<float>();
         using var cursor = data.GetRowCursor([featureColumn, labelColumn]);
