@@ -32,6 +32,18 @@ public sealed class Augmentation
     /// <summary>Whether any transformation is enabled.</summary>
     public bool Enabled => HorizontalFlip || VerticalFlip || CropPadding > 0 || MaxRotationDegrees > 0 || Brightness > 0 || Contrast > 0;
 
+    internal void Validate(Tensors.TensorShape itemShape)
+    {
+        int side = itemShape.Rank == 3 ? Math.Min(itemShape[1], itemShape[2]) : 0;
+        Training.TrainerOptions.Require(CropPadding >= 0 && (CropPadding == 0 || CropPadding < side), "Augmentation.CropPadding", CropPadding,
+            $"must be in [0, {Math.Max(0, side - 1)}] for images of {itemShape}");
+        Training.TrainerOptions.Require(MaxRotationDegrees is >= 0 and <= 180, "Augmentation.MaxRotationDegrees", MaxRotationDegrees,
+            "must be in [0, 180]");
+        Training.TrainerOptions.Require(Brightness >= 0 && float.IsFinite(Brightness), "Augmentation.Brightness", Brightness,
+            "must be a non-negative number");
+        Training.TrainerOptions.Require(Contrast is >= 0 and <= 1, "Augmentation.Contrast", Contrast, "must be in [0, 1]");
+    }
+
     /// <summary>Transforms <paramref name="image"/> ([channels, height, width]) in place; <paramref name="scratch"/> has its size.</summary>
     public void Apply(Span<float> image, Span<float> scratch, int channels, int height, int width, Rng rng)
     {

@@ -46,6 +46,16 @@ public sealed class LearningRateSchedule
     /// <summary>Epochs since the best validation loss (plateau bookkeeping).</summary>
     public int PlateauWait { get; set; }
 
+    internal void Validate(float baseRate)
+    {
+        TrainerOptions.Require(Enum.IsDefined(Kind), "Schedule.Kind", Kind, "is not a schedule");
+        TrainerOptions.Require(Factor > 0 && Factor <= 1, "Schedule.Factor", Factor, "must be in (0, 1]");
+        TrainerOptions.Require(StepEpochs > 0, "Schedule.StepEpochs", StepEpochs, "must be positive");
+        TrainerOptions.Require(Patience >= 0, "Schedule.Patience", Patience, "must not be negative");
+        TrainerOptions.Require(MinRate >= 0 && MinRate <= baseRate, "Schedule.MinRate", MinRate, $"must be in [0, the learning rate {baseRate}]");
+        TrainerOptions.Require(WarmupEpochs >= 0, "Schedule.WarmupEpochs", WarmupEpochs, "must not be negative");
+    }
+
     /// <summary>The rate for the step at fractional epoch position <c>epoch + batch / batchesPerEpoch</c>.</summary>
     public float Rate(float baseRate, int epoch, int batch, int batchesPerEpoch, int totalEpochs)
     {

@@ -34,7 +34,7 @@ public static class Trainer
     /// <summary>Trains <paramref name="network"/> in place on <paramref name="data"/>.</summary>
     public static TrainingResult Train(Network network, ImageDataset data, TrainerOptions options, CancellationToken cancellation = default)
     {
-        options.Validate(data.Count);
+        options.Validate(data.Count, data.ItemShape);
         if (data.ItemShape != network.InputShape)
             throw new ArgumentException($"The network expects items of shape {network.InputShape}, the data has {data.ItemShape}.", nameof(data));
         var loss = CreateLoss(options.Loss);
@@ -51,9 +51,16 @@ public static class Trainer
         var optimizer = CreateOptimizer(network, options);
         var state = new RunState(new Rng(options.Seed));
         var checkpoint = options.CheckpointDirectory is null ? null : Path.Combine(options.CheckpointDirectory, "checkpoint.mlcnn");
+        var fingerprint = RunFingerprint.Of(data, options);
         // A schedule object may be reused across runs: its plateau bookkeeping starts afresh unless a checkpoint restores it.
         (options.Schedule.PlateauScale, options.Schedule.PlateauBest, options.Schedule.PlateauWait) = (1, float.PositiveInfinity, 0);
-        if (checkpoint is not null && File.Exists(checkpoint)) Checkpoint.Load(checkpoint, network, optimizer, options.Schedule, state);
+        if (checkpoint is not null)
+        {
+            CreateCheckpointDirectory(options.CheckpointDirectory!);
+            File.Delete(Checkpoint.TemporaryPath(checkpoint)); // left by a save that was killed; the checkpoint itself is whole
+            if (File.Exists(checkpoint)) Checkpoint.Load(checkpoint, network, optimizer, options.Schedule, state, fingerprint);
+        }
+        var divergence = new DivergenceCheck(options.DivergenceFactor, state.History);
 
         int batches = (training.Count + options.BatchSize - 1) / options.BatchSize;
         var backend = network.Backend;
@@ -78,7 +85,7 @@ public static class Trainer
                 var output = network.Forward(x, training: true);
                 var gradient = batch.GradientBuffer(output.Shape);
                 float batchLoss = loss.Compute(output, targets, gradient);
-                if (!float.IsFinite(batchLoss)) throw new TrainingDivergedException(epoch + 1, b + 1, batchLoss, optimizer.LearningRate);
+                divergence.CheckBatch(epoch + 1, b + 1, batchLoss, optimizer.LearningRate);
                 network.Backward(gradient);
                 if (options.GradientClipNorm > 0) ClipGradients(network, options.GradientClipNorm);
                 learningRate = options.Schedule.Rate(options.LearningRate, epoch, b, batches, options.Epochs);
@@ -96,6 +103,8 @@ public static class Trainer
                 cancellation.ThrowIfCancellationRequested();
             }
 
+            // The last step of an epoch (and of the run) is checked too: its loss was computed before the update.
+            divergence.CheckWeights(network, epoch + 1, batches, learningRate);
             var (validationLoss, validationAccuracy) = validation is null ? (float.NaN, float.NaN) : Evaluate(network, validation, loss, normalization, options.BatchSize);
             options.Schedule.EndEpoch(validationLoss);
             var statistics = new EpochStatistics(epoch + 1, (float)(lossSum / Math.Max(1, seen)), classification ? (float)correct / Math.Max(1, seen) : float.NaN,
@@ -115,7 +124,7 @@ public static class Trainer
                     state.StoppedEarly = true;
             }
             else state.BestEpoch = epoch + 1;
-            if (checkpoint is not null) Checkpoint.Save(checkpoint, network, optimizer, options.Schedule, state);
+            if (checkpoint is not null) Checkpoint.Save(checkpoint, network, optimizer, options.Schedule, state, fingerprint);
             options.Progress?.Report(new TrainingProgress(epoch + 1, options.Epochs, batches, batches, statistics.TrainingLoss, statistics.TrainingAccuracy,
                 learningRate, seen / epochClock.Elapsed.TotalSeconds,
                 TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / (epoch + 1 - firstEpoch) * (options.Epochs - epoch - 1)), true, validationLoss, validationAccuracy));
@@ -188,6 +197,19 @@ public static class Trainer
         return (data.Subset(order[validationCount..]), data.Subset(order[..validationCount]));
     }
 
+    /// <summary>Creates the folder before the first epoch, so a path that cannot be one fails now, not an epoch later.</summary>
+    private static void CreateCheckpointDirectory(string directory)
+    {
+        try
+        {
+            Directory.CreateDirectory(directory);
+        }
+        catch (IOException e)
+        {
+            throw new ArgumentException($"CheckpointDirectory '{directory}' cannot be created: {e.Message}", nameof(TrainerOptions.CheckpointDirectory), e);
+        }
+    }
+
     private static void ClipGradients(Network network, float maxNorm)
     {
         var gradients = network.Parameters.Where(p => p.Trainable).Select(p => p.Gradient).ToArray();
@@ -203,6 +225,38 @@ public static class Trainer
         for (int i = 0; i < labels.Length; i++)
             if (Scores.ArgMax(scores.AsSpan(i * classes, classes)) == (int)labels[i]) correct++;
         return correct;
+    }
+}
+
+/// <summary>
+/// Stops a run that has left the rails: a loss that is NaN or infinite, one that rises above
+/// <see cref="TrainerOptions.DivergenceFactor"/> times its reference level (the lowest epoch mean so far, or the run's
+/// first batch before any epoch ends), and weights that are no longer finite after an epoch's last step.
+/// </summary>
+internal sealed class DivergenceCheck(float factor, IReadOnlyList<EpochStatistics> history)
+{
+    // Losses this small carry no scale: a jump from 1e-6 to 1e-3 is a fluctuation of a fitted model, not divergence.
+    private const float LossFloor = 1e-2f;
+    private float _firstBatch = float.NaN;
+
+    public void CheckBatch(int epoch, int batch, float loss, float learningRate)
+    {
+        if (!float.IsFinite(loss)) throw new TrainingDivergedException(epoch, batch, loss, learningRate);
+        if (float.IsNaN(_firstBatch)) _firstBatch = loss;
+        if (factor <= 0) return;
+        float reference = history.Count > 0 ? history.Min(h => h.TrainingLoss) : _firstBatch;
+        float limit = factor * Math.Max(reference, LossFloor);
+        if (loss > limit)
+            throw new TrainingDivergedException(epoch, batch, loss, learningRate,
+                $"the loss is {loss}, more than {factor}× its level so far ({reference})");
+    }
+
+    public void CheckWeights(Network network, int epoch, int batch, float learningRate)
+    {
+        foreach (var p in network.Parameters)
+            if (!double.IsFinite(p.Value.Backend.SumOfSquares(p.Value)))
+                throw new TrainingDivergedException(epoch, batch, float.NaN, learningRate,
+                    $"parameter '{p.Name}' is no longer finite after the last step");
     }
 }
 

@@ -65,6 +65,13 @@ public sealed class TrainerOptions
     /// <summary>Stop after this many epochs without a better validation loss (0 = never).</summary>
     public int EarlyStoppingPatience { get; set; }
 
+    /// <summary>
+    /// Stop with <see cref="TrainingDivergedException"/> when a batch's loss exceeds this many times its level so far
+    /// (the lowest epoch mean, or the first batch's loss in the first epoch); 0 turns the check off. NaN or infinite
+    /// losses and weights always stop the run.
+    /// </summary>
+    public float DivergenceFactor { get; set; } = 1e3f;
+
     /// <summary>With a validation split, end with the weights of the best validation epoch.</summary>
     public bool RestoreBestWeights { get; set; } = true;
 
@@ -83,17 +90,35 @@ public sealed class TrainerOptions
     /// <summary>Receives per-batch and per-epoch progress.</summary>
     public IProgress<TrainingProgress>? Progress { get; set; }
 
-    internal void Validate(int itemCount)
+    /// <summary>
+    /// Checks every option before any data is touched, naming the option and its value: enums in range, numbers
+    /// finite and in range, and the shape-dependent ones (crop padding) against the items.
+    /// </summary>
+    internal void Validate(int itemCount, Tensors.TensorShape itemShape)
     {
-        if (Epochs <= 0) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "Epochs must be positive.");
-        if (BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "Batch size must be positive.");
-        if (!(LearningRate > 0) || !float.IsFinite(LearningRate)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "The learning rate must be a positive number.");
-        if (!(ValidationFraction >= 0 && ValidationFraction < 1)) throw new ArgumentOutOfRangeException(nameof(ValidationFraction), ValidationFraction, "The validation fraction must be in [0, 1).");
-        if (EarlyStoppingPatience < 0) throw new ArgumentOutOfRangeException(nameof(EarlyStoppingPatience), EarlyStoppingPatience, "Patience must not be negative.");
-        if (!(GradientClipNorm >= 0)) throw new ArgumentOutOfRangeException(nameof(GradientClipNorm), GradientClipNorm, "The clipping norm must not be negative.");
+        Require(Epochs > 0, nameof(Epochs), Epochs, "must be positive");
+        Require(BatchSize > 0, nameof(BatchSize), BatchSize, "must be positive");
+        Require(Enum.IsDefined(Optimizer), nameof(Optimizer), Optimizer, "is not an optimizer");
+        Require(Enum.IsDefined(Loss), nameof(Loss), Loss, "is not a loss");
+        Require(LearningRate > 0 && float.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "must be a positive number");
+        Require(Momentum is >= 0 and < 1, nameof(Momentum), Momentum, "must be in [0, 1)");
+        Require(WeightDecay >= 0 && float.IsFinite(WeightDecay), nameof(WeightDecay), WeightDecay, "must be a non-negative number");
+        Require(GradientClipNorm >= 0 && float.IsFinite(GradientClipNorm), nameof(GradientClipNorm), GradientClipNorm, "must be a non-negative number");
+        Require(DivergenceFactor == 0 || DivergenceFactor > 1 && float.IsFinite(DivergenceFactor), nameof(DivergenceFactor), DivergenceFactor,
+            "must be 0 (off) or a number above 1");
+        Require(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), ValidationFraction, "must be in [0, 1)");
+        Require(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), EarlyStoppingPatience, "must not be negative");
+        Schedule.Validate(LearningRate);
+        Augmentation?.Validate(itemShape);
         if (itemCount == 0) throw new ArgumentException("The training set is empty.");
         if (ValidationFraction > 0 && (int)(itemCount * ValidationFraction) == 0)
             throw new ArgumentException($"A validation fraction of {ValidationFraction} leaves no validation items out of {itemCount}.");
+    }
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the option unless <paramref name="condition"/> holds.</summary>
+    internal static void Require(bool condition, string option, object value, string rule)
+    {
+        if (!condition) throw new ArgumentOutOfRangeException(option, value, $"{option} {rule}; it is {value}.");
     }
 }
 
@@ -117,10 +142,20 @@ public sealed record TrainingProgress(int Epoch, int Epochs, int Batch, int Batc
 public sealed record EpochStatistics(int Epoch, float TrainingLoss, float TrainingAccuracy, float ValidationLoss, float ValidationAccuracy,
     float LearningRate, double Seconds);
 
-/// <summary>The loss became NaN or infinite; the model is not returned.</summary>
-public sealed class TrainingDivergedException(int epoch, int batch, float loss, float learningRate)
-    : Exception($"Training diverged at epoch {epoch}, batch {batch}: the loss is {loss}. Try a lower learning rate (it was {learningRate}), gradient clipping, or input normalization.")
+/// <summary>
+/// The loss became NaN or infinite, rose far above its level, or the weights stopped being finite; the model is not
+/// returned.
+/// </summary>
+public sealed class TrainingDivergedException(int epoch, int batch, float loss, float learningRate, string? reason = null)
+    : Exception($"Training diverged at epoch {epoch}, batch {batch}: {reason ?? $"the loss is {loss}"}. " +
+        $"Try a lower learning rate (it was {learningRate}), gradient clipping, or input normalization.")
 {
+    /// <summary>The loss at that batch (NaN when the weights, not the loss, went wrong).</summary>
+    public float Loss { get; } = loss;
+
+    /// <summary>The learning rate of that step.</summary>
+    public float LearningRate { get; } = learningRate;
+
     /// <summary>1-based epoch.</summary>
     public int Epoch { get; } = epoch;
 

@@ -142,7 +142,7 @@ public sealed class TrainerTests
     public void InputErrorsAreExplained()
     {
         var data = TrainingData.Blobs(32, 12);
-        Assert.Contains("validation fraction", Assert.ThrowsAny<ArgumentException>(() =>
+        Assert.Contains("ValidationFraction must be in [0, 1)", Assert.ThrowsAny<ArgumentException>(() =>
             Trainer.Train(SmallCnn(1), data, new TrainerOptions { ValidationFraction = 1.5f })).Message);
         var wrongShape = Network.Sequential(new CpuBackend(1), new TensorShape(1, 9, 9), 0, new Flatten(), new Dense(4));
         Assert.Contains("[1, 9, 9]", Assert.Throws<ArgumentException>(() => Trainer.Train(wrongShape, data, new TrainerOptions())).Message);
