@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Ml.Cnn.Backends.Cpu;
+using Ml.Cnn.Data;
 using Ml.Cnn.Networks;
 using Ml.Cnn.Tensors;
 using Ml.Cnn.Training;
@@ -37,7 +38,7 @@ public sealed class CnnMulticlassTrainer : IEstimator<CnnMulticlassTransformer>
     {
         var data = DataViewReader.ReadClassification(input, Options, out int classes, out var imageShape);
         var network = CnnTraining.CreateNetwork(Options, classes, imageShape);
-        var result = Trainer.Train(network, data, Options.ToTrainerOptions(Options.Loss ?? LossKind.SoftmaxCrossEntropy));
+        var result = CnnTraining.Train(network, data, Options.ToTrainerOptions(Options.Loss ?? LossKind.SoftmaxCrossEntropy));
         var label = input.Schema[Options.LabelColumnName];
         return new CnnMulticlassTransformer(new CnnModel(network, result.Normalization, result), Options.FeatureColumnName,
             (KeyDataViewType)label.Type, label.Annotations);
@@ -78,7 +79,7 @@ public sealed class CnnRegressionTrainer : IEstimator<CnnRegressionTransformer>
     {
         var data = DataViewReader.ReadRegression(input, Options, out var imageShape);
         var network = CnnTraining.CreateNetwork(Options, 1, imageShape);
-        var result = Trainer.Train(network, data, Options.ToTrainerOptions(Options.Loss ?? LossKind.MeanSquaredError));
+        var result = CnnTraining.Train(network, data, Options.ToTrainerOptions(Options.Loss ?? LossKind.MeanSquaredError));
         return new CnnRegressionTransformer(new CnnModel(network, result.Normalization, result), Options.FeatureColumnName);
     }
 
@@ -137,6 +138,18 @@ public sealed class CnnFeaturizerEstimator : IEstimator<CnnFeaturizerTransformer
 
 internal static class CnnTraining
 {
+    /// <summary>
+    /// Trains with the checkpoints of this fit in their own subfolder of the checkpoint directory, named by the data,
+    /// the options and the network: each fold of a cross-validation (and each trial of a sweep) trains and resumes on
+    /// its own, and a fit on the same data with the same options resumes where it stopped.
+    /// </summary>
+    public static TrainingResult Train(Network network, ImageDataset data, TrainerOptions options)
+    {
+        if (options.CheckpointDirectory is { } root)
+            options.CheckpointDirectory = Path.Combine(root, RunFingerprint.Of(data, options).FolderName(network.Summary()));
+        return Trainer.Train(network, data, options);
+    }
+
     public static Network CreateNetwork(CnnTrainerOptions options, int outputs, TensorShape imageShape)
     {
         var definition = options.Network is not null ? options.Network(outputs) : ModelZoo.Get(options.Architecture, outputs);
