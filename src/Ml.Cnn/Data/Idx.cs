@@ -11,6 +11,9 @@ namespace Ml.Cnn.Data;
 public static class Idx
 {
     private const int ImagesMagic = 0x00000803, LabelsMagic = 0x00000801;
+    private const int DeflateMaxRatio = 1032;
+    // 16 megapixels: a 4096×4096 image. Larger declared sizes are a corrupt header, not a dataset.
+    private const long MaxImagePixels = 1 << 24;
 
     /// <summary>Fashion-MNIST's class names, in label order.</summary>
     public static IReadOnlyList<string> FashionMnistClasses { get; } =
@@ -24,14 +27,10 @@ public static class Idx
     public static ImageDataset Load(string imagesPath, string labelsPath, float scale = 1f / 255, int classCount = 10)
     {
         var labels = ReadLabels(labelsPath);
-        using var stream = Open(imagesPath);
-        var header = ReadHeader(imagesPath, stream, ImagesMagic, 16, "images (IDX3, unsigned bytes)");
-        int count = ReadDimension(imagesPath, header, 4, "image count");
-        int rows = ReadDimension(imagesPath, header, 8, "row count");
-        int cols = ReadDimension(imagesPath, header, 12, "column count");
+        using var stream = Open(imagesPath, out long capacity);
+        var (count, rows, cols, expected) = ReadImagesHeader(imagesPath, stream, capacity);
         if (labels.Length != count)
             throw new InvalidDataException($"'{imagesPath}' holds {count} images but '{labelsPath}' holds {labels.Length} labels.");
-        long expected = (long)count * rows * cols;
         int size = rows * cols;
         var items = new ItemStore(size);
         var pixels = new byte[size];
@@ -77,22 +76,46 @@ public static class Idx
     /// <summary>The images of an IDX3 file: count, rows, columns and the pixel bytes.</summary>
     public static (int Count, int Rows, int Cols, byte[] Pixels) ReadImages(string path)
     {
-        using var stream = Open(path);
-        var header = ReadHeader(path, stream, ImagesMagic, 16, "images (IDX3, unsigned bytes)");
-        int count = ReadDimension(path, header, 4, "image count");
-        int rows = ReadDimension(path, header, 8, "row count");
-        int cols = ReadDimension(path, header, 12, "column count");
-        long expected = (long)count * rows * cols;
+        using var stream = Open(path, out long capacity);
+        var (count, rows, cols, expected) = ReadImagesHeader(path, stream, capacity);
+        if (expected > Array.MaxLength)
+            throw new InvalidDataException($"'{path}': {count} images of {rows}x{cols} ({expected} bytes) do not fit one array; load them with Idx.Load.");
         return (count, rows, cols, ReadPayload(path, stream, expected, $"{count} images of {rows}x{cols}"));
     }
 
     /// <summary>The labels of an IDX1 file.</summary>
     public static byte[] ReadLabels(string path)
     {
-        using var stream = Open(path);
+        using var stream = Open(path, out long capacity);
         var header = ReadHeader(path, stream, LabelsMagic, 8, "labels (IDX1, unsigned bytes)");
         int count = ReadDimension(path, header, 4, "label count");
+        CheckCapacity(path, count, capacity, $"{count} labels");
         return ReadPayload(path, stream, count, $"{count} labels");
+    }
+
+    /// <summary>
+    /// The image count, size and payload length the header declares, refused before anything is allocated when the
+    /// file cannot hold that payload: a header field cannot size an allocation.
+    /// </summary>
+    private static (int Count, int Rows, int Cols, long Payload) ReadImagesHeader(string path, Stream stream, long capacity)
+    {
+        var header = ReadHeader(path, stream, ImagesMagic, 16, "images (IDX3, unsigned bytes)");
+        int count = ReadDimension(path, header, 4, "image count");
+        int rows = ReadDimension(path, header, 8, "row count");
+        int cols = ReadDimension(path, header, 12, "column count");
+        long pixels = (long)rows * cols;
+        if (pixels > MaxImagePixels)
+            throw new InvalidDataException($"'{path}': the header declares images of {rows}x{cols} pixels; at most {MaxImagePixels} pixels an image are read.");
+        long payload = count * pixels;
+        CheckCapacity(path, payload, capacity, $"{count} images of {rows}x{cols}");
+        return (count, rows, cols, payload);
+    }
+
+    private static void CheckCapacity(string path, long declared, long capacity, string what)
+    {
+        if (declared > capacity)
+            throw new InvalidDataException(
+                $"'{path}': the header declares {what} ({declared} bytes), more than the file can hold (at most {capacity} bytes): the file is truncated or its header corrupt.");
     }
 
     private static byte[] ReadPayload(string path, Stream stream, long expected, string declared)
@@ -111,14 +134,19 @@ public static class Idx
         return payload;
     }
 
-    /// <summary>The file, decompressed on the fly when it starts with gzip's magic bytes.</summary>
-    private static Stream Open(string path)
+    /// <summary>
+    /// The file, decompressed on the fly when it starts with gzip's magic bytes, and the most payload bytes it can
+    /// hold: its length past the shortest header, or for gzip that times deflate's largest expansion (1032:1).
+    /// </summary>
+    private static Stream Open(string path, out long capacity)
     {
         var file = File.OpenRead(path);
         Span<byte> magic = stackalloc byte[2];
         int n = file.Read(magic);
         file.Position = 0;
-        return n == 2 && magic[0] == 0x1F && magic[1] == 0x8B ? new GZipStream(file, CompressionMode.Decompress) : file;
+        bool gzip = n == 2 && magic[0] == 0x1F && magic[1] == 0x8B;
+        capacity = gzip ? file.Length * DeflateMaxRatio : Math.Max(0, file.Length - 8);
+        return gzip ? new GZipStream(file, CompressionMode.Decompress) : file;
     }
 
     private static int Read(string path, Stream stream, Span<byte> buffer)

@@ -41,7 +41,7 @@ public static class OnnxImporter
 
     private sealed class Reader(GraphProto graph, string source)
     {
-        private readonly Dictionary<string, TensorProto> _constants = graph.Initializer.ToDictionary(t => t.Name);
+        private readonly Dictionary<string, TensorProto> _constants = Initializers(graph, source);
         private readonly NetworkBuilder _builder = new();
         private readonly Dictionary<string, Node> _tensors = [];
         private readonly Dictionary<string, (int H, int W)> _pendingPads = [];
@@ -51,18 +51,26 @@ public static class OnnxImporter
         private Dense? _lastDense;
         private Node _lastDenseNode;
 
+        private static Dictionary<string, TensorProto> Initializers(GraphProto graph, string source)
+        {
+            var constants = new Dictionary<string, TensorProto>();
+            foreach (var t in graph.Initializer)
+                if (!constants.TryAdd(t.Name, t)) throw new InvalidDataException($"'{source}': initializer '{t.Name}' is defined twice.");
+            return constants;
+        }
+
         public Network Build(IBackend backend, int? newClassCount, ulong seed)
         {
             var input = graph.Input.FirstOrDefault(i => !_constants.ContainsKey(i.Name))
                 ?? throw new InvalidDataException($"'{source}': the graph has no input that is not a weight.");
             var dims = input.Type?.TensorType?.Shape?.Dim ?? throw new InvalidDataException($"'{source}': input '{input.Name}' has no tensor shape.");
-            var itemDims = dims.Skip(1).Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue > 0
+            var itemDims = dims.Skip(1).Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue is > 0 and <= int.MaxValue
                 ? (int)d.DimValue : throw new InvalidDataException($"'{source}': input '{input.Name}' needs fixed sizes after the batch dimension.")).ToArray();
             var inputShape = new TensorShape(itemDims);
             _tensors[input.Name] = _builder.Input;
             _rank[input.Name] = itemDims.Length;
 
-            foreach (var node in graph.Node) Read(node);
+            foreach (var node in graph.Node) ReadChecked(node);
 
             string outputName = graph.Output.Count == 1 ? graph.Output[0].Name : throw new NotSupportedException($"'{source}': only models with one output are supported, got {graph.Output.Count}.");
             if (!_tensors.TryGetValue(outputName, out var output) || output != _builder.Last)
@@ -75,7 +83,15 @@ public static class OnnxImporter
                 _weights.RemoveAll(w => w.Layer == _lastDense);
             }
 
-            var network = Network.Create(_builder, backend, inputShape, seed);
+            Network network;
+            try
+            {
+                network = Network.Create(_builder, backend, inputShape, seed);
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidDataException($"'{source}': the graph does not make a network for input {inputShape}: {e.Message}", e);
+            }
             foreach (var (layer, parameter, values) in _weights)
             {
                 var p = layer.Parameters.Single(q => q.Name == parameter);
@@ -86,6 +102,24 @@ public static class OnnxImporter
             foreach (var (layer, values) in _runningMeans) ((BatchNorm)layer).RunningMean.CopyFrom(values);
             foreach (var (layer, values) in _runningVariances) ((BatchNorm)layer).RunningVariance.CopyFrom(values);
             return network;
+        }
+
+        /// <summary>
+        /// Reads one node; a malformed one (missing inputs or attributes, impossible sizes) fails with
+        /// <see cref="InvalidDataException"/> naming the node, never with a framework exception from inside the reader.
+        /// </summary>
+        private void ReadChecked(NodeProto node)
+        {
+            if (node.Output.Count == 0 || node.Input.Count == 0 && node.OpType != "Constant")
+                throw new InvalidDataException($"'{source}': node '{node.Name}' ({node.OpType}) has {node.Input.Count} inputs and {node.Output.Count} outputs.");
+            try
+            {
+                Read(node);
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException or OverflowException)
+            {
+                throw new InvalidDataException($"'{source}': node '{node.Name}' ({node.OpType}) is malformed: {e.Message}", e);
+            }
         }
 
         private void Read(NodeProto node)
@@ -114,8 +148,8 @@ public static class OnnxImporter
                     var w = Floats(node.Input[1], name);
                     var shape = Dims(node.Input[1]);
                     if (shape.Length != 2) throw Unsupported(node, "MatMul needs a 2-D weight initializer");
-                    var dense = new Dense((int)shape[1], bias: false) { Name = Unique(name) };
-                    _weights.Add((dense, "weight", Transpose(w, (int)shape[0], (int)shape[1])));
+                    var dense = new Dense(checked((int)shape[1]), bias: false) { Name = Unique(name) };
+                    _weights.Add((dense, "weight", Transpose(w, checked((int)shape[0]), checked((int)shape[1]))));
                     AddLayer(node, dense, Out, 1);
                     _lastDense = dense;
                     _lastDenseNode = _builder.Last;
@@ -182,7 +216,7 @@ public static class OnnxImporter
                 }
                 case "LRN":
                 {
-                    int size = (int)Int(node, "size", 0);
+                    int size = checked((int)Int(node, "size", 0));
                     if (size % 2 == 0) throw Unsupported(node, "LRN windows of even size are centred differently from Ml.Cnn's");
                     AddLayer(node, new LocalResponseNorm(size, Float(node, "alpha", 1e-4f), Float(node, "beta", 0.75f), Float(node, "bias", 1f)) { Name = Unique(name) }, Out);
                     return;
@@ -203,20 +237,21 @@ public static class OnnxImporter
             if (pads.Length != 8 || pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0 || pads[2] != pads[6] || pads[3] != pads[7])
                 throw Unsupported(node, "only symmetric padding of height and width is supported");
             Alias(node, node.Output[0]);
-            _pendingPads[node.Output[0]] = ((int)pads[2], (int)pads[3]);
+            _pendingPads[node.Output[0]] = (checked((int)pads[2]), checked((int)pads[3]));
         }
 
         private void ReadConv(NodeProto node, string name)
         {
             var weight = Floats(node.Input[1], name);
             var shape = Dims(node.Input[1]);
+            if (shape.Length != 4) throw Malformed(node, $"a Conv weight has 4 dimensions, '{node.Input[1]}' has {shape.Length}");
             var (padH, padW) = Pads(node);
             var (extraH, extraW) = _pendingPads.GetValueOrDefault(node.Input[0]);
             var strides = Ints(node, "strides", [1, 1]);
             var dilations = Ints(node, "dilations", [1, 1]);
             bool hasBias = node.Input.Count > 2 && !string.IsNullOrEmpty(node.Input[2]);
-            var conv = new Conv2d((int)shape[0], ((int)shape[2], (int)shape[3]), ((int)strides[0], (int)strides[1]),
-                (padH + extraH, padW + extraW), ((int)dilations[0], (int)dilations[1]), (int)Int(node, "group", 1), hasBias) { Name = Unique(name) };
+            var conv = new Conv2d(checked((int)shape[0]), (checked((int)shape[2]), checked((int)shape[3])), (checked((int)strides[0]), checked((int)strides[1])),
+                (padH + extraH, padW + extraW), (checked((int)dilations[0]), checked((int)dilations[1])), checked((int)Int(node, "group", 1)), hasBias) { Name = Unique(name) };
             _weights.Add((conv, "weight", weight));
             if (hasBias) _weights.Add((conv, "bias", Floats(node.Input[2], name)));
             AddLayer(node, conv, node.Output[0]);
@@ -228,11 +263,12 @@ public static class OnnxImporter
                 throw Unsupported(node, "Gemm is supported with alpha = beta = 1 and transA = 0");
             var weight = Floats(node.Input[1], name);
             var shape = Dims(node.Input[1]);
+            if (shape.Length != 2) throw Malformed(node, $"a Gemm weight has 2 dimensions, '{node.Input[1]}' has {shape.Length}");
             bool transB = Int(node, "transB", 0) == 1;
             int outFeatures = (int)(transB ? shape[0] : shape[1]);
             bool hasBias = node.Input.Count > 2 && !string.IsNullOrEmpty(node.Input[2]);
             var dense = new Dense(outFeatures, hasBias) { Name = Unique(name) };
-            _weights.Add((dense, "weight", transB ? weight : Transpose(weight, (int)shape[0], (int)shape[1])));
+            _weights.Add((dense, "weight", transB ? weight : Transpose(weight, checked((int)shape[0]), checked((int)shape[1]))));
             if (hasBias) _weights.Add((dense, "bias", Floats(node.Input[2], name)));
             AddLayer(node, dense, node.Output[0], 1);
             _lastDense = dense;
@@ -251,8 +287,8 @@ public static class OnnxImporter
                 throw Unsupported(node, "pooling is supported with square kernels, strides and padding");
             bool ceil = Int(node, "ceil_mode", 0) == 1;
             Layer pool = node.OpType == "MaxPool"
-                ? new MaxPool2d((int)kernel[0], (int)strides[0], padH, ceil) { Name = Unique(name) }
-                : new AvgPool2d((int)kernel[0], (int)strides[0], padH + extraH, ceil, Int(node, "count_include_pad", 0) == 1 || extraH > 0) { Name = Unique(name) };
+                ? new MaxPool2d(checked((int)kernel[0]), checked((int)strides[0]), padH, ceil) { Name = Unique(name) }
+                : new AvgPool2d(checked((int)kernel[0]), checked((int)strides[0]), padH + extraH, ceil, Int(node, "count_include_pad", 0) == 1 || extraH > 0) { Name = Unique(name) };
             AddLayer(node, pool, node.Output[0]);
         }
 
@@ -263,7 +299,7 @@ public static class OnnxImporter
                 throw Unsupported(node, "only symmetric padding is supported");
             if (node.Attribute.FirstOrDefault(a => a.Name == "auto_pad") is { } auto && auto.S.ToStringUtf8() is not ("NOTSET" or ""))
                 throw Unsupported(node, "auto_pad is not supported");
-            return ((int)pads[0], (int)pads[1]);
+            return (checked((int)pads[0]), checked((int)pads[1]));
         }
 
         private void AddLayer(NodeProto node, Layer layer, string output, int? rank = null)
@@ -300,7 +336,17 @@ public static class OnnxImporter
         private NotSupportedException Unsupported(NodeProto node, string why) =>
             new($"'{source}': ONNX operator '{node.OpType}' in node '{node.Name}': {why}.");
 
-        private long[] Dims(string tensor) => Constant(tensor).Dims.ToArray();
+        private InvalidDataException Malformed(NodeProto node, string why) =>
+            new($"'{source}': node '{node.Name}' ({node.OpType}): {why}.");
+
+        /// <summary>A constant's dimensions, each a positive int (a 2³²+6 is refused, not truncated to 6).</summary>
+        private long[] Dims(string tensor)
+        {
+            var dims = Constant(tensor).Dims.ToArray();
+            if (dims.Any(d => d is < 0 or > int.MaxValue))
+                throw new InvalidDataException($"'{source}': tensor '{tensor}' has dimensions [{string.Join(", ", dims)}].");
+            return dims;
+        }
 
         private TensorProto Constant(string tensor) => _constants.TryGetValue(tensor, out var t) ? t
             : throw new NotSupportedException($"'{source}': '{tensor}' must be a constant weight (an initializer or Constant node).");
@@ -309,6 +355,12 @@ public static class OnnxImporter
         {
             var t = Constant(tensor);
             if (t.DataType != (int)TensorProto.Types.DataType.Float) throw new NotSupportedException($"'{source}': node '{node}': tensor '{tensor}' is not float32.");
+            // The declared dimensions must match the values the file holds before any layer is sized from them.
+            long declared = Dims(tensor).Aggregate(1L, (product, d) => product * d > int.MaxValue ? int.MaxValue + 1L : product * d);
+            long held = t.RawData.Length > 0 ? t.RawData.Length / sizeof(float) : t.FloatData.Count;
+            if (declared != held || t.RawData.Length % sizeof(float) != 0)
+                throw new InvalidDataException(
+                    $"'{source}': node '{node}': tensor '{tensor}' declares dimensions [{string.Join(", ", t.Dims)}] ({declared} values) but holds {held}.");
             return t.RawData.Length > 0 ? MemoryMarshal.Cast<byte, float>(t.RawData.Span).ToArray() : t.FloatData.ToArray();
         }
 
