@@ -86,15 +86,14 @@ internal static class SampleRun
         scored.Schema["Score"].GetSlotNames(ref slotNames);
         Report.Print(metrics, slotNames.DenseValues().Select(n => n.ToString()).ToList());
         string curves = Report.PlotCurves(history, arguments.Architecture, Path.Combine(arguments.OutputFolder, "training-curves.png"));
-        string checkpoint = Path.Combine(checkpoints, "checkpoint.mlcnn");
+        string checkpoint = cnn.Model.Training.CheckpointPath!;
         AnsiConsole.MarkupLine($"Training curves: {Markup.Escape(curves)}");
         AnsiConsole.MarkupLine($"Trained weights (Ml.Cnn checkpoint, resumable): {Markup.Escape(checkpoint)}");
 
         // The fitted pipeline as an ordinary ML.NET model zip (the network travels inside as ONNX): it loads with
         // mlContext.Model.Load in a program that does not reference Ml.Cnn and scores with ONNX Runtime.
         string zip = Path.Combine(arguments.OutputFolder, "model.zip");
-        ml.Model.Save(model, train.Schema, zip + ".tmp");
-        File.Move(zip + ".tmp", zip, overwrite: true);
+        ml.Model.SaveAtomically(model, train.Schema, zip);
         var reloaded = new MLContext().Model.Load(zip, out _);
         double reloadedAccuracy = ml.MulticlassClassification.Evaluate(reloaded.Transform(test)).MicroAccuracy;
         AnsiConsole.MarkupLine($"ML.NET model zip: {Markup.Escape(zip)}; reloaded with mlContext.Model.Load, test accuracy {reloadedAccuracy:P2}");

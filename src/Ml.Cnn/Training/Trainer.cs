@@ -9,8 +9,15 @@ using Ml.Cnn.Tensors;
 namespace Ml.Cnn.Training;
 
 /// <summary>What a training run produced besides the trained network.</summary>
-public sealed class TrainingResult(IReadOnlyList<EpochStatistics> history, ChannelNormalization? normalization, int bestEpoch, bool stoppedEarly)
+public sealed class TrainingResult(IReadOnlyList<EpochStatistics> history, ChannelNormalization? normalization, int bestEpoch, bool stoppedEarly,
+    string? checkpointPath = null)
 {
+    /// <summary>
+    /// The checkpoint file the run wrote and resumes from (null without a checkpoint directory). Through ML.NET it
+    /// lies in a subfolder of the checkpoint directory named for the fit's data, options and network.
+    /// </summary>
+    public string? CheckpointPath { get; } = checkpointPath;
+
     /// <summary>Per-epoch figures, including epochs run before a resume.</summary>
     public IReadOnlyList<EpochStatistics> History { get; } = history;
 
@@ -132,7 +139,7 @@ public static class Trainer
 
         if (validation is not null && options.RestoreBestWeights && state.BestWeights is not null)
             foreach (var (tensor, values) in network.StateTensors.Zip(state.BestWeights)) tensor.CopyFrom(values);
-        return new TrainingResult(state.History, normalization, state.BestEpoch, state.StoppedEarly);
+        return new TrainingResult(state.History, normalization, state.BestEpoch, state.StoppedEarly, checkpoint);
     }
 
     /// <summary>Mean loss and accuracy (NaN for regression) of the network in evaluation mode.</summary>

@@ -1,0 +1,36 @@
+using Microsoft.ML;
+
+namespace Ml.Cnn.MLNet;
+
+/// <summary>Saving ML.NET model zips so that a crash mid-save never leaves a broken file where a good one was.</summary>
+public static class ModelFiles
+{
+    /// <summary>
+    /// <c>mlContext.Model.Save</c>, atomically: the zip is written to a temporary file in the same folder, flushed to
+    /// disk, then renamed over <paramref name="path"/>. ML.NET's own Save writes in place, so a process killed
+    /// mid-save leaves a truncated zip instead of the previous model. Temporary files of saves that were killed
+    /// earlier are removed.
+    /// </summary>
+    public static void SaveAtomically(this ModelOperationsCatalog catalog, ITransformer model, DataViewSchema inputSchema, string path)
+    {
+        string full = Path.GetFullPath(path);
+        string folder = Path.GetDirectoryName(full)!, name = Path.GetFileName(full);
+        Directory.CreateDirectory(folder);
+        foreach (var stale in Directory.EnumerateFiles(folder, $".{name}.*.tmp")) File.Delete(stale);
+        string temporary = Path.Combine(folder, $".{name}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            {
+                catalog.Save(model, inputSchema, stream);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temporary, full, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temporary);
+            throw;
+        }
+    }
+}
