@@ -18,10 +18,17 @@ internal sealed class BatchScorer(string inputColumn, int inputSize, int outputS
     public IReadOnlyList<OutputColumn> Columns { get; } = columns;
     public int BatchSize { get; } = batchSize;
 
-    /// <summary>Runs the model; serialized because a network reuses its activation buffers.</summary>
+    /// <summary>
+    /// Runs the model; serialized because a network reuses its activation buffers. Outputs that are NaN or infinite
+    /// (inputs far outside the training range overflow the network) are reported, not passed on as scores.
+    /// </summary>
     public void Score(float[] inputs, int count, float[] outputs)
     {
         lock (_gate) score(inputs, count, outputs);
+        for (int i = 0; i < count * OutputSize; i++)
+            if (!float.IsFinite(outputs[i]))
+                throw new InvalidOperationException(
+                    $"The model's output for a row of feature column '{InputColumn}' is {outputs[i]}: its values are outside what the model can score (the training data's range?).");
     }
 
     /// <summary>Throws unless <paramref name="schema"/> has the input column as a float vector of the right size.</summary>

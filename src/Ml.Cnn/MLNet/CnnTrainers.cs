@@ -25,6 +25,7 @@ public sealed class CnnMulticlassTrainer : IEstimator<CnnMulticlassTransformer>
 {
     internal CnnMulticlassTrainer(CnnTrainerOptions options)
     {
+        CnnTraining.ValidateOptions(options);
         Options = options;
         if (options.Loss is not (null or LossKind.SoftmaxCrossEntropy or LossKind.MulticlassHinge))
             throw new ArgumentOutOfRangeException(nameof(options), options.Loss, "Classification trains with SoftmaxCrossEntropy or MulticlassHinge.");
@@ -66,6 +67,7 @@ public sealed class CnnRegressionTrainer : IEstimator<CnnRegressionTransformer>
 {
     internal CnnRegressionTrainer(CnnTrainerOptions options)
     {
+        CnnTraining.ValidateOptions(options);
         Options = options;
         if (options.Loss is not (null or LossKind.MeanSquaredError or LossKind.L1))
             throw new ArgumentOutOfRangeException(nameof(options), options.Loss, "Regression trains with MeanSquaredError or L1.");
@@ -138,6 +140,22 @@ public sealed class CnnFeaturizerEstimator : IEstimator<CnnFeaturizerTransformer
 
 internal static class CnnTraining
 {
+    /// <summary>The checks an estimator makes at construction, before any data is read.</summary>
+    public static void ValidateOptions(CnnTrainerOptions o)
+    {
+        TrainerOptions.Require(o.LabelColumnName is not null, nameof(o.LabelColumnName), "null", "must name a column");
+        TrainerOptions.Require(o.FeatureColumnName is not null, nameof(o.FeatureColumnName), "null", "must name a column");
+        TrainerOptions.Require(o.Network is not null || o.Architecture is not null, nameof(o.Architecture), "null",
+            $"must name a model-zoo architecture ({string.Join(", ", ModelZoo.Names)}) unless Network is given");
+        TrainerOptions.Require(o.Network is not null || ModelZoo.Names.Contains(o.Architecture!.ToLowerInvariant()), nameof(o.Architecture), o.Architecture ?? "null",
+            $"is not a model-zoo architecture ({string.Join(", ", ModelZoo.Names)})");
+        TrainerOptions.Require(o.Threads >= 0, nameof(o.Threads), o.Threads, "must be 0 (all cores) or positive");
+        TrainerOptions.Require(o.ImageChannels >= 0, nameof(o.ImageChannels), o.ImageChannels, "must be 0 (from the column) or positive");
+        TrainerOptions.Require(o.ImageHeight >= 0, nameof(o.ImageHeight), o.ImageHeight, "must be 0 (from the column) or positive");
+        TrainerOptions.Require(o.ImageWidth >= 0, nameof(o.ImageWidth), o.ImageWidth, "must be 0 (from the column) or positive");
+        TrainerOptions.Require(o.Schedule is not null, nameof(o.Schedule), "null", "must be a schedule (the default is constant)");
+    }
+
     /// <summary>
     /// Trains with the checkpoints of this fit in their own subfolder of the checkpoint directory, named by the data,
     /// the options and the network: each fold of a cross-validation (and each trial of a sweep) trains and resumes on
@@ -152,7 +170,8 @@ internal static class CnnTraining
 
     public static Network CreateNetwork(CnnTrainerOptions options, int outputs, TensorShape imageShape)
     {
-        var definition = options.Network is not null ? options.Network(outputs) : ModelZoo.Get(options.Architecture, outputs);
+        var definition = (options.Network is not null ? options.Network(outputs) : ModelZoo.Get(options.Architecture, outputs))
+            ?? throw new InvalidOperationException($"CnnTrainerOptions.Network returned null for {outputs} outputs; it must return a network definition.");
         var network = Network.Create(definition, new CpuBackend(options.Threads), imageShape, (ulong)options.Seed);
         if (network.OutputShape.Length != outputs)
             throw new ArgumentException($"The network produces {network.OutputShape.Length} outputs but {outputs} are needed.", nameof(options));

@@ -58,11 +58,21 @@ public sealed class KnnTrainer : IEstimator<KnnTransformer>
             throw new ArgumentOutOfRangeException(nameof(options), $"K must be at least 1, got {string.Join(", ", options.CandidateK ?? [options.K])}.");
         if (options.CandidateK is { Length: 0 } || options.CandidateDistances is { Length: 0 })
             throw new ArgumentException("Candidate lists, when given, must not be empty.", nameof(options));
+        foreach (var distance in options.CandidateDistances ?? [options.Distance])
+            Require(Enum.IsDefined(distance), nameof(KnnOptions.Distance), distance, "is not a distance");
+        Require(Enum.IsDefined(options.Weighting), nameof(KnnOptions.Weighting), options.Weighting, "is not a weighting");
+        Require(options.Folds >= 2, nameof(KnnOptions.Folds), options.Folds, "must be at least 2");
+        Require(options.Threads >= 0, nameof(KnnOptions.Threads), options.Threads, "must be 0 (all cores) or positive");
+        Require(options.LabelColumnName is not null, nameof(KnnOptions.LabelColumnName), "null", "must name a column");
+        Require(options.FeatureColumnName is not null, nameof(KnnOptions.FeatureColumnName), "null", "must name a column");
         Options = options;
     }
 
     /// <summary>The options this trainer was created with.</summary>
     public KnnOptions Options { get; }
+
+    private static void Require(bool condition, string option, object value, string rule) =>
+        Training.TrainerOptions.Require(condition, option, value, rule);
 
     /// <inheritdoc />
     public KnnTransformer Fit(IDataView input)

@@ -1,0 +1,75 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Ml.Cnn.MLNet;
+using Ml.Cnn.Neighbors;
+using Xunit;
+
+namespace Ml.Cnn.Tests.MLNet;
+
+/// <summary>Estimators refuse bad options when they are created, before any data is read, naming the option.</summary>
+public sealed class EstimatorOptionTests
+{
+    public static TheoryData<string, Action<CnnTrainerOptions>> BadCnnOptions() => new()
+    {
+        { "Architecture", o => o.Architecture = null! },
+        { "Architecture", o => o.Architecture = "resnet-2000" },
+        { "Threads", o => o.Threads = -1 },
+        { "ImageChannels", o => o.ImageChannels = -1 },
+        { "ImageHeight", o => o.ImageHeight = -28 },
+        { "ImageWidth", o => o.ImageWidth = -28 },
+        { "FeatureColumnName", o => o.FeatureColumnName = null! },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadCnnOptions))]
+    public void CnnTrainersRefuseAtCreation(string option, Action<CnnTrainerOptions> spoil)
+    {
+        var options = new CnnTrainerOptions();
+        spoil(options);
+        var ml = new MLContext();
+        Assert.Equal(option, Assert.Throws<ArgumentOutOfRangeException>(() => ml.MulticlassClassification.Trainers.ConvolutionalNetwork(options)).ParamName);
+        Assert.Equal(option, Assert.Throws<ArgumentOutOfRangeException>(() => ml.Regression.Trainers.ConvolutionalNetwork(options)).ParamName);
+    }
+
+    [Fact]
+    public void ANetworkFactoryThatReturnsNullIsNamed()
+    {
+        var ml = new MLContext();
+        var options = new CnnTrainerOptions { Network = _ => null!, Epochs = 1 };
+        var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.ConvolutionalNetwork(options));
+        Assert.Contains("Network returned null", Assert.Throws<InvalidOperationException>(() => pipeline.Fit(FashionData.View(ml, true, 20))).Message);
+    }
+
+    public static TheoryData<string, Action<KnnOptions>> BadKnnOptions() => new()
+    {
+        { "Distance", o => o.Distance = (KnnDistance)99 },
+        { "Distance", o => o.CandidateDistances = [KnnDistance.Euclidean, (KnnDistance)99] },
+        { "Weighting", o => o.Weighting = (KnnWeighting)99 },
+        { "Threads", o => o.Threads = -1 },
+        { "Folds", o => o.Folds = 1 },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadKnnOptions))]
+    public void KnnRefusesAtCreation(string option, Action<KnnOptions> spoil)
+    {
+        var options = new KnnOptions();
+        spoil(options);
+        Assert.Equal(option, Assert.Throws<ArgumentOutOfRangeException>(() => new MLContext().MulticlassClassification.Trainers.KNearestNeighbors(options)).ParamName);
+    }
+
+    [Fact]
+    public void ScoresThatOverflowAreReportedNotPassedOn()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = FashionData.View(ml, true, 200);
+        var model = ml.Transforms.Conversion.MapValueToKey("Label")
+            .Append(ml.MulticlassClassification.Trainers.ConvolutionalNetwork(new CnnTrainerOptions { Architecture = "lenet5", Epochs = 1 }))
+            .Fit(train);
+        var rows = FashionData.Rows(false, 4);
+        foreach (var r in rows) Array.Fill(r.Features, 3e38f);
+        var scored = model.Transform(ml.Data.LoadFromEnumerable(rows));
+        var error = Assert.Throws<InvalidOperationException>(() => scored.GetColumn<float[]>("Score").ToList());
+        Assert.Contains("'Features'", error.Message);
+    }
+}
