@@ -82,6 +82,9 @@ public sealed class CnnTrainerOptions
     /// <summary>Receives per-batch and per-epoch progress.</summary>
     public IProgress<TrainingProgress>? Progress;
 
+    /// <summary>Stops Fit after the current batch with <see cref="OperationCanceledException"/>; the last checkpoint stays valid.</summary>
+    public CancellationToken Cancellation;
+
     internal TrainerOptions ToTrainerOptions(LossKind loss) => new()
     {
         Epochs = Epochs,

@@ -64,4 +64,23 @@ public sealed class CheckpointAndDivergenceTests : IDisposable
         var error = Assert.Throws<TrainingDivergedException>(() => pipeline.Fit(raw));
         Assert.Contains("learning rate", error.Message);
     }
+
+    [Fact]
+    public void CancellationStopsFitWithinOneBatch()
+    {
+        var ml = new MLContext(seed: 1);
+        using var cancellation = new CancellationTokenSource();
+        int batches = 0;
+        var options = Options(null);
+        options.Cancellation = cancellation.Token;
+        options.Progress = new CancelAfter(() => { if (++batches == 2) cancellation.Cancel(); });
+        var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.ConvolutionalNetwork(options));
+        Assert.ThrowsAny<OperationCanceledException>(() => pipeline.Fit(FashionData.View(ml, train: true, 300)));
+        Assert.Equal(2, batches);
+    }
+
+    private sealed class CancelAfter(Action report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report();
+    }
 }
