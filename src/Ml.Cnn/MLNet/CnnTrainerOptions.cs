@@ -10,7 +10,10 @@ public sealed class CnnTrainerOptions
     /// <summary>Label column: a key type for classification (use <c>MapValueToKey</c>), Single for regression.</summary>
     public string LabelColumnName = "Label";
 
-    /// <summary>Feature column: a known-size vector of Single holding channels × height × width values in CHW order (what <c>ExtractPixels</c> produces).</summary>
+    /// <summary>
+    /// Feature column: a known-size vector of Single holding channels × height × width values in CHW order (what
+    /// <c>ExtractPixels</c> produces); the image shape is read from its dimensions.
+    /// </summary>
     public string FeatureColumnName = "Features";
 
     /// <summary>A model-zoo architecture (see <c>ModelZoo.Names</c>): "reference-cnn", "lenet5", "resnet20", …</summary>
@@ -22,7 +25,11 @@ public sealed class CnnTrainerOptions
     /// </summary>
     public Func<int, NetworkBuilder>? Network;
 
-    /// <summary>Image channels; with <see cref="ImageHeight"/> and <see cref="ImageWidth"/> 0, a square 1- or 3-channel image is inferred from the feature size.</summary>
+    /// <summary>
+    /// Image channels (0 = from the feature column). With this, <see cref="ImageHeight"/> and <see cref="ImageWidth"/>
+    /// all 0 the shape is the column's [C, H, W] dimensions, or for a column without dimensions a square 1- or
+    /// 3-channel image of its size; state the shape when neither applies.
+    /// </summary>
     public int ImageChannels;
 
     /// <summary>Image height in pixels (0 = infer).</summary>
