@@ -3,6 +3,7 @@ using Ml.Cnn.Layers;
 using Ml.Cnn.MLNet;
 using Ml.Cnn.Networks;
 using Ml.Cnn.Training;
+using Ml.Cnn.Tests.Support;
 using Xunit;
 
 namespace Ml.Cnn.Tests.MLNet;
@@ -73,14 +74,9 @@ public sealed class CheckpointAndDivergenceTests : IDisposable
         int batches = 0;
         var options = Options(null);
         options.Cancellation = cancellation.Token;
-        options.Progress = new CancelAfter(() => { if (++batches == 2) cancellation.Cancel(); });
+        options.Progress = new SynchronousProgress(_ => { if (++batches == 2) cancellation.Cancel(); });
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.ConvolutionalNetwork(options));
         Assert.ThrowsAny<OperationCanceledException>(() => pipeline.Fit(FashionData.View(ml, train: true, 300)));
         Assert.Equal(2, batches);
-    }
-
-    private sealed class CancelAfter(Action report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report();
     }
 }

@@ -5,6 +5,7 @@ using Ml.Cnn.Networks;
 using Ml.Cnn.Optimizers;
 using Ml.Cnn.Tensors;
 using Ml.Cnn.Training;
+using Ml.Cnn.Tests.Support;
 using Xunit;
 
 namespace Ml.Cnn.Tests.Training;
@@ -134,7 +135,7 @@ public sealed class CheckpointIntegrityTests : IDisposable
         {
             int batches = 0;
             var options = Options();
-            options.Progress = new Progress(() => batches++);
+            options.Progress = new SynchronousProgress(_ => batches++);
             var error = Assert.Throws<ArgumentException>(() => Trainer.Train(Mlp(), TrainingData.Blobs(40, 1), options));
             Assert.Contains("CheckpointDirectory", error.Message);
             Assert.Equal(0, batches);
@@ -143,11 +144,6 @@ public sealed class CheckpointIntegrityTests : IDisposable
         {
             File.Delete(_directory);
         }
-    }
-
-    private sealed class Progress(Action report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report();
     }
 }
 

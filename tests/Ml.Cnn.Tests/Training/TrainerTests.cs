@@ -4,6 +4,7 @@ using Ml.Cnn.Layers;
 using Ml.Cnn.Networks;
 using Ml.Cnn.Tensors;
 using Ml.Cnn.Training;
+using Ml.Cnn.Tests.Support;
 using Xunit;
 
 namespace Ml.Cnn.Tests.Training;
@@ -150,12 +151,6 @@ public sealed class TrainerTests
         Assert.Contains("4 classes", Assert.Throws<ArgumentException>(() => Trainer.Train(wrongClasses, data, new TrainerOptions())).Message);
         Assert.Contains("item 1 is NaN", Assert.Throws<ArgumentException>(() =>
             new ImageDataset(new TensorShape(2), [0, 1, float.NaN, 2], [0, 1], classCount: 2)).Message);
-    }
-
-    /// <summary>IProgress that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool).</summary>
-    private sealed class SynchronousProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report(value);
     }
 }
 
