@@ -1,3 +1,4 @@
+using System.Reflection;
 using Microsoft.ML;
 
 namespace Ml.Cnn.MLNet;
@@ -31,6 +32,27 @@ public static class ModelFiles
         {
             File.Delete(temporary);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// <c>mlContext.Model.Load</c>, with a load that fails for a bad file reported as
+    /// <see cref="InvalidDataException"/> naming the file and the real cause: ML.NET wraps a loader's error in
+    /// <see cref="TargetInvocationException"/>s, often two deep, and a damaged zip surfaces as whatever framework
+    /// exception its reader hit. A missing file stays <see cref="FileNotFoundException"/>.
+    /// </summary>
+    public static ITransformer LoadModel(this ModelOperationsCatalog catalog, string path, out DataViewSchema inputSchema)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Model file '{path}' does not exist.", path);
+        try
+        {
+            return catalog.Load(path, out inputSchema);
+        }
+        catch (Exception e) when (e is not (OutOfMemoryException or OperationCanceledException))
+        {
+            var cause = e;
+            while (cause is TargetInvocationException or AggregateException && cause.InnerException is { } inner) cause = inner;
+            throw new InvalidDataException($"Model file '{path}' cannot be loaded: {cause.GetType().Name}: {cause.Message}", cause);
         }
     }
 }

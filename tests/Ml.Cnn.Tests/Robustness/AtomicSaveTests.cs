@@ -43,3 +43,53 @@ public sealed class AtomicSaveTests : IDisposable
         Assert.NotNull(ml.Model.Load(path, out _));
     }
 }
+
+/// <summary>Damaged model zips: every load ends in InvalidDataException naming the file, or loads and scores.</summary>
+public sealed class ModelZipMutantTests : IDisposable
+{
+    private readonly string _folder = Path.Combine(Path.GetTempPath(), "mlcnn-zipfuzz-" + Guid.NewGuid().ToString("N"));
+
+    public ModelZipMutantTests() => Directory.CreateDirectory(_folder);
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    [Fact]
+    public void MutatedZipsEndInATypedError()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = FashionData.View(ml, train: true, 100);
+        var model = ml.Transforms.Conversion.MapValueToKey("Label")
+            .Append(ml.MulticlassClassification.Trainers.ConvolutionalNetwork(new CnnTrainerOptions { Architecture = "linear", Epochs = 1 }))
+            .Fit(data);
+        string good = Path.Combine(_folder, "model.zip");
+        ml.Model.SaveAtomically(model, data.Schema, good);
+        var original = File.ReadAllBytes(good);
+        var rng = new Ml.Cnn.Core.Rng(31);
+        var mutants = new List<byte[]>();
+        for (int i = 0; i < 40; i++) mutants.Add(original[..rng.NextInt(original.Length)]);
+        for (int i = 0; i < 60; i++)
+        {
+            var m = (byte[])original.Clone();
+            m[rng.NextInt(m.Length)] ^= (byte)(1 << rng.NextInt(8));
+            mutants.Add(m);
+        }
+        string path = Path.Combine(_folder, "mutant.zip");
+        var test = FashionData.View(ml, train: false, 20);
+        int loaded = 0;
+        foreach (var mutant in mutants)
+        {
+            File.WriteAllBytes(path, mutant);
+            try
+            {
+                var reloaded = new MLContext().Model.LoadModel(path, out _);
+                reloaded.Transform(test).Preview(5);
+                loaded++;
+            }
+            catch (InvalidDataException e)
+            {
+                Assert.Contains(path, e.Message);
+            }
+        }
+        Assert.True(loaded < mutants.Count / 2, $"{loaded} of {mutants.Count} damaged zips loaded");
+    }
+}

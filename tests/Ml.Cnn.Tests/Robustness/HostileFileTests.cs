@@ -140,6 +140,29 @@ public sealed class HostileFileTests : IDisposable
         Assert.Contains("more than the file can hold", Assert.Throws<InvalidDataException>(() => Idx.Load(imagesPath, labelsPath)).Message);
     }
 
+    [Fact]
+    public void MutatedCifarBatchesEndInInvalidDataOrLoad()
+    {
+        var rng = new Rng(41);
+        var original = new byte[6 * 3073];
+        for (int r = 0; r < 6; r++)
+        {
+            original[r * 3073] = (byte)(r % 10);
+            for (int p = 1; p < 3073; p++) original[r * 3073 + p] = (byte)rng.NextInt(256);
+        }
+        string path = Path.Combine(_folder, "data_batch_1.bin");
+        int tried = 0;
+        foreach (var mutant in Mutants(original, 42, 40, 8))
+        {
+            File.WriteAllBytes(path, mutant);
+            var error = LoadWithinBudget(() => Cifar10.Load([path]), mutant.Length, $"CIFAR mutant {tried}");
+            Assert.True(error is null or InvalidDataException, $"CIFAR mutant {tried}: {error}");
+            if (error is not null) Assert.Contains(path, error.Message);
+            tried++;
+        }
+        Assert.True(tried > 100);
+    }
+
     private static byte[] LeNetOnnx() =>
         OnnxExporter.ToBytes(Ml.Cnn.Networks.Network.Create(ModelZoo.Get("lenet5", 10), new CpuBackend(1), new TensorShape(1, 28, 28), 1));
 
