@@ -4,6 +4,7 @@ using Google.Protobuf;
 using Ml.Cnn.Backends.Cpu;
 using Ml.Cnn.Core;
 using Ml.Cnn.Data;
+using Ml.Cnn.Fuzzing;
 using Ml.Cnn.Onnx;
 using Ml.Cnn.Onnx.Proto;
 using Ml.Cnn.Tensors;
@@ -25,34 +26,6 @@ public sealed class HostileFileTests : IDisposable
     public HostileFileTests() => Directory.CreateDirectory(_folder);
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
-
-    /// <summary>Truncations, bit flips, zeroed runs, appended garbage, and each header word set to hostile values.</summary>
-    private static IEnumerable<byte[]> Mutants(byte[] original, ulong seed, int each, int headerBytes)
-    {
-        var rng = new Rng(seed);
-        for (int i = 0; i < each; i++) yield return original[..rng.NextInt(original.Length)];
-        for (int i = 0; i < each; i++)
-        {
-            var m = (byte[])original.Clone();
-            m[rng.NextInt(Math.Min(m.Length, i % 2 == 0 ? headerBytes : m.Length))] ^= (byte)(1 << rng.NextInt(8));
-            yield return m;
-        }
-        for (int i = 0; i < each / 2; i++)
-        {
-            var m = (byte[])original.Clone();
-            int start = rng.NextInt(m.Length);
-            Array.Clear(m, start, Math.Min(1 + rng.NextInt(256), m.Length - start));
-            yield return m;
-        }
-        yield return [.. original, .. new byte[1000]];
-        foreach (uint value in new uint[] { 0, uint.MaxValue, int.MaxValue, 1 << 24, 30000, 0x80000000 })
-            for (int offset = 0; offset + 4 <= headerBytes; offset += 4)
-            {
-                var m = (byte[])original.Clone();
-                BinaryPrimitives.WriteUInt32BigEndian(m.AsSpan(offset), value);
-                yield return m;
-            }
-    }
 
     /// <summary>Runs <paramref name="load"/> and returns the exception it ended with, checking its allocations.</summary>
     private static Exception? LoadWithinBudget(Action load, long fileSize, string what)
@@ -103,7 +76,7 @@ public sealed class HostileFileTests : IDisposable
         string imagesPath = Path.Combine(_folder, "images"), labelsPath = Path.Combine(_folder, "labels");
         File.WriteAllBytes(labelsPath, compressed ? Gzip(labels) : labels);
         int tried = 0, refused = 0;
-        foreach (var mutant in Mutants(images, compressed ? 11UL : 12UL, 40, 16))
+        foreach (var mutant in Mutants.Of(images, compressed ? 11UL : 12UL, 40, 16, bigEndian: true))
         {
             var bytes = compressed ? Gzip(mutant) : mutant;
             File.WriteAllBytes(imagesPath, bytes);
@@ -113,7 +86,7 @@ public sealed class HostileFileTests : IDisposable
             tried++;
             refused += error is null ? 0 : 1;
         }
-        foreach (var mutant in Mutants(labels, 13, 20, 8))
+        foreach (var mutant in Mutants.Of(labels, 13, 20, 8, bigEndian: true))
         {
             File.WriteAllBytes(labelsPath, mutant);
             var error = LoadWithinBudget(() => Idx.ReadLabels(labelsPath), mutant.Length, $"label mutant {tried}");
@@ -152,7 +125,7 @@ public sealed class HostileFileTests : IDisposable
         }
         string path = Path.Combine(_folder, "data_batch_1.bin");
         int tried = 0;
-        foreach (var mutant in Mutants(original, 42, 40, 8))
+        foreach (var mutant in Mutants.Of(original, 42, 40, 8, bigEndian: true))
         {
             File.WriteAllBytes(path, mutant);
             var error = LoadWithinBudget(() => Cifar10.Load([path]), mutant.Length, $"CIFAR mutant {tried}");
@@ -171,7 +144,7 @@ public sealed class HostileFileTests : IDisposable
     {
         var original = LeNetOnnx();
         int tried = 0;
-        foreach (var mutant in Mutants(original, 21, 100, 64))
+        foreach (var mutant in Mutants.Of(original, 21, 100, 64, bigEndian: true))
         {
             var error = LoadWithinBudget(() => OnnxImporter.Import(mutant, new CpuBackend(1)), mutant.Length, $"ONNX mutant {tried}");
             Assert.True(error is null or InvalidDataException or NotSupportedException, $"ONNX mutant {tried}: {error}");
