@@ -39,14 +39,18 @@ public static class ModelFiles
     /// <c>mlContext.Model.Load</c>, with a load that fails for a bad file reported as
     /// <see cref="InvalidDataException"/> naming the file and the real cause: ML.NET wraps a loader's error in
     /// <see cref="TargetInvocationException"/>s, often two deep, and a damaged zip surfaces as whatever framework
-    /// exception its reader hit. A missing file stays <see cref="FileNotFoundException"/>.
+    /// exception its reader hit. The loaded chain's output schema is built before returning, so a zip whose stored
+    /// column names were damaged fails here too. A missing file stays <see cref="FileNotFoundException"/>.
     /// </summary>
     public static ITransformer LoadModel(this ModelOperationsCatalog catalog, string path, out DataViewSchema inputSchema)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Model file '{path}' does not exist.", path);
         try
         {
-            return catalog.Load(path, out inputSchema);
+            var model = catalog.Load(path, out inputSchema);
+            // A damaged zip can load and name columns that do not exist; say so now, not at the first Transform.
+            model.GetOutputSchema(inputSchema);
+            return model;
         }
         catch (Exception e) when (e is not (OutOfMemoryException or OperationCanceledException))
         {
