@@ -63,13 +63,9 @@ internal static class Checkpoint
 
                 var tensors = Tensors(network, optimizer).ToList();
                 writer.Write(tensors.Count);
-                var scratch = new float[tensors.Count == 0 ? 0 : tensors.Max(t => t.Length)];
+                // Host tensors are written from their own memory; others (device memory) through one copy each.
                 foreach (var t in tensors)
-                {
-                    var values = scratch.AsSpan(0, t.Length);
-                    t.Storage.CopyTo(values);
-                    WriteFloats(writer, values);
-                }
+                    WriteFloats(writer, t.Storage is HostStorage host ? host.Data.AsSpan(0, t.Length) : t.ToArray());
                 EndSection(writer, crc);
 
                 writer.Write(state.BestWeights is null ? -1 : state.BestWeights.Count);

@@ -125,7 +125,7 @@ public static class Trainer
                     state.BestValidationLoss = validationLoss;
                     state.BestEpoch = epoch + 1;
                     state.EpochsWithoutImprovement = 0;
-                    if (options.RestoreBestWeights) state.BestWeights = network.StateTensors.Select(t => t.ToArray()).ToList();
+                    if (options.RestoreBestWeights) state.KeepBestWeights(network);
                 }
                 else if (options.EarlyStoppingPatience > 0 && ++state.EpochsWithoutImprovement >= options.EarlyStoppingPatience)
                     state.StoppedEarly = true;
@@ -278,6 +278,14 @@ internal sealed class RunState(Rng random)
     public int EpochsWithoutImprovement { get; set; }
     public bool StoppedEarly { get; set; }
     public List<float[]>? BestWeights { get; set; }
+
+    /// <summary>Copies the network's state into <see cref="BestWeights"/>, reusing its arrays after the first time.</summary>
+    public void KeepBestWeights(Network network)
+    {
+        var tensors = network.StateTensors.ToList();
+        BestWeights ??= tensors.Select(t => new float[t.Length]).ToList();
+        for (int i = 0; i < tensors.Count; i++) tensors[i].Storage.CopyTo(BestWeights[i]);
+    }
 }
 
 /// <summary>Copies items into reusable batch tensors, augmenting and normalizing on the way.</summary>
