@@ -137,6 +137,7 @@ public static class Trainer
                 TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / (epoch + 1 - firstEpoch) * (options.Epochs - epoch - 1)), true, validationLoss, validationAccuracy));
         }
 
+        if (classification) divergence.CheckLearned(training, state.StoppedEarly, batches);
         if (validation is not null && options.RestoreBestWeights && state.BestWeights is not null)
             foreach (var (tensor, values) in network.StateTensors.Zip(state.BestWeights)) tensor.CopyFrom(values);
         return new TrainingResult(state.History, normalization, state.BestEpoch, state.StoppedEarly, checkpoint);
@@ -238,12 +239,15 @@ public static class Trainer
 /// <summary>
 /// Stops a run that has left the rails: a loss that is NaN or infinite, one that rises above
 /// <see cref="TrainerOptions.DivergenceFactor"/> times its reference level (the lowest epoch mean so far, or the run's
-/// first batch before any epoch ends), and weights that are no longer finite after an epoch's last step.
+/// first batch before any epoch ends), weights that are no longer finite after an epoch's last step, and a classifier
+/// that never beat chance.
 /// </summary>
 internal sealed class DivergenceCheck(float factor, IReadOnlyList<EpochStatistics> history)
 {
     // Losses this small carry no scale: a jump from 1e-6 to 1e-3 is a fluctuation of a fitted model, not divergence.
     private const float LossFloor = 1e-2f;
+    // A run this long that never beat a constant answer learned nothing; shorter ones may still be warming up.
+    private const int ChanceEpochs = 3;
     private float _firstBatch = float.NaN;
 
     public void CheckBatch(int epoch, int batch, float loss, float learningRate)
@@ -256,6 +260,25 @@ internal sealed class DivergenceCheck(float factor, IReadOnlyList<EpochStatistic
         if (loss > limit)
             throw new TrainingDivergedException(epoch, batch, loss, learningRate,
                 $"the loss is {loss}, more than {factor}× its level so far ({reference})");
+    }
+
+    /// <summary>
+    /// A classifier whose training accuracy never rose above chance — the share of the most frequent class, what
+    /// always giving that answer scores — in a completed run of <see cref="ChanceEpochs"/> or more epochs has learned
+    /// nothing (dead units after a step too large, a rate too small); it is refused rather than returned.
+    /// </summary>
+    public void CheckLearned(ImageDataset training, bool stoppedEarly, int batches)
+    {
+        if (factor <= 0 || stoppedEarly || history.Count < ChanceEpochs) return;
+        var counts = new int[training.ClassCount];
+        foreach (var t in training.Targets) counts[(int)t]++;
+        double chance = counts.Max() / (double)training.Count;
+        if (history.All(h => h.TrainingAccuracy <= chance + 0.01))
+        {
+            var last = history[^1];
+            throw new TrainingDivergedException(last.Epoch, batches, last.TrainingLoss, last.LearningRate,
+                $"training accuracy stayed at chance ({chance * 100:F1}%, what always answering the most frequent class scores) for all {history.Count} epochs");
+        }
     }
 
     public void CheckWeights(Network network, int epoch, int batch, float learningRate)

@@ -67,8 +67,9 @@ public sealed class TrainerOptions
 
     /// <summary>
     /// Stop with <see cref="TrainingDivergedException"/> when a batch's loss exceeds this many times its level so far
-    /// (the lowest epoch mean, or the first batch's loss in the first epoch); 0 turns the check off. NaN or infinite
-    /// losses and weights always stop the run.
+    /// (the lowest epoch mean, or the first batch's loss in the first epoch), or when a classifier's training accuracy
+    /// stays at chance for a whole run of 3 or more epochs; 0 turns both checks off. NaN or infinite losses and weights
+    /// always stop the run.
     /// </summary>
     public float DivergenceFactor { get; set; } = 1e3f;
 

@@ -149,6 +149,19 @@ public sealed class DivergenceTests
     }
 
     [Fact]
+    public void AClassifierThatNeverBeatsChanceIsRefused()
+    {
+        // Blank images: nothing to learn, so every epoch answers one class and scores its share, 25%.
+        var blank = new Data.ImageDataset(new TensorShape(1, 8, 8), new float[64 * 64], Enumerable.Range(0, 64).Select(i => (float)(i % 4)).ToArray(),
+            classCount: 4);
+        var options = new TrainerOptions { Epochs = 3, BatchSize = 16, LearningRate = 0.05f };
+        var error = Assert.Throws<TrainingDivergedException>(() => Trainer.Train(Cnn(), blank, options));
+        Assert.Contains("stayed at chance", error.Message);
+        options.DivergenceFactor = 0;
+        Assert.Equal(3, Trainer.Train(Cnn(), blank, options).History.Count);
+    }
+
+    [Fact]
     public void ASoundRunIsNotFlagged()
     {
         var result = Trainer.Train(Cnn(), TrainingData.Blobs(128, 3), new TrainerOptions { Epochs = 4, BatchSize = 16, LearningRate = 0.05f });
