@@ -44,6 +44,24 @@ public sealed class Augmentation
         Training.TrainerOptions.Require(Contrast is >= 0 and <= 1, "Augmentation.Contrast", Contrast, "must be in [0, 1]");
     }
 
+    /// <summary>
+    /// Brightness is an offset in the features' own units: one larger than the data's whole range (max − min) washes
+    /// every image out, so it is refused as a mistake of units (0.1 is meant for pixels in [0, 1], 25 for 0–255).
+    /// </summary>
+    internal void ValidateRange(ImageDataset data)
+    {
+        if (Brightness == 0) return;
+        float min = float.PositiveInfinity, max = float.NegativeInfinity;
+        var item = new float[data.ItemShape.Length];
+        for (int i = 0; i < data.Count; i++)
+        {
+            data.CopyItem(i, item);
+            foreach (var v in item) (min, max) = (Math.Min(min, v), Math.Max(max, v));
+        }
+        Training.TrainerOptions.Require(Brightness <= max - min, "Augmentation.Brightness", Brightness,
+            $"must not exceed the data's range ({min} to {max})");
+    }
+
     /// <summary>Transforms <paramref name="image"/> ([channels, height, width]) in place; <paramref name="scratch"/> has its size.</summary>
     public void Apply(Span<float> image, Span<float> scratch, int channels, int height, int width, Rng rng)
     {

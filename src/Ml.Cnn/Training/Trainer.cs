@@ -42,6 +42,7 @@ public static class Trainer
     public static TrainingResult Train(Network network, ImageDataset data, TrainerOptions options, CancellationToken cancellation = default)
     {
         options.Validate(data.Count, data.ItemShape);
+        options.Augmentation?.ValidateRange(data);
         if (data.ItemShape != network.InputShape)
             throw new ArgumentException($"The network expects items of shape {network.InputShape}, the data has {data.ItemShape}.", nameof(data));
         var loss = CreateLoss(options.Loss);

@@ -191,6 +191,7 @@ public sealed class TrainerOptionValidationTests
         { "Augmentation.MaxRotationDegrees", o => o.Augmentation = new Data.Augmentation { MaxRotationDegrees = float.NaN } },
         { "Augmentation.Brightness", o => o.Augmentation = new Data.Augmentation { Brightness = float.PositiveInfinity } },
         { "Augmentation.Contrast", o => o.Augmentation = new Data.Augmentation { Contrast = 2 } },
+        { "Augmentation.Brightness", o => o.Augmentation = new Data.Augmentation { Brightness = 1e30f } },
     };
 
     [Theory]
