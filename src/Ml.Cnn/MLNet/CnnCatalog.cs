@@ -1,4 +1,5 @@
 using Microsoft.ML;
+using Ml.Cnn.Training;
 
 namespace Ml.Cnn.MLNet;
 
@@ -7,7 +8,8 @@ public static class CnnCatalog
 {
     /// <summary>A convolutional-network image classifier (a model-zoo architecture, trained from scratch).</summary>
     public static CnnMulticlassTrainer ConvolutionalNetwork(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
-        string labelColumnName = "Label", string featureColumnName = "Features", string architecture = "reference-cnn", int epochs = 10) =>
+        string labelColumnName = CnnTrainerOptions.Defaults.LabelColumnName, string featureColumnName = CnnTrainerOptions.Defaults.FeatureColumnName,
+        string architecture = CnnTrainerOptions.Defaults.Architecture, int epochs = TrainerOptions.Defaults.Epochs) =>
         new(new CnnTrainerOptions { LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Architecture = architecture, Epochs = epochs });
 
     /// <summary>A convolutional-network image classifier with every option.</summary>
@@ -16,7 +18,8 @@ public static class CnnCatalog
 
     /// <summary>A convolutional-network image regressor.</summary>
     public static CnnRegressionTrainer ConvolutionalNetwork(this RegressionCatalog.RegressionTrainers catalog,
-        string labelColumnName = "Label", string featureColumnName = "Features", string architecture = "reference-cnn", int epochs = 10) =>
+        string labelColumnName = CnnTrainerOptions.Defaults.LabelColumnName, string featureColumnName = CnnTrainerOptions.Defaults.FeatureColumnName,
+        string architecture = CnnTrainerOptions.Defaults.Architecture, int epochs = TrainerOptions.Defaults.Epochs) =>
         new(new CnnTrainerOptions { LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Architecture = architecture, Epochs = epochs });
 
     /// <summary>A convolutional-network image regressor with every option.</summary>

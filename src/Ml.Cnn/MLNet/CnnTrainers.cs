@@ -39,7 +39,7 @@ public sealed class CnnMulticlassTrainer : IEstimator<CnnMulticlassTransformer>
     {
         var data = DataViewReader.ReadClassification(input, Options, out int classes, out var imageShape);
         var network = CnnTraining.CreateNetwork(Options, classes, imageShape);
-        var result = CnnTraining.Train(network, data, Options.ToTrainerOptions(Options.Loss ?? LossKind.SoftmaxCrossEntropy), Options.Cancellation);
+        var result = CnnTraining.Train(network, data, Options);
         var label = input.Schema[Options.LabelColumnName];
         return new CnnMulticlassTransformer(new CnnModel(network, result.Normalization, result), Options.FeatureColumnName,
             (KeyDataViewType)label.Type, label.Annotations);
@@ -81,7 +81,7 @@ public sealed class CnnRegressionTrainer : IEstimator<CnnRegressionTransformer>
     {
         var data = DataViewReader.ReadRegression(input, Options, out var imageShape);
         var network = CnnTraining.CreateNetwork(Options, 1, imageShape);
-        var result = CnnTraining.Train(network, data, Options.ToTrainerOptions(Options.Loss ?? LossKind.MeanSquaredError), Options.Cancellation);
+        var result = CnnTraining.Train(network, data, Options);
         return new CnnRegressionTransformer(new CnnModel(network, result.Normalization, result), Options.FeatureColumnName);
     }
 
@@ -161,18 +161,19 @@ internal static class CnnTraining
     /// the options and the network: each fold of a cross-validation (and each trial of a sweep) trains and resumes on
     /// its own, and a fit on the same data with the same options resumes where it stopped.
     /// </summary>
-    public static TrainingResult Train(Network network, ImageDataset data, TrainerOptions options, CancellationToken cancellation)
+    public static TrainingResult Train(Network network, ImageDataset data, CnnTrainerOptions options)
     {
-        if (options.CheckpointDirectory is { } root)
-            options.CheckpointDirectory = Path.Combine(root, RunFingerprint.Of(data, options).FolderName(network.Summary()));
-        return Trainer.Train(network, data, options, cancellation);
+        var run = options.CopyForRun();
+        if (run.CheckpointDirectory is { } root)
+            run.CheckpointDirectory = Path.Combine(root, RunFingerprint.Of(data, run).FolderName(network.Summary()));
+        return Trainer.Train(network, data, run, options.Cancellation);
     }
 
     public static Network CreateNetwork(CnnTrainerOptions options, int outputs, TensorShape imageShape)
     {
         var definition = (options.Network is not null ? options.Network(outputs) : ModelZoo.Get(options.Architecture, outputs))
             ?? throw new InvalidOperationException($"CnnTrainerOptions.Network returned null for {outputs} outputs; it must return a network definition.");
-        var network = Network.Create(definition, new CpuBackend(options.Threads), imageShape, (ulong)options.Seed);
+        var network = Network.Create(definition, new CpuBackend(options.Threads), imageShape, options.Seed);
         if (network.OutputShape.Length != outputs)
             throw new ArgumentException($"The network produces {network.OutputShape.Length} outputs but {outputs} are needed.", nameof(options));
         return network;

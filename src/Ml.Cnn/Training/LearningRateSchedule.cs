@@ -46,6 +46,8 @@ public sealed class LearningRateSchedule
     /// <summary>Epochs since the best validation loss (plateau bookkeeping).</summary>
     public int PlateauWait { get; set; }
 
+    internal LearningRateSchedule Copy() => (LearningRateSchedule)MemberwiseClone();
+
     internal void Validate(float baseRate)
     {
         TrainerOptions.Require(Enum.IsDefined(Kind), "Schedule.Kind", Kind, "is not a schedule");

@@ -45,10 +45,11 @@ public static class Trainer
         options.Augmentation?.ValidateRange(data);
         if (data.ItemShape != network.InputShape)
             throw new ArgumentException($"The network expects items of shape {network.InputShape}, the data has {data.ItemShape}.", nameof(data));
-        var loss = CreateLoss(options.Loss);
+        var lossKind = options.Loss ?? (data.ClassCount > 0 ? LossKind.SoftmaxCrossEntropy : LossKind.MeanSquaredError);
+        var loss = CreateLoss(lossKind);
         bool classification = loss is ClassificationLoss;
         if (classification && data.ClassCount == 0)
-            throw new ArgumentException($"{options.Loss} needs class labels, but the data has regression targets.", nameof(data));
+            throw new ArgumentException($"{lossKind} needs class labels, but the data has regression targets.", nameof(data));
         if (classification && network.OutputShape.Length != data.ClassCount)
             throw new ArgumentException($"The network outputs {network.OutputShape.Length} scores but the data has {data.ClassCount} classes.", nameof(data));
         if (!classification && network.OutputShape.Length != data.TargetLength)

@@ -26,23 +26,36 @@ public enum LossKind
     L1,
 }
 
-/// <summary>Everything that controls a training run. Defaults train a small CNN sensibly.</summary>
-public sealed class TrainerOptions
+/// <summary>
+/// Everything that controls a training run. Defaults train a small CNN sensibly. The ML.NET trainers' options
+/// (<c>CnnTrainerOptions</c>) extend this class, so every training option is defined once.
+/// </summary>
+public class TrainerOptions
 {
+    /// <summary>The defaults, written once (the catalog's optional parameters refer to them).</summary>
+    internal static class Defaults
+    {
+        public const int Epochs = 10;
+        public const int BatchSize = 64;
+        public const float LearningRate = 0.01f;
+        public const float Momentum = 0.9f;
+        public const float DivergenceFactor = 1e3f;
+    }
+
     /// <summary>Passes over the training data.</summary>
-    public int Epochs { get; set; } = 10;
+    public int Epochs { get; set; } = Defaults.Epochs;
 
     /// <summary>Items per mini-batch.</summary>
-    public int BatchSize { get; set; } = 64;
+    public int BatchSize { get; set; } = Defaults.BatchSize;
 
     /// <summary>The update rule.</summary>
     public OptimizerKind Optimizer { get; set; } = OptimizerKind.Sgd;
 
     /// <summary>Base learning rate (before schedule and warm-up).</summary>
-    public float LearningRate { get; set; } = 0.01f;
+    public float LearningRate { get; set; } = Defaults.LearningRate;
 
     /// <summary>SGD momentum.</summary>
-    public float Momentum { get; set; } = 0.9f;
+    public float Momentum { get; set; } = Defaults.Momentum;
 
     /// <summary>Use Nesterov momentum with SGD.</summary>
     public bool Nesterov { get; set; }
@@ -56,8 +69,11 @@ public sealed class TrainerOptions
     /// <summary>Rescale gradients whose global L2 norm exceeds this (0 = no clipping).</summary>
     public float GradientClipNorm { get; set; }
 
-    /// <summary>The objective.</summary>
-    public LossKind Loss { get; set; } = LossKind.SoftmaxCrossEntropy;
+    /// <summary>
+    /// The objective; null picks it from the data: softmax cross-entropy for class labels, mean squared error for
+    /// regression targets. Classification also trains with multiclass hinge, regression with L1.
+    /// </summary>
+    public LossKind? Loss { get; set; }
 
     /// <summary>Fraction of the training data held out for validation (0 = none).</summary>
     public float ValidationFraction { get; set; }
@@ -71,7 +87,7 @@ public sealed class TrainerOptions
     /// stays at chance for a whole run of 3 or more epochs; 0 turns both checks off. NaN or infinite losses and weights
     /// always stop the run.
     /// </summary>
-    public float DivergenceFactor { get; set; } = 1e3f;
+    public float DivergenceFactor { get; set; } = Defaults.DivergenceFactor;
 
     /// <summary>With a validation split, end with the weights of the best validation epoch.</summary>
     public bool RestoreBestWeights { get; set; } = true;
@@ -100,7 +116,7 @@ public sealed class TrainerOptions
         Require(Epochs > 0, nameof(Epochs), Epochs, "must be positive");
         Require(BatchSize > 0, nameof(BatchSize), BatchSize, "must be positive");
         Require(Enum.IsDefined(Optimizer), nameof(Optimizer), Optimizer, "is not an optimizer");
-        Require(Enum.IsDefined(Loss), nameof(Loss), Loss, "is not a loss");
+        Require(Loss is null || Enum.IsDefined(Loss.Value), nameof(Loss), Loss!, "is not a loss");
         Require(LearningRate > 0 && float.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "must be a positive number");
         Require(Momentum is >= 0 and < 1, nameof(Momentum), Momentum, "must be in [0, 1)");
         Require(WeightDecay >= 0 && float.IsFinite(WeightDecay), nameof(WeightDecay), WeightDecay, "must be a non-negative number");
@@ -114,6 +130,17 @@ public sealed class TrainerOptions
         if (itemCount == 0) throw new ArgumentException("The training set is empty.");
         if (ValidationFraction > 0 && (int)(itemCount * ValidationFraction) == 0)
             throw new ArgumentException($"A validation fraction of {ValidationFraction} leaves no validation items out of {itemCount}.");
+    }
+
+    /// <summary>
+    /// A copy for one run: training writes the schedule's plateau state, and the ML.NET trainers set the loss and the
+    /// fit's checkpoint folder, none of which may reach the caller's object.
+    /// </summary>
+    internal TrainerOptions CopyForRun()
+    {
+        var copy = (TrainerOptions)MemberwiseClone();
+        copy.Schedule = Schedule.Copy();
+        return copy;
     }
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the option unless <paramref name="condition"/> holds.</summary>
