@@ -1,16 +1,26 @@
+using System.IO.Compression;
 using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
 using Microsoft.ML;
 
 namespace Ml.Cnn.MLNet;
 
-/// <summary>Saving ML.NET model zips so that a crash mid-save never leaves a broken file where a good one was.</summary>
+/// <summary>
+/// Saving and loading ML.NET model zips so that a crash mid-save never leaves a broken file where a good one was, and
+/// a damaged file is refused before any of it reaches a loader.
+/// </summary>
 public static class ModelFiles
 {
+    // SHA-256 over every other entry's name and content. ML.NET reads its entries by name and ignores this one, so a
+    // zip that carries it still loads anywhere ML.NET does.
+    private const string ChecksumEntry = "Ml.Cnn/SHA256";
+
     /// <summary>
-    /// <c>mlContext.Model.Save</c>, atomically: the zip is written to a temporary file in the same folder, flushed to
-    /// disk, then renamed over <paramref name="path"/>. ML.NET's own Save writes in place, so a process killed
-    /// mid-save leaves a truncated zip instead of the previous model. Temporary files of saves that were killed
-    /// earlier are removed.
+    /// <c>mlContext.Model.Save</c>, atomically and checksummed: the zip is written to a temporary file in the same
+    /// folder, gets an entry with the SHA-256 of its contents, is flushed to disk, then renamed over
+    /// <paramref name="path"/>. ML.NET's own Save writes in place, so a process killed mid-save leaves a truncated zip
+    /// instead of the previous model. Temporary files of saves that were killed earlier are removed.
     /// </summary>
     public static void SaveAtomically(this ModelOperationsCatalog catalog, ITransformer model, DataViewSchema inputSchema, string path)
     {
@@ -21,9 +31,16 @@ public static class ModelFiles
         string temporary = Path.Combine(folder, $".{name}.{Guid.NewGuid():N}.tmp");
         try
         {
-            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None))
             {
                 catalog.Save(model, inputSchema, stream);
+                stream.Position = 0;
+                using (var zip = new ZipArchive(stream, ZipArchiveMode.Update, leaveOpen: true))
+                {
+                    string checksum = Checksum(zip);
+                    using var writer = new StreamWriter(zip.CreateEntry(ChecksumEntry).Open(), Encoding.ASCII);
+                    writer.Write(checksum);
+                }
                 stream.Flush(flushToDisk: true);
             }
             File.Move(temporary, full, overwrite: true);
@@ -36,19 +53,20 @@ public static class ModelFiles
     }
 
     /// <summary>
-    /// <c>mlContext.Model.Load</c>, with a load that fails for a bad file reported as
-    /// <see cref="InvalidDataException"/> naming the file and the real cause: ML.NET wraps a loader's error in
-    /// <see cref="TargetInvocationException"/>s, often two deep, and a damaged zip surfaces as whatever framework
-    /// exception its reader hit. The loaded chain's output schema is built before returning, so a zip whose stored
-    /// column names were damaged fails here too. A missing file stays <see cref="FileNotFoundException"/>.
+    /// <c>mlContext.Model.Load</c> that refuses a damaged file with <see cref="InvalidDataException"/> naming the file
+    /// and the cause. A zip saved by <see cref="SaveAtomically"/> is checked against its checksum first, so a damaged
+    /// one never reaches ML.NET's loaders or ONNX Runtime (which can crash the process on a corrupt model). Other
+    /// failures are unwrapped from the <see cref="TargetInvocationException"/>s ML.NET wraps them in, and the loaded
+    /// chain's output schema is built before returning, so damaged column names fail here too. A missing file stays
+    /// <see cref="FileNotFoundException"/>.
     /// </summary>
     public static ITransformer LoadModel(this ModelOperationsCatalog catalog, string path, out DataViewSchema inputSchema)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Model file '{path}' does not exist.", path);
+        VerifyChecksum(path);
         try
         {
             var model = catalog.Load(path, out inputSchema);
-            // A damaged zip can load and name columns that do not exist; say so now, not at the first Transform.
             model.GetOutputSchema(inputSchema);
             return model;
         }
@@ -58,5 +76,37 @@ public static class ModelFiles
             while (cause is TargetInvocationException or AggregateException && cause.InnerException is { } inner) cause = inner;
             throw new InvalidDataException($"Model file '{path}' cannot be loaded: {cause.GetType().Name}: {cause.Message}", cause);
         }
+    }
+
+    private static void VerifyChecksum(string path)
+    {
+        string stored, computed;
+        try
+        {
+            using var zip = ZipFile.OpenRead(path);
+            var entry = zip.GetEntry(ChecksumEntry);
+            if (entry is null) return; // written by ML.NET's own Save: nothing to check against
+            using (var reader = new StreamReader(entry.Open(), Encoding.ASCII)) stored = reader.ReadToEnd();
+            computed = Checksum(zip);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or NotSupportedException)
+        {
+            throw new InvalidDataException($"Model file '{path}' is not a readable zip: {e.Message}", e);
+        }
+        if (stored != computed)
+            throw new InvalidDataException($"Model file '{path}' is damaged: its contents no longer match the checksum written when it was saved.");
+    }
+
+    private static string Checksum(ZipArchive zip)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[1 << 16];
+        foreach (var entry in zip.Entries.Where(e => e.FullName != ChecksumEntry).OrderBy(e => e.FullName, StringComparer.Ordinal))
+        {
+            hash.AppendData(Encoding.UTF8.GetBytes(entry.FullName + "\n"));
+            using var content = entry.Open();
+            for (int n; (n = content.Read(buffer)) > 0;) hash.AppendData(buffer, 0, n);
+        }
+        return Convert.ToHexString(hash.GetHashAndReset());
     }
 }
