@@ -173,7 +173,17 @@ internal static class CnnTraining
     {
         var definition = (options.Network is not null ? options.Network(outputs) : ModelZoo.Get(options.Architecture, outputs))
             ?? throw new InvalidOperationException($"CnnTrainerOptions.Network returned null for {outputs} outputs; it must return a network definition.");
-        var network = Network.Create(definition, new CpuBackend(options.Threads), imageShape, options.Seed);
+        Network network;
+        try
+        {
+            network = Network.Create(definition, new CpuBackend(options.Threads), imageShape, options.Seed);
+        }
+        catch (ArgumentException e)
+        {
+            string name = options.Network is null ? $"Architecture '{options.Architecture}'" : "The network of CnnTrainerOptions.Network";
+            throw new ArgumentException($"{name} does not fit images of {imageShape} (channels × height × width, from feature column " +
+                $"'{options.FeatureColumnName}'): {e.Message} Resize the images (ResizeImages) or choose another architecture.", nameof(options), e);
+        }
         if (network.OutputShape.Length != outputs)
             throw new ArgumentException($"The network produces {network.OutputShape.Length} outputs but {outputs} are needed.", nameof(options));
         return network;

@@ -13,6 +13,12 @@ public abstract class ScoringTransformer : ITransformer
 
     private protected abstract BatchScorer Scorer { get; }
 
+    /// <summary>The input column the model scores.</summary>
+    public string FeatureColumnName => Scorer.InputColumn;
+
+    /// <summary>The input column's type: a vector of Single of the model's input size.</summary>
+    public DataViewType FeatureColumnType => new VectorDataViewType(NumberDataViewType.Single, Scorer.InputSize);
+
     /// <inheritdoc />
     public bool IsRowToRowMapper => true;
 
@@ -41,7 +47,7 @@ public abstract class ScoringTransformer : ITransformer
 /// A trained convolutional classifier. Appends <c>Score</c> (class probabilities in label-key order, annotated with
 /// the label's slot names) and <c>PredictedLabel</c> (the label's key type).
 /// </summary>
-public sealed class CnnMulticlassTransformer : ScoringTransformer
+public sealed class CnnMulticlassTransformer : ScoringTransformer, ISingleFeaturePredictionTransformer<CnnModel>
 {
     internal CnnMulticlassTransformer(CnnModel model, string featureColumnName, KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations)
     {
@@ -86,7 +92,7 @@ internal static class ClassifierColumns
 }
 
 /// <summary>A trained convolutional regressor. Appends <c>Score</c> (Single).</summary>
-public sealed class CnnRegressionTransformer : ScoringTransformer
+public sealed class CnnRegressionTransformer : ScoringTransformer, ISingleFeaturePredictionTransformer<CnnModel>
 {
     internal CnnRegressionTransformer(CnnModel model, string featureColumnName)
     {
@@ -128,6 +134,9 @@ public sealed class CnnFeaturizerTransformer : ScoringTransformer
 
     /// <summary>The layer whose activations are output.</summary>
     public string LayerName { get; }
+
+    /// <summary>The trained network it runs.</summary>
+    public CnnModel Model => _model;
 
     private protected override BatchScorer Scorer { get; }
 

@@ -110,7 +110,7 @@ public sealed class KnnTrainer : IEstimator<KnnTransformer>
 }
 
 /// <summary>A fitted k-nearest-neighbour classifier: appends <c>Score</c> (vote shares) and <c>PredictedLabel</c>.</summary>
-public sealed class KnnTransformer : ScoringTransformer
+public sealed class KnnTransformer : ScoringTransformer, ISingleFeaturePredictionTransformer<KnnClassifier>
 {
     internal KnnTransformer(KnnClassifier classifier, IReadOnlyList<KnnCandidateResult> table, string featureColumnName,
         KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations)
@@ -124,6 +124,9 @@ public sealed class KnnTransformer : ScoringTransformer
 
     /// <summary>The stored training set and the chosen K, distance and weighting.</summary>
     public KnnClassifier Classifier { get; }
+
+    /// <summary>The fitted classifier, as ML.NET's prediction transformers expose their model (the same as <see cref="Classifier"/>).</summary>
+    public KnnClassifier Model => Classifier;
 
     /// <summary>Mean ± standard deviation of cross-validated accuracy per candidate (empty without candidates).</summary>
     public IReadOnlyList<KnnCandidateResult> CrossValidationResults { get; }

@@ -73,3 +73,37 @@ public sealed class EstimatorOptionTests
         Assert.Contains("'Features'", error.Message);
     }
 }
+
+public sealed class PredictionTransformerTests
+{
+    [Fact]
+    public void TrainersReturnMlNetPredictionTransformersWithTheirModel()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(FashionData.View(ml, true, 100)).Transform(FashionData.View(ml, true, 100));
+        ISingleFeaturePredictionTransformer<CnnModel> cnn =
+            ml.MulticlassClassification.Trainers.ConvolutionalNetwork(new CnnTrainerOptions { Architecture = "linear", Epochs = 1 }).Fit(data);
+        Assert.Equal("Features", cnn.FeatureColumnName);
+        Assert.Equal(784, ((VectorDataViewType)cnn.FeatureColumnType).Size);
+        Assert.Equal([1, 28, 28], cnn.Model.ImageShape.Dims);
+        ISingleFeaturePredictionTransformer<KnnClassifier> knn = ml.MulticlassClassification.Trainers.KNearestNeighbors(k: 3).Fit(data);
+        Assert.Equal(3, knn.Model.K);
+    }
+
+    [Fact]
+    public void AnImageTooSmallForTheArchitectureSaysItsShape()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Enumerable.Range(0, 8).Select(i => new TinyRow { Features = new float[16], Label = (i % 2).ToString() });
+        var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
+            .Append(ml.MulticlassClassification.Trainers.ConvolutionalNetwork(new CnnTrainerOptions { Architecture = "lenet5", Epochs = 1 }));
+        var error = Assert.Throws<ArgumentException>(() => pipeline.Fit(ml.Data.LoadFromEnumerable(rows)));
+        Assert.Contains("Architecture 'lenet5' does not fit images of [1, 4, 4]", error.Message);
+    }
+
+    private sealed class TinyRow
+    {
+        [VectorType(16)] public float[] Features { get; set; } = [];
+        public string Label { get; set; } = "";
+    }
+}
