@@ -38,6 +38,24 @@ public sealed class CnnTrainerOptions : TrainerOptions
     public Func<int, NetworkBuilder>? Network { get; set; }
 
     /// <summary>
+    /// Transfer learning: a trained network to start from instead of <see cref="Architecture"/> — an imported ONNX
+    /// model (<c>OnnxImporter.Import</c>, e.g. a torchvision export) or a previous fit's <c>Model.Network</c>. Each fit
+    /// starts from a copy of its weights (the network passed in is never changed), made through its ONNX form, so
+    /// dropout layers, which ONNX export leaves out, are not part of the copy.
+    /// </summary>
+    public Network? StartingNetwork { get; set; }
+
+    /// <summary>
+    /// With <see cref="StartingNetwork"/>: replace its last dense layer by a fresh one with the label's class count (1
+    /// output for regression), as fine-tuning on a new task needs. False keeps the trained head, which must then
+    /// already have that many outputs.
+    /// </summary>
+    public bool ReplaceHead { get; set; } = true;
+
+    /// <summary>Layers (by name, as <c>Network.Summary()</c> lists them) whose parameters are not trained: the frozen backbone.</summary>
+    public IReadOnlyList<string>? FrozenLayers { get; set; }
+
+    /// <summary>
     /// Image channels (0 = from the feature column). With this, <see cref="ImageHeight"/> and <see cref="ImageWidth"/>
     /// all 0 the shape is the column's [C, H, W] dimensions, or for a column without dimensions a square 1- or
     /// 3-channel image of its size; state the shape when neither applies.

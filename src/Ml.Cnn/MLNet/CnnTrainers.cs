@@ -145,9 +145,11 @@ internal static class CnnTraining
     {
         TrainerOptions.Require(o.LabelColumnName is not null, nameof(o.LabelColumnName), "null", "must name a column");
         TrainerOptions.Require(o.FeatureColumnName is not null, nameof(o.FeatureColumnName), "null", "must name a column");
-        TrainerOptions.Require(o.Network is not null || o.Architecture is not null, nameof(o.Architecture), "null",
+        TrainerOptions.Require(o.StartingNetwork is null || o.Network is null, nameof(o.StartingNetwork), "set",
+            "and Network cannot both be given: StartingNetwork brings its own layers");
+        TrainerOptions.Require(o.StartingNetwork is not null || o.Network is not null || o.Architecture is not null, nameof(o.Architecture), "null",
             $"must name a model-zoo architecture ({string.Join(", ", ModelZoo.Names)}) unless Network is given");
-        TrainerOptions.Require(o.Network is not null || ModelZoo.Names.Contains(o.Architecture!.ToLowerInvariant()), nameof(o.Architecture), o.Architecture ?? "null",
+        TrainerOptions.Require(o.StartingNetwork is not null || o.Network is not null || ModelZoo.Names.Contains(o.Architecture!.ToLowerInvariant()), nameof(o.Architecture), o.Architecture ?? "null",
             $"is not a model-zoo architecture ({string.Join(", ", ModelZoo.Names)})");
         TrainerOptions.Require(o.Threads >= 0, nameof(o.Threads), o.Threads, "must be 0 (all cores) or positive");
         TrainerOptions.Require(o.ImageChannels >= 0, nameof(o.ImageChannels), o.ImageChannels, "must be 0 (from the column) or positive");
@@ -165,18 +167,57 @@ internal static class CnnTraining
     {
         var run = options.CopyForRun();
         if (run.CheckpointDirectory is { } root)
-            run.CheckpointDirectory = Path.Combine(root, RunFingerprint.Of(data, run).FolderName(network.Summary()));
+            run.CheckpointDirectory = Path.Combine(root, RunFingerprint.Of(data, run).FolderName(Describe(network, options)));
         return Trainer.Train(network, data, run, options.Cancellation);
+    }
+
+    /// <summary>What makes one fit's network: its layers and, when fine-tuning, the starting weights and frozen layers.</summary>
+    private static string Describe(Network network, CnnTrainerOptions options)
+    {
+        if (options.StartingNetwork is not { } start) return network.Summary();
+        var weights = start.StateTensors.SelectMany(t => t.ToArray()).ToArray();
+        string digest = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(
+            System.Runtime.InteropServices.MemoryMarshal.AsBytes(weights.AsSpan())));
+        return $"{network.Summary()}|start {digest}|head {options.ReplaceHead}|frozen {string.Join(",", options.FrozenLayers ?? [])}";
     }
 
     public static Network CreateNetwork(CnnTrainerOptions options, int outputs, TensorShape imageShape)
     {
+        var network = options.StartingNetwork is { } start ? FromStartingNetwork(options, start, outputs)
+            : FromDefinition(options, outputs, imageShape);
+        if (network.InputShape != imageShape)
+            throw new ArgumentException($"StartingNetwork takes images of {network.InputShape} but feature column '{options.FeatureColumnName}' " +
+                $"holds {imageShape} (channels × height × width): resize the images to the network's input (ResizeImages).", nameof(options));
+        if (network.OutputShape.Length != outputs)
+            throw new ArgumentException($"The network produces {network.OutputShape.Length} outputs but {outputs} are needed.", nameof(options));
+        foreach (var name in options.FrozenLayers ?? [])
+        {
+            var node = network.Nodes.FirstOrDefault(n => n.Name == name) ?? throw new ArgumentOutOfRangeException(nameof(options.FrozenLayers), name,
+                $"FrozenLayers names '{name}', which the network does not have; it has: {string.Join(", ", network.Nodes.Select(n => n.Name))}.");
+            if (node.Layer is Layers.Layer layer)
+                foreach (var p in layer.Parameters) p.Trainable = false;
+        }
+        return network;
+    }
+
+    /// <summary>
+    /// A copy of the starting network's weights (through its ONNX form, so the caller's network is never trained in
+    /// place and each fold of a cross-validation starts from the same weights), with a fresh last dense layer for
+    /// <paramref name="outputs"/> when <see cref="CnnTrainerOptions.ReplaceHead"/> is set.
+    /// </summary>
+    private static Network FromStartingNetwork(CnnTrainerOptions options, Network start, int outputs)
+    {
+        var bytes = Onnx.OnnxExporter.ToBytes(start);
+        return Onnx.OnnxImporter.Import(bytes, new CpuBackend(options.Threads), options.ReplaceHead ? outputs : null, options.Seed, "StartingNetwork");
+    }
+
+    private static Network FromDefinition(CnnTrainerOptions options, int outputs, TensorShape imageShape)
+    {
         var definition = (options.Network is not null ? options.Network(outputs) : ModelZoo.Get(options.Architecture, outputs))
             ?? throw new InvalidOperationException($"CnnTrainerOptions.Network returned null for {outputs} outputs; it must return a network definition.");
-        Network network;
         try
         {
-            network = Network.Create(definition, new CpuBackend(options.Threads), imageShape, options.Seed);
+            return Network.Create(definition, new CpuBackend(options.Threads), imageShape, options.Seed);
         }
         catch (ArgumentException e)
         {
@@ -184,9 +225,6 @@ internal static class CnnTraining
             throw new ArgumentException($"{name} does not fit images of {imageShape} (channels × height × width, from feature column " +
                 $"'{options.FeatureColumnName}'): {e.Message} Resize the images (ResizeImages) or choose another architecture.", nameof(options), e);
         }
-        if (network.OutputShape.Length != outputs)
-            throw new ArgumentException($"The network produces {network.OutputShape.Length} outputs but {outputs} are needed.", nameof(options));
-        return network;
     }
 
     /// <summary>The named column (the last of that name, as ML.NET resolves hidden columns).</summary>
