@@ -35,8 +35,15 @@ public sealed class CnnModel
     /// is part of the graph), output "output": class probabilities for classifiers (<paramref name="probabilities"/>),
     /// otherwise the network's outputs. Runs in ONNX Runtime or ML.NET's <c>ApplyOnnxModel</c>.
     /// </summary>
-    public void ExportToOnnx(string path, bool probabilities = true) =>
-        Onnx.OnnxExporter.Export(Network, path, probabilities, Normalization);
+    /// <param name="path">The file to write (atomically).</param>
+    /// <param name="probabilities">End with a softmax (classifiers).</param>
+    /// <param name="inputName">The graph input's name: name it after the feature column ("Features") and
+    /// <c>ApplyOnnxModel("Score", "Features", path)</c> runs the file on the same data view.</param>
+    /// <param name="outputName">The graph output's name.</param>
+    /// <param name="classNames">Class names in output order, stored as the model's "class_names" metadata.</param>
+    public void ExportToOnnx(string path, bool probabilities = true, string inputName = "input", string outputName = "output",
+        IReadOnlyList<string>? classNames = null) =>
+        Onnx.OnnxExporter.Export(Network, path, probabilities, Normalization, inputName, outputName, classNames);
 
     /// <summary>
     /// Runs <paramref name="count"/> CHW inputs through the network up to <paramref name="layer"/> (null = output),

@@ -53,6 +53,7 @@ public sealed class CnnMulticlassTransformer : ScoringTransformer, ISingleFeatur
     {
         Model = model;
         int classes = (int)labelType.Count;
+        ClassNames = ClassifierColumns.KeyNames(labelType, labelAnnotations);
         Scorer = new BatchScorer(featureColumnName, model.ImageShape.Length, classes, ClassifierColumns.Create(labelType, labelAnnotations),
             (inputs, count, outputs) => model.Run(inputs, count, outputs, null, probabilities: true),
             inputDimensions: model.ImageShape.Dims);
@@ -60,6 +61,17 @@ public sealed class CnnMulticlassTransformer : ScoringTransformer, ISingleFeatur
 
     /// <summary>The trained network and its input standardization.</summary>
     public CnnModel Model { get; }
+
+    /// <summary>The label's class names in score order (the key values), when the label has them.</summary>
+    public IReadOnlyList<string>? ClassNames { get; }
+
+    /// <summary>
+    /// Writes the classifier as ONNX with its graph input named after the feature column and its output "Score"
+    /// (class probabilities), so <c>mlContext.Transforms.ApplyOnnxModel("Score", "Features", path)</c> runs it on the
+    /// same data; the class names are stored as the model's "class_names" metadata.
+    /// </summary>
+    public void ExportToOnnx(string path, string outputName = "Score") =>
+        Model.ExportToOnnx(path, probabilities: true, FeatureColumnName, outputName, ClassNames);
 
     private protected override BatchScorer Scorer { get; }
 
@@ -75,6 +87,16 @@ internal static class ClassifierColumns
 {
     // ML.NET's annotation-kind constants (AnnotationUtils.Kinds) are internal; these are their documented values.
     public const string KeyValuesKind = "KeyValues", SlotNamesKind = "SlotNames";
+
+    /// <summary>The key values of a label as text, in key order (null when it has none).</summary>
+    public static IReadOnlyList<string>? KeyNames(KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations)
+    {
+        var keyValues = labelAnnotations.Schema.GetColumnOrNull(KeyValuesKind);
+        if (keyValues is not { Type: VectorDataViewType { ItemType: TextDataViewType } names } || names.Size != (int)labelType.Count) return null;
+        var values = default(VBuffer<ReadOnlyMemory<char>>);
+        labelAnnotations.GetValue(KeyValuesKind, ref values);
+        return values.DenseValues().Select(v => v.ToString()).ToArray();
+    }
 
     public static OutputColumn[] Create(KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations)
     {

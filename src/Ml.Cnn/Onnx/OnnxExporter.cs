@@ -21,22 +21,43 @@ public static class OnnxExporter
     /// Exports to a file (temp file, then rename). With <paramref name="normalization"/>, the per-channel
     /// standardization the network was trained with becomes Sub and Div nodes at the input, so the file takes raw inputs.
     /// </summary>
-    public static void Export(Network network, string path, bool appendSoftmax = false, ChannelNormalization? normalization = null) =>
-        WriteAtomically(path, ToBytes(network, appendSoftmax, normalization));
+    /// <param name="network">The network.</param>
+    /// <param name="path">The file to write.</param>
+    /// <param name="appendSoftmax">End with a softmax, so the output holds class probabilities.</param>
+    /// <param name="normalization">The input standardization to put in front of the network.</param>
+    /// <param name="inputName">The graph input's name: the column name for <c>ApplyOnnxModel</c> (e.g. "Features").</param>
+    /// <param name="outputName">The graph output's name (e.g. "Score").</param>
+    /// <param name="classNames">Class names in output order, stored as model metadata (<see cref="ClassNamesKey"/>).</param>
+    public static void Export(Network network, string path, bool appendSoftmax = false, ChannelNormalization? normalization = null,
+        string inputName = "input", string outputName = "output", IReadOnlyList<string>? classNames = null) =>
+        WriteAtomically(path, Build(network, appendSoftmax, normalization, inputName, outputName, classNames).ToByteArray());
 
     /// <summary>The ONNX model as bytes.</summary>
     public static byte[] ToBytes(Network network, bool appendSoftmax = false, ChannelNormalization? normalization = null) =>
         Build(network, appendSoftmax, normalization).ToByteArray();
 
-    internal static ModelProto Build(Network network, bool appendSoftmax, ChannelNormalization? normalization = null)
+    /// <summary>The metadata key under which <see cref="Export"/> stores class names: a JSON array in class order.</summary>
+    public const string ClassNamesKey = "class_names";
+
+    internal static ModelProto Build(Network network, bool appendSoftmax, ChannelNormalization? normalization = null,
+        string inputName = "input", string outputName = "output", IReadOnlyList<string>? classNames = null)
     {
+        foreach (var name in new[] { inputName, outputName })
+            if (string.IsNullOrEmpty(name) || network.Nodes.Any(n => n.Name == name) || name is "probabilities")
+                throw new ArgumentException($"'{name}' cannot name the model's input or output: it is empty or the name of a layer.", nameof(inputName));
+        if (inputName == outputName) throw new ArgumentException($"The input and the output are both named '{inputName}'.", nameof(outputName));
+        if (classNames is not null && classNames.Count != network.OutputShape.Length)
+            throw new ArgumentException($"{classNames.Count} class names for {network.OutputShape.Length} outputs.", nameof(classNames));
         var graph = new OnnxGraph();
-        graph.Input("input", [null, .. network.InputShape.Dims.Select(d => (long?)d)]);
-        string last = EmitNetwork(graph, network, "input", normalization, network.Nodes[^1].Name);
+        graph.Input(inputName, [null, .. network.InputShape.Dims.Select(d => (long?)d)]);
+        string last = EmitNetwork(graph, network, inputName, normalization, network.Nodes[^1].Name);
         if (appendSoftmax) last = graph.Node("Softmax", "probabilities", [last], Int("axis", 1));
-        graph.Node("Identity", "output", [last]);
-        graph.Output("output", [null, .. network.OutputShape.Dims.Select(d => (long?)d)]);
-        return graph.ToModel();
+        graph.Node("Identity", outputName, [last]);
+        graph.Output(outputName, [null, .. network.OutputShape.Dims.Select(d => (long?)d)]);
+        var model = graph.ToModel();
+        if (classNames is not null)
+            model.MetadataProps.Add(new StringStringEntryProto { Key = ClassNamesKey, Value = System.Text.Json.JsonSerializer.Serialize(classNames) });
+        return model;
     }
 
     /// <summary>What a one-row scoring model outputs.</summary>

@@ -114,3 +114,33 @@ public sealed class OnnxModelExportTests
         }
     }
 }
+
+public sealed class NamedOnnxExportTests : IDisposable
+{
+    private readonly string _path = Path.Combine(Path.GetTempPath(), "mlcnn-named-" + Guid.NewGuid().ToString("N") + ".onnx");
+
+    public void Dispose() => File.Delete(_path);
+
+    [Fact]
+    public void AClassifierExportRunsUnderApplyOnnxModelWithTheColumnNames()
+    {
+        var ml = new MLContext(seed: 1);
+        var view = ml.Data.LoadFromEnumerable(MLNet.FashionData.Rows(train: true, 200));
+        var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(view).Transform(view);
+        var cnn = ml.MulticlassClassification.Trainers.ConvolutionalNetwork(new CnnTrainerOptions { Architecture = "lenet5", Epochs = 1, NormalizeInputs = true })
+            .Fit(data);
+        cnn.ExportToOnnx(_path);
+
+        var onnx = ml.Transforms.ApplyOnnxModel("Score", "Features", _path).Fit(data).Transform(data);
+        var expected = cnn.Transform(data).GetColumn<float[]>("Score").ToList();
+        var actual = onnx.GetColumn<float[]>("Score").ToList();
+        Assert.Equal(expected.Count, actual.Count);
+        for (int i = 0; i < expected.Count; i++)
+            for (int j = 0; j < expected[i].Length; j++) Assert.Equal(expected[i][j], actual[i][j], 1e-4f);
+
+        var model = Ml.Cnn.Onnx.Proto.ModelProto.Parser.ParseFrom(File.ReadAllBytes(_path));
+        var names = System.Text.Json.JsonSerializer.Deserialize<string[]>(model.MetadataProps.Single(p => p.Key == OnnxExporter.ClassNamesKey).Value)!;
+        Assert.Equal(cnn.ClassNames, names);
+        Assert.Contains("Ankle boot", names);
+    }
+}
