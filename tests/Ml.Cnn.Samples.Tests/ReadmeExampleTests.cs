@@ -1,0 +1,40 @@
+using Xunit;
+
+namespace Ml.Cnn.Samples.Tests;
+
+/// <summary>README.md's ML.NET example is samples/ReadmeExample/Program.cs, word for word, and it runs.</summary>
+public sealed class ReadmeExampleTests
+{
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Ml.Cnn.sln"))) return dir.FullName;
+        throw new DirectoryNotFoundException($"No Ml.Cnn.sln above {AppContext.BaseDirectory}.");
+    }
+
+    [Fact]
+    public void TheReadmeShowsTheProgramVerbatim()
+    {
+        string root = RepositoryRoot();
+        string program = File.ReadAllText(Path.Combine(root, "samples", "ReadmeExample", "Program.cs")).ReplaceLineEndings("\n").Trim();
+        string readme = File.ReadAllText(Path.Combine(root, "README.md")).ReplaceLineEndings("\n");
+        Assert.Contains("```csharp\n" + program + "\n```", readme);
+    }
+
+    [Fact]
+    public void TheProgramRunsOnTheEmbeddedData()
+    {
+        string root = RepositoryRoot(), output = Path.Combine(Path.GetTempPath(), "mlcnn-readme-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(output);
+        try
+        {
+            var entry = typeof(Row).Assembly.EntryPoint!;
+            entry.Invoke(null, [new[] { Path.Combine(root, "samples", "data", "fashion-mnist-subset"), "1", output }]);
+            Assert.True(new FileInfo(Path.Combine(output, "model.zip")).Length > 10_000);
+        }
+        finally
+        {
+            Directory.Delete(output, recursive: true);
+        }
+    }
+}
