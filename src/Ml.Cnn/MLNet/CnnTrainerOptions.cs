@@ -68,6 +68,13 @@ public sealed class CnnTrainerOptions : TrainerOptions
     /// <summary>Image width in pixels (0 = from the feature column).</summary>
     public int ImageWidth { get; set; }
 
+    /// <summary>
+    /// A validation set as ML.NET's ImageClassificationTrainer takes one: a data view with the same feature and label
+    /// columns (and, for classification, the same label keys) as the training data, used instead of
+    /// <see cref="TrainerOptions.ValidationFraction"/> for early stopping and best-weight restoring.
+    /// </summary>
+    public Microsoft.ML.IDataView? ValidationSet { get; set; }
+
     /// <summary>CPU threads (0 = all cores). The same seed and thread count give the same model.</summary>
     public int Threads { get; set; }
 

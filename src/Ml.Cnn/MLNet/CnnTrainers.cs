@@ -38,8 +38,13 @@ public sealed class CnnMulticlassTrainer : IEstimator<CnnMulticlassTransformer>
     public CnnMulticlassTransformer Fit(IDataView input)
     {
         var data = DataViewReader.ReadClassification(input, Options, out int classes, out var imageShape);
+        int validationClasses = classes;
+        var validation = Options.ValidationSet is null ? null : DataViewReader.ReadClassification(Options.ValidationSet, Options, out validationClasses, out _);
+        if (validationClasses != classes)
+            throw new ArgumentException($"ValidationSet's label '{Options.LabelColumnName}' has {validationClasses} keys, the training data's {classes}: " +
+                "map both with the same fitted MapValueToKey.", nameof(input));
         var network = CnnTraining.CreateNetwork(Options, classes, imageShape);
-        var result = CnnTraining.Train(network, data, Options);
+        var result = CnnTraining.Train(network, data, Options, validation);
         var label = input.Schema[Options.LabelColumnName];
         return new CnnMulticlassTransformer(new CnnModel(network, result.Normalization, result), Options.FeatureColumnName,
             (KeyDataViewType)label.Type, label.Annotations);
@@ -80,8 +85,9 @@ public sealed class CnnRegressionTrainer : IEstimator<CnnRegressionTransformer>
     public CnnRegressionTransformer Fit(IDataView input)
     {
         var data = DataViewReader.ReadRegression(input, Options, out var imageShape);
+        var validation = Options.ValidationSet is null ? null : DataViewReader.ReadRegression(Options.ValidationSet, Options, out _);
         var network = CnnTraining.CreateNetwork(Options, 1, imageShape);
-        var result = CnnTraining.Train(network, data, Options);
+        var result = CnnTraining.Train(network, data, Options, validation);
         return new CnnRegressionTransformer(new CnnModel(network, result.Normalization, result), Options.FeatureColumnName);
     }
 
@@ -163,9 +169,10 @@ internal static class CnnTraining
     /// the options and the network: each fold of a cross-validation (and each trial of a sweep) trains and resumes on
     /// its own, and a fit on the same data with the same options resumes where it stopped.
     /// </summary>
-    public static TrainingResult Train(Network network, ImageDataset data, CnnTrainerOptions options)
+    public static TrainingResult Train(Network network, ImageDataset data, CnnTrainerOptions options, ImageDataset? validation)
     {
         var run = options.CopyForRun();
+        if (validation is not null) run.ValidationData = validation;
         if (run.CheckpointDirectory is { } root)
             run.CheckpointDirectory = Path.Combine(root, RunFingerprint.Of(data, run).FolderName(Describe(network, options)));
         return Trainer.Train(network, data, run, options.Cancellation);

@@ -15,7 +15,8 @@ internal readonly record struct RunFingerprint(ulong Data, ulong Options)
 {
     private const int SampledItems = 256;
 
-    public static RunFingerprint Of(ImageDataset data, TrainerOptions options) => new(HashData(data), HashOptions(options));
+    public static RunFingerprint Of(ImageDataset data, TrainerOptions options) =>
+        new(HashData(data) ^ (options.ValidationData is { } v ? HashData(v) * 31 : 0), HashOptions(options));
 
     /// <summary>A folder name for one fit of one network on this data with these options.</summary>
     public string FolderName(string networkDescription)

@@ -78,6 +78,13 @@ public class TrainerOptions
     /// <summary>Fraction of the training data held out for validation (0 = none).</summary>
     public float ValidationFraction { get; set; }
 
+    /// <summary>
+    /// A validation set held out by the caller, instead of <see cref="ValidationFraction"/> of the training data: the
+    /// same item shape and classes as the training data. Early stopping, plateau schedules and best-weight restoring
+    /// use it as they use a split.
+    /// </summary>
+    public ImageDataset? ValidationData { get; set; }
+
     /// <summary>Stop after this many epochs without a better validation loss (0 = never).</summary>
     public int EarlyStoppingPatience { get; set; }
 
@@ -125,6 +132,13 @@ public class TrainerOptions
             "must be 0 (off) or a number above 1");
         Require(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), ValidationFraction, "must be in [0, 1)");
         Require(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), EarlyStoppingPatience, "must not be negative");
+        Require(ValidationData is null || ValidationFraction == 0, nameof(ValidationFraction), ValidationFraction,
+            "must be 0 when a validation set is given");
+        if (ValidationData is { } v)
+        {
+            Require(v.Count > 0, nameof(ValidationData), v.Count, "must hold at least one item");
+            Require(v.ItemShape == itemShape, nameof(ValidationData), v.ItemShape, $"must hold items of the training data's shape {itemShape}");
+        }
         Schedule.Validate(LearningRate);
         Augmentation?.Validate(itemShape);
         if (itemCount == 0) throw new ArgumentException("The training set is empty.");

@@ -64,3 +64,28 @@ public sealed class TransferLearningTests
         Assert.Contains("'backbone'", unknown.Message);
     }
 }
+
+public sealed class ValidationSetTests
+{
+    [Fact]
+    public void AValidationSetDrivesEarlyStoppingAndBestWeights()
+    {
+        var ml = new MLContext(seed: 1);
+        var keys = ml.Transforms.Conversion.MapValueToKey("Label").Fit(FashionData.View(ml, train: true, 400));
+        var train = keys.Transform(FashionData.View(ml, train: true, 400));
+        var validation = keys.Transform(FashionData.View(ml, train: false, 200));
+        var cnn = ml.MulticlassClassification.Trainers.ConvolutionalNetwork(new CnnTrainerOptions
+        {
+            Architecture = "lenet5", Epochs = 3, Optimizer = OptimizerKind.Adam, LearningRate = 2e-3f, ValidationSet = validation,
+        }).Fit(train);
+        var history = cnn.Model.Training!.History;
+        Assert.All(history, h => Assert.True(float.IsFinite(h.ValidationLoss)));
+        // The reported validation figures are those of the given set: evaluating it again gives the best epoch's loss.
+        var best = history.Single(h => h.Epoch == cnn.Model.Training.BestEpoch);
+        Assert.Equal(best.ValidationLoss, ml.MulticlassClassification.Evaluate(cnn.Transform(validation)).LogLoss, 3);
+
+        var both = new CnnTrainerOptions { Architecture = "lenet5", Epochs = 1, ValidationSet = validation, ValidationFraction = 0.2f };
+        Assert.Equal("ValidationFraction", Assert.Throws<ArgumentOutOfRangeException>(
+            () => ml.MulticlassClassification.Trainers.ConvolutionalNetwork(both).Fit(train)).ParamName);
+    }
+}
