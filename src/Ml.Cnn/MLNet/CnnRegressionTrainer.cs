@@ -1,0 +1,77 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Ml.Cnn.Training;
+
+namespace Ml.Cnn.MLNet;
+
+/// <summary>
+/// Trains a convolutional network for regression on images (one Single target, MSE or L1 loss).
+/// <list type="table">
+/// <item><term>Machine learning task</term><description>Regression</description></item>
+/// <item><term>Input columns</term><description>Label: Single; Features: known-size vector of Single, CHW image</description></item>
+/// <item><term>Output columns</term><description>Score: Single</description></item>
+/// <item><term>GPU</term><description>Not yet</description></item>
+/// <item><term>ONNX export / model zip</term><description>Yes (a reloaded Score is a one-element vector: ML.NET's OnnxTransformer has no scalar outputs)</description></item>
+/// </list>
+/// </summary>
+public sealed class CnnRegressionTrainer : IEstimator<CnnRegressionTransformer>
+{
+    internal CnnRegressionTrainer(CnnTrainerOptions options)
+    {
+        CnnTraining.ValidateOptions(options);
+        Options = options;
+        if (options.Loss is not (null or LossKind.MeanSquaredError or LossKind.L1))
+            throw new ArgumentOutOfRangeException(nameof(options), options.Loss, "Regression trains with MeanSquaredError or L1.");
+    }
+
+    /// <summary>The options this trainer was created with.</summary>
+    public CnnTrainerOptions Options { get; }
+
+    /// <inheritdoc />
+    public CnnRegressionTransformer Fit(IDataView input)
+    {
+        var data = DataViewReader.ReadRegression(input, Options, out var imageShape);
+        var validation = Options.ValidationSet is null ? null : DataViewReader.ReadRegression(Options.ValidationSet, Options, out _);
+        var network = CnnTraining.CreateNetwork(Options, 1, imageShape);
+        var result = CnnTraining.Train(network, data, Options, validation);
+        return new CnnRegressionTransformer(new CnnModel(network, result.Normalization, result), Options.FeatureColumnName);
+    }
+
+    /// <inheritdoc />
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        CnnTraining.CheckFeatures(inputSchema, Options.FeatureColumnName);
+        var label = CnnTraining.Find(inputSchema, Options.LabelColumnName, "Label");
+        if (label.Kind != SchemaShape.Column.VectorKind.Scalar || label.ItemType != NumberDataViewType.Single)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Label column '{Options.LabelColumnName}' must be a Single scalar for regression, got {label.ItemType}.");
+        var added = new DataViewSchema.Builder();
+        added.AddColumn("Score", NumberDataViewType.Single);
+        return SchemaShapeAdapter.Append(inputSchema, added.ToSchema());
+    }
+}
+
+/// <summary>A trained convolutional regressor. Appends <c>Score</c> (Single).</summary>
+public sealed class CnnRegressionTransformer : ScoringTransformer, ISingleFeaturePredictionTransformer<CnnModel>
+{
+    internal CnnRegressionTransformer(CnnModel model, string featureColumnName)
+    {
+        Model = model;
+        Scorer = new BatchScorer(featureColumnName, model.ImageShape.Length, 1, [OutputColumn.Scalar("Score")],
+            (inputs, count, outputs) => model.Run(inputs, count, outputs, null),
+            inputDimensions: model.ImageShape.Dims);
+    }
+
+    /// <summary>The trained network and its input standardization.</summary>
+    public CnnModel Model { get; }
+
+    private protected override BatchScorer Scorer { get; }
+
+    /// <remarks>
+    /// ML.NET's OnnxTransformer cannot output scalars and no built-in ML.NET transformer turns a one-element vector
+    /// into a scalar, so a loaded regressor's Score is a Vector of Single of length 1 (same value).
+    /// </remarks>
+    private protected override ITransformer ToPersistable() =>
+        ZipPersistence.Vector(output => Onnx.OnnxExporter.BuildRowScorer(Model.Network, Model.Normalization, Scorer.InputColumn,
+                Model.Network.Nodes[^1].Name, Onnx.OnnxExporter.RowOutputs.Activations, output),
+            Scorer);
+}
