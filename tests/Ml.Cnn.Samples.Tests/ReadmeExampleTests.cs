@@ -37,4 +37,21 @@ public sealed class ReadmeExampleTests
             Directory.Delete(output, recursive: true);
         }
     }
+
+    [Fact]
+    public void TheCustomNetworkBlockIsTheSampleAndRuns()
+    {
+        string root = RepositoryRoot();
+        var source = File.ReadAllLines(Path.Combine(root, "samples", "ReadmeExample", "CustomNetwork.cs"));
+        var usings = source.Where(l => l.StartsWith("using ")).ToList();
+        int begin = Array.IndexOf(source, "        // README begin"), end = Array.IndexOf(source, "        // README end");
+        var region = source[(begin + 1)..end].Select(l => l[8..]
+            .Replace("dataFolder", "\"samples/data/fashion-mnist-subset\"").Replace("Epochs = epochs", "Epochs = 5"));
+        string block = "```csharp\n" + string.Join("\n", usings) + "\n\n" + string.Join("\n", region) + "\n```";
+        Assert.Contains(block, File.ReadAllText(Path.Combine(root, "README.md")).ReplaceLineEndings("\n"));
+
+        var result = CustomNetwork.Train(Path.Combine(root, "samples", "data", "fashion-mnist-subset"), epochs: 1);
+        Assert.Single(result.History);
+        Assert.True(result.History[0].ValidationAccuracy > 0.3, $"validation accuracy {result.History[0].ValidationAccuracy}");
+    }
 }
