@@ -10,22 +10,10 @@ namespace Ml.Cnn.Layers;
 /// backward writes parameter gradients and returns the gradient with respect to the input.
 /// Shapes passed to <see cref="Build"/> exclude the batch dimension.
 /// </summary>
-public abstract class Layer
+public abstract class Layer : NetworkLayer
 {
-    private BufferCache? _buffers;
-
-    /// <summary>The layer's name in summaries and messages; set by the network when left empty.</summary>
-    public string Name { get; set; } = "";
-
-    /// <summary>The backend after <see cref="Build"/>.</summary>
-    public IBackend Backend => _backend ?? throw new InvalidOperationException($"Layer '{DisplayName}' is not built yet.");
-    private IBackend? _backend;
-
     /// <summary>Per-item input shape after <see cref="Build"/>.</summary>
     public TensorShape InputShape { get; private set; } = null!;
-
-    /// <summary>Per-item output shape after <see cref="Build"/>.</summary>
-    public TensorShape OutputShape { get; private set; } = null!;
 
     /// <summary>
     /// Whether <see cref="Backward"/> must produce ∂loss/∂input. A network clears it on its first layer, whose input is
@@ -33,12 +21,9 @@ public abstract class Layer
     /// </summary>
     public bool ComputesInputGradient { get; set; } = true;
 
-    /// <summary>Trainable tensors (empty for most layers).</summary>
-    public IReadOnlyList<Parameter> Parameters => _parameters;
+    /// <inheritdoc />
+    public override IReadOnlyList<Parameter> Parameters => _parameters;
     private readonly List<Parameter> _parameters = [];
-
-    /// <summary>Name for messages: the given name, or the layer type.</summary>
-    protected string DisplayName => string.IsNullOrEmpty(Name) ? GetType().Name : $"{Name} ({GetType().Name})";
 
     /// <summary>
     /// Binds to a backend and input shape, validating arguments and declaring parameters; with a generator it also
@@ -46,11 +31,10 @@ public abstract class Layer
     /// </summary>
     public void Build(IBackend backend, TensorShape inputShape, Rng? rng)
     {
-        _backend = backend;
+        Bind(backend);
         InputShape = inputShape;
         _parameters.Clear();
         OutputShape = OnBuild(inputShape);
-        _buffers = new BufferCache(backend);
         if (rng is null) return;
         foreach (var p in _parameters) p.Allocate(backend, rng);
         OnAllocate(rng);
@@ -61,15 +45,6 @@ public abstract class Layer
 
     /// <summary>Allocates non-parameter state (running statistics, generators) once parameters exist.</summary>
     protected virtual void OnAllocate(Rng rng) { }
-
-    /// <summary>Non-trainable state that training changes (batch-norm running statistics), for checkpoints.</summary>
-    public virtual IReadOnlyList<Tensor> Buffers => [];
-
-    /// <summary>The layer's own random generator (dropout), so checkpoints can save its position; null if none.</summary>
-    public virtual Rng? Generator => null;
-
-    /// <summary>Multiply-accumulate operations of one item's forward pass (for summaries).</summary>
-    public virtual long MultiplyAdds => 0;
 
     /// <summary>Runs the layer on a batch.</summary>
     public Tensor Forward(Tensor x, bool training)
@@ -108,12 +83,16 @@ public abstract class Layer
     /// <summary>The input-gradient buffer for a batch of <paramref name="batch"/>, reused across calls.</summary>
     protected Tensor InputGradientBuffer(int batch) => Buffer("input gradient", InputShape.Prepend(batch));
 
-    /// <summary>A tensor of <paramref name="shape"/> for <paramref name="role"/>, reused across calls of the same shape.</summary>
-    protected Tensor Buffer(string role, TensorShape shape) =>
-        (_buffers ?? throw new InvalidOperationException($"Layer '{DisplayName}' is not built yet.")).Get(role, shape);
+    internal override void BuildNode(IBackend backend, IReadOnlyList<TensorShape> inputShapes, Rng? rng, bool inputIsData)
+    {
+        // The network input is data: its gradient is never needed.
+        ComputesInputGradient = !inputIsData;
+        Build(backend, inputShapes[0], rng);
+    }
 
-    /// <summary>An ArgumentException that names this layer.</summary>
-    protected ArgumentException Error(string message) => new($"Layer '{DisplayName}': {message}");
+    internal override Tensor ForwardNode(IReadOnlyList<Tensor> inputs, bool training) => Forward(inputs[0], training);
+
+    internal override void BackwardNode(Tensor dy, Tensor?[] inputGradients) => inputGradients[0] = Backward(dy);
 
     /// <summary>Throws unless the input has the expected rank (C,H,W = 3, features = 1).</summary>
     protected void RequireRank(TensorShape input, int rank, string what)

@@ -1,4 +1,5 @@
 using Ml.Cnn.Backends;
+using Ml.Cnn.Core;
 using Ml.Cnn.Tensors;
 
 namespace Ml.Cnn.Layers;
@@ -7,33 +8,29 @@ namespace Ml.Cnn.Layers;
 /// A parameter-free layer that joins several branches (Inception's concatenation, ResNet's residual add).
 /// Per-item shapes exclude the batch dimension, as for <see cref="Layer"/>.
 /// </summary>
-public abstract class MergeLayer
+public abstract class MergeLayer : NetworkLayer
 {
-    private IBackend? _backend;
-    private BufferCache? _buffers;
-
-    /// <summary>The layer's name in summaries and messages.</summary>
-    public string Name { get; set; } = "";
-
-    /// <summary>The backend after <see cref="Build"/>.</summary>
-    public IBackend Backend => _backend ?? throw new InvalidOperationException($"Layer '{DisplayName}' is not built yet.");
-
     /// <summary>Per-item input shapes after <see cref="Build"/>.</summary>
     public IReadOnlyList<TensorShape> InputShapes { get; private set; } = [];
-
-    /// <summary>Per-item output shape after <see cref="Build"/>.</summary>
-    public TensorShape OutputShape { get; private set; } = null!;
-
-    private string DisplayName => string.IsNullOrEmpty(Name) ? GetType().Name : $"{Name} ({GetType().Name})";
 
     /// <summary>Binds to a backend and validates the input shapes.</summary>
     public void Build(IBackend backend, IReadOnlyList<TensorShape> inputShapes)
     {
         if (inputShapes.Count < 2) throw Error($"needs at least two inputs, got {inputShapes.Count}.");
-        _backend = backend;
+        Bind(backend);
         InputShapes = inputShapes.ToArray();
         OutputShape = OnBuild(InputShapes);
-        _buffers = new BufferCache(backend);
+    }
+
+    internal override void BuildNode(IBackend backend, IReadOnlyList<TensorShape> inputShapes, Rng? rng, bool inputIsData) =>
+        Build(backend, inputShapes);
+
+    internal override Tensor ForwardNode(IReadOnlyList<Tensor> inputs, bool training) => Forward(inputs);
+
+    internal override void BackwardNode(Tensor dy, Tensor?[] inputGradients)
+    {
+        var parts = Backward(dy);
+        for (int k = 0; k < parts.Count; k++) inputGradients[k] = parts[k];
     }
 
     /// <summary>Validates the inputs and returns the output shape.</summary>
@@ -57,12 +54,6 @@ public abstract class MergeLayer
     /// <summary>Splits the output gradient into one gradient per input.</summary>
     public abstract IReadOnlyList<Tensor> Backward(Tensor dy);
 
-    /// <summary>A tensor of <paramref name="shape"/> for <paramref name="role"/>, reused across calls of the same shape.</summary>
-    protected Tensor Buffer(string role, TensorShape shape) =>
-        (_buffers ?? throw new InvalidOperationException($"Layer '{DisplayName}' is not built yet.")).Get(role, shape);
-
-    /// <summary>An ArgumentException that names this layer.</summary>
-    protected ArgumentException Error(string message) => new($"Layer '{DisplayName}': {message}");
 }
 
 /// <summary>Concatenates [Cᵢ, H, W] inputs along channels (Inception).</summary>

@@ -66,8 +66,7 @@ internal static class CnnTraining
         {
             var node = network.Nodes.FirstOrDefault(n => n.Name == name) ?? throw new ArgumentOutOfRangeException(nameof(options.FrozenLayers), name,
                 $"FrozenLayers names '{name}', which the network does not have; it has: {string.Join(", ", network.Nodes.Select(n => n.Name))}.");
-            if (node.Layer is Layers.Layer layer)
-                foreach (var p in layer.Parameters) p.Trainable = false;
+            foreach (var p in node.Layer.Parameters) p.Trainable = false;
         }
         return network;
     }

@@ -17,6 +17,9 @@ public sealed class Network
     private readonly Tensor?[] _gradients;
     private readonly BufferCache _gradientSums;
     private readonly int[] _consumers;
+    // Per node, reused every pass: its inputs' activations and the gradients it returns for them.
+    private readonly Tensor[][] _nodeInputs;
+    private readonly Tensor?[][] _nodeInputGradients;
 
     private Network(IBackend backend, TensorShape inputShape, NetworkNode[] nodes, bool allocated)
     {
@@ -28,6 +31,8 @@ public sealed class Network
         _gradients = new Tensor?[nodes.Length];
         _gradientSums = new BufferCache(backend);
         _consumers = new int[nodes.Length];
+        _nodeInputs = nodes.Select(n => new Tensor[n.Inputs.Count]).ToArray();
+        _nodeInputGradients = nodes.Select(n => new Tensor?[n.Inputs.Count]).ToArray();
         foreach (var node in nodes)
             foreach (int input in node.Inputs)
                 if (input >= 0) _consumers[input]++;
@@ -51,21 +56,9 @@ public sealed class Network
             string kind = layer.GetType().Name.ToLowerInvariant();
             counts[kind] = counts.GetValueOrDefault(kind) + 1;
             string autoName = $"{kind}{counts[kind]}";
-            switch (layer)
-            {
-                case Layer single:
-                    if (string.IsNullOrEmpty(single.Name)) single.Name = autoName;
-                    // The network input is data: its gradient is never needed.
-                    single.ComputesInputGradient = inputs[0] >= 0;
-                    single.Build(backend, inputShapes[0], rng);
-                    nodes[i] = new NetworkNode(single.Name, single, inputs, single.OutputShape);
-                    break;
-                case MergeLayer merge:
-                    if (string.IsNullOrEmpty(merge.Name)) merge.Name = autoName;
-                    merge.Build(backend, inputShapes);
-                    nodes[i] = new NetworkNode(merge.Name, merge, inputs, merge.OutputShape);
-                    break;
-            }
+            if (string.IsNullOrEmpty(layer.Name)) layer.Name = autoName;
+            layer.BuildNode(backend, inputShapes, rng, inputIsData: inputs is [< 0]);
+            nodes[i] = new NetworkNode(layer.Name, layer, inputs, layer.OutputShape);
         }
         var duplicate = nodes.GroupBy(n => n.Name).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null) throw new ArgumentException($"Two layers are named '{duplicate.Key}'; layer names must be unique.", nameof(definition));
@@ -92,14 +85,14 @@ public sealed class Network
     public IReadOnlyList<NetworkNode> Nodes => _nodes;
 
     /// <summary>All parameters, in node order.</summary>
-    public IEnumerable<Parameter> Parameters => _nodes.Select(n => n.Layer).OfType<Layer>().SelectMany(l => l.Parameters);
+    public IEnumerable<Parameter> Parameters => _nodes.SelectMany(n => n.Layer.Parameters);
 
     /// <summary>Every tensor that defines the trained model: parameter values, then buffers (running statistics).</summary>
     public IEnumerable<Tensor> StateTensors =>
-        Parameters.Select(p => p.Value).Concat(_nodes.Select(n => n.Layer).OfType<Layer>().SelectMany(l => l.Buffers));
+        Parameters.Select(p => p.Value).Concat(_nodes.SelectMany(n => n.Layer.Buffers));
 
     /// <summary>The layers' own generators (dropout), in node order.</summary>
-    public IEnumerable<Rng> Generators => _nodes.Select(n => n.Layer).OfType<Layer>().Select(l => l.Generator).OfType<Rng>();
+    public IEnumerable<Rng> Generators => _nodes.Select(n => n.Layer.Generator).OfType<Rng>();
 
     /// <summary>Total number of parameter values.</summary>
     public long ParameterCount => Parameters.Sum(p => (long)p.Shape.Length);
@@ -127,12 +120,9 @@ public sealed class Network
         for (int i = 0; i <= last; i++)
         {
             var node = _nodes[i];
-            _activations[i] = node.Layer switch
-            {
-                Layer single => single.Forward(Resolve(node.Inputs[0], input), training),
-                MergeLayer merge => merge.Forward(node.Inputs.Select(j => Resolve(j, input)).ToArray()),
-                _ => throw new InvalidOperationException(),
-            };
+            var inputs = _nodeInputs[i];
+            for (int k = 0; k < inputs.Length; k++) inputs[k] = Resolve(node.Inputs[k], input);
+            _activations[i] = node.Layer.ForwardNode(inputs, training);
         }
         return _activations[last]!;
     }
@@ -148,17 +138,11 @@ public sealed class Network
         {
             var gradient = _gradients[i] ?? throw new InvalidOperationException($"Layer '{_nodes[i].Name}' does not contribute to the output.");
             var node = _nodes[i];
-            switch (node.Layer)
-            {
-                case Layer single:
-                    var dx = single.Backward(gradient);
-                    if (dx is not null) Accumulate(node.Inputs[0], dx);
-                    break;
-                case MergeLayer merge:
-                    var parts = merge.Backward(gradient);
-                    for (int k = 0; k < parts.Count; k++) Accumulate(node.Inputs[k], parts[k]);
-                    break;
-            }
+            var inputGradients = _nodeInputGradients[i];
+            Array.Clear(inputGradients);
+            node.Layer.BackwardNode(gradient, inputGradients);
+            for (int k = 0; k < inputGradients.Length; k++)
+                if (inputGradients[k] is { } dx) Accumulate(node.Inputs[k], dx);
         }
     }
 
@@ -182,4 +166,4 @@ public sealed class Network
 }
 
 /// <summary>One layer of a built network and the nodes that feed it (−1 is the network input).</summary>
-public sealed record NetworkNode(string Name, object Layer, IReadOnlyList<int> Inputs, TensorShape OutputShape);
+public sealed record NetworkNode(string Name, NetworkLayer Layer, IReadOnlyList<int> Inputs, TensorShape OutputShape);

@@ -17,7 +17,7 @@ public readonly record struct Node(int Index);
 /// </summary>
 public sealed class NetworkBuilder
 {
-    internal readonly List<(object Layer, int[] Inputs)> Nodes = [];
+    internal readonly List<(NetworkLayer Layer, int[] Inputs)> Nodes = [];
 
     /// <summary>The network input.</summary>
     public Node Input => new(-1);

@@ -20,25 +20,20 @@ internal static class NetworkSummary
             var node = network.Nodes[i];
             var inputs = node.Inputs.Select(j => j < 0 ? (1, 1, false) : field[j]).ToArray();
             var (size, jump, global) = (inputs.Max(f => f.Item1), inputs.Max(f => f.Item2), inputs.Any(f => f.Item3));
-            long parameters = 0, macs = 0;
-            if (node.Layer is Layer layer)
+            long parameters = node.Layer.Parameters.Sum(p => (long)p.Shape.Length), macs = node.Layer.MultiplyAdds;
+            switch (node.Layer)
             {
-                parameters = layer.Parameters.Sum(p => (long)p.Shape.Length);
-                macs = layer.MultiplyAdds;
-                switch (layer)
-                {
-                    case Conv2d conv:
-                        size += (conv.KernelSize.H - 1) * conv.Dilation.H * jump;
-                        jump *= conv.Stride.H;
-                        break;
-                    case Pool2d pool:
-                        size += (pool.KernelSize - 1) * jump;
-                        jump *= pool.Stride;
-                        break;
-                    case Dense or GlobalAvgPool:
-                        global = true;
-                        break;
-                }
+                case Conv2d conv:
+                    size += (conv.KernelSize.H - 1) * conv.Dilation.H * jump;
+                    jump *= conv.Stride.H;
+                    break;
+                case Pool2d pool:
+                    size += (pool.KernelSize - 1) * jump;
+                    jump *= pool.Stride;
+                    break;
+                case Dense or GlobalAvgPool:
+                    global = true;
+                    break;
             }
             field[i] = (size, jump, global);
             totalParams += parameters;
