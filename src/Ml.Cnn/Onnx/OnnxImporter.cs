@@ -75,6 +75,10 @@ public static class OnnxImporter
             string outputName = graph.Output.Count == 1 ? graph.Output[0].Name : throw new NotSupportedException($"'{source}': only models with one output are supported, got {graph.Output.Count}.");
             if (!_tensors.TryGetValue(outputName, out var output) || output != _builder.Last)
                 throw new NotSupportedException($"'{source}': output '{outputName}' is not produced by the last operator.");
+            if (newClassCount is int && _lastDense is not null && _builder.Nodes[^1].Layer is Softmax
+                && _lastDenseNode.Index == _builder.Nodes.Count - 2)
+                // A classifier exported with its probabilities: the new head is trained on scores, so the softmax goes.
+                _builder.Nodes.RemoveAt(_builder.Nodes.Count - 1);
             if (newClassCount is int classes)
             {
                 if (_lastDense is null || _lastDenseNode != _builder.Last)
@@ -221,6 +225,9 @@ public static class OnnxImporter
                     AddLayer(node, new LocalResponseNorm(size, Float(node, "alpha", 1e-4f), Float(node, "beta", 0.75f), Float(node, "bias", 1f)) { Name = Unique(name) }, Out);
                     return;
                 }
+                case "Sub" or "Div" when node.Input.Count == 2 && _tensors.TryGetValue(node.Input[0], out var source) && source == _builder.Input:
+                    throw Unsupported(node, "input standardization (Sub/Div on the input, as CnnModel.ExportToOnnx writes it) is not a " +
+                        "layer of Ml.Cnn; export the network without it (OnnxExporter.Export(model.Network, path)) and train with NormalizeInputs");
                 default:
                     throw Unsupported(node, "this operator is not supported");
             }

@@ -144,3 +144,37 @@ public sealed class NamedOnnxExportTests : IDisposable
         Assert.Contains("Ankle boot", names);
     }
 }
+
+public sealed class ReimportTests : IDisposable
+{
+    private readonly string _path = Path.Combine(Path.GetTempPath(), "mlcnn-reimport-" + Guid.NewGuid().ToString("N") + ".onnx");
+
+    public void Dispose() => File.Delete(_path);
+
+    private CnnMulticlassTransformer Fit(bool normalize)
+    {
+        var ml = new MLContext(seed: 1);
+        var view = ml.Data.LoadFromEnumerable(MLNet.FashionData.Rows(train: true, 100));
+        var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(view).Transform(view);
+        return ml.MulticlassClassification.Trainers.ConvolutionalNetwork(new CnnTrainerOptions { Architecture = "lenet5", Epochs = 1, NormalizeInputs = normalize })
+            .Fit(data);
+    }
+
+    [Fact]
+    public void OurClassifierExportImportsForFineTuningWithoutItsSoftmax()
+    {
+        Fit(normalize: false).ExportToOnnx(_path);
+        var network = OnnxImporter.Import(_path, new CpuBackend(1), newClassCount: 3);
+        Assert.IsType<Dense>(network.Nodes[^1].Layer);
+        Assert.Equal(3, network.OutputShape.Length);
+    }
+
+    [Fact]
+    public void ItsInputStandardizationIsRefusedWithTheWayOut()
+    {
+        Fit(normalize: true).ExportToOnnx(_path);
+        var error = Assert.Throws<NotSupportedException>(() => OnnxImporter.Import(_path, new CpuBackend(1), newClassCount: 3));
+        Assert.Contains("input standardization", error.Message);
+        Assert.Contains("OnnxExporter.Export(model.Network, path)", error.Message);
+    }
+}
