@@ -10,21 +10,23 @@ public static class CnnCatalog
     public static CnnMulticlassTrainer ConvolutionalNetwork(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         string labelColumnName = CnnTrainerOptions.Defaults.LabelColumnName, string featureColumnName = CnnTrainerOptions.Defaults.FeatureColumnName,
         string architecture = CnnTrainerOptions.Defaults.Architecture, int epochs = TrainerOptions.Defaults.Epochs) =>
-        new(new CnnTrainerOptions { LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Architecture = architecture, Epochs = epochs });
+        new(new CnnTrainerOptions { LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Architecture = architecture, Epochs = epochs },
+            MLContextAccess.EnvironmentOf(catalog));
 
     /// <summary>A convolutional-network image classifier with every option.</summary>
     public static CnnMulticlassTrainer ConvolutionalNetwork(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, CnnTrainerOptions options) =>
-        new(options ?? throw new ArgumentNullException(nameof(options)));
+        new(options ?? throw new ArgumentNullException(nameof(options)), MLContextAccess.EnvironmentOf(catalog));
 
     /// <summary>A convolutional-network image regressor.</summary>
     public static CnnRegressionTrainer ConvolutionalNetwork(this RegressionCatalog.RegressionTrainers catalog,
         string labelColumnName = CnnTrainerOptions.Defaults.LabelColumnName, string featureColumnName = CnnTrainerOptions.Defaults.FeatureColumnName,
         string architecture = CnnTrainerOptions.Defaults.Architecture, int epochs = TrainerOptions.Defaults.Epochs) =>
-        new(new CnnTrainerOptions { LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Architecture = architecture, Epochs = epochs });
+        new(new CnnTrainerOptions { LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Architecture = architecture, Epochs = epochs },
+            MLContextAccess.EnvironmentOf(catalog));
 
     /// <summary>A convolutional-network image regressor with every option.</summary>
     public static CnnRegressionTrainer ConvolutionalNetwork(this RegressionCatalog.RegressionTrainers catalog, CnnTrainerOptions options) =>
-        new(options ?? throw new ArgumentNullException(nameof(options)));
+        new(options ?? throw new ArgumentNullException(nameof(options)), MLContextAccess.EnvironmentOf(catalog));
 
     /// <summary>A k-nearest-neighbour classifier (exact search; K and distance optionally chosen by cross-validation).</summary>
     public static KnnTrainer KNearestNeighbors(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,

@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
 using Ml.Cnn.Training;
 
 namespace Ml.Cnn.MLNet;
@@ -18,10 +19,15 @@ namespace Ml.Cnn.MLNet;
 /// </summary>
 public sealed class CnnMulticlassTrainer : IEstimator<CnnMulticlassTransformer>
 {
-    internal CnnMulticlassTrainer(CnnTrainerOptions options)
+    private readonly IHostEnvironment? _environment;
+    private readonly ulong _contextSeed;
+
+    internal CnnMulticlassTrainer(CnnTrainerOptions options, IHostEnvironment? environment = null)
     {
         CnnTraining.ValidateOptions(options);
         Options = options;
+        _environment = environment;
+        _contextSeed = MLContextAccess.SeedFrom(environment);
         if (options.Loss is not (null or LossKind.SoftmaxCrossEntropy or LossKind.MulticlassHinge))
             throw new ArgumentOutOfRangeException(nameof(options), options.Loss, "Classification trains with SoftmaxCrossEntropy or MulticlassHinge.");
     }
@@ -38,8 +44,9 @@ public sealed class CnnMulticlassTrainer : IEstimator<CnnMulticlassTransformer>
         if (validationClasses != classes)
             throw new ArgumentException($"ValidationSet's label '{Options.LabelColumnName}' has {validationClasses} keys, the training data's {classes}: " +
                 "map both with the same fitted MapValueToKey.", nameof(input));
-        var network = CnnTraining.CreateNetwork(Options, classes, imageShape);
-        var result = CnnTraining.Train(network, data, Options, validation);
+        ulong seed = Options.Seed ?? _contextSeed;
+        var network = CnnTraining.CreateNetwork(Options, classes, imageShape, seed);
+        var result = CnnTraining.Train(network, data, Options, validation, seed, _environment);
         var label = input.Schema[Options.LabelColumnName];
         return new CnnMulticlassTransformer(new CnnModel(network, result.Normalization, result), Options.FeatureColumnName,
             (KeyDataViewType)label.Type, label.Annotations);

@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
 using Ml.Cnn.Training;
 
 namespace Ml.Cnn.MLNet;
@@ -16,10 +17,15 @@ namespace Ml.Cnn.MLNet;
 /// </summary>
 public sealed class CnnRegressionTrainer : IEstimator<CnnRegressionTransformer>
 {
-    internal CnnRegressionTrainer(CnnTrainerOptions options)
+    private readonly IHostEnvironment? _environment;
+    private readonly ulong _contextSeed;
+
+    internal CnnRegressionTrainer(CnnTrainerOptions options, IHostEnvironment? environment = null)
     {
         CnnTraining.ValidateOptions(options);
         Options = options;
+        _environment = environment;
+        _contextSeed = MLContextAccess.SeedFrom(environment);
         if (options.Loss is not (null or LossKind.MeanSquaredError or LossKind.L1))
             throw new ArgumentOutOfRangeException(nameof(options), options.Loss, "Regression trains with MeanSquaredError or L1.");
     }
@@ -32,8 +38,9 @@ public sealed class CnnRegressionTrainer : IEstimator<CnnRegressionTransformer>
     {
         var data = DataViewReader.ReadRegression(input, Options, out var imageShape);
         var validation = Options.ValidationSet is null ? null : DataViewReader.ReadRegression(Options.ValidationSet, Options, out _);
-        var network = CnnTraining.CreateNetwork(Options, 1, imageShape);
-        var result = CnnTraining.Train(network, data, Options, validation);
+        ulong seed = Options.Seed ?? _contextSeed;
+        var network = CnnTraining.CreateNetwork(Options, 1, imageShape, seed);
+        var result = CnnTraining.Train(network, data, Options, validation, seed, _environment);
         return new CnnRegressionTransformer(new CnnModel(network, result.Normalization, result), Options.FeatureColumnName);
     }
 

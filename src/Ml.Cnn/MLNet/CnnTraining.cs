@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
 using Ml.Cnn.Backends.Cpu;
 using Ml.Cnn.Data;
 using Ml.Cnn.Networks;
@@ -34,13 +35,16 @@ internal static class CnnTraining
     /// the options and the network: each fold of a cross-validation (and each trial of a sweep) trains and resumes on
     /// its own, and a fit on the same data with the same options resumes where it stopped.
     /// </summary>
-    public static TrainingResult Train(Network network, ImageDataset data, CnnTrainerOptions options, ImageDataset? validation)
+    public static TrainingResult Train(Network network, ImageDataset data, CnnTrainerOptions options, ImageDataset? validation,
+        ulong seed, IHostEnvironment? environment)
     {
         var run = options.CopyForRun();
+        run.Seed = seed;
         if (validation is not null) run.ValidationData = validation;
         if (run.CheckpointDirectory is { } root)
             run.CheckpointDirectory = Path.Combine(root, RunFingerprint.Of(data, run).FolderName(Describe(network, options)));
-        return Trainer.Train(network, data, run, options.Cancellation);
+        run.Progress = MLContextAccess.Logging(environment, options.Progress, out var channel);
+        using (channel) return Trainer.Train(network, data, run, options.Cancellation);
     }
 
     /// <summary>What makes one fit's network: its layers and, when fine-tuning, the starting weights and frozen layers.</summary>
@@ -53,10 +57,10 @@ internal static class CnnTraining
         return $"{network.Summary()}|start {digest}|head {options.ReplaceHead}|frozen {string.Join(",", options.FrozenLayers ?? [])}";
     }
 
-    public static Network CreateNetwork(CnnTrainerOptions options, int outputs, TensorShape imageShape)
+    public static Network CreateNetwork(CnnTrainerOptions options, int outputs, TensorShape imageShape, ulong seed)
     {
-        var network = options.StartingNetwork is { } start ? FromStartingNetwork(options, start, outputs)
-            : FromDefinition(options, outputs, imageShape);
+        var network = options.StartingNetwork is { } start ? FromStartingNetwork(options, start, outputs, seed)
+            : FromDefinition(options, outputs, imageShape, seed);
         if (network.InputShape != imageShape)
             throw new ArgumentException($"StartingNetwork takes images of {network.InputShape} but feature column '{options.FeatureColumnName}' " +
                 $"holds {imageShape} (channels × height × width): resize the images to the network's input (ResizeImages).", nameof(options));
@@ -76,19 +80,19 @@ internal static class CnnTraining
     /// place and each fold of a cross-validation starts from the same weights), with a fresh last dense layer for
     /// <paramref name="outputs"/> when <see cref="CnnTrainerOptions.ReplaceHead"/> is set.
     /// </summary>
-    private static Network FromStartingNetwork(CnnTrainerOptions options, Network start, int outputs)
+    private static Network FromStartingNetwork(CnnTrainerOptions options, Network start, int outputs, ulong seed)
     {
         var bytes = Onnx.OnnxExporter.ToBytes(start);
-        return Onnx.OnnxImporter.Import(bytes, new CpuBackend(options.Threads), options.ReplaceHead ? outputs : null, options.Seed, "StartingNetwork");
+        return Onnx.OnnxImporter.Import(bytes, new CpuBackend(options.Threads), options.ReplaceHead ? outputs : null, seed, "StartingNetwork");
     }
 
-    private static Network FromDefinition(CnnTrainerOptions options, int outputs, TensorShape imageShape)
+    private static Network FromDefinition(CnnTrainerOptions options, int outputs, TensorShape imageShape, ulong seed)
     {
         var definition = (options.Network is not null ? options.Network(outputs) : ModelZoo.Get(options.Architecture, outputs))
             ?? throw new InvalidOperationException($"CnnTrainerOptions.Network returned null for {outputs} outputs; it must return a network definition.");
         try
         {
-            return Network.Create(definition, new CpuBackend(options.Threads), imageShape, options.Seed);
+            return Network.Create(definition, new CpuBackend(options.Threads), imageShape, seed);
         }
         catch (ArgumentException e)
         {

@@ -55,12 +55,12 @@ public static class Trainer
         if (!classification && network.OutputShape.Length != data.TargetLength)
             throw new ArgumentException($"The network outputs {network.OutputShape.Length} values but each target has {data.TargetLength}.", nameof(data));
 
-        var (training, validation) = options.ValidationData is { } held ? (data, held) : Split(data, options.ValidationFraction, options.Seed);
+        var (training, validation) = options.ValidationData is { } held ? (data, held) : Split(data, options.ValidationFraction, options.Seed ?? 0);
         if (classification && options.ValidationData is { } v && v.ClassCount != data.ClassCount)
             throw new ArgumentException($"The validation set has {v.ClassCount} classes, the training data {data.ClassCount}.", nameof(options));
         var normalization = options.NormalizeInputs ? ChannelNormalization.Fit(training) : null;
         var optimizer = CreateOptimizer(network, options);
-        var state = new RunState(new Rng(options.Seed));
+        var state = new RunState(new Rng(options.Seed ?? 0));
         var checkpoint = options.CheckpointDirectory is null ? null : Path.Combine(options.CheckpointDirectory, "checkpoint.mlcnn");
         var fingerprint = RunFingerprint.Of(data, options);
         // A schedule object may be reused across runs: its plateau bookkeeping starts afresh unless a checkpoint restores it.

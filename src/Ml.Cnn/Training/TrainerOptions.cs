@@ -105,8 +105,12 @@ public class TrainerOptions
     /// <summary>Standardize each channel with the training data's mean and standard deviation.</summary>
     public bool NormalizeInputs { get; set; }
 
-    /// <summary>Seed of shuffling, the validation split and augmentation.</summary>
-    public ulong Seed { get; set; }
+    /// <summary>
+    /// Seed of weight initialization (through ML.NET), shuffling, the validation split and augmentation. Null: 0 for
+    /// <c>Trainer.Train</c>; through ML.NET, a seed drawn from the MLContext's (<c>new MLContext(seed: n)</c>), as its own
+    /// trainers do.
+    /// </summary>
+    public ulong? Seed { get; set; }
 
     /// <summary>Where to write a checkpoint after every epoch and to resume from if one exists (null = no checkpoints).</summary>
     public string? CheckpointDirectory { get; set; }

@@ -21,7 +21,7 @@ public sealed class CheckpointAndDivergenceTests : IDisposable
     private static CnnTrainerOptions Options(string? checkpoints, float learningRate = 2e-3f) => new()
     {
         Network = classes => NetworkBuilder.Sequential(new Conv2d(4, 5, stride: 2), new Relu(), new Flatten(), new Dense(classes)),
-        Epochs = 2, Optimizer = OptimizerKind.Adam, LearningRate = learningRate, BatchSize = 32, Threads = 1,
+        Epochs = 2, Optimizer = OptimizerKind.Adam, LearningRate = learningRate, BatchSize = 32, Threads = 1, Seed = 1,
         CheckpointDirectory = checkpoints,
     };
 

@@ -26,7 +26,7 @@ public sealed class EstimatorOptionTests
     {
         var options = new CnnTrainerOptions();
         spoil(options);
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         Assert.Equal(option, Assert.Throws<ArgumentOutOfRangeException>(() => ml.MulticlassClassification.Trainers.ConvolutionalNetwork(options)).ParamName);
         Assert.Equal(option, Assert.Throws<ArgumentOutOfRangeException>(() => ml.Regression.Trainers.ConvolutionalNetwork(options)).ParamName);
     }
@@ -34,7 +34,7 @@ public sealed class EstimatorOptionTests
     [Fact]
     public void ANetworkFactoryThatReturnsNullIsNamed()
     {
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         var options = new CnnTrainerOptions { Network = _ => null!, Epochs = 1 };
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.ConvolutionalNetwork(options));
         Assert.Contains("Network returned null", Assert.Throws<InvalidOperationException>(() => pipeline.Fit(FashionData.View(ml, true, 20))).Message);

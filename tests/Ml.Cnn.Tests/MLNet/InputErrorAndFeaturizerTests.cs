@@ -33,7 +33,7 @@ public sealed class InputErrorAndFeaturizerTests
     [Fact]
     public void LabelThatIsNotAKeySaysHowToFixIt()
     {
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(Rows(8).Select(r => new RegressionRow { Features = r.Features, Label = 1 }));
         var error = Assert.ThrowsAny<ArgumentOutOfRangeException>(() => ml.MulticlassClassification.Trainers.ConvolutionalNetwork(Tiny()).Fit(data));
         Assert.Contains("'Label'", error.Message);
@@ -44,7 +44,7 @@ public sealed class InputErrorAndFeaturizerTests
     [Fact]
     public void FeatureSizeThatIsNotTheImageShape()
     {
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
             .Append(ml.MulticlassClassification.Trainers.ConvolutionalNetwork(new CnnTrainerOptions { ImageChannels = 1, ImageHeight = 5, ImageWidth = 5, Epochs = 1 }));
         var error = Assert.ThrowsAny<ArgumentOutOfRangeException>(() => pipeline.Fit(ml.Data.LoadFromEnumerable(Rows(8))));
@@ -55,7 +55,7 @@ public sealed class InputErrorAndFeaturizerTests
     [Fact]
     public void EmptyTrainingSet()
     {
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(Rows(8));
         var empty = ml.Data.SkipRows(ml.Transforms.Conversion.MapValueToKey("Label").Fit(data).Transform(data), 1000);
         var error = Assert.ThrowsAny<InvalidOperationException>(() => ml.MulticlassClassification.Trainers.ConvolutionalNetwork(Tiny()).Fit(empty));
@@ -65,7 +65,7 @@ public sealed class InputErrorAndFeaturizerTests
     [Fact]
     public void NaNFeaturesNameTheRowAndColumn()
     {
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         var rows = Rows(8);
         rows[5].Features[3] = float.NaN;
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.ConvolutionalNetwork(Tiny()));
@@ -78,7 +78,7 @@ public sealed class InputErrorAndFeaturizerTests
     [Fact]
     public void ScoringDataWithAnotherFeatureSize()
     {
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         var model = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.ConvolutionalNetwork(Tiny()))
             .Fit(ml.Data.LoadFromEnumerable(Rows(16)));
         var wrong = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 2).Select(_ => new { Features = new float[9], Label = "0" }),
@@ -98,7 +98,7 @@ public sealed class InputErrorAndFeaturizerTests
     [Fact]
     public void FeaturizerOutputsTheLayerActivationsDeterministically()
     {
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(Rows(24));
         var trained = (ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.ConvolutionalNetwork(Tiny(2))).Fit(data))
             .LastTransformer.Model;
@@ -121,7 +121,7 @@ public sealed class InputErrorAndFeaturizerTests
     [Fact]
     public void RegressionTrainerFitsAScalarTarget()
     {
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         // Target: mean brightness of the image, which a tiny CNN learns easily.
         var rows = Enumerable.Range(0, 64).Select(i =>
         {

@@ -64,7 +64,7 @@ public sealed class LoaderAndImageFolderTests : IDisposable
     [Fact]
     public void IdxLoaderReadsTheEmbeddedSubset()
     {
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         var view = ml.Data.LoadFromIdxFiles(Path.Combine(FashionData.Folder, "t10k-images-idx3-ubyte.gz"),
             Path.Combine(FashionData.Folder, "t10k-labels-idx1-ubyte.gz"), classNames: Idx.FashionMnistClasses);
         Assert.Equal(784, ((VectorDataViewType)view.Schema["Features"].Type).Size);
@@ -117,7 +117,7 @@ public sealed class LoaderAndImageFolderTests : IDisposable
         record[1] = 255;
         string good = Path.Combine(_folder, "data_batch_1.bin");
         File.WriteAllBytes(good, [.. record, .. record]);
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         var view = ml.Data.LoadFromCifar10Files([good]);
         Assert.Equal(["horse", "horse"], view.GetColumn<string>("Label").ToArray());
         Assert.Equal(1f, view.GetColumn<float[]>("Features").First()[0]);
@@ -134,7 +134,7 @@ public sealed class LoaderAndImageFolderTests : IDisposable
     [Fact]
     public void EmptyImageFolder()
     {
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         Directory.CreateDirectory(Path.Combine(_folder, "empty", "cats"));
         Assert.Contains("no images", Assert.Throws<InvalidDataException>(() => ml.Data.LoadFromImageFolder(Path.Combine(_folder, "empty"))).Message);
         Assert.Throws<DirectoryNotFoundException>(() => ml.Data.LoadFromImageFolder(Path.Combine(_folder, "missing")));
@@ -143,7 +143,7 @@ public sealed class LoaderAndImageFolderTests : IDisposable
     [Fact]
     public void ImageFolderKeepsNestedClassNamesAndRefusesEmptyClasses()
     {
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         string root = Path.Combine(_folder, "nested");
         using var image = MLImage.CreateFromPixels(2, 2, MLPixelFormat.Bgra32, new byte[16]);
         foreach (var classPath in new[] { Path.Combine("T-shirt", "top"), "Trouser" })

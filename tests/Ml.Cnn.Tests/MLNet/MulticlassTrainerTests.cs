@@ -71,7 +71,7 @@ public sealed class MulticlassTrainerTests
     [Fact]
     public void OutputSchemaIsKnownBeforeTraining()
     {
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         var data = FashionData.View(ml, true, 10);
         var shape = Pipeline(ml).GetOutputSchema(SchemaShapeAdapter.ShapeOf(data.Schema));
         var score = shape.Single(c => c.Name == "Score");

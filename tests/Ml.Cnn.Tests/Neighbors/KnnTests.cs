@@ -95,7 +95,7 @@ public sealed class KnnTests
         Assert.InRange(k25.MeanAccuracy, 0.7, 0.8);
         Assert.True(k25.StdAccuracy < 0.1);
 
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         var rows = Enumerable.Range(0, count).Select(i => new PointRow { Features = [features[2 * i], features[2 * i + 1]], Label = labels[i].ToString() });
         var data = ml.Data.LoadFromEnumerable(rows);
         var model = ml.Transforms.Conversion.MapValueToKey("Label")
@@ -113,7 +113,7 @@ public sealed class KnnTests
     [Fact]
     public void ClassifiesFashionMnistPixelsAndCnnFeaturesInAnMLNetPipeline()
     {
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         var train = FashionData.View(ml, true, 3000);
         var test = FashionData.View(ml, false, 500);
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
@@ -130,7 +130,7 @@ public sealed class KnnTests
     [Fact]
     public void InputErrors()
     {
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 6).Select(i => new PointRow { Features = [i, i], Label = (i % 2).ToString() }));
         var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(data).Transform(data);
         var tooLarge = Assert.ThrowsAny<ArgumentOutOfRangeException>(() => ml.MulticlassClassification.Trainers.KNearestNeighbors(k: 7).Fit(keyed));

@@ -61,7 +61,7 @@ public sealed class OnnxExportTests : IDisposable
 
         string path = Path.Combine(_folder, "model.onnx");
         OnnxExporter.Export(network, path);
-        var ml = new MLContext();
+        var ml = new MLContext(seed: 1);
         var schema = SchemaDefinition.Create(typeof(InputRow));
         schema[nameof(InputRow.Input)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, size);
         schema[nameof(InputRow.Input)].ColumnName = "input";
