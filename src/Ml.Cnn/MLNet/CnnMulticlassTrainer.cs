@@ -17,26 +17,16 @@ namespace Ml.Cnn.MLNet;
 /// <item><term>ONNX export / model zip</term><description>Yes: <c>Model.ExportToOnnx</c>; <c>mlContext.Model.Save</c> stores it as ONNX inside the zip, loadable without Ml.Cnn</description></item>
 /// </list>
 /// </summary>
-public sealed class CnnMulticlassTrainer : IEstimator<CnnMulticlassTransformer>
+public sealed class CnnMulticlassTrainer : CnnTrainerBase<CnnMulticlassTransformer>
 {
-    private readonly IHostEnvironment? _environment;
-    private readonly ulong _contextSeed;
-
-    internal CnnMulticlassTrainer(CnnTrainerOptions options, IHostEnvironment? environment = null)
+    internal CnnMulticlassTrainer(CnnTrainerOptions options, IHostEnvironment? environment = null) : base(options, environment)
     {
-        CnnTraining.ValidateOptions(options);
-        Options = options;
-        _environment = environment;
-        _contextSeed = MLContextAccess.SeedFrom(environment);
         if (options.Loss is not (null or LossKind.SoftmaxCrossEntropy or LossKind.MulticlassHinge))
             throw new ArgumentOutOfRangeException(nameof(options), options.Loss, "Classification trains with SoftmaxCrossEntropy or MulticlassHinge.");
     }
 
-    /// <summary>The options this trainer was created with.</summary>
-    public CnnTrainerOptions Options { get; }
-
     /// <inheritdoc />
-    public CnnMulticlassTransformer Fit(IDataView input)
+    public override CnnMulticlassTransformer Fit(IDataView input)
     {
         var data = DataViewReader.ReadClassification(input, Options, out int classes, out var imageShape);
         int validationClasses = classes;
@@ -44,16 +34,14 @@ public sealed class CnnMulticlassTrainer : IEstimator<CnnMulticlassTransformer>
         if (validationClasses != classes)
             throw new ArgumentException($"ValidationSet's label '{Options.LabelColumnName}' has {validationClasses} keys, the training data's {classes}: " +
                 "map both with the same fitted MapValueToKey.", nameof(input));
-        ulong seed = Options.Seed ?? _contextSeed;
-        var network = CnnTraining.CreateNetwork(Options, classes, imageShape, seed);
-        var result = CnnTraining.Train(network, data, Options, validation, seed, _environment);
+        var (network, result) = Train(data, validation, classes, imageShape);
         var label = input.Schema[Options.LabelColumnName];
         return new CnnMulticlassTransformer(new CnnModel(network, result.Normalization, result), Options.FeatureColumnName,
             (KeyDataViewType)label.Type, label.Annotations);
     }
 
     /// <inheritdoc />
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    public override SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         CnnTraining.CheckFeatures(inputSchema, Options.FeatureColumnName);
         return CnnTraining.ClassifierOutputShape(inputSchema, Options.LabelColumnName);

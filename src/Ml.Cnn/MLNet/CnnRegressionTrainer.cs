@@ -15,37 +15,25 @@ namespace Ml.Cnn.MLNet;
 /// <item><term>ONNX export / model zip</term><description>Yes (a reloaded Score is a one-element vector: ML.NET's OnnxTransformer has no scalar outputs)</description></item>
 /// </list>
 /// </summary>
-public sealed class CnnRegressionTrainer : IEstimator<CnnRegressionTransformer>
+public sealed class CnnRegressionTrainer : CnnTrainerBase<CnnRegressionTransformer>
 {
-    private readonly IHostEnvironment? _environment;
-    private readonly ulong _contextSeed;
-
-    internal CnnRegressionTrainer(CnnTrainerOptions options, IHostEnvironment? environment = null)
+    internal CnnRegressionTrainer(CnnTrainerOptions options, IHostEnvironment? environment = null) : base(options, environment)
     {
-        CnnTraining.ValidateOptions(options);
-        Options = options;
-        _environment = environment;
-        _contextSeed = MLContextAccess.SeedFrom(environment);
         if (options.Loss is not (null or LossKind.MeanSquaredError or LossKind.L1))
             throw new ArgumentOutOfRangeException(nameof(options), options.Loss, "Regression trains with MeanSquaredError or L1.");
     }
 
-    /// <summary>The options this trainer was created with.</summary>
-    public CnnTrainerOptions Options { get; }
-
     /// <inheritdoc />
-    public CnnRegressionTransformer Fit(IDataView input)
+    public override CnnRegressionTransformer Fit(IDataView input)
     {
         var data = DataViewReader.ReadRegression(input, Options, out var imageShape);
         var validation = Options.ValidationSet is null ? null : DataViewReader.ReadRegression(Options.ValidationSet, Options, out _);
-        ulong seed = Options.Seed ?? _contextSeed;
-        var network = CnnTraining.CreateNetwork(Options, 1, imageShape, seed);
-        var result = CnnTraining.Train(network, data, Options, validation, seed, _environment);
+        var (network, result) = Train(data, validation, 1, imageShape);
         return new CnnRegressionTransformer(new CnnModel(network, result.Normalization, result), Options.FeatureColumnName);
     }
 
     /// <inheritdoc />
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    public override SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         CnnTraining.CheckFeatures(inputSchema, Options.FeatureColumnName);
         var label = CnnTraining.Find(inputSchema, Options.LabelColumnName, "Label");
