@@ -19,9 +19,10 @@ internal static class CnnTraining
         TrainerOptions.Require(o.FeatureColumnName is not null, nameof(o.FeatureColumnName), "null", "must name a column");
         TrainerOptions.Require(o.StartingNetwork is null || o.Network is null, nameof(o.StartingNetwork), "set",
             "and Network cannot both be given: StartingNetwork brings its own layers");
-        TrainerOptions.Require(o.StartingNetwork is not null || o.Network is not null || o.Architecture is not null, nameof(o.Architecture), "null",
-            $"must name a model-zoo architecture ({string.Join(", ", ModelZoo.Names)}) unless Network is given");
-        TrainerOptions.Require(o.StartingNetwork is not null || o.Network is not null || ModelZoo.Names.Contains(o.Architecture!.ToLowerInvariant()), nameof(o.Architecture), o.Architecture ?? "null",
+        bool ownLayers = o.StartingNetwork is not null || o.Network is not null;
+        TrainerOptions.Require(ownLayers || o.Architecture is not null, nameof(o.Architecture), "null",
+            $"must name a model-zoo architecture ({string.Join(", ", ModelZoo.Names)}) unless Network or StartingNetwork is given");
+        TrainerOptions.Require(ownLayers || ModelZoo.Names.Contains(o.Architecture!.ToLowerInvariant()), nameof(o.Architecture), o.Architecture!,
             $"is not a model-zoo architecture ({string.Join(", ", ModelZoo.Names)})");
         TrainerOptions.Require(o.Threads >= 0, nameof(o.Threads), o.Threads, "must be 0 (all cores) or positive");
         TrainerOptions.Require(o.ImageChannels >= 0, nameof(o.ImageChannels), o.ImageChannels, "must be 0 (from the column) or positive");
