@@ -157,7 +157,7 @@ internal static class Checkpoint
             sections.Begin("history");
             int epochs = reader.ReadInt32();
             sections.Check(epochs == completedEpochs, $"{epochs} history entries for {completedEpochs} completed epochs");
-            var history = new List<EpochStatistics>(epochs);
+            var history = new List<EpochStatistics>(Math.Min(epochs, 1024)); // grows with what is actually read
             for (int i = 0; i < epochs; i++)
                 history.Add(new EpochStatistics(reader.ReadInt32(), reader.ReadSingle(), reader.ReadSingle(), reader.ReadSingle(),
                     reader.ReadSingle(), reader.ReadSingle(), reader.ReadDouble()));
