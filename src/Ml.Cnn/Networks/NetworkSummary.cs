@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using Ml.Cnn.Layers;
 
@@ -41,7 +42,7 @@ internal static class NetworkSummary
             string type = node.Layer.GetType().Name;
             string inputsText = node.Inputs.Count > 1 ? " ← " + string.Join(", ", node.Inputs.Select(j => j < 0 ? "input" : network.Nodes[j].Name)) : "";
             rows.Add([$"{node.Name} ({type}){inputsText}", node.OutputShape.ToString(), global ? "global" : $"{size}x{size}",
-                parameters.ToString("N0"), macs.ToString("N0")]);
+                parameters.ToString("N0", CultureInfo.InvariantCulture), macs.ToString("N0", CultureInfo.InvariantCulture)]);
         }
         var widths = Enumerable.Range(0, 5).Select(c => rows.Max(r => r[c].Length)).ToArray();
         var text = new StringBuilder();
@@ -54,8 +55,8 @@ internal static class NetworkSummary
             if (r == 0) text.AppendLine(rule);
         }
         text.AppendLine(rule);
-        text.AppendLine($"Total parameters: {totalParams:N0}; trainable: {network.Parameters.Where(p => p.Trainable).Sum(p => (long)p.Shape.Length):N0}");
-        text.AppendLine($"Multiply-adds per item (forward): {totalMacs:N0}");
+        text.AppendLine(FormattableString.Invariant($"Total parameters: {totalParams:N0}; trainable: {network.Parameters.Where(p => p.Trainable).Sum(p => (long)p.Shape.Length):N0}"));
+        text.AppendLine(FormattableString.Invariant($"Multiply-adds per item (forward): {totalMacs:N0}"));
         return text.ToString();
     }
 }

@@ -149,7 +149,7 @@ internal static class Checkpoint
             sections.Check(completedEpochs is >= 0 and <= MaxEpochs, $"completed epochs {completedEpochs}");
             sections.Check(steps >= 0, $"optimizer step count {steps}");
             sections.Check(random.Any(w => w != 0), "an all-zero random generator state");
-            sections.Check(float.IsFinite(plateauScale) && plateauScale > 0, $"plateau scale {plateauScale}");
+            sections.Check(float.IsFinite(plateauScale) && plateauScale >= 0, $"plateau scale {plateauScale}"); // 0: underflowed after many reductions
             sections.Check(!float.IsNaN(plateauBest) && plateauWait >= 0, $"plateau state {plateauBest}, {plateauWait}");
             sections.Check(!float.IsNaN(bestLoss) && bestEpoch >= 0 && bestEpoch <= completedEpochs && withoutImprovement >= 0,
                 $"early-stopping state (best loss {bestLoss}, epoch {bestEpoch}, {withoutImprovement} epochs without improvement)");

@@ -216,7 +216,7 @@ public static class Trainer
         {
             Directory.CreateDirectory(directory);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new ArgumentException($"CheckpointDirectory '{directory}' cannot be created: {e.Message}", nameof(TrainerOptions.CheckpointDirectory), e);
         }
@@ -277,6 +277,8 @@ internal sealed class DivergenceCheck(float factor, IReadOnlyList<EpochStatistic
         var counts = new int[training.ClassCount];
         foreach (var t in training.Targets) counts[(int)t]++;
         double chance = counts.Max() / (double)training.Count;
+        // Where one class is nearly all the data, chance is near perfect accuracy and says nothing about learning.
+        if (chance >= 0.95) return;
         if (history.All(h => h.TrainingAccuracy <= chance + 0.01))
         {
             var last = history[^1];
