@@ -52,7 +52,10 @@ public sealed class CnnTrainerOptions : TrainerOptions
     /// </summary>
     public bool ReplaceHead { get; set; } = true;
 
-    /// <summary>Layers (by name, as <c>Network.Summary()</c> lists them) whose parameters are not trained: the frozen backbone.</summary>
+    /// <summary>
+    /// Layers whose parameters are not trained (the frozen backbone), by name as <c>Network.Summary()</c> lists them;
+    /// a name also freezes the layers under it as a module path ("layer1" freezes "layer1.0.conv1", as in PyTorch).
+    /// </summary>
     public IReadOnlyList<string>? FrozenLayers { get; set; }
 
     /// <summary>

@@ -69,9 +69,12 @@ internal static class CnnTraining
             throw new ArgumentException($"The network produces {network.OutputShape.Length} outputs but {outputs} are needed.", nameof(options));
         foreach (var name in options.FrozenLayers ?? [])
         {
-            var node = network.Nodes.FirstOrDefault(n => n.Name == name) ?? throw new ArgumentOutOfRangeException(nameof(options.FrozenLayers), name,
-                $"FrozenLayers names '{name}', which the network does not have; it has: {string.Join(", ", network.Nodes.Select(n => n.Name))}.");
-            foreach (var p in node.Layer.Parameters) p.Trainable = false;
+            // A name freezes that layer and, as a PyTorch module path, every layer under it ("layer1" → "layer1.0.conv1").
+            var nodes = network.Nodes.Where(n => n.Name == name || n.Name.StartsWith(name + ".", StringComparison.Ordinal)).ToList();
+            if (nodes.Count == 0)
+                throw new ArgumentOutOfRangeException(nameof(options.FrozenLayers), name,
+                    $"FrozenLayers names '{name}', which the network does not have; it has: {string.Join(", ", network.Nodes.Select(n => n.Name))}.");
+            foreach (var p in nodes.SelectMany(n => n.Layer.Parameters)) p.Trainable = false;
         }
         return network;
     }

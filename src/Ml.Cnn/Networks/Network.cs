@@ -87,6 +87,19 @@ public sealed class Network
     /// <summary>All parameters, in node order.</summary>
     public IEnumerable<Parameter> Parameters => _nodes.SelectMany(n => n.Layer.Parameters);
 
+    /// <summary>
+    /// All parameters by qualified name, "layer.parameter" ("conv1.weight", "dense3.bias", "bn1.gamma"), in node
+    /// order: the names the ONNX export gives the initializers, and for imported PyTorch models its state dict's
+    /// module paths.
+    /// </summary>
+    public IEnumerable<KeyValuePair<string, Parameter>> NamedParameters =>
+        _nodes.SelectMany(n => n.Layer.Parameters.Select(p => KeyValuePair.Create($"{n.Name}.{p.Name}", p)));
+
+    /// <summary>The parameter with the qualified name <paramref name="name"/> ("conv1.weight").</summary>
+    public Parameter GetParameter(string name) =>
+        NamedParameters.FirstOrDefault(p => p.Key == name).Value
+        ?? throw new KeyNotFoundException($"No parameter named '{name}'. Parameters: {string.Join(", ", NamedParameters.Select(p => p.Key))}.");
+
     /// <summary>Every tensor that defines the trained model: parameter values, then buffers (running statistics).</summary>
     public IEnumerable<Tensor> StateTensors =>
         Parameters.Select(p => p.Value).Concat(_nodes.SelectMany(n => n.Layer.Buffers));

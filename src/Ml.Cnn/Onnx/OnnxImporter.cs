@@ -128,12 +128,13 @@ public static class OnnxImporter
 
         private void Read(NodeProto node)
         {
-            string name = string.IsNullOrEmpty(node.Name) ? node.Output[0] : node.Name;
+            string name = LayerName(node);
             string Out = node.Output[0];
             switch (node.OpType)
             {
                 case "Constant":
-                    _constants[Out] = node.Attribute.Single(a => a.Name == "value").T;
+                    _constants[Out] = node.Attribute.SingleOrDefault(a => a.Name == "value")?.T
+                        ?? throw Unsupported(node, "only Constant nodes holding a tensor ('value') are supported");
                     return;
                 case "Identity" or "Dropout":
                     Alias(node, Out);
@@ -163,7 +164,7 @@ public static class OnnxImporter
                 {
                     // MatMul + Add(bias): PyTorch's Linear without Gemm.
                     string activation = node.Input.Single(i => !_constants.ContainsKey(i));
-                    if (_lastDense is null || _tensors[activation] != _lastDenseNode)
+                    if (_lastDense is null || Source(node, activation) != _lastDenseNode)
                         throw Unsupported(node, "Add with a constant is only supported as the bias of a MatMul");
                     var bias = Floats(node.Input.Single(_constants.ContainsKey), name);
                     var withBias = new Dense(bias.Length) { Name = _lastDense.Name };
@@ -215,6 +216,8 @@ public static class OnnxImporter
                     _weights.Add((bn, "beta", Floats(node.Input[2], name)));
                     _runningMeans[bn] = Floats(node.Input[3], name);
                     _runningVariances[bn] = Floats(node.Input[4], name);
+                    if (new[] { 1, 2, 4 }.Any(i => Floats(node.Input[i], name).Length != _runningMeans[bn].Length))
+                        throw Malformed(node, "scale, bias, mean and variance must have one value per channel each");
                     AddLayer(node, bn, Out);
                     return;
                 }
@@ -332,6 +335,26 @@ public static class OnnxImporter
             : throw new InvalidDataException($"'{source}': node '{node.Name}' ({node.OpType}) reads '{tensor}', which no earlier node produces.");
 
         private readonly HashSet<string> _names = [];
+
+        /// <summary>
+        /// The layer name a node gets, as PyTorch's state dict names the module: the prefix of its weight
+        /// ("layer1.0.conv1" for initializer "layer1.0.conv1.weight", as PyTorch and Ml.Cnn export them), else the
+        /// module path in PyTorch's node name ("layer1.0.relu" for "/layer1/layer1.0/relu/Relu"), else the node name,
+        /// else its output's name.
+        /// </summary>
+        private string LayerName(NodeProto node)
+        {
+            if (node.OpType is "Conv" or "Gemm" or "BatchNormalization" && node.Input.Count > 1
+                && _constants.ContainsKey(node.Input[1]) && node.Input[1].LastIndexOf('.') is > 0 and int dot)
+                return node.Input[1][..dot];
+            var scopes = node.Name.Split('/', StringSplitOptions.RemoveEmptyEntries);
+            if (!node.Name.StartsWith('/') || scopes.Length < 2) return string.IsNullOrEmpty(node.Name) ? node.Output[0] : node.Name;
+            // PyTorch writes a scope either by its own name ("c1" in "/l1/c1/Conv") or by its full path ("layer1.0").
+            string path = scopes[0];
+            foreach (var scope in scopes[1..^1])
+                path = scope.StartsWith(path + ".", StringComparison.Ordinal) ? scope : $"{path}.{scope}";
+            return path;
+        }
 
         private string Unique(string name)
         {

@@ -54,6 +54,42 @@ public sealed class OnnxImportTests
     }
 
     [Fact]
+    public void LayersAreNamedAfterPyTorchsModulePaths()
+    {
+        // The fixture's modules: stem = Sequential(conv, bn, relu), blocks l1 and l2 with convolutions c1 and c2.
+        var network = OnnxImporter.Import(Fixture("tinyresnet.onnx"), new CpuBackend(1));
+        var names = network.Nodes.Select(n => n.Name).ToList();
+        Assert.Contains("stem.0", names);
+        Assert.Contains("l1.c1", names);
+        Assert.Contains("l2.c2", names);
+        Assert.Contains("l1.c1.weight", network.NamedParameters.Select(p => p.Key));
+        Assert.Same(network["l1.c1"].Layer.Parameters[0], network.GetParameter("l1.c1.weight"));
+        Assert.Contains("l1.c1.weight", Assert.Throws<KeyNotFoundException>(() => network.GetParameter("l1.c3.weight")).Message);
+    }
+
+    [Fact]
+    public void AFrozenModulePathFreezesTheLayersUnderIt()
+    {
+        var start = OnnxImporter.Import(Fixture("tinyresnet.onnx"), new CpuBackend(1));
+        var options = new Ml.Cnn.MLNet.CnnTrainerOptions { StartingNetwork = start, FrozenLayers = ["l1"], Threads = 1 };
+        var network = Ml.Cnn.MLNet.CnnTraining.CreateNetwork(options, 3, start.InputShape, seed: 1);
+        var frozen = network.NamedParameters.Where(p => !p.Value.Trainable).Select(p => p.Key).ToList();
+        Assert.Contains("l1.c1.weight", frozen);
+        Assert.Contains("l1.c2.weight", frozen);
+        Assert.All(frozen, name => Assert.StartsWith("l1.", name));
+        Assert.Contains(network.NamedParameters, p => p.Key.StartsWith("l2.") && p.Value.Trainable);
+    }
+
+    [Fact]
+    public void ExportedParametersKeepTheirQualifiedNames()
+    {
+        var original = Network.Create(ModelZoo.Get("resnet20", 5), new CpuBackend(1), new TensorShape(3, 16, 16), seed: 2);
+        var imported = OnnxImporter.Import(OnnxExporter.ToBytes(original), new CpuBackend(1));
+        Assert.Equal(original.NamedParameters.Select(p => p.Key), imported.NamedParameters.Select(p => p.Key));
+        Assert.Contains(original.NamedParameters, p => p.Key.EndsWith(".gamma"));
+    }
+
+    [Fact]
     public void FineTuningAnImportedModelWithANewHeadImprovesAccuracy()
     {
         var backend = new CpuBackend(2);
