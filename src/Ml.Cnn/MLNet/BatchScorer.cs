@@ -10,8 +10,6 @@ namespace Ml.Cnn.MLNet;
 internal sealed class BatchScorer(string inputColumn, int inputSize, int outputSize, IReadOnlyList<OutputColumn> columns,
     Action<float[], int, float[]> score, int batchSize = 256, IReadOnlyList<int>? inputDimensions = null)
 {
-    private readonly object _gate = new();
-
     public string InputColumn { get; } = inputColumn;
     public int InputSize { get; } = inputSize;
     public int OutputSize { get; } = outputSize;
@@ -19,12 +17,12 @@ internal sealed class BatchScorer(string inputColumn, int inputSize, int outputS
     public int BatchSize { get; } = batchSize;
 
     /// <summary>
-    /// Runs the model; serialized because a network reuses its activation buffers. Outputs that are NaN or infinite
+    /// Runs the model (a CNN serializes its own runs: its network reuses activation buffers). Outputs that are NaN or infinite
     /// (inputs far outside the training range overflow the network) are reported, not passed on as scores.
     /// </summary>
     public void Score(float[] inputs, int count, float[] outputs)
     {
-        lock (_gate) score(inputs, count, outputs);
+        score(inputs, count, outputs);
         for (int i = 0; i < count * OutputSize; i++)
             if (!float.IsFinite(outputs[i]))
                 throw new InvalidOperationException(

@@ -8,7 +8,8 @@ namespace Ml.Cnn.MLNet;
 /// Outputs a trained network's activations at a named layer as a vector column, so CNN features feed KNN or any
 /// ML.NET trainer. Fit does not train: the network is already trained.
 /// <list type="table">
-/// <item><term>Input column</term><description>Known-size vector of Single, the network's input image</description></item>
+/// <item><term>Input column</term><description>Known-size vector of Single, the network's input image; or, for a model
+/// trained on an image column, images (MLImage), prepared as in training</description></item>
 /// <item><term>Output column</term><description>Vector of Single: the layer's activations, flattened</description></item>
 /// </list>
 /// </summary>
@@ -29,7 +30,10 @@ public sealed class CnnFeaturizerEstimator : IEstimator<CnnFeaturizerTransformer
     /// <inheritdoc />
     public CnnFeaturizerTransformer Fit(IDataView input)
     {
-        var transformer = new CnnFeaturizerTransformer(_model, _layerName, _outputColumnName, _inputColumnName);
+        var images = _model.ImageInput is { } imageInput
+            && ImageInput.IsImage(DataViewReader.FeatureColumn(input.Schema, _inputColumnName, allowImages: true).Type)
+            ? imageInput.Prepare(input, _inputColumnName) : null;
+        var transformer = new CnnFeaturizerTransformer(_model, _layerName, _outputColumnName, images?.PixelColumn ?? _inputColumnName, images);
         transformer.GetOutputSchema(input.Schema);
         return transformer;
     }
@@ -49,9 +53,11 @@ public sealed class CnnFeaturizerTransformer : ScoringTransformer
 {
     private readonly CnnModel _model;
 
-    internal CnnFeaturizerTransformer(CnnModel model, string layerName, string outputColumnName, string inputColumnName)
+    internal CnnFeaturizerTransformer(CnnModel model, string layerName, string outputColumnName, string inputColumnName,
+        ImageInput.Preparation? images = null)
     {
         _model = model;
+        Images = images;
         var node = model.Network[layerName];
         int size = node.OutputShape.Length;
         LayerName = layerName;
@@ -66,6 +72,8 @@ public sealed class CnnFeaturizerTransformer : ScoringTransformer
     public CnnModel Model => _model;
 
     private protected override BatchScorer Scorer { get; }
+
+    private protected override ImageInput.Preparation? Images { get; }
 
     private protected override ITransformer ToPersistable() =>
         ZipPersistence.Vector(output => Onnx.OnnxExporter.BuildRowScorer(_model.Network, _model.Normalization, Scorer.InputColumn, LayerName,

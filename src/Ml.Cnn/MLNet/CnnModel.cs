@@ -10,10 +10,11 @@ public sealed class CnnModel
 {
     private readonly BufferCache _buffers;
 
-    internal CnnModel(Network network, ChannelNormalization? normalization, TrainingResult? training)
+    internal CnnModel(Network network, ChannelNormalization? normalization, TrainingResult? training, ImageInput? imageInput = null)
     {
         _buffers = new BufferCache(network.Backend);
         Network = network;
+        ImageInput = imageInput;
         Normalization = normalization;
         Training = training;
     }
@@ -26,6 +27,9 @@ public sealed class CnnModel
 
     /// <summary>The training history (null for models not trained in this process).</summary>
     public TrainingResult? Training { get; }
+
+    /// <summary>For a model trained on an image column: how its images become the network's input (null for pixel vectors).</summary>
+    public ImageInput? ImageInput { get; }
 
     /// <summary>Per-item input shape [C, H, W].</summary>
     public TensorShape ImageShape => Network.InputShape;
@@ -50,6 +54,12 @@ public sealed class CnnModel
     /// optionally turning the output scores into probabilities.
     /// </summary>
     internal void Run(float[] inputs, int count, float[] outputs, string? layer, bool probabilities = false)
+    {
+        // The network reuses its activation buffers: every transformer of this model (classifier, featurizers) waits its turn.
+        lock (_buffers) RunLocked(inputs, count, outputs, layer, probabilities);
+    }
+
+    private void RunLocked(float[] inputs, int count, float[] outputs, string? layer, bool probabilities)
     {
         int size = ImageShape.Length;
         if (Normalization is not null)

@@ -28,16 +28,17 @@ public sealed class CnnMulticlassTrainer : CnnTrainerBase<CnnMulticlassTransform
     /// <inheritdoc />
     public override CnnMulticlassTransformer Fit(IDataView input)
     {
-        var data = DataViewReader.ReadClassification(input, Options, out int classes, out var imageShape);
+        var (pixels, options, imageInput, images) = Prepare(input);
+        var data = DataViewReader.ReadClassification(pixels, options, out int classes, out var imageShape);
         int validationClasses = classes;
-        var validation = Options.ValidationSet is null ? null : DataViewReader.ReadClassification(Options.ValidationSet, Options, out validationClasses, out _);
+        var validation = options.ValidationSet is null ? null : DataViewReader.ReadClassification(options.ValidationSet, options, out validationClasses, out _);
         if (validationClasses != classes)
             throw new ArgumentException($"ValidationSet's label '{Options.LabelColumnName}' has {validationClasses} keys, the training data's {classes}: " +
                 "map both with the same fitted MapValueToKey.", nameof(input));
-        var (network, result) = Train(data, validation, classes, imageShape);
+        var (network, result) = Train(options, data, validation, classes, imageShape);
         var label = input.Schema[Options.LabelColumnName];
-        return new CnnMulticlassTransformer(new CnnModel(network, result.Normalization, result), Options.FeatureColumnName,
-            (KeyDataViewType)label.Type, label.Annotations);
+        return new CnnMulticlassTransformer(new CnnModel(network, result.Normalization, result, imageInput), options.FeatureColumnName,
+            (KeyDataViewType)label.Type, label.Annotations, images);
     }
 
     /// <inheritdoc />
@@ -54,9 +55,11 @@ public sealed class CnnMulticlassTrainer : CnnTrainerBase<CnnMulticlassTransform
 /// </summary>
 public sealed class CnnMulticlassTransformer : ScoringTransformer, ISingleFeaturePredictionTransformer<CnnModel>
 {
-    internal CnnMulticlassTransformer(CnnModel model, string featureColumnName, KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations)
+    internal CnnMulticlassTransformer(CnnModel model, string featureColumnName, KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations,
+        ImageInput.Preparation? images)
     {
         Model = model;
+        Images = images;
         int classes = (int)labelType.Count;
         ClassNames = ClassifierColumns.KeyNames(labelType, labelAnnotations);
         Scorer = new BatchScorer(featureColumnName, model.ImageShape.Length, classes, ClassifierColumns.Create(labelType, labelAnnotations),
@@ -79,6 +82,8 @@ public sealed class CnnMulticlassTransformer : ScoringTransformer, ISingleFeatur
         Model.ExportToOnnx(path, probabilities: true, FeatureColumnName, outputName, ClassNames);
 
     private protected override BatchScorer Scorer { get; }
+
+    private protected override ImageInput.Preparation? Images { get; }
 
     private protected override ITransformer ToPersistable() =>
         ZipPersistence.Classifier(

@@ -26,10 +26,11 @@ public sealed class CnnRegressionTrainer : CnnTrainerBase<CnnRegressionTransform
     /// <inheritdoc />
     public override CnnRegressionTransformer Fit(IDataView input)
     {
-        var data = DataViewReader.ReadRegression(input, Options, out var imageShape);
-        var validation = Options.ValidationSet is null ? null : DataViewReader.ReadRegression(Options.ValidationSet, Options, out _);
-        var (network, result) = Train(data, validation, 1, imageShape);
-        return new CnnRegressionTransformer(new CnnModel(network, result.Normalization, result), Options.FeatureColumnName);
+        var (pixels, options, imageInput, images) = Prepare(input);
+        var data = DataViewReader.ReadRegression(pixels, options, out var imageShape);
+        var validation = options.ValidationSet is null ? null : DataViewReader.ReadRegression(options.ValidationSet, options, out _);
+        var (network, result) = Train(options, data, validation, 1, imageShape);
+        return new CnnRegressionTransformer(new CnnModel(network, result.Normalization, result, imageInput), options.FeatureColumnName, images);
     }
 
     /// <inheritdoc />
@@ -48,9 +49,10 @@ public sealed class CnnRegressionTrainer : CnnTrainerBase<CnnRegressionTransform
 /// <summary>A trained convolutional regressor. Appends <c>Score</c> (Single).</summary>
 public sealed class CnnRegressionTransformer : ScoringTransformer, ISingleFeaturePredictionTransformer<CnnModel>
 {
-    internal CnnRegressionTransformer(CnnModel model, string featureColumnName)
+    internal CnnRegressionTransformer(CnnModel model, string featureColumnName, ImageInput.Preparation? images)
     {
         Model = model;
+        Images = images;
         Scorer = new BatchScorer(featureColumnName, model.ImageShape.Length, 1, [OutputColumn.Scalar("Score")],
             (inputs, count, outputs) => model.Run(inputs, count, outputs, null),
             inputDimensions: model.ImageShape.Dims);
@@ -60,6 +62,8 @@ public sealed class CnnRegressionTransformer : ScoringTransformer, ISingleFeatur
     public CnnModel Model { get; }
 
     private protected override BatchScorer Scorer { get; }
+
+    private protected override ImageInput.Preparation? Images { get; }
 
     /// <remarks>
     /// ML.NET's OnnxTransformer cannot output scalars and no built-in ML.NET transformer turns a one-element vector

@@ -33,11 +33,27 @@ public abstract class CnnTrainerBase<TTransformer> : IEstimator<TTransformer> wh
     /// <inheritdoc />
     public abstract SchemaShape GetOutputSchema(SchemaShape inputSchema);
 
-    /// <summary>Creates the network for <paramref name="outputs"/> outputs and trains it.</summary>
-    private protected (Network Network, TrainingResult Result) Train(ImageDataset data, ImageDataset? validation, int outputs, TensorShape imageShape)
+    /// <summary>
+    /// The training data as the network reads it. A feature column of pixel vectors is read as it is; for an image
+    /// column the images (and the validation set's) are resized and extracted (<see cref="ImageInput"/>), and the
+    /// options returned name the pixel column.
+    /// </summary>
+    private protected (IDataView Data, CnnTrainerOptions Options, ImageInput? Input, ImageInput.Preparation? Images) Prepare(IDataView data)
     {
-        ulong seed = Options.Seed ?? _contextSeed;
-        var network = CnnTraining.CreateNetwork(Options, outputs, imageShape, seed);
-        return (network, CnnTraining.Train(network, data, Options, validation, seed, _environment));
+        var column = DataViewReader.FeatureColumn(data.Schema, Options.FeatureColumnName, allowImages: true);
+        if (column.Type is not Microsoft.ML.Transforms.Image.ImageDataViewType imageType) return (data, Options, null, null);
+        var input = ImageInput.For(Options, imageType);
+        var images = input.Prepare(data, Options.FeatureColumnName);
+        var validation = Options.ValidationSet is { } set ? images.Transformer.Transform(set) : null;
+        return (images.Transformer.Transform(data), Options.ForPixels(images.PixelColumn, input.Shape, validation), input, images);
+    }
+
+    /// <summary>Creates the network for <paramref name="outputs"/> outputs and trains it.</summary>
+    private protected (Network Network, TrainingResult Result) Train(CnnTrainerOptions options, ImageDataset data, ImageDataset? validation,
+        int outputs, TensorShape imageShape)
+    {
+        ulong seed = options.Seed ?? _contextSeed;
+        var network = CnnTraining.CreateNetwork(options, outputs, imageShape, seed);
+        return (network, CnnTraining.Train(network, data, options, validation, seed, _environment));
     }
 }

@@ -24,7 +24,8 @@ public sealed class CnnTrainerOptions : TrainerOptions
 
     /// <summary>
     /// Feature column: a known-size vector of Single holding channels × height × width values in CHW order (what
-    /// <c>ExtractPixels</c> produces); the image shape is read from its dimensions.
+    /// <c>ExtractPixels</c> produces; the image shape is read from its dimensions), or an image column (<c>MLImage</c>,
+    /// from <c>LoadImages</c>), which the model resizes and extracts itself (<see cref="ImageInput"/>).
     /// </summary>
     public string FeatureColumnName { get; set; } = Defaults.FeatureColumnName;
 
@@ -61,7 +62,9 @@ public sealed class CnnTrainerOptions : TrainerOptions
     /// <summary>
     /// Image channels (0 = from the feature column). With this, <see cref="ImageHeight"/> and <see cref="ImageWidth"/>
     /// all 0 the shape is the column's [C, H, W] dimensions, or for a column without dimensions a square 1- or
-    /// 3-channel image of its size; state the shape when neither applies.
+    /// 3-channel image of its size; state the shape when neither applies. For an image column they are the size
+    /// each image is resized to (default: the starting network's input, else the column's fixed size) and 1 (grey) or
+    /// 3 (red, green, blue, the default) channels.
     /// </summary>
     public int ImageChannels { get; set; }
 
@@ -80,6 +83,15 @@ public sealed class CnnTrainerOptions : TrainerOptions
 
     /// <summary>CPU threads (0 = all cores). The same seed and thread count give the same model.</summary>
     public int Threads { get; set; }
+
+    /// <summary>A copy that reads the pixels extracted from an image column, of the given shape.</summary>
+    internal CnnTrainerOptions ForPixels(string pixelColumn, Tensors.TensorShape shape, Microsoft.ML.IDataView? validationSet)
+    {
+        var copy = (CnnTrainerOptions)MemberwiseClone();
+        (copy.FeatureColumnName, copy.ImageChannels, copy.ImageHeight, copy.ImageWidth) = (pixelColumn, shape[0], shape[1], shape[2]);
+        copy.ValidationSet = validationSet;
+        return copy;
+    }
 
     /// <summary>Stops Fit after the current batch with <see cref="OperationCanceledException"/>; the last checkpoint stays valid.</summary>
     public CancellationToken Cancellation { get; set; }

@@ -15,6 +15,7 @@ internal static class CnnTraining
     /// <summary>The checks an estimator makes at construction, before any data is read.</summary>
     public static void ValidateOptions(CnnTrainerOptions o)
     {
+        o.ValidateSettings();
         TrainerOptions.Require(o.LabelColumnName is not null, nameof(o.LabelColumnName), "null", "must name a column");
         TrainerOptions.Require(o.FeatureColumnName is not null, nameof(o.FeatureColumnName), "null", "must name a column");
         TrainerOptions.Require(o.StartingNetwork is null || o.Network is null, nameof(o.StartingNetwork), "set",
@@ -43,7 +44,9 @@ internal static class CnnTraining
         run.Seed = seed;
         if (validation is not null) run.ValidationData = validation;
         if (run.CheckpointDirectory is { } root)
-            run.CheckpointDirectory = Path.Combine(root, RunFingerprint.Of(data, run).FolderName(Describe(network, options)));
+            // The thread count is part of it: the same seed gives the same model only with the same thread count.
+            run.CheckpointDirectory = Path.Combine(root,
+                RunFingerprint.Of(data, run).FolderName($"{Describe(network, options)}|threads {options.Threads}"));
         run.Progress = MLContextAccess.Logging(environment, options.Progress, out var channel);
         using (channel) return Trainer.Train(network, data, run, options.Cancellation);
     }
@@ -135,7 +138,9 @@ internal static class CnnTraining
     public static void CheckFeatures(SchemaShape input, string name)
     {
         var features = Find(input, name, "Feature");
+        if (features.Kind == SchemaShape.Column.VectorKind.Scalar && ImageInput.IsImage(features.ItemType)) return;
         if (features.Kind != SchemaShape.Column.VectorKind.Vector || features.ItemType != NumberDataViewType.Single)
-            throw new ArgumentOutOfRangeException(nameof(input), $"Feature column '{name}' must be a known-size vector of Single, got {features.Kind} of {features.ItemType}.");
+            throw new ArgumentOutOfRangeException(nameof(input),
+                $"Feature column '{name}' must be a known-size vector of Single or an image (LoadImages), got {features.Kind} of {features.ItemType}.");
     }
 }

@@ -149,12 +149,15 @@ internal static class DataViewReader
         return new ImageDataset(imageShape, items, [.. labels]);
     }
 
-    public static DataViewSchema.Column FeatureColumn(DataViewSchema schema, string name)
+    /// <summary>The feature column, which must be a known-size vector of Single (or, where allowed, an image).</summary>
+    public static DataViewSchema.Column FeatureColumn(DataViewSchema schema, string name, bool allowImages = false)
     {
         var column = schema.GetColumnOrNull(name)
             ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Feature column '{name}' not found in the input; it has: {string.Join(", ", schema.Select(c => c.Name))}.");
+        if (allowImages && ImageInput.IsImage(column.Type)) return column;
         if (column.Type is not VectorDataViewType { ItemType: NumberDataViewType n, IsKnownSize: true } || n != NumberDataViewType.Single)
-            throw new ArgumentOutOfRangeException(nameof(schema), $"Feature column '{name}' must be a known-size vector of Single, got {column.Type}.");
+            throw new ArgumentOutOfRangeException(nameof(schema),
+                $"Feature column '{name}' must be a known-size vector of Single{(allowImages ? " or an image (LoadImages)" : "")}, got {column.Type}.");
         return column;
     }
 

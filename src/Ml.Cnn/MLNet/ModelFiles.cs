@@ -20,15 +20,15 @@ public static class ModelFiles
     /// <c>mlContext.Model.Save</c>, atomically and checksummed: the zip is written to a temporary file in the same
     /// folder, gets an entry with the SHA-256 of its contents, is flushed to disk, then renamed over
     /// <paramref name="path"/>. ML.NET's own Save writes in place, so a process killed mid-save leaves a truncated zip
-    /// instead of the previous model. Temporary files of saves that were killed earlier are removed.
+    /// instead of the previous model. Temporary files of saves whose process was killed are removed.
     /// </summary>
     public static void SaveAtomically(this ModelOperationsCatalog catalog, ITransformer model, DataViewSchema inputSchema, string path)
     {
         string full = Path.GetFullPath(path);
         string folder = Path.GetDirectoryName(full)!, name = Path.GetFileName(full);
         Directory.CreateDirectory(folder);
-        foreach (var stale in Directory.EnumerateFiles(folder, $".{name}.*.tmp")) File.Delete(stale);
-        string temporary = Path.Combine(folder, $".{name}.{Guid.NewGuid():N}.tmp");
+        RemoveTemporariesOfEndedSaves(folder, name);
+        string temporary = Path.Combine(folder, $".{name}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
             using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None))
@@ -49,6 +49,32 @@ public static class ModelFiles
         {
             File.Delete(temporary);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Deletes the temporary files that saves of <paramref name="name"/> left when their process was killed. A
+    /// temporary names its process; those of running processes (a concurrent save) are left alone.
+    /// </summary>
+    private static void RemoveTemporariesOfEndedSaves(string folder, string name)
+    {
+        foreach (var stale in Directory.EnumerateFiles(folder, $".{name}.*.*.tmp"))
+        {
+            var parts = Path.GetFileName(stale)[(name.Length + 2)..].Split('.');
+            if (parts.Length == 3 && int.TryParse(parts[0], out int pid) && !IsRunning(pid)) File.Delete(stale);
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
         }
     }
 

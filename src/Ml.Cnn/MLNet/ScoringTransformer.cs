@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
 
 namespace Ml.Cnn.MLNet;
 
@@ -13,23 +14,30 @@ public abstract class ScoringTransformer : ITransformer
 
     private protected abstract BatchScorer Scorer { get; }
 
-    /// <summary>The input column the model scores.</summary>
-    public string FeatureColumnName => Scorer.InputColumn;
+    /// <summary>For a model that takes an image column: the transforms that turn it into the pixels the scorer reads.</summary>
+    private protected virtual ImageInput.Preparation? Images => null;
 
-    /// <summary>The input column's type: a vector of Single of the model's input size.</summary>
-    public DataViewType FeatureColumnType => new VectorDataViewType(NumberDataViewType.Single, Scorer.InputSize);
+    /// <summary>The input column the model scores.</summary>
+    public string FeatureColumnName => Images?.ImageColumn ?? Scorer.InputColumn;
+
+    /// <summary>The input column's type: a vector of Single of the model's input size, or an image.</summary>
+    public DataViewType FeatureColumnType =>
+        Images is null ? new VectorDataViewType(NumberDataViewType.Single, Scorer.InputSize) : new ImageDataViewType();
 
     /// <inheritdoc />
     public bool IsRowToRowMapper => true;
 
     /// <inheritdoc />
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Scorer.OutputSchema(inputSchema);
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) =>
+        Images is null ? Scorer.OutputSchema(inputSchema) : WithImages(Images).GetOutputSchema(inputSchema);
 
     /// <inheritdoc />
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => new ScoringRowMapper(inputSchema, Scorer);
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) =>
+        Images is null ? new ScoringRowMapper(inputSchema, Scorer) : ((ITransformer)WithImages(Images)).GetRowToRowMapper(inputSchema);
 
     /// <inheritdoc />
-    public IDataView Transform(IDataView input) => new ScoredDataView(input, Scorer);
+    public IDataView Transform(IDataView input) =>
+        Images is null ? new ScoredDataView(input, Scorer) : WithImages(Images).Transform(input);
 
     /// <summary>
     /// Saves into an ML.NET model zip (<c>mlContext.Model.Save</c>) as an equivalent chain of ML.NET's own
@@ -37,10 +45,24 @@ public abstract class ScoringTransformer : ITransformer
     /// without Ml.Cnn and scores with ONNX Runtime. Loaded classifiers give the same Score values (to float rounding)
     /// and the same PredictedLabel keys and key values; Score no longer carries the class names as slot names.
     /// </summary>
-    public void Save(ModelSaveContext ctx) => ToPersistable().Save(ctx);
+    public void Save(ModelSaveContext ctx) =>
+        (Images is null ? ToPersistable() : new TransformerChain<ITransformer>(Images.Transformer, ToPersistable(), Images.Drop)).Save(ctx);
 
-    /// <summary>The chain of ML.NET transformers that this transformer saves as.</summary>
+    /// <summary>The chain of ML.NET transformers that this transformer saves as (scoring the pixel column).</summary>
     private protected abstract ITransformer ToPersistable();
+
+    private TransformerChain<ITransformer> WithImages(ImageInput.Preparation images) =>
+        new(images.Transformer, new PixelScorer(Scorer), images.Drop);
+
+    /// <summary>The scorer alone on the extracted pixels, as one link of the image chain.</summary>
+    private sealed class PixelScorer(BatchScorer scorer) : ITransformer
+    {
+        public bool IsRowToRowMapper => true;
+        public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => scorer.OutputSchema(inputSchema);
+        public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => new ScoringRowMapper(inputSchema, scorer);
+        public IDataView Transform(IDataView input) => new ScoredDataView(input, scorer);
+        public void Save(ModelSaveContext ctx) => throw new NotSupportedException("Saved as part of its scoring transformer.");
+    }
 }
 
 /// <summary>The Score and PredictedLabel columns of a classifier, annotated as ML.NET's own multiclass trainers do.</summary>

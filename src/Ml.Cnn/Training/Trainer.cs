@@ -41,7 +41,7 @@ public static class Trainer
     /// <summary>Trains <paramref name="network"/> in place on <paramref name="data"/>.</summary>
     public static TrainingResult Train(Network network, ImageDataset data, TrainerOptions options, CancellationToken cancellation = default)
     {
-        options.Validate(data.Count, data.ItemShape);
+        options.Validate(data);
         options.Augmentation?.ValidateRange(data);
         if (data.ItemShape != network.InputShape)
             throw new ArgumentException($"The network expects items of shape {network.InputShape}, the data has {data.ItemShape}.", nameof(data));

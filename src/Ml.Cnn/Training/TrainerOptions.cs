@@ -119,10 +119,10 @@ public class TrainerOptions
     public IProgress<TrainingProgress>? Progress { get; set; }
 
     /// <summary>
-    /// Checks every option before any data is touched, naming the option and its value: enums in range, numbers
-    /// finite and in range, and the shape-dependent ones (crop padding) against the items.
+    /// Checks every option that does not depend on the data, naming the option and its value: enums in range, numbers
+    /// finite and in range (the ML.NET trainers call it when they are created).
     /// </summary>
-    internal void Validate(int itemCount, Tensors.TensorShape itemShape)
+    internal void ValidateSettings()
     {
         Require(Epochs > 0, nameof(Epochs), Epochs, "must be positive");
         Require(BatchSize > 0, nameof(BatchSize), BatchSize, "must be positive");
@@ -138,16 +138,28 @@ public class TrainerOptions
         Require(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), EarlyStoppingPatience, "must not be negative");
         Require(ValidationData is null || ValidationFraction == 0, nameof(ValidationFraction), ValidationFraction,
             "must be 0 when a validation set is given");
+        Schedule.Validate(LearningRate);
+    }
+
+    /// <summary>
+    /// Checks every option before any data is touched: <see cref="ValidateSettings"/>, then the data-dependent ones
+    /// (crop padding, the validation set's shape and targets) against the training data.
+    /// </summary>
+    internal void Validate(ImageDataset data)
+    {
+        ValidateSettings();
         if (ValidationData is { } v)
         {
             Require(v.Count > 0, nameof(ValidationData), v.Count, "must hold at least one item");
-            Require(v.ItemShape == itemShape, nameof(ValidationData), v.ItemShape, $"must hold items of the training data's shape {itemShape}");
+            Require(v.ItemShape == data.ItemShape, nameof(ValidationData), v.ItemShape, $"must hold items of the training data's shape {data.ItemShape}");
+            Require(v.TargetLength == data.TargetLength && v.ClassCount == data.ClassCount, nameof(ValidationData),
+                $"{v.TargetLength} targets per item, {v.ClassCount} classes",
+                $"must have the training data's {data.TargetLength} targets per item and {data.ClassCount} classes");
         }
-        Schedule.Validate(LearningRate);
-        Augmentation?.Validate(itemShape);
-        if (itemCount == 0) throw new ArgumentException("The training set is empty.");
-        if (ValidationFraction > 0 && (int)(itemCount * ValidationFraction) == 0)
-            throw new ArgumentException($"A validation fraction of {ValidationFraction} leaves no validation items out of {itemCount}.");
+        Augmentation?.Validate(data.ItemShape);
+        if (data.Count == 0) throw new ArgumentException("The training set is empty.");
+        if (ValidationFraction > 0 && (int)(data.Count * ValidationFraction) == 0)
+            throw new ArgumentException($"A validation fraction of {ValidationFraction} leaves no validation items out of {data.Count}.");
     }
 
     /// <summary>

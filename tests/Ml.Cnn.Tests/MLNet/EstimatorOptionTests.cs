@@ -18,6 +18,10 @@ public sealed class EstimatorOptionTests
         { "ImageHeight", o => o.ImageHeight = -28 },
         { "ImageWidth", o => o.ImageWidth = -28 },
         { "FeatureColumnName", o => o.FeatureColumnName = null! },
+        { "LearningRate", o => o.LearningRate = -0.1f },
+        { "Epochs", o => o.Epochs = 0 },
+        { "DivergenceFactor", o => o.DivergenceFactor = 0.5f },
+        { "Schedule.Factor", o => o.Schedule = new Ml.Cnn.Training.LearningRateSchedule { Factor = 2 } },
     };
 
     [Theory]

@@ -128,4 +128,86 @@ public sealed class ImageShapeTests : IDisposable
         Assert.Contains("[8, 12, 3]", error.Message);
         Assert.Contains("[3, 8, 12]", error.Message);
     }
+
+    private IDataView Images(MLContext ml) =>
+        ml.Transforms.LoadImages("Image", imageFolder: "", inputColumnName: "ImagePath")
+            .Append(ml.Transforms.Conversion.MapValueToKey("Label"))
+            .Fit(ml.Data.LoadFromImageFolder(_folder)).Transform(ml.Data.LoadFromImageFolder(_folder));
+
+    [Theory]
+    [InlineData(3)]
+    [InlineData(1)]
+    public void AnImageColumnTrainsResizedToTheStatedShape(int channels)
+    {
+        var ml = new MLContext(seed: 1);
+        var images = Images(ml);
+        var options = Small();
+        (options.FeatureColumnName, options.ImageChannels, options.ImageHeight, options.ImageWidth) = ("Image", channels, 4, 6);
+        var cnn = ml.MulticlassClassification.Trainers.ConvolutionalNetwork(options).Fit(images);
+
+        Assert.Equal([channels, 4, 6], cnn.Model.ImageShape.Dims);
+        Assert.Equal(cnn.Model.ImageShape, cnn.Model.ImageInput!.Shape);
+        Assert.Equal("Image", cnn.FeatureColumnName);
+        var scored = cnn.Transform(images);
+        Assert.DoesNotContain(scored.Schema, c => c.Name.StartsWith("Image."));
+        var accuracy = ml.MulticlassClassification.Evaluate(scored).MicroAccuracy;
+        Assert.True(accuracy > 0.9, $"accuracy {accuracy} on two balanced classes (a fixed guess gets 0.5)");
+
+        // Scoring resizes and extracts as training did: the same scores as the pixels ImageAnalytics extracts itself.
+        var pixels = ml.Transforms.ResizeImages("Small", 6, 4, "Image")
+            .Append(channels == 1 ? ml.Transforms.ConvertToGrayscale("Small") : (IEstimator<ITransformer>)ml.Transforms.CopyColumns("Small", "Small"))
+            .Append(ml.Transforms.ExtractPixels("Features", "Small",
+                channels == 1 ? ImagePixelExtractingEstimator.ColorBits.Red : ImagePixelExtractingEstimator.ColorBits.Rgb, scaleImage: 1f / 255))
+            .Fit(images).Transform(images).GetColumn<float[]>("Features").ToArray();
+        var expected = new float[2];
+        cnn.Model.Run(pixels[0], 1, expected, null, probabilities: true);
+        Assert.Equal(expected, scored.GetColumn<float[]>("Score").First());
+    }
+
+    [Fact]
+    public void AModelOfAnImageColumnSavesIntoAZipThatScoresTheImagesAlike()
+    {
+        var ml = new MLContext(seed: 1);
+        var images = Images(ml);
+        var options = Small();
+        (options.FeatureColumnName, options.ImageHeight, options.ImageWidth) = ("Image", 4, 6);
+        options.ValidationSet = images; // prepared like the training images
+        var cnn = ml.MulticlassClassification.Trainers.ConvolutionalNetwork(options).Fit(images);
+        Assert.All(cnn.Model.Training!.History, e => Assert.False(float.IsNaN(e.ValidationLoss)));
+        string zip = Path.Combine(_folder, "model.zip");
+        ml.Model.Save(cnn, images.Schema, zip);
+
+        var loaded = new MLContext(seed: 2).Model.Load(zip, out _);
+        var expected = cnn.Transform(images).GetColumn<float[]>("Score").ToArray();
+        var actual = loaded.Transform(images).GetColumn<float[]>("Score").ToArray();
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            for (int c = 0; c < 2; c++) Assert.Equal(expected[i][c], actual[i][c], 1e-5f);
+        Assert.Equal(cnn.Transform(images).GetColumn<uint>("PredictedLabel"), loaded.Transform(images).GetColumn<uint>("PredictedLabel"));
+    }
+
+    [Fact]
+    public void TheFeaturizerOfAnImageModelTakesImages()
+    {
+        var ml = new MLContext(seed: 1);
+        var images = Images(ml);
+        var options = Small();
+        (options.FeatureColumnName, options.ImageHeight, options.ImageWidth) = ("Image", 4, 6);
+        var cnn = ml.MulticlassClassification.Trainers.ConvolutionalNetwork(options).Fit(images);
+        var photos = ml.Transforms.CopyColumns("Photo", "Image").Fit(images).Transform(images);
+        var layer = cnn.Model.Network.Nodes[^2].Name;
+        var features = ml.Transforms.CnnFeaturizer(cnn.Model, layer, "Embedding", "Photo").Fit(photos).Transform(photos);
+        Assert.Equal(cnn.Model.Network.Nodes[^2].OutputShape.Length, features.GetColumn<float[]>("Embedding").First().Length);
+    }
+
+    [Fact]
+    public void AnImageColumnOfAnySizeNeedsTheSizeStated()
+    {
+        var ml = new MLContext(seed: 1);
+        var options = Small();
+        options.FeatureColumnName = "Image";
+        var error = Assert.Throws<ArgumentOutOfRangeException>(
+            () => ml.MulticlassClassification.Trainers.ConvolutionalNetwork(options).Fit(Images(ml)));
+        Assert.Contains("ImageHeight and ImageWidth", error.Message);
+    }
 }

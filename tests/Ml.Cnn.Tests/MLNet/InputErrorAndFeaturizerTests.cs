@@ -96,6 +96,24 @@ public sealed class InputErrorAndFeaturizerTests
     }
 
     [Fact]
+    public void TransformersOfOneModelScoreAtOnceFromManyThreads()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(Rows(64));
+        var classifier = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.ConvolutionalNetwork(Tiny(2)))
+            .Fit(data).LastTransformer;
+        var featurizer = ml.Transforms.CnnFeaturizer(classifier.Model, "relu1", "CnnFeatures").Fit(data);
+        var scores = classifier.Transform(data).GetColumn<float[]>("Score").ToArray();
+        var features = featurizer.Transform(data).GetColumn<float[]>("CnnFeatures").ToArray();
+        // Both share the model's network and its activation buffers; run together they must not see each other's.
+        Parallel.For(0, 8, i =>
+        {
+            if (i % 2 == 0) Assert.Equal(scores, classifier.Transform(data).GetColumn<float[]>("Score").ToArray());
+            else Assert.Equal(features, featurizer.Transform(data).GetColumn<float[]>("CnnFeatures").ToArray());
+        });
+    }
+
+    [Fact]
     public void FeaturizerOutputsTheLayerActivationsDeterministically()
     {
         var ml = new MLContext(seed: 1);

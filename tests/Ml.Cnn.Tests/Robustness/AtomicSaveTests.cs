@@ -34,12 +34,14 @@ public sealed class AtomicSaveTests : IDisposable
         string path = Path.Combine(_folder, "model.zip");
         ml.Model.SaveAtomically(good, data.Schema, path);
         var saved = File.ReadAllBytes(path);
-        File.WriteAllText(Path.Combine(_folder, ".model.zip.0123.tmp"), "left by a killed save");
+        File.WriteAllText(Path.Combine(_folder, $".model.zip.{int.MaxValue}.0123.tmp"), "left by a killed save");
+        string concurrent = $".model.zip.{Environment.ProcessId}.4567.tmp";
+        File.WriteAllText(Path.Combine(_folder, concurrent), "another thread's save, in progress");
 
         var failing = new TransformerChain<ITransformer>(good, new FailingSave());
         Assert.Throws<IOException>(() => ml.Model.SaveAtomically(failing, data.Schema, path));
         Assert.Equal(saved, File.ReadAllBytes(path));
-        Assert.Equal(["model.zip"], Directory.GetFiles(_folder).Select(Path.GetFileName));
+        Assert.Equal([concurrent, "model.zip"], Directory.GetFiles(_folder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         Assert.NotNull(ml.Model.Load(path, out _));
     }
 }
