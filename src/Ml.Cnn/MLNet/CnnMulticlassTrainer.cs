@@ -9,7 +9,9 @@ namespace Ml.Cnn.MLNet;
 /// Trains a convolutional network for multiclass classification of images.
 /// <list type="table">
 /// <item><term>Machine learning task</term><description>Multiclass classification</description></item>
-/// <item><term>Input columns</term><description>Label: key type (MapValueToKey); Features: known-size vector of Single, CHW image</description></item>
+/// <item><term>Input columns</term><description>Label: key type (MapValueToKey); Features: known-size vector of Single (a CHW image), or an
+/// image column (MLImage, from LoadImages), resized and extracted by the model itself</description></item>
+/// <item><term>Example weights</term><description>Not supported (no exampleWeightColumnName): resample or repeat rows to weight them</description></item>
 /// <item><term>Output columns</term><description>Score: vector of Single class probabilities; PredictedLabel: the label's key type</description></item>
 /// <item><term>Is normalization required?</term><description>No (optional per-channel standardization: NormalizeInputs)</description></item>
 /// <item><term>Is caching required?</term><description>No: the training data is read into memory once</description></item>

@@ -9,7 +9,9 @@ namespace Ml.Cnn.MLNet;
 /// Trains a convolutional network for regression on images (one Single target, MSE or L1 loss).
 /// <list type="table">
 /// <item><term>Machine learning task</term><description>Regression</description></item>
-/// <item><term>Input columns</term><description>Label: Single; Features: known-size vector of Single, CHW image</description></item>
+/// <item><term>Input columns</term><description>Label: Single; Features: known-size vector of Single (a CHW image), or an
+/// image column (MLImage, from LoadImages), resized and extracted by the model itself</description></item>
+/// <item><term>Example weights</term><description>Not supported (no exampleWeightColumnName): resample or repeat rows to weight them</description></item>
 /// <item><term>Output columns</term><description>Score: Single</description></item>
 /// <item><term>GPU</term><description>Not yet</description></item>
 /// <item><term>ONNX export / model zip</term><description>Yes (a reloaded Score is a one-element vector: ML.NET's OnnxTransformer has no scalar outputs)</description></item>
