@@ -71,7 +71,7 @@ public static class Trainer
             File.Delete(Checkpoint.TemporaryPath(checkpoint)); // left by a save that was killed; the checkpoint itself is whole
             if (File.Exists(checkpoint)) Checkpoint.Load(checkpoint, network, optimizer, options.Schedule, state, fingerprint);
         }
-        var divergence = new DivergenceCheck(options.DivergenceFactor, state.History);
+        var divergence = new DivergenceCheck(options.DivergenceFactor, options.DivergencePatience, state.History);
 
         int batches = (training.Count + options.BatchSize - 1) / options.BatchSize;
         var backend = network.Backend;
@@ -121,6 +121,7 @@ public static class Trainer
             var statistics = new EpochStatistics(epoch + 1, (float)(lossSum / Math.Max(1, seen)), classification ? (float)correct / Math.Max(1, seen) : float.NaN,
                 validationLoss, validationAccuracy, learningRate, epochClock.Elapsed.TotalSeconds);
             state.History.Add(statistics);
+            divergence.CheckProgress(batches);
             state.CompletedEpochs = epoch + 1;
             if (validation is not null)
             {
@@ -243,10 +244,10 @@ public static class Trainer
 /// <summary>
 /// Stops a run that has left the rails: a loss that is NaN or infinite, one that rises above
 /// <see cref="TrainerOptions.DivergenceFactor"/> times its reference level (the lowest epoch mean so far, or the run's
-/// first batch before any epoch ends), weights that are no longer finite after an epoch's last step, and a classifier
-/// that never beat chance.
+/// first batch before any epoch ends), weights that are no longer finite after an epoch's last step, a training loss
+/// that stalls for <see cref="TrainerOptions.DivergencePatience"/> epochs, and a classifier that never beat chance.
 /// </summary>
-internal sealed class DivergenceCheck(float factor, IReadOnlyList<EpochStatistics> history)
+internal sealed class DivergenceCheck(float factor, int patience, IReadOnlyList<EpochStatistics> history)
 {
     // Losses this small carry no scale: a jump from 1e-6 to 1e-3 is a fluctuation of a fitted model, not divergence.
     private const float LossFloor = 1e-2f;
@@ -264,6 +265,17 @@ internal sealed class DivergenceCheck(float factor, IReadOnlyList<EpochStatistic
         if (loss > limit)
             throw new TrainingDivergedException(epoch, batch, loss, learningRate,
                 $"the loss is {loss}, more than {factor}× its level so far ({reference})");
+    }
+
+    /// <summary>A training loss that has not fallen below its best for <c>patience</c> epochs in a row: the run has stalled.</summary>
+    public void CheckProgress(int batches)
+    {
+        if (patience <= 0 || history.Count <= patience) return;
+        float best = history.Take(history.Count - patience).Min(h => h.TrainingLoss);
+        if (history.Skip(history.Count - patience).Any(h => h.TrainingLoss < best)) return;
+        var last = history[^1];
+        throw new TrainingDivergedException(last.Epoch, batches, last.TrainingLoss, last.LearningRate,
+            $"the training loss has not fallen below {best} (epoch {history.First(h => h.TrainingLoss == best).Epoch}) for {patience} epochs");
     }
 
     /// <summary>

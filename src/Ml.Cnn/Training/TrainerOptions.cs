@@ -96,6 +96,12 @@ public class TrainerOptions
     /// </summary>
     public float DivergenceFactor { get; set; } = Defaults.DivergenceFactor;
 
+    /// <summary>
+    /// Stop with <see cref="TrainingDivergedException"/> when the training loss (the epoch mean) has not fallen below
+    /// its best for this many epochs in a row: a run that stalls rather than explodes. 0 (the default) turns it off.
+    /// </summary>
+    public int DivergencePatience { get; set; }
+
     /// <summary>With a validation split, end with the weights of the best validation epoch.</summary>
     public bool RestoreBestWeights { get; set; } = true;
 
@@ -134,6 +140,7 @@ public class TrainerOptions
         Require(GradientClipNorm >= 0 && float.IsFinite(GradientClipNorm), nameof(GradientClipNorm), GradientClipNorm, "must be a non-negative number");
         Require(DivergenceFactor == 0 || DivergenceFactor > 1 && float.IsFinite(DivergenceFactor), nameof(DivergenceFactor), DivergenceFactor,
             "must be 0 (off) or a number above 1");
+        Require(DivergencePatience >= 0, nameof(DivergencePatience), DivergencePatience, "must be 0 (off) or positive");
         Require(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), ValidationFraction, "must be in [0, 1)");
         Require(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), EarlyStoppingPatience, "must not be negative");
         Require(ValidationData is null || ValidationFraction == 0, nameof(ValidationFraction), ValidationFraction,

@@ -66,6 +66,22 @@ public sealed class CheckpointAndDivergenceTests : IDisposable
         Assert.Contains("learning rate", error.Message);
     }
 
+    [Theory]
+    [InlineData(new[] { 1.0f, 0.5f, 0.6f, 0.7f }, 2, true)]
+    [InlineData(new[] { 1.0f, 0.5f, 0.6f, 0.4f }, 2, false)]
+    [InlineData(new[] { 1.0f, 0.5f, 0.5f }, 2, false)]  // not yet patience epochs after the best
+    [InlineData(new[] { 1.0f, 0.5f, 0.6f, 0.7f }, 0, false)]
+    public void AStalledTrainingLossStopsTheRunAfterThePatience(float[] losses, int patience, bool stops)
+    {
+        var history = losses.Select((l, i) => new EpochStatistics(i + 1, l, 0.5f, float.NaN, float.NaN, 0.01f, 1)).ToList();
+        var check = new DivergenceCheck(1e3f, patience, history);
+        var error = Record.Exception(() => check.CheckProgress(batches: 10));
+        if (!stops) { Assert.Null(error); return; }
+        var diverged = Assert.IsType<TrainingDivergedException>(error);
+        Assert.Equal(losses.Length, diverged.Epoch);
+        Assert.Contains("has not fallen below 0.5 (epoch 2) for 2 epochs", diverged.Message);
+    }
+
     [Fact]
     public void CancellationStopsFitWithinOneBatch()
     {

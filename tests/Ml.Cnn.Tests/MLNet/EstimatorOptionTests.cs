@@ -21,6 +21,7 @@ public sealed class EstimatorOptionTests
         { "LearningRate", o => o.LearningRate = -0.1f },
         { "Epochs", o => o.Epochs = 0 },
         { "DivergenceFactor", o => o.DivergenceFactor = 0.5f },
+        { "DivergencePatience", o => o.DivergencePatience = -1 },
         { "Schedule.Factor", o => o.Schedule = new Ml.Cnn.Training.LearningRateSchedule { Factor = 2 } },
     };
 
