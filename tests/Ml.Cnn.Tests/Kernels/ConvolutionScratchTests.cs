@@ -23,7 +23,7 @@ public sealed class ConvolutionScratchTests
         var large = new ConvGeometry(8, 5, 13, 21, 20, 3, 3, 1, 1, 0, 0);
         var small = new ConvGeometry(3, 5, 11, 19, 20, 3, 3, 1, 1, 1, 1);
         KernelSelection.AssertSelected("The direct weight gradient", DirectConvolution.FitsWeightGradient(small),
-            DirectConvolution.AppliesToWeightGradient(small));
+            DirectConvolution.AppliesToWeightGradient(small), DirectConvolution.Bits > 0);
         var poisoned = cpu.Allocate(new TensorShape(8, 5, 13, 21));
         cpu.Fill(poisoned, float.NaN);
         cpu.ConvBackwardWeights(large, poisoned, cpu.Allocate(new TensorShape(8, 20, 11, 19)), cpu.Allocate(new TensorShape(20, 5, 3, 3)), null);
@@ -46,8 +46,8 @@ public sealed class ConvolutionScratchTests
         var reference = new ReferenceBackend();
         var large = new ConvGeometry(2, 20, 12, 40, 20, 5, 5, 1, 1, 2, 2);
         var small = new ConvGeometry(3, 20, 7, 10, 20, 5, 5, 1, 1, 1, 1);
-        KernelSelection.AssertSelected("Winograd (large map)", WinogradConvolution.Fits(large), WinogradConvolution.Applies(large));
-        KernelSelection.AssertSelected("Winograd (small map)", WinogradConvolution.Fits(small), WinogradConvolution.Applies(small));
+        KernelSelection.AssertSelected("Winograd (large map)", WinogradConvolution.Fits(large), WinogradConvolution.Applies(large), Sgemm.UseWideKernel);
+        KernelSelection.AssertSelected("Winograd (small map)", WinogradConvolution.Fits(small), WinogradConvolution.Applies(small), Sgemm.UseWideKernel);
         var poisoned = cpu.Allocate(new TensorShape(2, 20, 12, 40));
         cpu.Fill(poisoned, float.NaN);
         var weights = cpu.Allocate(new TensorShape(20, 20, 5, 5));

@@ -5,45 +5,72 @@ using System.Runtime.Intrinsics.X86;
 namespace Ml.Cnn.Backends.Cpu;
 
 /// <summary>
-/// Between channel planes (NCHW) and channels-last blocks of sixteen channels, for kernels that keep channels in the
-/// lanes of an AVX-512 register: through 16×16 transposes, since element-wise copies with a stride of a vector or
-/// more cost as much as the arithmetic they feed.
+/// Between channel planes (NCHW) and channels-last blocks of one vector of channels, for kernels that keep channels
+/// in the lanes of a register. On AVX-512 through 16×16 transposes in registers, since element-wise copies with a
+/// stride of a vector or more cost as much as the arithmetic they feed; at the narrower widths element by element.
 /// </summary>
 internal static unsafe class ChannelsLast
 {
     private const int Lanes = 16;
 
     /// <summary>
-    /// Up to sixteen planes of height × width, <paramref name="plane"/> floats apart, in channels-last order: pixel
-    /// (row, column) becomes sixteen consecutive floats at target + row·rowStride + column·pixelStride, the channels
-    /// past <paramref name="channels"/> zero. Sixteen pixels at a time go through a 16×16 transpose.
+    /// Up to S.Lanes planes of height × width, <paramref name="plane"/> floats apart, in channels-last order: pixel
+    /// (row, column) becomes S.Lanes consecutive floats at target + row·rowStride + column·pixelStride, the channels
+    /// past <paramref name="channels"/> zero.
     /// </summary>
-    public static void Copy(float* source, long plane, int channels, int height, int width, float* target, long rowStride, int pixelStride)
+    public static void Copy<V, S>(float* source, long plane, int channels, int height, int width, float* target, long rowStride, int pixelStride)
+        where V : struct where S : struct, ISimd<V>
     {
-        var all = PrefixMask(Lanes);
+        if (typeof(S) == typeof(W512))
+        {
+            var all = PrefixMask(Lanes);
+            for (int row = 0; row < height; row++)
+                for (int column = 0; column < width; column += Lanes)
+                {
+                    int count = Math.Min(Lanes, width - column);
+                    Transpose16(source + (long)row * width + column, plane, channels, PrefixMask(count),
+                        target + row * rowStride + (long)column * pixelStride, pixelStride, count, all);
+                }
+            return;
+        }
         for (int row = 0; row < height; row++)
-            for (int column = 0; column < width; column += Lanes)
+            for (int column = 0; column < width; column++)
             {
-                int count = Math.Min(Lanes, width - column);
-                Transpose16(source + (long)row * width + column, plane, channels, PrefixMask(count),
-                    target + row * rowStride + (long)column * pixelStride, pixelStride, count, all);
+                float* pixel = target + row * rowStride + (long)column * pixelStride;
+                long offset = (long)row * width + column;
+                for (int c = 0; c < S.Lanes; c++) pixel[c] = c < channels ? source[c * plane + offset] : 0;
             }
     }
 
-    /// <summary>values[first … first + count − 1] in lanes 0 … count − 1, zero in the others (all zero without values).</summary>
-    public static Vector512<float> Block(float[]? values, int first, int count)
+    /// <summary>
+    /// The reverse for one row segment: <paramref name="pixels"/> channels-last pixels, S.Lanes floats apart, become
+    /// a run of <paramref name="pixels"/> floats in each of the first <paramref name="channels"/> planes.
+    /// </summary>
+    public static void ToPlanes<V, S>(float* source, int pixels, float* target, long plane, int channels)
+        where V : struct where S : struct, ISimd<V>
     {
-        if (values is null) return Vector512<float>.Zero;
-        fixed (float* start = &values[first])
-            return Avx512F.MaskLoad(start, PrefixMask(count), Vector512<float>.Zero);
+        if (typeof(S) == typeof(W512))
+        {
+            Transpose16(source, Lanes, pixels, PrefixMask(Lanes), target, plane, channels, PrefixMask(pixels));
+            return;
+        }
+        for (int c = 0; c < channels; c++)
+            for (int p = 0; p < pixels; p++) target[c * plane + p] = source[p * S.Lanes + c];
     }
 
-    /// <summary>*sum += Σ over <paramref name="count"/> channels-last pixels, <paramref name="pixelStride"/> floats apart, of their sixteen channels.</summary>
-    public static void AddPixels(float* sum, float* pixels, int count, long pixelStride)
+    /// <summary>values[first … first + count − 1] in lanes 0 … count − 1, zero in the others (all zero without values).</summary>
+    public static V Block<V, S>(float[]? values, int first, int count) where V : struct where S : struct, ISimd<V>
     {
-        var total = Vector512.Load(sum);
-        for (int p = 0; p < count; p++) total += Vector512.Load(pixels + p * pixelStride);
-        Vector512.Store(total, sum);
+        if (values is null) return S.Zero;
+        fixed (float* start = &values[first]) return S.LoadPrefix(start, count);
+    }
+
+    /// <summary>*sum += Σ over <paramref name="count"/> channels-last pixels, <paramref name="pixelStride"/> floats apart, of their channels.</summary>
+    public static void AddPixels<V, S>(float* sum, float* pixels, int count, long pixelStride) where V : struct where S : struct, ISimd<V>
+    {
+        var total = S.Load(sum);
+        for (int p = 0; p < count; p++) total = S.Add(total, S.Load(pixels + p * pixelStride));
+        S.Store(sum, total);
     }
 
     /// <summary>Lanes 0 … count − 1 set.</summary>
@@ -56,7 +83,7 @@ internal static unsafe class ChannelsLast
     /// <paramref name="count"/> rows at target + j·targetStride, lanes outside <paramref name="storeMask"/> untouched.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Transpose16(float* source, long sourceStride, int rows, Vector512<float> loadMask,
+    private static void Transpose16(float* source, long sourceStride, int rows, Vector512<float> loadMask,
         float* target, long targetStride, int count, Vector512<float> storeMask)
     {
         Vector512<float> r0 = Row(source, sourceStride, 0, rows, loadMask), r1 = Row(source, sourceStride, 1, rows, loadMask);

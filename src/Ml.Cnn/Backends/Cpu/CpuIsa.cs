@@ -37,9 +37,10 @@ public static class CpuIsa
     {
         string isa = Avx512F.IsSupported ? "AVX-512F" : Avx2.IsSupported && Fma.IsSupported ? "AVX2+FMA"
             : AdvSimd.IsSupported ? "Arm64 AdvSimd" : $"{VectorBits}-bit vectors";
+        string direct = DirectConvolution.Bits > 0 ? $"direct convolution {DirectConvolution.Bits}-bit" : "no direct convolution";
         string kernels = Sgemm.UseWideKernel
-            ? "direct/Winograd convolutions and 12×32 GEMM tile (512-bit)"
-            : "im2col + 6×16 GEMM tile (256-bit Vector256" + (Vector256.IsHardwareAccelerated ? ")" : ", emulated)");
+            ? $"{direct}, Winograd and 12×32 GEMM tile (512-bit)"
+            : $"{direct}, im2col + 6×16 GEMM tile (256-bit Vector256" + (Vector256.IsHardwareAccelerated ? ")" : ", emulated)");
         return $"{isa} ({VectorBits}-bit vectors): {kernels}";
     }
 }

@@ -1,31 +1,38 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace Ml.Cnn.Backends.Cpu;
 
 /// <summary>
-/// Direct convolution for stride 1 without dilation, on AVX-512. Forward keeps sixteen output channels in the lanes of
-/// a register and seven output pixels of a row in seven such accumulators: every weight vector loaded feeds seven
-/// FMAs, each with one input value broadcast, so no lane is spent on pixels past the row's end (a 14-wide map fills
-/// two blocks exactly) and kernel rows that fall on the padding above or below the image are skipped. No im2col
-/// matrix is written, read back and packed (at small channel counts those memory passes cost more than the
+/// Direct convolution for stride 1 without dilation, written once for every vector width (<see cref="ISimd{V}"/>:
+/// 512-bit on AVX-512, 256-bit on AVX2, 128-bit on SSE and Arm64). Forward keeps one vector of output channels in
+/// the lanes of a register and seven output pixels of a row in seven such accumulators: every weight vector loaded
+/// feeds seven FMAs, each with one input value broadcast, so no lane is spent on pixels past the row's end (a 14-wide
+/// map fills two blocks exactly) and kernel rows that fall on the padding above or below the image are skipped. No
+/// im2col matrix is written, read back and packed (at small channel counts those memory passes cost more than the
 /// arithmetic). Each image is first copied into a zero-padded buffer, so every load is in bounds. Backward-data is
 /// the same operation on the output gradient with the kernel flipped and its channel axes swapped. The weight gradient
-/// also keeps sixteen output channels in lanes, with one register per kernel tap.
+/// also keeps a vector of output channels in lanes, with one register per kernel tap. Each lane sums in the same
+/// order at every width, so the widths differ only where one fuses multiply-adds and another cannot.
 /// </summary>
 // Every stack buffer here is written before it is read: zeroing them cost a store per vector on each tile.
 [SkipLocalsInit]
 internal static unsafe class DirectConvolution
 {
-    private const int Lanes = 16;
     // Seven output pixels of a row per block: 28-, 14- and 7-wide maps split into whole blocks.
     private const int BlockPixels = 7;
     // Below this many multiply-adds per output, forward keeps pixels in the lanes instead (see ForwardPixelBlock).
     private const int ShortReduction = 64;
+    // The pixel-lane kernel's tile: four output channels by two vectors of pixels, eight accumulators at every width.
+    private const int TileChannels = 4;
+    // The geometries the kernels are written for have at least this many output channels per group.
+    private const int MinOutChannels = 16;
+
+    /// <summary>The vector width the kernels run at here: the widest the JIT accelerates (0: none, im2col runs).</summary>
+    public static int Bits => W512.IsSupported ? 512 : W256.IsSupported ? 256 : W128.IsSupported ? 128 : 0;
 
     /// <summary>Whether the direct forward kernel runs this geometry on this processor.</summary>
-    public static bool Applies(in ConvGeometry g) => Sgemm.UseWideKernel && Fits(g);
+    public static bool Applies(in ConvGeometry g) => Bits > 0 && Fits(g);
 
     /// <summary>
     /// Whether the direct forward kernel is written for this geometry (and runs faster there than im2col + GEMM),
@@ -33,7 +40,7 @@ internal static unsafe class DirectConvolution
     /// </summary>
     public static bool Fits(in ConvGeometry g) =>
         g.StrideH == 1 && g.StrideW == 1 && g.DilationH == 1 && g.DilationW == 1
-        && g.GroupOutChannels >= Lanes && g.OutW >= 5;
+        && g.GroupOutChannels >= MinOutChannels && g.OutW >= 5;
 
     /// <summary>
     /// The geometry of backward-data as a forward convolution: output gradient in, input gradient out, padding
@@ -61,49 +68,64 @@ internal static unsafe class DirectConvolution
         return flipped;
     }
 
-    /// <summary>y = conv(x, w) + b for geometries where <see cref="Applies"/> holds.</summary>
-    public static void Forward(in ConvGeometry g, float[] x, ReadOnlySpan<float> w, float[]? bias, float[] y, int threads)
+    /// <summary>
+    /// y = conv(x, w) + b for geometries where <see cref="Fits"/> holds, with vectors of <paramref name="bits"/>
+    /// (default: <see cref="Bits"/>; tests run every width the processor has).
+    /// </summary>
+    public static void Forward(in ConvGeometry g, float[] x, ReadOnlySpan<float> w, float[]? bias, float[] y, int threads, int bits = 0)
+    {
+        switch (bits == 0 ? Bits : bits)
+        {
+            case 512: Forward<Vector512<float>, W512>(g, x, w, bias, y, threads); break;
+            case 256: Forward<Vector256<float>, W256>(g, x, w, bias, y, threads); break;
+            case 128: Forward<Vector128<float>, W128>(g, x, w, bias, y, threads); break;
+            default: throw new PlatformNotSupportedException($"No {bits}-bit vectors here: {CpuIsa.Describe()}.");
+        }
+    }
+
+    private static void Forward<V, S>(in ConvGeometry g, float[] x, ReadOnlySpan<float> w, float[]? bias, float[] y, int threads)
+        where V : struct where S : struct, ISimd<V>
     {
         var geometry = g;
-        var packed = PackWeights(g, w);
-        int blocks = (g.GroupOutChannels + Lanes - 1) / Lanes, images = g.Batch * g.Groups;
-        bool pixelLanes = g.GroupInChannels * g.KernelH * g.KernelW < ShortReduction && g.OutW >= Lanes / 2;
+        var packed = PackWeights(g, w, S.Lanes);
+        int blocks = (g.GroupOutChannels + S.Lanes - 1) / S.Lanes, images = g.Batch * g.Groups;
+        bool pixelLanes = g.GroupInChannels * g.KernelH * g.KernelW < ShortReduction && g.OutW >= S.Lanes / 2;
         // A task pads one image (one group of it) once and runs its output-channel blocks; the blocks are split over
         // tasks only where the images alone would leave threads idle (an image scored on its own).
         int splits = Math.Clamp(threads / images, 1, blocks);
         CpuWork.For(images * splits, threads, task =>
         {
             int image = task / splits, split = task % splits, n = image / geometry.Groups, group = image % geometry.Groups;
-            var padded = Pad(geometry, x, n, group, out int pw, out int ph);
+            var padded = Pad(geometry, x, n, group, S.Lanes, out int pw, out int ph);
             for (int block = blocks * split / splits; block < blocks * (split + 1) / splits; block++)
-                if (pixelLanes) ForwardPixelBlock(geometry, padded, pw, ph, packed, bias, y, n, group, block, blocks);
-                else ForwardBlock(geometry, padded, pw, ph, packed, bias, y, n, group, block, blocks);
+                if (pixelLanes) ForwardPixelBlock<V, S>(geometry, padded, pw, ph, packed, bias, y, n, group, block, blocks);
+                else ForwardBlock<V, S>(geometry, padded, pw, ph, packed, bias, y, n, group, block, blocks);
         });
     }
 
-    /// <summary>[group][block of 16 output channels][input channel][ky][kx][16], channels beyond the group's zero.</summary>
-    internal static float[] PackWeights(in ConvGeometry g, ReadOnlySpan<float> w)
+    /// <summary>[group][block of <paramref name="lanes"/> output channels][input channel][ky][kx][lanes], channels beyond the group's zero.</summary>
+    internal static float[] PackWeights(in ConvGeometry g, ReadOnlySpan<float> w, int lanes)
     {
-        int gic = g.GroupInChannels, goc = g.GroupOutChannels, taps = g.KernelH * g.KernelW, blocks = (goc + Lanes - 1) / Lanes;
-        var packed = CpuWork.Scratch(ref t_packedWeights, g.Groups * blocks * gic * taps * Lanes);
-        packed.AsSpan(0, g.Groups * blocks * gic * taps * Lanes).Clear();
+        int gic = g.GroupInChannels, goc = g.GroupOutChannels, taps = g.KernelH * g.KernelW, blocks = (goc + lanes - 1) / lanes;
+        var packed = CpuWork.Scratch(ref t_packedWeights, g.Groups * blocks * gic * taps * lanes);
+        packed.AsSpan(0, g.Groups * blocks * gic * taps * lanes).Clear();
         for (int group = 0; group < g.Groups; group++)
             for (int oc = 0; oc < goc; oc++)
             {
-                int block = oc / Lanes, lane = oc % Lanes;
+                int block = oc / lanes, lane = oc % lanes;
                 for (int c = 0; c < gic; c++)
                     for (int t = 0; t < taps; t++)
-                        packed[((((group * blocks + block) * gic + c) * taps) + t) * Lanes + lane] = w[((group * goc + oc) * gic + c) * taps + t];
+                        packed[((((group * blocks + block) * gic + c) * taps) + t) * lanes + lane] = w[((group * goc + oc) * gic + c) * taps + t];
             }
         return packed;
     }
 
-    /// <summary>One group of image n's channels, zero-padded, with a vector of slack after the last row.</summary>
-    private static float[] Pad(in ConvGeometry g, float[] x, int n, int group, out int paddedW, out int paddedH)
+    /// <summary>One group of image n's channels, zero-padded, with two vectors of slack after the last row.</summary>
+    private static float[] Pad(in ConvGeometry g, float[] x, int n, int group, int lanes, out int paddedW, out int paddedH)
     {
         paddedW = g.InW + 2 * g.PadW;
         paddedH = g.InH + 2 * g.PadH;
-        int gic = g.GroupInChannels, plane = paddedW * paddedH, length = gic * plane + 2 * Lanes + g.KernelW;
+        int gic = g.GroupInChannels, plane = paddedW * paddedH, length = gic * plane + 2 * lanes + g.KernelW;
         var buffer = CpuWork.Scratch(ref t_padded, length);
         buffer.AsSpan(0, length).Clear();
         for (int c = 0; c < gic; c++)
@@ -116,15 +138,15 @@ internal static unsafe class DirectConvolution
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ForwardBlock(in ConvGeometry g, float[] padded, int pw, int ph, float[] packed, float[]? bias, float[] y,
-        int n, int group, int block, int blocks)
+    private static void ForwardBlock<V, S>(in ConvGeometry g, float[] padded, int pw, int ph, float[] packed, float[]? bias, float[] y,
+        int n, int group, int block, int blocks) where V : struct where S : struct, ISimd<V>
     {
-        int gic = g.GroupInChannels, goc = g.GroupOutChannels, kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW;
-        int channels = Math.Min(Lanes, goc - block * Lanes), firstChannel = group * goc + block * Lanes;
-        int plane = ph * pw, channelWeights = kh * kw * Lanes;
+        int lanes = S.Lanes, gic = g.GroupInChannels, goc = g.GroupOutChannels, kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW;
+        int channels = Math.Min(lanes, goc - block * lanes), firstChannel = group * goc + block * lanes;
+        int plane = ph * pw, channelWeights = kh * kw * lanes;
         long outputPlane = (long)oh * ow;
-        float* results = stackalloc float[BlockPixels * Lanes];
-        var biases = ChannelsLast.Block(bias, firstChannel, channels);
+        float* results = stackalloc float[BlockPixels * 16];
+        var biases = ChannelsLast.Block<V, S>(bias, firstChannel, channels);
         fixed (float* input = padded)
         fixed (float* weights = &packed[(group * blocks + block) * gic * channelWeights])
         fixed (float* output = y)
@@ -134,107 +156,93 @@ internal static unsafe class DirectConvolution
                 int firstRow = Math.Max(0, g.PadH - oy), endRow = Math.Min(kh, g.InH + g.PadH - oy);
                 for (int ox = 0; ox < ow; ox += BlockPixels)
                 {
-                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default;
+                    V a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero, a4 = S.Zero, a5 = S.Zero, a6 = S.Zero;
                     for (int c = 0; c < gic; c++)
                         for (int ky = firstRow; ky < endRow; ky++)
                         {
                             float* row = input + c * plane + (oy + ky) * pw + ox;
-                            float* w = weights + c * channelWeights + ky * kw * Lanes;
-                            for (int kx = 0; kx < kw; kx++, w += Lanes, row++)
+                            float* w = weights + c * channelWeights + ky * kw * lanes;
+                            for (int kx = 0; kx < kw; kx++, w += lanes, row++)
                             {
-                                var wv = Vector512.Load(w);
-                                a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(row[0]), wv, a0);
-                                a1 = Avx512F.FusedMultiplyAdd(Vector512.Create(row[1]), wv, a1);
-                                a2 = Avx512F.FusedMultiplyAdd(Vector512.Create(row[2]), wv, a2);
-                                a3 = Avx512F.FusedMultiplyAdd(Vector512.Create(row[3]), wv, a3);
-                                a4 = Avx512F.FusedMultiplyAdd(Vector512.Create(row[4]), wv, a4);
-                                a5 = Avx512F.FusedMultiplyAdd(Vector512.Create(row[5]), wv, a5);
-                                a6 = Avx512F.FusedMultiplyAdd(Vector512.Create(row[6]), wv, a6);
+                                var wv = S.Load(w);
+                                a0 = S.MulAdd(S.Broadcast(row[0]), wv, a0);
+                                a1 = S.MulAdd(S.Broadcast(row[1]), wv, a1);
+                                a2 = S.MulAdd(S.Broadcast(row[2]), wv, a2);
+                                a3 = S.MulAdd(S.Broadcast(row[3]), wv, a3);
+                                a4 = S.MulAdd(S.Broadcast(row[4]), wv, a4);
+                                a5 = S.MulAdd(S.Broadcast(row[5]), wv, a5);
+                                a6 = S.MulAdd(S.Broadcast(row[6]), wv, a6);
                             }
                         }
-                    Vector512.Store(a0 + biases, results); Vector512.Store(a1 + biases, results + 16); Vector512.Store(a2 + biases, results + 32);
-                    Vector512.Store(a3 + biases, results + 48); Vector512.Store(a4 + biases, results + 64); Vector512.Store(a5 + biases, results + 80);
-                    Vector512.Store(a6 + biases, results + 96);
-                    // Seven pixels of sixteen channels become a row segment of each channel.
-                    ChannelsLast.Transpose16(results, Lanes, BlockPixels, ChannelsLast.PrefixMask(Lanes),
-                        output + (((long)n * g.OutChannels + firstChannel) * oh + oy) * ow + ox, outputPlane, channels,
-                        ChannelsLast.PrefixMask(Math.Min(BlockPixels, ow - ox)));
+                    S.Store(results, S.Add(a0, biases)); S.Store(results + lanes, S.Add(a1, biases));
+                    S.Store(results + 2 * lanes, S.Add(a2, biases)); S.Store(results + 3 * lanes, S.Add(a3, biases));
+                    S.Store(results + 4 * lanes, S.Add(a4, biases)); S.Store(results + 5 * lanes, S.Add(a5, biases));
+                    S.Store(results + 6 * lanes, S.Add(a6, biases));
+                    // Seven pixels of a vector of channels become a row segment of each channel.
+                    ChannelsLast.ToPlanes<V, S>(results, Math.Min(BlockPixels, ow - ox),
+                        output + (((long)n * g.OutChannels + firstChannel) * oh + oy) * ow + ox, outputPlane, channels);
                 }
             }
     }
 
     /// <summary>
-    /// Sixteen output pixels of a row in the lanes and an accumulator per output channel: for short reductions (a
-    /// first layer's one or three input channels) the channel-lane kernel's scalar transposing store would cost as much
-    /// as its arithmetic, while here every result leaves as a whole vector.
+    /// Two vectors of output pixels of a row in the lanes and an accumulator per output channel, four channels at a
+    /// time: for short reductions (a first layer's one or three input channels) the channel-lane kernel's transposing
+    /// store would cost as much as its arithmetic, while here every result leaves as a whole vector.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ForwardPixelBlock(in ConvGeometry g, float[] padded, int pw, int ph, float[] packed, float[]? bias, float[] y,
-        int n, int group, int block, int blocks)
+    private static void ForwardPixelBlock<V, S>(in ConvGeometry g, float[] padded, int pw, int ph, float[] packed, float[]? bias, float[] y,
+        int n, int group, int block, int blocks) where V : struct where S : struct, ISimd<V>
     {
-        int gic = g.GroupInChannels, goc = g.GroupOutChannels, kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW;
-        int channels = Math.Min(Lanes, goc - block * Lanes), firstChannel = group * goc + block * Lanes;
+        int lanes = S.Lanes, gic = g.GroupInChannels, goc = g.GroupOutChannels, kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW;
+        int channels = Math.Min(lanes, goc - block * lanes), firstChannel = group * goc + block * lanes;
         long plane = (long)oh * ow;
-        float* biases = stackalloc float[Lanes];
-        Vector512.Store(ChannelsLast.Block(bias, firstChannel, channels), biases);
         fixed (float* input = padded)
-        fixed (float* weights = &packed[(group * blocks + block) * gic * kh * kw * Lanes])
+        fixed (float* weights = &packed[(group * blocks + block) * gic * kh * kw * lanes])
         fixed (float* output = y)
             for (int oy = 0; oy < oh; oy++)
             {
                 // As in ForwardBlock: kernel rows on the padding above or below the image are skipped.
                 int firstRow = Math.Max(0, g.PadH - oy), endRow = Math.Min(kh, g.InH + g.PadH - oy);
-                for (int ox = 0; ox < ow; ox += Lanes)
-                {
-                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-                    Vector512<float> a8 = default, a9 = default, aA = default, aB = default, aC = default, aD = default, aE = default, aF = default;
-                    for (int c = 0; c < gic; c++)
-                        for (int ky = firstRow; ky < endRow; ky++)
-                        {
-                            float* row = input + (c * ph + oy + ky) * pw + ox;
-                            float* w = weights + (c * kh + ky) * kw * Lanes;
-                            for (int kx = 0; kx < kw; kx++, w += Lanes)
+                for (int ox = 0; ox < ow; ox += 2 * lanes)
+                    for (int first = 0; first < channels; first += TileChannels)
+                    {
+                        V a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero, b0 = S.Zero, b1 = S.Zero, b2 = S.Zero, b3 = S.Zero;
+                        for (int c = 0; c < gic; c++)
+                            for (int ky = firstRow; ky < endRow; ky++)
                             {
-                                var v = Vector512.Load(row + kx);
-                                a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[0]), v, a0);
-                                a1 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[1]), v, a1);
-                                a2 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[2]), v, a2);
-                                a3 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[3]), v, a3);
-                                a4 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[4]), v, a4);
-                                a5 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[5]), v, a5);
-                                a6 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[6]), v, a6);
-                                a7 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[7]), v, a7);
-                                a8 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[8]), v, a8);
-                                a9 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[9]), v, a9);
-                                aA = Avx512F.FusedMultiplyAdd(Vector512.Create(w[10]), v, aA);
-                                aB = Avx512F.FusedMultiplyAdd(Vector512.Create(w[11]), v, aB);
-                                aC = Avx512F.FusedMultiplyAdd(Vector512.Create(w[12]), v, aC);
-                                aD = Avx512F.FusedMultiplyAdd(Vector512.Create(w[13]), v, aD);
-                                aE = Avx512F.FusedMultiplyAdd(Vector512.Create(w[14]), v, aE);
-                                aF = Avx512F.FusedMultiplyAdd(Vector512.Create(w[15]), v, aF);
+                                float* row = input + (c * ph + oy + ky) * pw + ox;
+                                float* w = weights + (c * kh + ky) * kw * lanes + first;
+                                for (int kx = 0; kx < kw; kx++, w += lanes)
+                                {
+                                    V u = S.Load(row + kx), v = S.Load(row + kx + lanes);
+                                    V w0 = S.Broadcast(w[0]), w1 = S.Broadcast(w[1]), w2 = S.Broadcast(w[2]), w3 = S.Broadcast(w[3]);
+                                    a0 = S.MulAdd(w0, u, a0); b0 = S.MulAdd(w0, v, b0);
+                                    a1 = S.MulAdd(w1, u, a1); b1 = S.MulAdd(w1, v, b1);
+                                    a2 = S.MulAdd(w2, u, a2); b2 = S.MulAdd(w2, v, b2);
+                                    a3 = S.MulAdd(w3, u, a3); b3 = S.MulAdd(w3, v, b3);
+                                }
                             }
-                        }
-                    // Straight from the accumulators: a round trip through a staging buffer cost a fifth of the time here.
-                    var mask = ChannelsLast.PrefixMask(Math.Min(Lanes, ow - ox));
-                    float* target = output + (((long)n * g.OutChannels + firstChannel) * oh + oy) * ow + ox;
-                    Avx512F.MaskStore(target, mask, a0 + Vector512.Create(biases[0]));
-                    if (channels > 1) Avx512F.MaskStore(target + plane, mask, a1 + Vector512.Create(biases[1]));
-                    if (channels > 2) Avx512F.MaskStore(target + 2 * plane, mask, a2 + Vector512.Create(biases[2]));
-                    if (channels > 3) Avx512F.MaskStore(target + 3 * plane, mask, a3 + Vector512.Create(biases[3]));
-                    if (channels > 4) Avx512F.MaskStore(target + 4 * plane, mask, a4 + Vector512.Create(biases[4]));
-                    if (channels > 5) Avx512F.MaskStore(target + 5 * plane, mask, a5 + Vector512.Create(biases[5]));
-                    if (channels > 6) Avx512F.MaskStore(target + 6 * plane, mask, a6 + Vector512.Create(biases[6]));
-                    if (channels > 7) Avx512F.MaskStore(target + 7 * plane, mask, a7 + Vector512.Create(biases[7]));
-                    if (channels > 8) Avx512F.MaskStore(target + 8 * plane, mask, a8 + Vector512.Create(biases[8]));
-                    if (channels > 9) Avx512F.MaskStore(target + 9 * plane, mask, a9 + Vector512.Create(biases[9]));
-                    if (channels > 10) Avx512F.MaskStore(target + 10 * plane, mask, aA + Vector512.Create(biases[10]));
-                    if (channels > 11) Avx512F.MaskStore(target + 11 * plane, mask, aB + Vector512.Create(biases[11]));
-                    if (channels > 12) Avx512F.MaskStore(target + 12 * plane, mask, aC + Vector512.Create(biases[12]));
-                    if (channels > 13) Avx512F.MaskStore(target + 13 * plane, mask, aD + Vector512.Create(biases[13]));
-                    if (channels > 14) Avx512F.MaskStore(target + 14 * plane, mask, aE + Vector512.Create(biases[14]));
-                    if (channels > 15) Avx512F.MaskStore(target + 15 * plane, mask, aF + Vector512.Create(biases[15]));
-                }
+                        // Straight from the accumulators: a round trip through a staging buffer cost a fifth of the time here.
+                        int pixels = Math.Min(lanes, ow - ox), more = Math.Min(lanes, ow - ox - lanes);
+                        float* target = output + (((long)n * g.OutChannels + firstChannel + first) * oh + oy) * ow + ox;
+                        int tile = Math.Min(TileChannels, channels - first);
+                        StorePixels<V, S>(target, a0, b0, bias, firstChannel + first, pixels, more);
+                        if (tile > 1) StorePixels<V, S>(target + plane, a1, b1, bias, firstChannel + first + 1, pixels, more);
+                        if (tile > 2) StorePixels<V, S>(target + 2 * plane, a2, b2, bias, firstChannel + first + 2, pixels, more);
+                        if (tile > 3) StorePixels<V, S>(target + 3 * plane, a3, b3, bias, firstChannel + first + 3, pixels, more);
+                    }
             }
+    }
+
+    /// <summary>One channel's two vectors of pixels plus its bias: <paramref name="pixels"/> then <paramref name="more"/> (≤ 0: none) values.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StorePixels<V, S>(float* target, V first, V second, float[]? bias, int channel, int pixels, int more)
+        where V : struct where S : struct, ISimd<V>
+    {
+        var b = S.Broadcast(bias is null ? 0 : bias[channel]);
+        S.StorePrefix(target, S.Add(first, b), pixels);
+        if (more > 0) S.StorePrefix(target + S.Lanes, S.Add(second, b), more);
     }
 
     // ---- weight gradient ----
@@ -242,149 +250,174 @@ internal static unsafe class DirectConvolution
     // Images per task of the fixed-order sum (CpuWork.SumOverImages).
     private const int ImagesPerTask = 4;
 
-    /// <summary>Whether <see cref="WeightGradient"/> handles this geometry: square 3×3 and 5×5 kernels.</summary>
-    public static bool AppliesToWeightGradient(in ConvGeometry g) => Sgemm.UseWideKernel && FitsWeightGradient(g);
+    /// <summary>Whether <see cref="WeightGradient"/> handles this geometry on this processor.</summary>
+    public static bool AppliesToWeightGradient(in ConvGeometry g) => Bits > 0 && FitsWeightGradient(g);
 
-    /// <summary>Whether the direct weight-gradient kernel is written for this geometry, whatever the processor.</summary>
+    /// <summary>Whether the direct weight-gradient kernel is written for this geometry, whatever the processor: square 3×3 and 5×5 kernels.</summary>
     public static bool FitsWeightGradient(in ConvGeometry g) => Fits(g) && g.KernelH == g.KernelW && g.KernelW is 3 or 5;
 
     /// <summary>
     /// dw[oc, c, ky, kx] = Σ over images and output pixels of dy[n, oc, pixel] · x[n, c, pixel + (ky, kx) − padding].
-    /// Sixteen output channels share a register's lanes and every tap of the kernel (9 or 25) has its own, so one
+    /// A vector of output channels shares a register's lanes and every tap of the kernel (9 or 25) has its own, so one
     /// load of the output gradient at a pixel feeds one FMA per tap, each with one input value broadcast. A task
-    /// takes a fixed group of 4 images: it zero-pads each, transposes its output gradient to [block][pixel][16
-    /// channels], and adds the image to its sums for every (output block, input channel), held in registers over
-    /// the image, and to the bias sums when <paramref name="db"/> is given; the tasks' sums are then added in order.
+    /// takes a fixed group of 4 images: it zero-pads each, transposes its output gradient to [block][pixel][lanes],
+    /// and adds the image to its sums for every (output block, input channel), held in registers over the image,
+    /// and to the bias sums when <paramref name="db"/> is given; the tasks' sums are then added in order.
     /// </summary>
-    public static void WeightGradient(in ConvGeometry g, float[] x, float[] dy, float[] dw, float[]? db, int threads)
+    public static void WeightGradient(in ConvGeometry g, float[] x, float[] dy, float[] dw, float[]? db, int threads, int bits = 0)
+    {
+        switch (bits == 0 ? Bits : bits)
+        {
+            case 512: WeightGradient<Vector512<float>, W512>(g, x, dy, dw, db, threads); break;
+            case 256: WeightGradient<Vector256<float>, W256>(g, x, dy, dw, db, threads); break;
+            case 128: WeightGradient<Vector128<float>, W128>(g, x, dy, dw, db, threads); break;
+            default: throw new PlatformNotSupportedException($"No {bits}-bit vectors here: {CpuIsa.Describe()}.");
+        }
+    }
+
+    private static void WeightGradient<V, S>(in ConvGeometry g, float[] x, float[] dy, float[] dw, float[]? db, int threads)
+        where V : struct where S : struct, ISimd<V>
     {
         var geometry = g;
-        int gic = g.GroupInChannels, goc = g.GroupOutChannels, taps = g.KernelH * g.KernelW;
-        int blocks = (goc + Lanes - 1) / Lanes, allBlocks = g.Groups * blocks, weightSums = allBlocks * gic * taps * Lanes;
+        int lanes = S.Lanes, gic = g.GroupInChannels, goc = g.GroupOutChannels, taps = g.KernelH * g.KernelW;
+        int blocks = (goc + lanes - 1) / lanes, allBlocks = g.Groups * blocks, weightSums = allBlocks * gic * taps * lanes;
         bool withBias = db is not null;
-        var sums = CpuWork.SumOverImages(g.Batch, ImagesPerTask, weightSums + (withBias ? allBlocks * Lanes : 0), threads, ref t_sums,
-            (n, partial, offset) => AccumulateImage(geometry, x, dy, n, partial, offset, withBias));
+        var sums = CpuWork.SumOverImages(g.Batch, ImagesPerTask, weightSums + (withBias ? allBlocks * lanes : 0), threads, ref t_sums,
+            (n, partial, offset) => AccumulateImage<V, S>(geometry, x, dy, n, partial, offset, withBias));
         for (int block = 0; block < allBlocks; block++)
             for (int c = 0; c < gic; c++)
             {
-                int group = block / blocks, channels = Math.Min(Lanes, goc - block % blocks * Lanes);
+                int group = block / blocks, channels = Math.Min(lanes, goc - block % blocks * lanes);
                 for (int lane = 0; lane < channels; lane++)
                 {
-                    int oc = group * goc + block % blocks * Lanes + lane;
-                    for (int t = 0; t < taps; t++) dw[(oc * gic + c) * taps + t] = sums[((long)(block * gic + c) * taps + t) * Lanes + lane];
-                    if (c == 0 && db is not null) db[oc] = sums[weightSums + block * Lanes + lane];
+                    int oc = group * goc + block % blocks * lanes + lane;
+                    for (int t = 0; t < taps; t++) dw[(oc * gic + c) * taps + t] = sums[((long)(block * gic + c) * taps + t) * lanes + lane];
+                    if (c == 0 && db is not null) db[oc] = sums[weightSums + block * lanes + lane];
                 }
             }
     }
 
     /// <summary>
-    /// Image n's share of every (output block, input channel) pair's tap sums, [block][channel][tap][16] from
-    /// <paramref name="offset"/>, then of the bias sums [block][16] (the transposed gradient summed over its pixels).
+    /// Image n's share of every (output block, input channel) pair's tap sums, [block][channel][tap][lanes] from
+    /// <paramref name="offset"/>, then of the bias sums [block][lanes] (the transposed gradient summed over its pixels).
     /// </summary>
-    private static void AccumulateImage(in ConvGeometry g, float[] x, float[] dy, int n, float[] partial, int offset, bool withBias)
+    private static void AccumulateImage<V, S>(in ConvGeometry g, float[] x, float[] dy, int n, float[] partial, int offset, bool withBias)
+        where V : struct where S : struct, ISimd<V>
     {
-        int gic = g.GroupInChannels, taps = g.KernelH * g.KernelW, pixels = g.OutH * g.OutW;
-        int blocks = (g.GroupOutChannels + Lanes - 1) / Lanes, allBlocks = g.Groups * blocks;
-        var transposed = CpuWork.Scratch(ref t_transposedGradient, (long)allBlocks * pixels * Lanes);
+        int lanes = S.Lanes, gic = g.GroupInChannels, taps = g.KernelH * g.KernelW, pixels = g.OutH * g.OutW;
+        int blocks = (g.GroupOutChannels + lanes - 1) / lanes, allBlocks = g.Groups * blocks;
+        var transposed = CpuWork.Scratch(ref t_transposedGradient, (long)allBlocks * pixels * lanes);
         fixed (float* gradients = transposed)
         fixed (float* sums = &partial[offset])
         {
-            TransposeGradient(g, dy, n, gradients);
+            TransposeGradient<V, S>(g, dy, n, gradients);
             if (withBias)
                 for (int block = 0; block < allBlocks; block++)
-                    ChannelsLast.AddPixels(sums + ((long)allBlocks * gic * taps + block) * Lanes, gradients + (long)block * pixels * Lanes, pixels, Lanes);
+                    ChannelsLast.AddPixels<V, S>(sums + ((long)allBlocks * gic * taps + block) * lanes, gradients + (long)block * pixels * lanes, pixels, lanes);
             for (int group = 0; group < g.Groups; group++)
-                fixed (float* image = Pad(g, x, n, group, out int pw, out int ph))
+                fixed (float* image = Pad(g, x, n, group, lanes, out int pw, out int ph))
                     for (int block = group * blocks; block < (group + 1) * blocks; block++)
                         for (int c = 0; c < gic; c++)
                         {
-                            float* channel = image + (long)c * ph * pw, gradient = gradients + (long)block * pixels * Lanes;
-                            float* target = sums + (long)(block * gic + c) * taps * Lanes;
-                            if (g.KernelW == 3) Accumulate3x3(target, gradient, channel, pw, g.OutH, g.OutW);
-                            else Accumulate5x5(target, gradient, channel, pw, g.OutH, g.OutW);
+                            float* channel = image + (long)c * ph * pw, gradient = gradients + (long)block * pixels * lanes;
+                            float* target = sums + (long)(block * gic + c) * taps * lanes;
+                            if (g.KernelW == 3) Accumulate3x3<V, S>(target, gradient, channel, pw, g.OutH, g.OutW);
+                            else if (S.Registers >= 32) Accumulate5x5<V, S>(target, gradient, channel, pw, g.OutH, g.OutW);
+                            // 25 accumulators do not fit 16 registers: a kernel row at a time, reading the gradient five times.
+                            else for (int ky = 0; ky < 5; ky++) Accumulate1x5<V, S>(target + ky * 5 * lanes, gradient, channel + ky * pw, pw, g.OutH, g.OutW);
                         }
         }
     }
 
-    /// <summary>Image n's output gradient as [group·block][pixel][16 channels], lanes past a group's channels zero.</summary>
-    private static void TransposeGradient(in ConvGeometry g, float[] dy, int n, float* target)
+    /// <summary>Image n's output gradient as [group·block][pixel][lanes channels], lanes past a group's channels zero.</summary>
+    private static void TransposeGradient<V, S>(in ConvGeometry g, float[] dy, int n, float* target) where V : struct where S : struct, ISimd<V>
     {
-        int goc = g.GroupOutChannels, blocks = (goc + Lanes - 1) / Lanes, pixels = g.OutH * g.OutW;
+        int lanes = S.Lanes, goc = g.GroupOutChannels, blocks = (goc + lanes - 1) / lanes, pixels = g.OutH * g.OutW;
         fixed (float* source = &dy[n * g.OutChannels * pixels])
             for (int group = 0; group < g.Groups; group++)
                 for (int block = 0; block < blocks; block++)
                     // A plane's pixels are one run in both layouts: copied as a single row.
-                    ChannelsLast.Copy(source + (long)(group * goc + block * Lanes) * pixels, pixels, Math.Min(Lanes, goc - block * Lanes),
-                        1, pixels, target + (long)(group * blocks + block) * pixels * Lanes, 0, Lanes);
+                    ChannelsLast.Copy<V, S>(source + (long)(group * goc + block * lanes) * pixels, pixels, Math.Min(lanes, goc - block * lanes),
+                        1, pixels, target + (long)(group * blocks + block) * pixels * lanes, 0, lanes);
     }
 
     [ThreadStatic] private static float[]? t_padded, t_sums, t_transposedGradient, t_flippedWeights, t_packedWeights;
 
     /// <summary>One image's contribution to the 9 tap sums of a 3×3 kernel: a loop of loads and FMAs only, so they stay in registers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Accumulate3x3(float* s, float* gradient, float* image, int pw, int oh, int ow)
+    private static void Accumulate3x3<V, S>(float* s, float* gradient, float* image, int pw, int oh, int ow) where V : struct where S : struct, ISimd<V>
     {
-        Vector512<float> s00 = Vector512.Load(s), s01 = Vector512.Load(s + 16), s02 = Vector512.Load(s + 32);
-        Vector512<float> s10 = Vector512.Load(s + 48), s11 = Vector512.Load(s + 64), s12 = Vector512.Load(s + 80);
-        Vector512<float> s20 = Vector512.Load(s + 96), s21 = Vector512.Load(s + 112), s22 = Vector512.Load(s + 128);
+        int l = S.Lanes;
+        V s00 = S.Load(s), s01 = S.Load(s + l), s02 = S.Load(s + 2 * l);
+        V s10 = S.Load(s + 3 * l), s11 = S.Load(s + 4 * l), s12 = S.Load(s + 5 * l);
+        V s20 = S.Load(s + 6 * l), s21 = S.Load(s + 7 * l), s22 = S.Load(s + 8 * l);
         for (int oy = 0; oy < oh; oy++)
         {
             float* r0 = image + oy * pw, r1 = r0 + pw, r2 = r1 + pw;
-            for (int ox = 0; ox < ow; ox++, gradient += Lanes, r0++, r1++, r2++)
+            for (int ox = 0; ox < ow; ox++, gradient += l, r0++, r1++, r2++)
             {
-                var d = Vector512.Load(gradient);
-                s00 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[0]), d, s00);
-                s01 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[1]), d, s01);
-                s02 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[2]), d, s02);
-                s10 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[0]), d, s10);
-                s11 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[1]), d, s11);
-                s12 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[2]), d, s12);
-                s20 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[0]), d, s20);
-                s21 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[1]), d, s21);
-                s22 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[2]), d, s22);
+                var d = S.Load(gradient);
+                s00 = S.MulAdd(S.Broadcast(r0[0]), d, s00); s01 = S.MulAdd(S.Broadcast(r0[1]), d, s01); s02 = S.MulAdd(S.Broadcast(r0[2]), d, s02);
+                s10 = S.MulAdd(S.Broadcast(r1[0]), d, s10); s11 = S.MulAdd(S.Broadcast(r1[1]), d, s11); s12 = S.MulAdd(S.Broadcast(r1[2]), d, s12);
+                s20 = S.MulAdd(S.Broadcast(r2[0]), d, s20); s21 = S.MulAdd(S.Broadcast(r2[1]), d, s21); s22 = S.MulAdd(S.Broadcast(r2[2]), d, s22);
             }
         }
-        Vector512.Store(s00, s); Vector512.Store(s01, s + 16); Vector512.Store(s02, s + 32);
-        Vector512.Store(s10, s + 48); Vector512.Store(s11, s + 64); Vector512.Store(s12, s + 80);
-        Vector512.Store(s20, s + 96); Vector512.Store(s21, s + 112); Vector512.Store(s22, s + 128);
+        S.Store(s, s00); S.Store(s + l, s01); S.Store(s + 2 * l, s02);
+        S.Store(s + 3 * l, s10); S.Store(s + 4 * l, s11); S.Store(s + 5 * l, s12);
+        S.Store(s + 6 * l, s20); S.Store(s + 7 * l, s21); S.Store(s + 8 * l, s22);
+    }
+
+    /// <summary>One image's contribution to one kernel row's 5 tap sums of a 5×5 kernel (where 25 accumulators do not fit).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Accumulate1x5<V, S>(float* s, float* gradient, float* image, int pw, int oh, int ow) where V : struct where S : struct, ISimd<V>
+    {
+        int l = S.Lanes;
+        V s0 = S.Load(s), s1 = S.Load(s + l), s2 = S.Load(s + 2 * l), s3 = S.Load(s + 3 * l), s4 = S.Load(s + 4 * l);
+        for (int oy = 0; oy < oh; oy++)
+        {
+            float* r = image + oy * pw;
+            for (int ox = 0; ox < ow; ox++, gradient += l, r++)
+            {
+                var d = S.Load(gradient);
+                s0 = S.MulAdd(S.Broadcast(r[0]), d, s0); s1 = S.MulAdd(S.Broadcast(r[1]), d, s1); s2 = S.MulAdd(S.Broadcast(r[2]), d, s2);
+                s3 = S.MulAdd(S.Broadcast(r[3]), d, s3); s4 = S.MulAdd(S.Broadcast(r[4]), d, s4);
+            }
+        }
+        S.Store(s, s0); S.Store(s + l, s1); S.Store(s + 2 * l, s2); S.Store(s + 3 * l, s3); S.Store(s + 4 * l, s4);
     }
 
     /// <summary>One image's contribution to the 25 tap sums of a 5×5 kernel (25 accumulators and the gradient: 26 of 32 registers).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Accumulate5x5(float* s, float* gradient, float* image, int pw, int oh, int ow)
+    private static void Accumulate5x5<V, S>(float* s, float* gradient, float* image, int pw, int oh, int ow) where V : struct where S : struct, ISimd<V>
     {
-        Vector512<float> s00 = Vector512.Load(s), s01 = Vector512.Load(s + 16), s02 = Vector512.Load(s + 32), s03 = Vector512.Load(s + 48), s04 = Vector512.Load(s + 64);
-        Vector512<float> s10 = Vector512.Load(s + 80), s11 = Vector512.Load(s + 96), s12 = Vector512.Load(s + 112), s13 = Vector512.Load(s + 128), s14 = Vector512.Load(s + 144);
-        Vector512<float> s20 = Vector512.Load(s + 160), s21 = Vector512.Load(s + 176), s22 = Vector512.Load(s + 192), s23 = Vector512.Load(s + 208), s24 = Vector512.Load(s + 224);
-        Vector512<float> s30 = Vector512.Load(s + 240), s31 = Vector512.Load(s + 256), s32 = Vector512.Load(s + 272), s33 = Vector512.Load(s + 288), s34 = Vector512.Load(s + 304);
-        Vector512<float> s40 = Vector512.Load(s + 320), s41 = Vector512.Load(s + 336), s42 = Vector512.Load(s + 352), s43 = Vector512.Load(s + 368), s44 = Vector512.Load(s + 384);
+        int l = S.Lanes;
+        V s00 = S.Load(s), s01 = S.Load(s + l), s02 = S.Load(s + 2 * l), s03 = S.Load(s + 3 * l), s04 = S.Load(s + 4 * l);
+        V s10 = S.Load(s + 5 * l), s11 = S.Load(s + 6 * l), s12 = S.Load(s + 7 * l), s13 = S.Load(s + 8 * l), s14 = S.Load(s + 9 * l);
+        V s20 = S.Load(s + 10 * l), s21 = S.Load(s + 11 * l), s22 = S.Load(s + 12 * l), s23 = S.Load(s + 13 * l), s24 = S.Load(s + 14 * l);
+        V s30 = S.Load(s + 15 * l), s31 = S.Load(s + 16 * l), s32 = S.Load(s + 17 * l), s33 = S.Load(s + 18 * l), s34 = S.Load(s + 19 * l);
+        V s40 = S.Load(s + 20 * l), s41 = S.Load(s + 21 * l), s42 = S.Load(s + 22 * l), s43 = S.Load(s + 23 * l), s44 = S.Load(s + 24 * l);
         for (int oy = 0; oy < oh; oy++)
         {
             float* r0 = image + oy * pw, r1 = r0 + pw, r2 = r1 + pw, r3 = r2 + pw, r4 = r3 + pw;
-            for (int ox = 0; ox < ow; ox++, gradient += Lanes, r0++, r1++, r2++, r3++, r4++)
+            for (int ox = 0; ox < ow; ox++, gradient += l, r0++, r1++, r2++, r3++, r4++)
             {
-                var d = Vector512.Load(gradient);
-                s00 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[0]), d, s00); s01 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[1]), d, s01);
-                s02 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[2]), d, s02); s03 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[3]), d, s03);
-                s04 = Avx512F.FusedMultiplyAdd(Vector512.Create(r0[4]), d, s04);
-                s10 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[0]), d, s10); s11 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[1]), d, s11);
-                s12 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[2]), d, s12); s13 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[3]), d, s13);
-                s14 = Avx512F.FusedMultiplyAdd(Vector512.Create(r1[4]), d, s14);
-                s20 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[0]), d, s20); s21 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[1]), d, s21);
-                s22 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[2]), d, s22); s23 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[3]), d, s23);
-                s24 = Avx512F.FusedMultiplyAdd(Vector512.Create(r2[4]), d, s24);
-                s30 = Avx512F.FusedMultiplyAdd(Vector512.Create(r3[0]), d, s30); s31 = Avx512F.FusedMultiplyAdd(Vector512.Create(r3[1]), d, s31);
-                s32 = Avx512F.FusedMultiplyAdd(Vector512.Create(r3[2]), d, s32); s33 = Avx512F.FusedMultiplyAdd(Vector512.Create(r3[3]), d, s33);
-                s34 = Avx512F.FusedMultiplyAdd(Vector512.Create(r3[4]), d, s34);
-                s40 = Avx512F.FusedMultiplyAdd(Vector512.Create(r4[0]), d, s40); s41 = Avx512F.FusedMultiplyAdd(Vector512.Create(r4[1]), d, s41);
-                s42 = Avx512F.FusedMultiplyAdd(Vector512.Create(r4[2]), d, s42); s43 = Avx512F.FusedMultiplyAdd(Vector512.Create(r4[3]), d, s43);
-                s44 = Avx512F.FusedMultiplyAdd(Vector512.Create(r4[4]), d, s44);
+                var d = S.Load(gradient);
+                s00 = S.MulAdd(S.Broadcast(r0[0]), d, s00); s01 = S.MulAdd(S.Broadcast(r0[1]), d, s01); s02 = S.MulAdd(S.Broadcast(r0[2]), d, s02);
+                s03 = S.MulAdd(S.Broadcast(r0[3]), d, s03); s04 = S.MulAdd(S.Broadcast(r0[4]), d, s04);
+                s10 = S.MulAdd(S.Broadcast(r1[0]), d, s10); s11 = S.MulAdd(S.Broadcast(r1[1]), d, s11); s12 = S.MulAdd(S.Broadcast(r1[2]), d, s12);
+                s13 = S.MulAdd(S.Broadcast(r1[3]), d, s13); s14 = S.MulAdd(S.Broadcast(r1[4]), d, s14);
+                s20 = S.MulAdd(S.Broadcast(r2[0]), d, s20); s21 = S.MulAdd(S.Broadcast(r2[1]), d, s21); s22 = S.MulAdd(S.Broadcast(r2[2]), d, s22);
+                s23 = S.MulAdd(S.Broadcast(r2[3]), d, s23); s24 = S.MulAdd(S.Broadcast(r2[4]), d, s24);
+                s30 = S.MulAdd(S.Broadcast(r3[0]), d, s30); s31 = S.MulAdd(S.Broadcast(r3[1]), d, s31); s32 = S.MulAdd(S.Broadcast(r3[2]), d, s32);
+                s33 = S.MulAdd(S.Broadcast(r3[3]), d, s33); s34 = S.MulAdd(S.Broadcast(r3[4]), d, s34);
+                s40 = S.MulAdd(S.Broadcast(r4[0]), d, s40); s41 = S.MulAdd(S.Broadcast(r4[1]), d, s41); s42 = S.MulAdd(S.Broadcast(r4[2]), d, s42);
+                s43 = S.MulAdd(S.Broadcast(r4[3]), d, s43); s44 = S.MulAdd(S.Broadcast(r4[4]), d, s44);
             }
         }
-        Vector512.Store(s00, s); Vector512.Store(s01, s + 16); Vector512.Store(s02, s + 32); Vector512.Store(s03, s + 48); Vector512.Store(s04, s + 64);
-        Vector512.Store(s10, s + 80); Vector512.Store(s11, s + 96); Vector512.Store(s12, s + 112); Vector512.Store(s13, s + 128); Vector512.Store(s14, s + 144);
-        Vector512.Store(s20, s + 160); Vector512.Store(s21, s + 176); Vector512.Store(s22, s + 192); Vector512.Store(s23, s + 208); Vector512.Store(s24, s + 224);
-        Vector512.Store(s30, s + 240); Vector512.Store(s31, s + 256); Vector512.Store(s32, s + 272); Vector512.Store(s33, s + 288); Vector512.Store(s34, s + 304);
-        Vector512.Store(s40, s + 320); Vector512.Store(s41, s + 336); Vector512.Store(s42, s + 352); Vector512.Store(s43, s + 368); Vector512.Store(s44, s + 384);
+        S.Store(s, s00); S.Store(s + l, s01); S.Store(s + 2 * l, s02); S.Store(s + 3 * l, s03); S.Store(s + 4 * l, s04);
+        S.Store(s + 5 * l, s10); S.Store(s + 6 * l, s11); S.Store(s + 7 * l, s12); S.Store(s + 8 * l, s13); S.Store(s + 9 * l, s14);
+        S.Store(s + 10 * l, s20); S.Store(s + 11 * l, s21); S.Store(s + 12 * l, s22); S.Store(s + 13 * l, s23); S.Store(s + 14 * l, s24);
+        S.Store(s + 15 * l, s30); S.Store(s + 16 * l, s31); S.Store(s + 17 * l, s32); S.Store(s + 18 * l, s33); S.Store(s + 19 * l, s34);
+        S.Store(s + 20 * l, s40); S.Store(s + 21 * l, s41); S.Store(s + 22 * l, s42); S.Store(s + 23 * l, s43); S.Store(s + 24 * l, s44);
     }
 }

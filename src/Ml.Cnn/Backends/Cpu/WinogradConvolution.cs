@@ -84,7 +84,7 @@ internal static unsafe class WinogradConvolution
             for (int j = 0; j < r; j++)
                 gm[i * r + j] = i == Alpha - 1 ? (j == r - 1 ? 1 : 0) : (float)(Scales[i] * Math.Pow(Points[i], j));
         float* half = stackalloc float[Alpha * 5 * Lanes];
-        fixed (float* packed = DirectConvolution.PackWeights(g, w))
+        fixed (float* packed = DirectConvolution.PackWeights(g, w, Lanes))
         fixed (float* transformed = u)
             for (int groupBlock = 0; groupBlock < g.Groups * blocks; groupBlock++)
                 for (int c = 0; c < gic; c++)
@@ -152,7 +152,7 @@ internal static unsafe class WinogradConvolution
                     for (int t = 0; t < count; t++)
                         TransformOutput(product + t * Lanes, ChunkTiles * Lanes, m, rows + t * m * Lanes, rowStride);
                     int channels = Math.Min(Lanes, goc - block * Lanes), firstChannel = group * goc + block * Lanes;
-                    StoreChunk(g, rows, rowStride, firstTile, count, ChannelsLast.Block(bias, firstChannel, channels),
+                    StoreChunk(g, rows, rowStride, firstTile, count, ChannelsLast.Block<Vector512<float>, W512>(bias, firstChannel, channels),
                         output + ((long)n * g.OutChannels + firstChannel) * plane, channels);
                 }
             }
@@ -180,8 +180,8 @@ internal static unsafe class WinogradConvolution
                 for (int first = 0; first < width; first += Lanes)
                 {
                     int pixels = Math.Min(Lanes, width - first);
-                    ChannelsLast.Transpose16(row + first * Lanes, Lanes, pixels, ChannelsLast.PrefixMask(Lanes),
-                        output + (long)(oy + a) * g.OutW + ox + first, plane, channels, ChannelsLast.PrefixMask(pixels));
+                    ChannelsLast.ToPlanes<Vector512<float>, W512>(row + first * Lanes, pixels,
+                        output + (long)(oy + a) * g.OutW + ox + first, plane, channels);
                 }
             }
         }
@@ -196,7 +196,7 @@ internal static unsafe class WinogradConvolution
         fixed (float* source = &x[(n * g.InChannels + group * gic) * g.InH * g.InW])
         fixed (float* target = &buffer[(g.PadH * pw + g.PadW) * icP])
             for (int block = 0; block < icP / Lanes; block++)
-                ChannelsLast.Copy(source + (long)block * Lanes * g.InH * g.InW, g.InH * g.InW, Math.Min(Lanes, gic - block * Lanes),
+                ChannelsLast.Copy<Vector512<float>, W512>(source + (long)block * Lanes * g.InH * g.InW, g.InH * g.InW, Math.Min(Lanes, gic - block * Lanes),
                     g.InH, g.InW, target + block * Lanes, (long)pw * icP, icP);
         return buffer;
     }
@@ -326,7 +326,7 @@ internal static unsafe class WinogradConvolution
             if (biasOffset >= 0)
                 fixed (float* biasSums = &sums[biasOffset])
                     for (int block = 0; block < ocBlocks; block++)
-                        ChannelsLast.AddPixels(biasSums + block * Lanes, outputGradient + block * Lanes, tilesY * m * gw, ocP);
+                        ChannelsLast.AddPixels<Vector512<float>, W512>(biasSums + block * Lanes, outputGradient + block * Lanes, tilesY * m * gw, ocP);
             for (int first = 0; first < tiles; first += GradientChunkTiles)
             {
                 int count = Math.Min(GradientChunkTiles, tiles - first);
@@ -359,7 +359,7 @@ internal static unsafe class WinogradConvolution
         fixed (float* source = &dy[(n * g.OutChannels + group * goc) * plane])
         fixed (float* target = buffer)
             for (int block = 0; block < ocP / Lanes; block++)
-                ChannelsLast.Copy(source + (long)block * Lanes * plane, plane, Math.Min(Lanes, goc - block * Lanes),
+                ChannelsLast.Copy<Vector512<float>, W512>(source + (long)block * Lanes * plane, plane, Math.Min(Lanes, goc - block * Lanes),
                     g.OutH, g.OutW, target + block * Lanes, (long)gw * ocP, ocP);
         return buffer;
     }
