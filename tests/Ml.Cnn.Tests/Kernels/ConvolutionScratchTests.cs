@@ -46,8 +46,8 @@ public sealed class ConvolutionScratchTests
         var reference = new ReferenceBackend();
         var large = new ConvGeometry(2, 20, 12, 40, 20, 5, 5, 1, 1, 2, 2);
         var small = new ConvGeometry(3, 20, 7, 10, 20, 5, 5, 1, 1, 1, 1);
-        KernelSelection.AssertSelected("Winograd (large map)", WinogradConvolution.Fits(large), WinogradConvolution.Applies(large), Sgemm.UseWideKernel);
-        KernelSelection.AssertSelected("Winograd (small map)", WinogradConvolution.Fits(small), WinogradConvolution.Applies(small), Sgemm.UseWideKernel);
+        KernelSelection.AssertSelected("Winograd (large map)", WinogradConvolution.Fits(large), WinogradConvolution.Applies(large), DirectConvolution.Bits > 0);
+        KernelSelection.AssertSelected("Winograd (small map)", WinogradConvolution.Fits(small), WinogradConvolution.Applies(small), DirectConvolution.Bits > 0);
         var poisoned = cpu.Allocate(new TensorShape(2, 20, 12, 40));
         cpu.Fill(poisoned, float.NaN);
         var weights = cpu.Allocate(new TensorShape(20, 20, 5, 5));

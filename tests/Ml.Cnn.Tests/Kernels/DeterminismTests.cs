@@ -36,7 +36,7 @@ public sealed class DeterminismTests
     {
         // 13 images: the weight gradient's fixed 8-image tasks, one of them short, summed in task order.
         var g = new ConvGeometry(13, 16, 9, 11, 32, 5, 5, 1, 1, 2, 2);
-        KernelSelection.AssertSelected("Winograd", WinogradConvolution.Fits(g), WinogradConvolution.Applies(g), Sgemm.UseWideKernel);
+        KernelSelection.AssertSelected("Winograd", WinogradConvolution.Fits(g), WinogradConvolution.Applies(g), DirectConvolution.Bits > 0);
         var rng = new Rng(4);
         float[] x = RandomNormal(rng, 13 * 16 * 9 * 11), w = RandomNormal(rng, 32 * 16 * 25), dy = RandomNormal(rng, 13 * 32 * 9 * 11);
         float[][] Run(int threads)

@@ -9,7 +9,7 @@ using static Ml.Cnn.Tests.Support.Numerics;
 namespace Ml.Cnn.Tests.Kernels;
 
 /// <summary>
-/// The width-generic direct convolution at each vector width: 512-bit (AVX-512), 256-bit (AVX2, what most x86
+/// The width-generic direct and Winograd convolutions at each vector width: 512-bit (AVX-512), 256-bit (AVX2, what most x86
 /// machines run) and 128-bit (what Arm64 runs). On an AVX-512 machine all three run here; a width the processor lacks
 /// is checked by the selection rule instead (the kernels never pick it), so no width passes by being skipped.
 /// </summary>
@@ -74,6 +74,51 @@ public sealed class VectorWidthTests
         DirectConvolution.WeightGradient(g, x, dy, dw, db, threads: 2, bits);
         AssertClose(expectedW.ToArray(), dw, $"{bits}-bit direct weight gradient {g}", rel: 1e-4, abs: 1e-3);
         AssertClose(expectedB.ToArray(), db, $"{bits}-bit direct bias gradient {g}", rel: 1e-4, abs: 1e-3);
+    }
+
+    public static TheoryData<int, ConvGeometry> WinogradCases()
+    {
+        var cases = new TheoryData<int, ConvGeometry>();
+        var geometries = new[]
+        {
+            new ConvGeometry(2, 16, 14, 14, 32, 5, 5, 1, 1, 2, 2),        // F(2×2, 5×5), whole tiles
+            new ConvGeometry(2, 20, 9, 11, 18, 3, 3, 1, 1, 1, 1),         // F(4×4, 3×3), partial tiles and channel blocks
+            new ConvGeometry(1, 32, 8, 13, 32, 3, 3, 1, 1, 0, 0, Groups: 2),
+        };
+        foreach (int bits in new[] { 512, 256, 128 })
+            foreach (var g in geometries) cases.Add(bits, g);
+        return cases;
+    }
+
+    [Theory]
+    [MemberData(nameof(WinogradCases))]
+    public void WinogradMatchesTheReference(int bits, ConvGeometry g)
+    {
+        Assert.True(WinogradConvolution.Fits(g), $"{g} is not a Winograd geometry: the test no longer covers the kernel");
+        if (!Runs(bits))
+        {
+            Assert.True(DirectConvolution.Bits < bits, $"{bits}-bit kernels selected on {CpuIsa.Describe()}");
+            return;
+        }
+        var (x, w, b) = Operands(g, seed: bits + g.InW);
+        var rng = new Rng((ulong)bits);
+        var dy = RandomNormal(rng, g.Batch * g.OutChannels * g.OutH * g.OutW);
+        var reference = new ReferenceBackend();
+        var expected = reference.Allocate(new TensorShape(g.Batch, g.OutChannels, g.OutH, g.OutW));
+        var rx = TensorOf(reference, x, g.Batch, g.InChannels, g.InH, g.InW);
+        reference.ConvForward(g, rx, TensorOf(reference, w, g.OutChannels, g.GroupInChannels, g.KernelH, g.KernelW),
+            TensorOf(reference, b, g.OutChannels), expected);
+        var actual = new float[expected.Length];
+        WinogradConvolution.Forward(g, x, w, b, actual, threads: 2, bits);
+        AssertClose(expected.ToArray(), actual, $"{bits}-bit Winograd forward {g}", rel: 1e-3, abs: 1e-3);
+
+        var expectedW = reference.Allocate(new TensorShape(g.OutChannels, g.GroupInChannels, g.KernelH, g.KernelW));
+        var expectedB = reference.Allocate(new TensorShape(g.OutChannels));
+        reference.ConvBackwardWeights(g, rx, TensorOf(reference, dy, g.Batch, g.OutChannels, g.OutH, g.OutW), expectedW, expectedB);
+        float[] dw = new float[expectedW.Length], db = new float[g.OutChannels];
+        WinogradConvolution.WeightGradient(g, x, dy, dw, db, threads: 2, bits);
+        AssertClose(expectedW.ToArray(), dw, $"{bits}-bit Winograd weight gradient {g}", rel: 1e-3, abs: 2e-3);
+        AssertClose(expectedB.ToArray(), db, $"{bits}-bit Winograd bias gradient {g}", rel: 1e-4, abs: 1e-3);
     }
 
     [Fact]

@@ -21,15 +21,14 @@ internal static unsafe class ChannelsLast
     public static void Copy<V, S>(float* source, long plane, int channels, int height, int width, float* target, long rowStride, int pixelStride)
         where V : struct where S : struct, ISimd<V>
     {
-        if (typeof(S) == typeof(W512))
+        if (typeof(S) == typeof(W512) || typeof(S) == typeof(W256) && Avx.IsSupported)
         {
-            var all = PrefixMask(Lanes);
             for (int row = 0; row < height; row++)
-                for (int column = 0; column < width; column += Lanes)
+                for (int column = 0; column < width; column += S.Lanes)
                 {
-                    int count = Math.Min(Lanes, width - column);
-                    Transpose16(source + (long)row * width + column, plane, channels, PrefixMask(count),
-                        target + row * rowStride + (long)column * pixelStride, pixelStride, count, all);
+                    int count = Math.Min(S.Lanes, width - column);
+                    TransposeBlock<V, S>(source + (long)row * width + column, plane, channels, count,
+                        target + row * rowStride + (long)column * pixelStride, pixelStride, count, S.Lanes);
                 }
             return;
         }
@@ -49,13 +48,32 @@ internal static unsafe class ChannelsLast
     public static void ToPlanes<V, S>(float* source, int pixels, float* target, long plane, int channels)
         where V : struct where S : struct, ISimd<V>
     {
-        if (typeof(S) == typeof(W512))
+        if (typeof(S) == typeof(W512) || typeof(S) == typeof(W256) && Avx.IsSupported)
         {
-            Transpose16(source, Lanes, pixels, PrefixMask(Lanes), target, plane, channels, PrefixMask(pixels));
+            for (int first = 0; first < pixels; first += S.Lanes)
+            {
+                int count = Math.Min(S.Lanes, pixels - first);
+                TransposeBlock<V, S>(source + first * S.Lanes, S.Lanes, count, S.Lanes, target + first, plane, channels, count);
+            }
             return;
         }
         for (int c = 0; c < channels; c++)
             for (int p = 0; p < pixels; p++) target[c * plane + p] = source[p * S.Lanes + c];
+    }
+
+    /// <summary>
+    /// A square block of one vector's lanes transposed in registers: <paramref name="rows"/> vectors of
+    /// <paramref name="loadCount"/> floats from source + i·sourceStride (the rest zero) become the first
+    /// <paramref name="count"/> columns, each stored as <paramref name="storeCount"/> floats at target + j·targetStride.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void TransposeBlock<V, S>(float* source, long sourceStride, int rows, int loadCount,
+        float* target, long targetStride, int count, int storeCount) where V : struct where S : struct, ISimd<V>
+    {
+        if (typeof(S) == typeof(W512))
+            Transpose16(source, sourceStride, rows, PrefixMask(loadCount), target, targetStride, count, PrefixMask(storeCount));
+        else
+            Transpose8(source, sourceStride, rows, loadCount, target, targetStride, count, storeCount);
     }
 
     /// <summary>values[first … first + count − 1] in lanes 0 … count − 1, zero in the others (all zero without values).</summary>
@@ -129,6 +147,40 @@ internal static unsafe class ChannelsLast
         if (count > 14) Avx512F.MaskStore(target + 14 * targetStride, storeMask, rE);
         if (count > 15) Avx512F.MaskStore(target + 15 * targetStride, storeMask, rF);
     }
+
+    /// <summary>
+    /// The 8×8 version of <see cref="Transpose16"/> on AVX: <paramref name="rows"/> vectors of the first
+    /// <paramref name="loadCount"/> floats (others zero) in, the first <paramref name="count"/> columns out, each
+    /// <paramref name="storeCount"/> floats long.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Transpose8(float* source, long sourceStride, int rows, int loadCount,
+        float* target, long targetStride, int count, int storeCount)
+    {
+        Vector256<float> r0 = Row8(source, sourceStride, 0, rows, loadCount), r1 = Row8(source, sourceStride, 1, rows, loadCount);
+        Vector256<float> r2 = Row8(source, sourceStride, 2, rows, loadCount), r3 = Row8(source, sourceStride, 3, rows, loadCount);
+        Vector256<float> r4 = Row8(source, sourceStride, 4, rows, loadCount), r5 = Row8(source, sourceStride, 5, rows, loadCount);
+        Vector256<float> r6 = Row8(source, sourceStride, 6, rows, loadCount), r7 = Row8(source, sourceStride, 7, rows, loadCount);
+        // Interleave pairs of rows' 32-bit, then 64-bit elements within each 128-bit half; then swap the halves.
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5), t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+        r0 = Avx.Shuffle(t0, t2, 0x44); r1 = Avx.Shuffle(t0, t2, 0xEE); r2 = Avx.Shuffle(t1, t3, 0x44); r3 = Avx.Shuffle(t1, t3, 0xEE);
+        r4 = Avx.Shuffle(t4, t6, 0x44); r5 = Avx.Shuffle(t4, t6, 0xEE); r6 = Avx.Shuffle(t5, t7, 0x44); r7 = Avx.Shuffle(t5, t7, 0xEE);
+        t0 = Avx.Permute2x128(r0, r4, 0x20); t1 = Avx.Permute2x128(r1, r5, 0x20); t2 = Avx.Permute2x128(r2, r6, 0x20); t3 = Avx.Permute2x128(r3, r7, 0x20);
+        t4 = Avx.Permute2x128(r0, r4, 0x31); t5 = Avx.Permute2x128(r1, r5, 0x31); t6 = Avx.Permute2x128(r2, r6, 0x31); t7 = Avx.Permute2x128(r3, r7, 0x31);
+        W256.StorePrefix(target, t0, storeCount);
+        if (count > 1) W256.StorePrefix(target + targetStride, t1, storeCount);
+        if (count > 2) W256.StorePrefix(target + 2 * targetStride, t2, storeCount);
+        if (count > 3) W256.StorePrefix(target + 3 * targetStride, t3, storeCount);
+        if (count > 4) W256.StorePrefix(target + 4 * targetStride, t4, storeCount);
+        if (count > 5) W256.StorePrefix(target + 5 * targetStride, t5, storeCount);
+        if (count > 6) W256.StorePrefix(target + 6 * targetStride, t6, storeCount);
+        if (count > 7) W256.StorePrefix(target + 7 * targetStride, t7, storeCount);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Row8(float* source, long stride, int i, int rows, int count) =>
+        i < rows ? W256.LoadPrefix(source + i * stride, count) : Vector256<float>.Zero;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Row(float* source, long stride, int i, int rows, Vector512<float> mask) =>

@@ -37,10 +37,11 @@ public static class CpuIsa
     {
         string isa = Avx512F.IsSupported ? "AVX-512F" : Avx2.IsSupported && Fma.IsSupported ? "AVX2+FMA"
             : AdvSimd.IsSupported ? "Arm64 AdvSimd" : $"{VectorBits}-bit vectors";
-        string direct = DirectConvolution.Bits > 0 ? $"direct convolution {DirectConvolution.Bits}-bit" : "no direct convolution";
+        string convolutions = DirectConvolution.Bits > 0
+            ? $"direct and Winograd convolutions ({DirectConvolution.Bits}-bit)" : "im2col convolutions";
         string kernels = Sgemm.UseWideKernel
-            ? $"{direct}, Winograd and 12×32 GEMM tile (512-bit)"
-            : $"{direct}, im2col + 6×16 GEMM tile (256-bit Vector256" + (Vector256.IsHardwareAccelerated ? ")" : ", emulated)");
+            ? $"{convolutions}, 12×32 GEMM tile (512-bit)"
+            : $"{convolutions}, 6×16 GEMM tile (256-bit Vector256" + (Vector256.IsHardwareAccelerated ? ")" : ", emulated)");
         return $"{isa} ({VectorBits}-bit vectors): {kernels}";
     }
 }
