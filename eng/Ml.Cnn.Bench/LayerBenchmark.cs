@@ -100,17 +100,12 @@ internal static class LayerBenchmark
     {
         string script = Path.Combine(AppContext.BaseDirectory, "peers", "torch_layers.py");
         if (!File.Exists("/usr/bin/python3") || !File.Exists(script)) return null;
-        var psi = new ProcessStartInfo("/usr/bin/python3", [script, threads.ToString(), Batch.ToString()])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        using var process = Process.Start(psi)!;
+        using var process = Peers.Start("torch_layers.py", threads, threads.ToString(), Batch.ToString());
         string output = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
         if (process.ExitCode != 0) return null;
         using var doc = JsonDocument.Parse(output);
         var seconds = doc.RootElement.GetProperty("seconds").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDouble());
-        return new TorchResult(doc.RootElement.GetProperty("torch").GetString()!, seconds);
+        return new TorchResult($"{doc.RootElement.GetProperty("torch").GetString()} (BLAS: {doc.RootElement.GetProperty("blas").GetString()})", seconds);
     }
 }

@@ -10,8 +10,8 @@ namespace Ml.Cnn.Bench;
 
 /// <summary>
 /// Trains a zoo architecture on the full Fashion-MNIST (Debian's dataset-fashion-mnist) and prints seconds per
-/// epoch, test accuracy, inference images/s and peak memory; for the reference CNN, PyTorch trains the same network
-/// with the same batch size and optimizer afterwards in the same run (eng/peers/torch_train.py).
+/// epoch, test accuracy, inference images/s and peak memory; for the reference CNN and ResNet-20, PyTorch trains the
+/// same network with the same batch size, optimizer and recipe afterwards in the same run (eng/peers/torch_train.py).
 /// Usage: train ARCH EPOCHS [DATA_DIR] [--torch-epochs N]
 /// </summary>
 internal static class TrainingBenchmark
@@ -51,10 +51,8 @@ internal static class TrainingBenchmark
         Console.WriteLine($"        managed heap {gc.HeapSizeBytes / 1048576.0:F0} MiB (fragmented {gc.FragmentedBytes / 1048576.0:F0}), committed {gc.TotalCommittedBytes / 1048576.0:F0} MiB, peak working set {peakMib:F0} MiB");
         Console.WriteLine($"Ml.Cnn  {architecture}: test accuracy {(double)correct / test.Count:F4}, {meanEpoch:F1} s/epoch ({train.Count / meanEpoch:F0} img/s), inference {inference:F0} img/s, peak RSS {peakMib:F0} MiB");
 
-        if (architecture != "reference-cnn" || torchEpochs == 0) return;
-        string script = Path.Combine(AppContext.BaseDirectory, "peers", "torch_train.py");
-        var psi = new ProcessStartInfo("/usr/bin/python3", [script, folder, torchEpochs.ToString(), threads.ToString()]) { RedirectStandardOutput = true };
-        using var process = Process.Start(psi)!;
+        if (architecture is not ("reference-cnn" or "resnet20") || torchEpochs == 0) return;
+        using var process = Peers.Start("torch_train.py", threads, folder, torchEpochs.ToString(), threads.ToString(), architecture);
         string output = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
         if (process.ExitCode != 0) { Console.WriteLine("PyTorch peer failed (apt-get install python3-torch)."); return; }
@@ -62,7 +60,7 @@ internal static class TrainingBenchmark
         var root = doc.RootElement;
         double torchEpoch = root.GetProperty("epoch_seconds").EnumerateArray().Average(e => e.GetDouble());
         double torchInference = root.GetProperty("inference_images_per_second").GetDouble();
-        Console.WriteLine($"PyTorch {root.GetProperty("torch").GetString()} reference-cnn: test accuracy {root.GetProperty("test_accuracy").GetDouble():F4} after {torchEpochs} epoch(s), " +
+        Console.WriteLine($"PyTorch {root.GetProperty("torch").GetString()} (BLAS: {root.GetProperty("blas").GetString()}) {architecture}: test accuracy {root.GetProperty("test_accuracy").GetDouble():F4} after {torchEpochs} epoch(s), " +
             $"{torchEpoch:F1} s/epoch, inference {torchInference:F0} img/s, peak RSS {root.GetProperty("peak_rss_mib").GetDouble():F0} MiB");
         Console.WriteLine($"Ratios: epoch time {meanEpoch / torchEpoch:F2}x PyTorch's, inference {inference / torchInference:F2}x, peak memory {peakMib / root.GetProperty("peak_rss_mib").GetDouble():F2}x");
     }

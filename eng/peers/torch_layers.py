@@ -8,6 +8,14 @@ import sys
 import time
 
 import torch
+
+
+def blas_library():
+    """The BLAS library this process loaded (PyTorch's dense layers call it): OpenBLAS, or Debian's slow reference one."""
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "libblas.so" in line.split()[-1]}
+    return ", ".join(sorted(paths)) or "none"
+
 import torch.nn as nn
 
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
@@ -74,4 +82,4 @@ results["whole stack"] = best_time(stack_step)
 with torch.no_grad():
     stack.eval()
     results["inference (forward only)"] = best_time(lambda: stack(x))
-print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "seconds": results}))
+print(json.dumps({"torch": torch.__version__, "blas": blas_library(), "threads": torch.get_num_threads(), "seconds": results}))

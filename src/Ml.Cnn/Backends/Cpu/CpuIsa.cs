@@ -39,9 +39,8 @@ public static class CpuIsa
             : AdvSimd.IsSupported ? "Arm64 AdvSimd" : $"{VectorBits}-bit vectors";
         string convolutions = DirectConvolution.Bits > 0
             ? $"direct and Winograd convolutions ({DirectConvolution.Bits}-bit)" : "im2col convolutions";
-        string kernels = Sgemm.UseWideKernel
-            ? $"{convolutions}, 12×32 GEMM tile (512-bit)"
-            : $"{convolutions}, 6×16 GEMM tile (256-bit Vector256" + (Vector256.IsHardwareAccelerated ? ")" : ", emulated)");
+        string gemm = Sgemm.KernelBits switch { 512 => "12×32", 256 => "6×16", _ => "6×8" } + $" GEMM tile ({Sgemm.KernelBits}-bit)";
+        string kernels = $"{convolutions}, {gemm}";
         return $"{isa} ({VectorBits}-bit vectors): {kernels}";
     }
 }

@@ -8,14 +8,17 @@ namespace Ml.Cnn.Backends.Cpu;
 /// Single-precision GEMM in the BLIS/Goto style: C ← α·op(A)·op(B) + β·C, row-major. B is packed into KC×NR
 /// slivers shared by all threads, A into MR×KC slivers per thread, and a register-blocked micro-kernel does the
 /// arithmetic: 12×32 with twenty-four 16-wide accumulators where AVX-512 exists (fewer instructions per FMA, which
-/// is what limits the 8-wide kernel), 6×16 with twelve 8-wide FMA accumulators elsewhere (Vector256 falls back to
-/// portable code off x86). Each element of C is computed by one thread with a fixed k-order, so results do not
-/// depend on the thread count.
+/// is what limits the narrower kernel), elsewhere 6 rows by two vectors with twelve accumulators, written once for
+/// 256-bit (AVX2: 6×16) and 128-bit vectors (SSE, Arm64 AdvSimd: 6×8). Each element of C is computed by one thread
+/// with a fixed k-order, the same at every width, so results do not depend on the thread count.
 /// </summary>
 internal static unsafe class Sgemm
 {
-    /// <summary>Whether products use the AVX-512 kernel; tests switch it off to exercise the 8-wide kernel.</summary>
-    internal static bool UseWideKernel { get; set; } = Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+    /// <summary>The vector width of the micro-kernel: the widest here; tests switch to the narrower ones to exercise them.</summary>
+    internal static int KernelBits { get; set; } = W512.IsSupported ? 512 : W256.IsSupported ? 256 : 128;
+
+    /// <summary>Whether products use the AVX-512 kernel.</summary>
+    internal static bool UseWideKernel => KernelBits == 512;
     // MC is a multiple of both MRs. KC is deep: an A block (144 × 1024) still fits the 1 MiB L2 of current x86 cores,
     // and fewer k-blocks mean fewer C updates, fewer packing passes and fewer thread barriers, which matters most when
     // M is small (dense layers, per-chunk convolutions). KC must not depend on M: the summation order would then
@@ -59,7 +62,7 @@ internal static unsafe class Sgemm
             }
             threads = 1;
         }
-        var operands = new Operands(transA, transB, a, lda, b, ldb, c, ldc, alpha, UseWideKernel);
+        var operands = new Operands(transA, transB, a, lda, b, ldb, c, ldc, alpha, KernelBits);
         int MR = operands.MR, NR = operands.NR;
         // Row blocks of equal size, as many as a multiple of the thread count, so no thread waits on a short block.
         int blocks = (m + MC - 1) / MC;
@@ -105,10 +108,10 @@ internal static unsafe class Sgemm
         return slot;
     }
 
-    private readonly struct Operands(bool transA, bool transB, float* a, int lda, float* b, int ldb, float* c, int ldc, float alpha, bool wide)
+    private readonly struct Operands(bool transA, bool transB, float* a, int lda, float* b, int ldb, float* c, int ldc, float alpha, int bits)
     {
-        public readonly bool Wide = wide;
-        public readonly int MR = wide ? 12 : 6, NR = wide ? 32 : 16;
+        public readonly int Bits = bits;
+        public readonly int MR = bits == 512 ? 12 : 6, NR = bits == 512 ? 32 : bits / 16;
         public readonly bool TransA = transA, TransB = transB;
         public readonly float* A = a, B = b, C = c;
         public readonly int Lda = lda, Ldb = ldb, Ldc = ldc;
@@ -135,9 +138,9 @@ internal static unsafe class Sgemm
                     float* cTile = op.C + (long)(ic + ir) * op.Ldc + jc + jr;
                     float* aSliver = packedA + (long)ir * kc;
                     if (mr == op.MR && nr == op.NR)
-                        Kernel(op.Wide, kc, aSliver, bSliver, cTile, op.Ldc, op.Alpha, beta, firstBlock);
+                        Kernel(op.Bits, kc, aSliver, bSliver, cTile, op.Ldc, op.Alpha, beta, firstBlock);
                     else
-                        EdgeKernel(op.Wide, op.NR, kc, aSliver, bSliver, cTile, op.Ldc, op.Alpha, beta, firstBlock, mr, nr);
+                        EdgeKernel(op.Bits, op.NR, kc, aSliver, bSliver, cTile, op.Ldc, op.Alpha, beta, firstBlock, mr, nr);
                 }
             }
         }
@@ -182,7 +185,7 @@ internal static unsafe class Sgemm
                 if (nr == op.NR)
                 {
                     for (int p = 0; p < kc; p++, src += op.Ldb, d += op.NR)
-                        for (int j = 0; j < op.NR; j += 8) Vector256.Store(Vector256.Load(src + j), d + j);
+                        new ReadOnlySpan<float>(src, op.NR).CopyTo(new Span<float>(d, op.NR));
                 }
                 else
                 {
@@ -240,13 +243,11 @@ internal static unsafe class Sgemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => CpuIsa.MulAdd(a, b, c);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Kernel(bool wide, int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, bool firstBlock)
+    private static void Kernel(int bits, int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, bool firstBlock)
     {
-        if (wide) MicroKernel512(kc, a, b, c, ldc, alpha, beta, firstBlock);
-        else MicroKernel(kc, a, b, c, ldc, alpha, beta, firstBlock);
+        if (bits == 512) MicroKernel512(kc, a, b, c, ldc, alpha, beta, firstBlock);
+        else if (bits == 256) MicroKernel<Vector256<float>, W256>(kc, a, b, c, ldc, alpha, beta, firstBlock);
+        else MicroKernel<Vector128<float>, W128>(kc, a, b, c, ldc, alpha, beta, firstBlock);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -308,71 +309,65 @@ internal static unsafe class Sgemm
         Vector512.Store(hi, c + 16);
     }
 
+    /// <summary>6 rows by two vectors (6×16 at 256 bits, 6×8 at 128): twelve accumulators, within 16 registers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroKernel(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, bool firstBlock)
+    private static void MicroKernel<V, S>(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, bool firstBlock)
+        where V : struct where S : struct, ISimd<V>
     {
-        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int p = 0; p < kc; p++, a += 6, b += 16)
+        int l = S.Lanes, nr = 2 * l;
+        V c00 = S.Zero, c01 = S.Zero, c10 = S.Zero, c11 = S.Zero, c20 = S.Zero, c21 = S.Zero;
+        V c30 = S.Zero, c31 = S.Zero, c40 = S.Zero, c41 = S.Zero, c50 = S.Zero, c51 = S.Zero;
+        for (int p = 0; p < kc; p++, a += 6, b += nr)
         {
-            var b0 = Vector256.Load(b);
-            var b1 = Vector256.Load(b + 8);
-            var av = Vector256.Create(a[0]); c00 = MulAdd(av, b0, c00); c01 = MulAdd(av, b1, c01);
-            av = Vector256.Create(a[1]); c10 = MulAdd(av, b0, c10); c11 = MulAdd(av, b1, c11);
-            av = Vector256.Create(a[2]); c20 = MulAdd(av, b0, c20); c21 = MulAdd(av, b1, c21);
-            av = Vector256.Create(a[3]); c30 = MulAdd(av, b0, c30); c31 = MulAdd(av, b1, c31);
-            av = Vector256.Create(a[4]); c40 = MulAdd(av, b0, c40); c41 = MulAdd(av, b1, c41);
-            av = Vector256.Create(a[5]); c50 = MulAdd(av, b0, c50); c51 = MulAdd(av, b1, c51);
+            var b0 = S.Load(b);
+            var b1 = S.Load(b + l);
+            var av = S.Broadcast(a[0]); c00 = S.MulAdd(av, b0, c00); c01 = S.MulAdd(av, b1, c01);
+            av = S.Broadcast(a[1]); c10 = S.MulAdd(av, b0, c10); c11 = S.MulAdd(av, b1, c11);
+            av = S.Broadcast(a[2]); c20 = S.MulAdd(av, b0, c20); c21 = S.MulAdd(av, b1, c21);
+            av = S.Broadcast(a[3]); c30 = S.MulAdd(av, b0, c30); c31 = S.MulAdd(av, b1, c31);
+            av = S.Broadcast(a[4]); c40 = S.MulAdd(av, b0, c40); c41 = S.MulAdd(av, b1, c41);
+            av = S.Broadcast(a[5]); c50 = S.MulAdd(av, b0, c50); c51 = S.MulAdd(av, b1, c51);
         }
-        var va = Vector256.Create(alpha);
-        StoreRow(c, c00, c01, va, beta, firstBlock); c += ldc;
-        StoreRow(c, c10, c11, va, beta, firstBlock); c += ldc;
-        StoreRow(c, c20, c21, va, beta, firstBlock); c += ldc;
-        StoreRow(c, c30, c31, va, beta, firstBlock); c += ldc;
-        StoreRow(c, c40, c41, va, beta, firstBlock); c += ldc;
-        StoreRow(c, c50, c51, va, beta, firstBlock);
+        var va = S.Broadcast(alpha);
+        StoreRow<V, S>(c, c00, c01, va, beta, firstBlock); c += ldc;
+        StoreRow<V, S>(c, c10, c11, va, beta, firstBlock); c += ldc;
+        StoreRow<V, S>(c, c20, c21, va, beta, firstBlock); c += ldc;
+        StoreRow<V, S>(c, c30, c31, va, beta, firstBlock); c += ldc;
+        StoreRow<V, S>(c, c40, c41, va, beta, firstBlock); c += ldc;
+        StoreRow<V, S>(c, c50, c51, va, beta, firstBlock);
     }
 
-    /// <summary>Writes 16 results of a row: α·sums, plus C when not the first k-block (or β = 1), plus β·C otherwise.</summary>
+    /// <summary>Writes two vectors of a row: α·sums, plus C when not the first k-block (or β = 1), plus β·C otherwise.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void StoreRow(float* c, Vector256<float> lo, Vector256<float> hi, Vector256<float> alpha, float beta, bool firstBlock)
+    internal static void StoreRow<V, S>(float* c, V lo, V hi, V alpha, float beta, bool firstBlock) where V : struct where S : struct, ISimd<V>
     {
-        lo *= alpha;
-        hi *= alpha;
+        lo = S.Multiply(lo, alpha);
+        hi = S.Multiply(hi, alpha);
         if (!firstBlock || beta == 1)
         {
-            lo += Vector256.Load(c);
-            hi += Vector256.Load(c + 8);
+            lo = S.Add(lo, S.Load(c));
+            hi = S.Add(hi, S.Load(c + S.Lanes));
         }
         else if (beta != 0)
         {
             // β = 0 must not read C: it may hold NaN garbage that 0·NaN would propagate.
-            var vb = Vector256.Create(beta);
-            lo = MulAdd(vb, Vector256.Load(c), lo);
-            hi = MulAdd(vb, Vector256.Load(c + 8), hi);
+            var vb = S.Broadcast(beta);
+            lo = S.MulAdd(vb, S.Load(c), lo);
+            hi = S.MulAdd(vb, S.Load(c + S.Lanes), hi);
         }
-        Vector256.Store(lo, c);
-        Vector256.Store(hi, c + 8);
+        S.Store(c, lo);
+        S.Store(c + S.Lanes, hi);
     }
 
-    private static void EdgeKernel(bool wide, int tileWidth, int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, bool firstBlock, int mr, int nr)
+    private static void EdgeKernel(int bits, int tileWidth, int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, bool firstBlock, int mr, int nr)
     {
         float* tile = stackalloc float[12 * 32];
-        Kernel(wide, kc, a, b, tile, tileWidth, alpha, 0f, true);
+        Kernel(bits, kc, a, b, tile, tileWidth, alpha, 0f, true);
         bool addC = !firstBlock || beta == 1;
-        var vb = Vector256.Create(beta);
         for (int i = 0; i < mr; i++)
         {
             float* source = tile + i * tileWidth, target = c + (long)i * ldc;
-            int j = 0;
-            for (; j + 8 <= nr; j += 8)
-            {
-                var value = Vector256.Load(source + j);
-                if (addC) value += Vector256.Load(target + j);
-                else if (beta != 0) value += vb * Vector256.Load(target + j);
-                Vector256.Store(value, target + j);
-            }
-            for (; j < nr; j++)
+            for (int j = 0; j < nr; j++)
             {
                 float value = source[j];
                 if (addC) value += target[j];

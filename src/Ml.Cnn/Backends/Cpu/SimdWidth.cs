@@ -36,6 +36,9 @@ internal unsafe interface ISimd<V> where V : struct
 
     static abstract V Multiply(V a, V b);
 
+    /// <summary>The lanes' sum, in the order the width's <c>Vector*.Sum</c> adds them.</summary>
+    static abstract float Sum(V v);
+
     /// <summary>a·b + c: fused where the hardware fuses, rounded twice elsewhere (as <see cref="CpuIsa.MulAdd(float, float, float)"/>).</summary>
     static abstract V MulAdd(V a, V b, V c);
 
@@ -71,6 +74,9 @@ internal readonly unsafe struct W512 : ISimd<Vector512<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum(Vector512<float> v) => Vector512.Sum(v);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> MulAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Avx512F.FusedMultiplyAdd(a, b, c);
@@ -109,6 +115,9 @@ internal readonly unsafe struct W256 : ISimd<Vector256<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum(Vector256<float> v) => Vector256.Sum(v);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => CpuIsa.MulAdd(a, b, c);
@@ -160,6 +169,9 @@ internal readonly unsafe struct W128 : ISimd<Vector128<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Multiply(Vector128<float> a, Vector128<float> b) => a * b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum(Vector128<float> v) => Vector128.Sum(v);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> MulAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) =>

@@ -9,7 +9,8 @@ namespace Ml.Cnn.Backends.Cpu;
 /// transpose B for nothing, so each element is a dot product of two contiguous rows instead. A shallow product
 /// (k ≤ <see cref="MaxShallowDepth"/>, op(B) = B: a classifier's input gradient, whose depth is the class count) spends more on packing
 /// and tile bookkeeping than on arithmetic; it runs as row-broadcast FMAs over B's rows, each element summed over p in
-/// order from zero as the packed kernel sums it (identical bits where β is 0 or 1).
+/// order from zero as the packed kernel sums it (identical bits where β is 0 or 1). Both run with 256-bit vectors
+/// where AVX2 exists (also beside AVX-512) and with 128-bit ones elsewhere.
 /// </summary>
 internal static unsafe class SmallGemm
 {
@@ -26,51 +27,53 @@ internal static unsafe class SmallGemm
         int rowTiles = (m + 1) / 2;
         int parts = (long)m * n * k < 1 << 20 ? 1 : Math.Min(threads, rowTiles);
         nint pa = (nint)a, pb = (nint)b, pc = (nint)c;
+        bool wide = Sgemm.KernelBits >= 256;
         CpuWork.For(parts, parts, part =>
         {
             for (int tile = rowTiles * part / parts; tile < rowTiles * (part + 1) / parts; tile++)
                 for (int j = 0; j < n; j += 4)
-                    DotTile((float*)pa, lda, 2 * tile, m, (float*)pb, ldb, j, n, k, alpha, beta, (float*)pc, ldc);
+                    if (wide) DotTile<Vector256<float>, W256>((float*)pa, lda, 2 * tile, m, (float*)pb, ldb, j, n, k, alpha, beta, (float*)pc, ldc);
+                    else DotTile<Vector128<float>, W128>((float*)pa, lda, 2 * tile, m, (float*)pb, ldb, j, n, k, alpha, beta, (float*)pc, ldc);
         });
     }
 
-    private static void DotTile(float* a, int lda, int i0, int m, float* b, int ldb, int j0, int n, int k,
-        float alpha, float beta, float* c, int ldc)
+    private static void DotTile<V, S>(float* a, int lda, int i0, int m, float* b, int ldb, int j0, int n, int k,
+        float alpha, float beta, float* c, int ldc) where V : struct where S : struct, ISimd<V>
     {
         float* a0 = a + (long)i0 * lda, a1 = a + (long)Math.Min(i0 + 1, m - 1) * lda;
         float* b0 = b + (long)j0 * ldb, b1 = b + (long)Math.Min(j0 + 1, n - 1) * ldb;
         float* b2 = b + (long)Math.Min(j0 + 2, n - 1) * ldb, b3 = b + (long)Math.Min(j0 + 3, n - 1) * ldb;
-        Vector256<float> s00 = default, s01 = default, s02 = default, s03 = default;
-        Vector256<float> s10 = default, s11 = default, s12 = default, s13 = default;
+        V s00 = S.Zero, s01 = S.Zero, s02 = S.Zero, s03 = S.Zero;
+        V s10 = S.Zero, s11 = S.Zero, s12 = S.Zero, s13 = S.Zero;
         int p = 0;
-        for (; p + 8 <= k; p += 8)
+        for (; p + S.Lanes <= k; p += S.Lanes)
         {
-            var x0 = Vector256.Load(a0 + p);
-            var x1 = Vector256.Load(a1 + p);
-            var w = Vector256.Load(b0 + p); s00 = CpuIsa.MulAdd(x0, w, s00); s10 = CpuIsa.MulAdd(x1, w, s10);
-            w = Vector256.Load(b1 + p); s01 = CpuIsa.MulAdd(x0, w, s01); s11 = CpuIsa.MulAdd(x1, w, s11);
-            w = Vector256.Load(b2 + p); s02 = CpuIsa.MulAdd(x0, w, s02); s12 = CpuIsa.MulAdd(x1, w, s12);
-            w = Vector256.Load(b3 + p); s03 = CpuIsa.MulAdd(x0, w, s03); s13 = CpuIsa.MulAdd(x1, w, s13);
+            var x0 = S.Load(a0 + p);
+            var x1 = S.Load(a1 + p);
+            var w = S.Load(b0 + p); s00 = S.MulAdd(x0, w, s00); s10 = S.MulAdd(x1, w, s10);
+            w = S.Load(b1 + p); s01 = S.MulAdd(x0, w, s01); s11 = S.MulAdd(x1, w, s11);
+            w = S.Load(b2 + p); s02 = S.MulAdd(x0, w, s02); s12 = S.MulAdd(x1, w, s12);
+            w = S.Load(b3 + p); s03 = S.MulAdd(x0, w, s03); s13 = S.MulAdd(x1, w, s13);
         }
         float* row0 = c + (long)i0 * ldc + j0;
-        StoreDot(row0, 0, s00, a0, b0, p, k, alpha, beta, j0, n);
-        StoreDot(row0, 1, s01, a0, b1, p, k, alpha, beta, j0, n);
-        StoreDot(row0, 2, s02, a0, b2, p, k, alpha, beta, j0, n);
-        StoreDot(row0, 3, s03, a0, b3, p, k, alpha, beta, j0, n);
+        StoreDot<V, S>(row0, 0, s00, a0, b0, p, k, alpha, beta, j0, n);
+        StoreDot<V, S>(row0, 1, s01, a0, b1, p, k, alpha, beta, j0, n);
+        StoreDot<V, S>(row0, 2, s02, a0, b2, p, k, alpha, beta, j0, n);
+        StoreDot<V, S>(row0, 3, s03, a0, b3, p, k, alpha, beta, j0, n);
         if (i0 + 1 >= m) return;
         float* row1 = row0 + ldc;
-        StoreDot(row1, 0, s10, a1, b0, p, k, alpha, beta, j0, n);
-        StoreDot(row1, 1, s11, a1, b1, p, k, alpha, beta, j0, n);
-        StoreDot(row1, 2, s12, a1, b2, p, k, alpha, beta, j0, n);
-        StoreDot(row1, 3, s13, a1, b3, p, k, alpha, beta, j0, n);
+        StoreDot<V, S>(row1, 0, s10, a1, b0, p, k, alpha, beta, j0, n);
+        StoreDot<V, S>(row1, 1, s11, a1, b1, p, k, alpha, beta, j0, n);
+        StoreDot<V, S>(row1, 2, s12, a1, b2, p, k, alpha, beta, j0, n);
+        StoreDot<V, S>(row1, 3, s13, a1, b3, p, k, alpha, beta, j0, n);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreDot(float* row, int column, Vector256<float> partial, float* a, float* b, int p, int k,
-        float alpha, float beta, int j0, int n)
+    private static void StoreDot<V, S>(float* row, int column, V partial, float* a, float* b, int p, int k,
+        float alpha, float beta, int j0, int n) where V : struct where S : struct, ISimd<V>
     {
         if (j0 + column >= n) return;
-        float sum = Vector256.Sum(partial);
+        float sum = S.Sum(partial);
         for (; p < k; p++) sum = CpuIsa.MulAdd(a[p], b[p], sum);
         row[column] = Finish(sum * alpha, beta, row + column);
     }
@@ -81,9 +84,11 @@ internal static unsafe class SmallGemm
     {
         // op(A)[i, p] sits at a[i·lda + p], or at a[p·lda + i] when transposed.
         long rowStep = transA ? 1 : lda, depthStep = transA ? lda : 1;
-        int vectorColumns = n & ~15;
+        bool wide = Sgemm.KernelBits >= 256;
+        int vectorColumns = n & ~(wide ? 15 : 7);
         for (int i = 0; i < m; i += 4)
-            ShallowRows(a, rowStep, depthStep, i, m, b, ldb, vectorColumns, k, alpha, beta, c, ldc);
+            if (wide) ShallowRows<Vector256<float>, W256>(a, rowStep, depthStep, i, m, b, ldb, vectorColumns, k, alpha, beta, c, ldc);
+            else ShallowRows<Vector128<float>, W128>(a, rowStep, depthStep, i, m, b, ldb, vectorColumns, k, alpha, beta, c, ldc);
         for (int j = vectorColumns; j < n; j++)
             for (int i = 0; i < m; i++)
             {
@@ -94,34 +99,34 @@ internal static unsafe class SmallGemm
             }
     }
 
-    /// <summary>Rows i0…i0+3 (the last row repeated past m, not stored) by columns 0…n−1 in 16-wide tiles.</summary>
-    private static void ShallowRows(float* a, long rowStep, long depthStep, int i0, int m, float* b, int ldb, int n, int k,
-        float alpha, float beta, float* c, int ldc)
+    /// <summary>Rows i0…i0+3 (the last row repeated past m, not stored) by columns 0…n−1 in tiles two vectors wide.</summary>
+    private static void ShallowRows<V, S>(float* a, long rowStep, long depthStep, int i0, int m, float* b, int ldb, int n, int k,
+        float alpha, float beta, float* c, int ldc) where V : struct where S : struct, ISimd<V>
     {
         float* a0 = a + i0 * rowStep, a1 = a + Math.Min(i0 + 1, m - 1) * rowStep;
         float* a2 = a + Math.Min(i0 + 2, m - 1) * rowStep, a3 = a + Math.Min(i0 + 3, m - 1) * rowStep;
-        var va = Vector256.Create(alpha);
-        for (int j0 = 0; j0 < n; j0 += 16)
+        var va = S.Broadcast(alpha);
+        for (int j0 = 0; j0 < n; j0 += 2 * S.Lanes)
         {
-            Vector256<float> s00 = default, s01 = default, s10 = default, s11 = default;
-            Vector256<float> s20 = default, s21 = default, s30 = default, s31 = default;
+            V s00 = S.Zero, s01 = S.Zero, s10 = S.Zero, s11 = S.Zero;
+            V s20 = S.Zero, s21 = S.Zero, s30 = S.Zero, s31 = S.Zero;
             float* bp = b + j0;
             for (int p = 0; p < k; p++, bp += ldb)
             {
-                var w0 = Vector256.Load(bp);
-                var w1 = Vector256.Load(bp + 8);
+                var w0 = S.Load(bp);
+                var w1 = S.Load(bp + S.Lanes);
                 long at = p * depthStep;
-                var x = Vector256.Create(a0[at]); s00 = CpuIsa.MulAdd(x, w0, s00); s01 = CpuIsa.MulAdd(x, w1, s01);
-                x = Vector256.Create(a1[at]); s10 = CpuIsa.MulAdd(x, w0, s10); s11 = CpuIsa.MulAdd(x, w1, s11);
-                x = Vector256.Create(a2[at]); s20 = CpuIsa.MulAdd(x, w0, s20); s21 = CpuIsa.MulAdd(x, w1, s21);
-                x = Vector256.Create(a3[at]); s30 = CpuIsa.MulAdd(x, w0, s30); s31 = CpuIsa.MulAdd(x, w1, s31);
+                var x = S.Broadcast(a0[at]); s00 = S.MulAdd(x, w0, s00); s01 = S.MulAdd(x, w1, s01);
+                x = S.Broadcast(a1[at]); s10 = S.MulAdd(x, w0, s10); s11 = S.MulAdd(x, w1, s11);
+                x = S.Broadcast(a2[at]); s20 = S.MulAdd(x, w0, s20); s21 = S.MulAdd(x, w1, s21);
+                x = S.Broadcast(a3[at]); s30 = S.MulAdd(x, w0, s30); s31 = S.MulAdd(x, w1, s31);
             }
             // One k-block only: the packed kernel's store for its first block gives the same bits.
             float* row = c + (long)i0 * ldc + j0;
-            Sgemm.StoreRow(row, s00, s01, va, beta, firstBlock: true);
-            if (i0 + 1 < m) Sgemm.StoreRow(row + ldc, s10, s11, va, beta, firstBlock: true);
-            if (i0 + 2 < m) Sgemm.StoreRow(row + 2 * ldc, s20, s21, va, beta, firstBlock: true);
-            if (i0 + 3 < m) Sgemm.StoreRow(row + 3 * ldc, s30, s31, va, beta, firstBlock: true);
+            Sgemm.StoreRow<V, S>(row, s00, s01, va, beta, firstBlock: true);
+            if (i0 + 1 < m) Sgemm.StoreRow<V, S>(row + ldc, s10, s11, va, beta, firstBlock: true);
+            if (i0 + 2 < m) Sgemm.StoreRow<V, S>(row + 2 * ldc, s20, s21, va, beta, firstBlock: true);
+            if (i0 + 3 < m) Sgemm.StoreRow<V, S>(row + 3 * ldc, s30, s31, va, beta, firstBlock: true);
         }
     }
 
