@@ -23,8 +23,6 @@ internal static unsafe class DirectConvolution
     private const int BlockPixels = 7;
     // Below this many multiply-adds per output, forward keeps pixels in the lanes instead (see ForwardPixelBlock).
     private const int ShortReduction = 64;
-    // The pixel-lane kernel's tile: four output channels by two vectors of pixels, eight accumulators at every width.
-    private const int TileChannels = 4;
     // The geometries the kernels are written for have at least this many output channels per group.
     private const int MinOutChannels = 16;
 
@@ -187,8 +185,9 @@ internal static unsafe class DirectConvolution
 
     /// <summary>
     /// Two vectors of output pixels of a row in the lanes and an accumulator per output channel, four channels at a
-    /// time: for short reductions (a first layer's one or three input channels) the channel-lane kernel's transposing
-    /// store would cost as much as its arithmetic, while here every result leaves as a whole vector.
+    /// time (eight with 32 registers): for short reductions (a first layer's one or three input channels) the
+    /// channel-lane kernel's transposing store would cost as much as its arithmetic, while here every result leaves
+    /// as a whole vector.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ForwardPixelBlock<V, S>(in ConvGeometry g, float[] padded, int pw, int ph, float[] packed, float[]? bias, float[] y,
@@ -196,7 +195,8 @@ internal static unsafe class DirectConvolution
     {
         int lanes = S.Lanes, gic = g.GroupInChannels, goc = g.GroupOutChannels, kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW;
         int channels = Math.Min(lanes, goc - block * lanes), firstChannel = group * goc + block * lanes;
-        long plane = (long)oh * ow;
+        bool eight = S.Registers >= 32 && lanes >= 8;
+        var tile = new PixelTile(kh, kw, pw, ph, gic, lanes, (long)oh * ow, bias);
         fixed (float* input = padded)
         fixed (float* weights = &packed[(group * blocks + block) * gic * kh * kw * lanes])
         fixed (float* output = y)
@@ -205,34 +205,81 @@ internal static unsafe class DirectConvolution
                 // As in ForwardBlock: kernel rows on the padding above or below the image are skipped.
                 int firstRow = Math.Max(0, g.PadH - oy), endRow = Math.Min(kh, g.InH + g.PadH - oy);
                 for (int ox = 0; ox < ow; ox += 2 * lanes)
-                    for (int first = 0; first < channels; first += TileChannels)
-                    {
-                        V a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero, b0 = S.Zero, b1 = S.Zero, b2 = S.Zero, b3 = S.Zero;
-                        for (int c = 0; c < gic; c++)
-                            for (int ky = firstRow; ky < endRow; ky++)
-                            {
-                                float* row = input + (c * ph + oy + ky) * pw + ox;
-                                float* w = weights + (c * kh + ky) * kw * lanes + first;
-                                for (int kx = 0; kx < kw; kx++, w += lanes)
-                                {
-                                    V u = S.Load(row + kx), v = S.Load(row + kx + lanes);
-                                    V w0 = S.Broadcast(w[0]), w1 = S.Broadcast(w[1]), w2 = S.Broadcast(w[2]), w3 = S.Broadcast(w[3]);
-                                    a0 = S.MulAdd(w0, u, a0); b0 = S.MulAdd(w0, v, b0);
-                                    a1 = S.MulAdd(w1, u, a1); b1 = S.MulAdd(w1, v, b1);
-                                    a2 = S.MulAdd(w2, u, a2); b2 = S.MulAdd(w2, v, b2);
-                                    a3 = S.MulAdd(w3, u, a3); b3 = S.MulAdd(w3, v, b3);
-                                }
-                            }
-                        // Straight from the accumulators: a round trip through a staging buffer cost a fifth of the time here.
-                        int pixels = Math.Min(lanes, ow - ox), more = Math.Min(lanes, ow - ox - lanes);
-                        float* target = output + (((long)n * g.OutChannels + firstChannel + first) * oh + oy) * ow + ox;
-                        int tile = Math.Min(TileChannels, channels - first);
-                        StorePixels<V, S>(target, a0, b0, bias, firstChannel + first, pixels, more);
-                        if (tile > 1) StorePixels<V, S>(target + plane, a1, b1, bias, firstChannel + first + 1, pixels, more);
-                        if (tile > 2) StorePixels<V, S>(target + 2 * plane, a2, b2, bias, firstChannel + first + 2, pixels, more);
-                        if (tile > 3) StorePixels<V, S>(target + 3 * plane, a3, b3, bias, firstChannel + first + 3, pixels, more);
-                    }
+                {
+                    float* rows = input + oy * pw + ox;
+                    float* target = output + (((long)n * g.OutChannels + firstChannel) * oh + oy) * ow + ox;
+                    int pixels = Math.Min(lanes, ow - ox), more = Math.Min(lanes, ow - ox - lanes);
+                    for (int first = 0; first < channels; first += eight ? 8 : 4)
+                        if (eight) PixelTile8<V, S>(tile, rows, weights + first, firstRow, endRow, target + first * tile.Plane,
+                            firstChannel + first, Math.Min(8, channels - first), pixels, more);
+                        else PixelTile4<V, S>(tile, rows, weights + first, firstRow, endRow, target + first * tile.Plane,
+                            firstChannel + first, Math.Min(4, channels - first), pixels, more);
+                }
             }
+    }
+
+    /// <summary>What the pixel tiles share: the kernel and padded-image sizes, the output plane, the biases.</summary>
+    private readonly record struct PixelTile(int KernelH, int KernelW, int PaddedW, int PaddedH, int InChannels, int Lanes, long Plane, float[]? Bias);
+
+    /// <summary>Four output channels by two vectors of pixels: eight accumulators, for 16-register machines.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PixelTile4<V, S>(in PixelTile t, float* rows, float* weights, int firstRow, int endRow, float* target,
+        int channel, int count, int pixels, int more) where V : struct where S : struct, ISimd<V>
+    {
+        int l = t.Lanes;
+        V a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero, b0 = S.Zero, b1 = S.Zero, b2 = S.Zero, b3 = S.Zero;
+        for (int c = 0; c < t.InChannels; c++)
+            for (int ky = firstRow; ky < endRow; ky++)
+            {
+                float* row = rows + (c * t.PaddedH + ky) * t.PaddedW;
+                float* w = weights + (c * t.KernelH + ky) * t.KernelW * l;
+                for (int kx = 0; kx < t.KernelW; kx++, w += l)
+                {
+                    V u = S.Load(row + kx), v = S.Load(row + kx + l);
+                    V w0 = S.Broadcast(w[0]), w1 = S.Broadcast(w[1]), w2 = S.Broadcast(w[2]), w3 = S.Broadcast(w[3]);
+                    a0 = S.MulAdd(w0, u, a0); b0 = S.MulAdd(w0, v, b0); a1 = S.MulAdd(w1, u, a1); b1 = S.MulAdd(w1, v, b1);
+                    a2 = S.MulAdd(w2, u, a2); b2 = S.MulAdd(w2, v, b2); a3 = S.MulAdd(w3, u, a3); b3 = S.MulAdd(w3, v, b3);
+                }
+            }
+        // Straight from the accumulators: a round trip through a staging buffer cost a fifth of the time here.
+        StorePixels<V, S>(target, a0, b0, t.Bias, channel, pixels, more);
+        if (count > 1) StorePixels<V, S>(target + t.Plane, a1, b1, t.Bias, channel + 1, pixels, more);
+        if (count > 2) StorePixels<V, S>(target + 2 * t.Plane, a2, b2, t.Bias, channel + 2, pixels, more);
+        if (count > 3) StorePixels<V, S>(target + 3 * t.Plane, a3, b3, t.Bias, channel + 3, pixels, more);
+    }
+
+    /// <summary>Eight output channels by two vectors of pixels: sixteen accumulators, for 32-register machines.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PixelTile8<V, S>(in PixelTile t, float* rows, float* weights, int firstRow, int endRow, float* target,
+        int channel, int count, int pixels, int more) where V : struct where S : struct, ISimd<V>
+    {
+        int l = t.Lanes;
+        V a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero, a4 = S.Zero, a5 = S.Zero, a6 = S.Zero, a7 = S.Zero;
+        V b0 = S.Zero, b1 = S.Zero, b2 = S.Zero, b3 = S.Zero, b4 = S.Zero, b5 = S.Zero, b6 = S.Zero, b7 = S.Zero;
+        for (int c = 0; c < t.InChannels; c++)
+            for (int ky = firstRow; ky < endRow; ky++)
+            {
+                float* row = rows + (c * t.PaddedH + ky) * t.PaddedW;
+                float* w = weights + (c * t.KernelH + ky) * t.KernelW * l;
+                for (int kx = 0; kx < t.KernelW; kx++, w += l)
+                {
+                    V u = S.Load(row + kx), v = S.Load(row + kx + l);
+                    V w0 = S.Broadcast(w[0]), w1 = S.Broadcast(w[1]), w2 = S.Broadcast(w[2]), w3 = S.Broadcast(w[3]);
+                    a0 = S.MulAdd(w0, u, a0); b0 = S.MulAdd(w0, v, b0); a1 = S.MulAdd(w1, u, a1); b1 = S.MulAdd(w1, v, b1);
+                    a2 = S.MulAdd(w2, u, a2); b2 = S.MulAdd(w2, v, b2); a3 = S.MulAdd(w3, u, a3); b3 = S.MulAdd(w3, v, b3);
+                    w0 = S.Broadcast(w[4]); w1 = S.Broadcast(w[5]); w2 = S.Broadcast(w[6]); w3 = S.Broadcast(w[7]);
+                    a4 = S.MulAdd(w0, u, a4); b4 = S.MulAdd(w0, v, b4); a5 = S.MulAdd(w1, u, a5); b5 = S.MulAdd(w1, v, b5);
+                    a6 = S.MulAdd(w2, u, a6); b6 = S.MulAdd(w2, v, b6); a7 = S.MulAdd(w3, u, a7); b7 = S.MulAdd(w3, v, b7);
+                }
+            }
+        StorePixels<V, S>(target, a0, b0, t.Bias, channel, pixels, more);
+        if (count > 1) StorePixels<V, S>(target + t.Plane, a1, b1, t.Bias, channel + 1, pixels, more);
+        if (count > 2) StorePixels<V, S>(target + 2 * t.Plane, a2, b2, t.Bias, channel + 2, pixels, more);
+        if (count > 3) StorePixels<V, S>(target + 3 * t.Plane, a3, b3, t.Bias, channel + 3, pixels, more);
+        if (count > 4) StorePixels<V, S>(target + 4 * t.Plane, a4, b4, t.Bias, channel + 4, pixels, more);
+        if (count > 5) StorePixels<V, S>(target + 5 * t.Plane, a5, b5, t.Bias, channel + 5, pixels, more);
+        if (count > 6) StorePixels<V, S>(target + 6 * t.Plane, a6, b6, t.Bias, channel + 6, pixels, more);
+        if (count > 7) StorePixels<V, S>(target + 7 * t.Plane, a7, b7, t.Bias, channel + 7, pixels, more);
     }
 
     /// <summary>One channel's two vectors of pixels plus its bias: <paramref name="pixels"/> then <paramref name="more"/> (≤ 0: none) values.</summary>
