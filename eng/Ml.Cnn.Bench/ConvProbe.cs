@@ -35,9 +35,12 @@ internal static class ConvProbe
         var dw = backend.Allocate(w.Shape);
         var db = backend.Allocate(bias.Shape);
         double gflop = 2.0 * g.Batch * g.OutChannels * g.OutH * g.OutW * g.PatchSize / 1e9;
-        string forward = WinogradConvolution.Applies(g) ? "Winograd" : DirectConvolution.Applies(g) ? "direct" : "im2col + GEMM";
+        string Kernel(in ConvGeometry c) => WinogradConvolution.Applies(c) ? "Winograd" : DirectConvolution.Applies(c) ? "direct" : "im2col + GEMM";
+        string forward = Kernel(g);
+        string data = DirectConvolution.DataGradientGeometry(g) is { } transposed ? Kernel(transposed) : "im2col + GEMM";
         string weights = WinogradConvolution.Applies(g) ? "Winograd" : DirectConvolution.AppliesToWeightGradient(g) ? "direct" : "im2col + GEMM";
-        Console.WriteLine($"{name}, batch {g.Batch}, forward {forward}, weight gradient {weights}, 2 threads ({gflop:F2} GFLOP per pass as a direct convolution):");
+        Console.WriteLine($"{name}, batch {g.Batch}, 2 threads, {DirectConvolution.Bits}-bit kernels: forward {forward}, backward-data {data}, " +
+            $"weight gradient {weights} ({gflop:F2} GFLOP per pass as a direct convolution):");
         foreach (var (pass, action) in new (string, Action)[]
         {
             ("forward", () => backend.ConvForward(g, x, w, bias, y)),

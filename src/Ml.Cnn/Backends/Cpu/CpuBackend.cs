@@ -161,10 +161,10 @@ public sealed class CpuBackend : HostBackend, IBackend
         return (g.Batch + chunks - 1) / chunks;
     }
 
-    /// <summary>Whether an AVX-512 kernel (Winograd, else direct) computes this convolution without im2col.</summary>
+    /// <summary>Whether a SIMD kernel (Winograd, else direct) computes this convolution without im2col.</summary>
     private static bool HasForwardKernel(in ConvGeometry g) => WinogradConvolution.Applies(g) || DirectConvolution.Applies(g);
 
-    /// <summary>y = conv(x, w) + b on an AVX-512 kernel when one applies (Winograd first); false leaves y untouched.</summary>
+    /// <summary>y = conv(x, w) + b on a SIMD kernel when one applies (Winograd first); false leaves y untouched.</summary>
     private bool TryForwardKernel(in ConvGeometry g, float[] x, ReadOnlySpan<float> w, float[]? b, float[] y)
     {
         if (WinogradConvolution.Applies(g)) WinogradConvolution.Forward(g, x, w, b, y, Threads);
@@ -268,7 +268,7 @@ public sealed class CpuBackend : HostBackend, IBackend
         var geometry = g;
         var (fx, fdy, fdw) = (Array(x), Array(dy), Array(dw));
         int plane = g.OutH * g.OutW;
-        // The AVX-512 kernels sum the bias gradient from their channels-last copy of dy, sparing a pass over it.
+        // The SIMD kernels sum the bias gradient from their channels-last copy of dy, sparing a pass over it.
         if (WinogradConvolution.Applies(g))
         {
             WinogradConvolution.WeightGradient(g, fx, fdy, fdw, db is null ? null : Array(db), Threads);

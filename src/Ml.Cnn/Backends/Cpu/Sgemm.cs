@@ -184,8 +184,12 @@ internal static unsafe class Sgemm
                 float* src = op.B + (long)pc * op.Ldb + jc + jr;
                 if (nr == op.NR)
                 {
+                    // A copy call per 8–32 floats costs more than the copy: whole vectors (NR is a multiple of 8).
                     for (int p = 0; p < kc; p++, src += op.Ldb, d += op.NR)
-                        new ReadOnlySpan<float>(src, op.NR).CopyTo(new Span<float>(d, op.NR));
+                        if (Vector256.IsHardwareAccelerated)
+                            for (int j = 0; j < op.NR; j += 8) Vector256.Store(Vector256.Load(src + j), d + j);
+                        else
+                            for (int j = 0; j < op.NR; j += 4) Vector128.Store(Vector128.Load(src + j), d + j);
                 }
                 else
                 {
