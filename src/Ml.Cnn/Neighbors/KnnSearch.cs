@@ -265,44 +265,45 @@ public static class KnnSearch
         }
     }
 
-    private static (float, float) L1Pair(ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> r)
+    private static (float, float) L1Pair(ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> r) =>
+        W512.IsSupported ? L1Pair<Vector512<float>, W512>(a, b, r)
+        : W256.IsSupported ? L1Pair<Vector256<float>, W256>(a, b, r)
+        : L1Pair<Vector128<float>, W128>(a, b, r);
+
+    /// <summary>
+    /// Σ|a − r| and Σ|b − r|, two vectors at a time with an accumulator each, so that no sum waits on the previous
+    /// add (one accumulator per query left the loop bound by the add's latency).
+    /// </summary>
+    private static unsafe (float, float) L1Pair<V, S>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> r)
+        where V : struct where S : struct, ISimd<V>
     {
-        int i = 0;
-        float s0 = 0, s1 = 0;
-        if (Vector512.IsHardwareAccelerated && r.Length >= 16)
+        int n = r.Length, l = S.Lanes, i = 0;
+        fixed (float* pa = a, pb = b, pr = r)
         {
-            Vector512<float> acc0 = default, acc1 = default;
-            ref float ra = ref MemoryMarshal.GetReference(a), rb = ref MemoryMarshal.GetReference(b), rr = ref MemoryMarshal.GetReference(r);
-            for (; i <= r.Length - 16; i += 16)
+            V a0 = S.Zero, a1 = S.Zero, b0 = S.Zero, b1 = S.Zero;
+            for (; i + 2 * l <= n; i += 2 * l)
             {
-                var vr = Vector512.LoadUnsafe(ref rr, (nuint)i);
-                acc0 += Vector512.Abs(Vector512.LoadUnsafe(ref ra, (nuint)i) - vr);
-                acc1 += Vector512.Abs(Vector512.LoadUnsafe(ref rb, (nuint)i) - vr);
+                V r0 = S.Load(pr + i), r1 = S.Load(pr + i + l);
+                a0 = S.Add(a0, S.Abs(S.Subtract(S.Load(pa + i), r0)));
+                a1 = S.Add(a1, S.Abs(S.Subtract(S.Load(pa + i + l), r1)));
+                b0 = S.Add(b0, S.Abs(S.Subtract(S.Load(pb + i), r0)));
+                b1 = S.Add(b1, S.Abs(S.Subtract(S.Load(pb + i + l), r1)));
             }
-            s0 = Vector512.Sum(acc0);
-            s1 = Vector512.Sum(acc1);
-        }
-        else if (Vector.IsHardwareAccelerated && r.Length >= Vector<float>.Count)
-        {
-            Vector<float> acc0 = default, acc1 = default;
-            var va = MemoryMarshal.Cast<float, Vector<float>>(a);
-            var vb = MemoryMarshal.Cast<float, Vector<float>>(b);
-            var vr = MemoryMarshal.Cast<float, Vector<float>>(r);
-            for (int v = 0; v < vr.Length; v++)
+            if (i + l <= n)
             {
-                acc0 += Vector.Abs(va[v] - vr[v]);
-                acc1 += Vector.Abs(vb[v] - vr[v]);
+                V r0 = S.Load(pr + i);
+                a0 = S.Add(a0, S.Abs(S.Subtract(S.Load(pa + i), r0)));
+                b0 = S.Add(b0, S.Abs(S.Subtract(S.Load(pb + i), r0)));
+                i += l;
             }
-            s0 = Vector.Sum(acc0);
-            s1 = Vector.Sum(acc1);
-            i = vr.Length * Vector<float>.Count;
+            float s0 = S.Sum(S.Add(a0, a1)), s1 = S.Sum(S.Add(b0, b1));
+            for (; i < n; i++)
+            {
+                s0 += MathF.Abs(pa[i] - pr[i]);
+                s1 += MathF.Abs(pb[i] - pr[i]);
+            }
+            return (s0, s1);
         }
-        for (; i < r.Length; i++)
-        {
-            s0 += MathF.Abs(a[i] - r[i]);
-            s1 += MathF.Abs(b[i] - r[i]);
-        }
-        return (s0, s1);
     }
 
     /// <summary>The k smallest (distance, index) pairs seen, ties to the lower index; a bounded max-heap.</summary>

@@ -36,6 +36,8 @@ internal unsafe interface ISimd<V> where V : struct
 
     static abstract V Multiply(V a, V b);
 
+    static abstract V Abs(V v);
+
     /// <summary>The lanes' sum, in the order the width's <c>Vector*.Sum</c> adds them.</summary>
     static abstract float Sum(V v);
 
@@ -79,6 +81,9 @@ internal readonly unsafe struct W512 : ISimd<Vector512<float>>
     public static float Sum(Vector512<float> v) => Vector512.Sum(v);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Abs(Vector512<float> v) => Vector512.Abs(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> MulAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Avx512F.FusedMultiplyAdd(a, b, c);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -118,6 +123,9 @@ internal readonly unsafe struct W256 : ISimd<Vector256<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Sum(Vector256<float> v) => Vector256.Sum(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Abs(Vector256<float> v) => Vector256.Abs(v);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => CpuIsa.MulAdd(a, b, c);
@@ -172,6 +180,9 @@ internal readonly unsafe struct W128 : ISimd<Vector128<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Sum(Vector128<float> v) => Vector128.Sum(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Abs(Vector128<float> v) => Vector128.Abs(v);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> MulAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) =>
