@@ -413,8 +413,7 @@ public sealed class CpuBackend : HostBackend, IBackend
             for (int i = 0; i < n; i++) sum += Pointwise.Sum(fx.AsSpan((i * c + ch) * plane, plane));
             float mean = (float)(sum / count);
             double sumSq = 0;
-            for (int i = 0; i < n; i++)
-                foreach (var v in fx.AsSpan((i * c + ch) * plane, plane)) { float d = v - mean; sumSq += d * d; }
+            for (int i = 0; i < n; i++) sumSq += Pointwise.SumSquaredDeviations(fx.AsSpan((i * c + ch) * plane, plane), mean);
             double variance = sumSq / count;
             float invStd = (float)(1 / Math.Sqrt(variance + epsilon));
             fm[ch] = mean;
@@ -423,13 +422,8 @@ public sealed class CpuBackend : HostBackend, IBackend
             frm[ch] = (float)((1 - momentum) * frm[ch] + momentum * (double)mean);
             frv[ch] = (float)((1 - momentum) * frv[ch] + momentum * unbiased);
             float scale = fg[ch] * invStd, shift = fb[ch] - mean * scale;
-            for (int i = 0; i < n; i++) AffineKernel(fx.AsSpan((i * c + ch) * plane, plane), fy.AsSpan((i * c + ch) * plane, plane), scale, shift);
+            for (int i = 0; i < n; i++) Pointwise.Affine(fx.AsSpan((i * c + ch) * plane, plane), fy.AsSpan((i * c + ch) * plane, plane), scale, shift);
         });
-    }
-
-    private static void AffineKernel(ReadOnlySpan<float> x, Span<float> y, float scale, float shift)
-    {
-        for (int i = 0; i < x.Length; i++) y[i] = x[i] * scale + shift;
     }
 
     /// <inheritdoc />
@@ -444,7 +438,7 @@ public sealed class CpuBackend : HostBackend, IBackend
             fm[ch] = frm[ch];
             fs[ch] = (float)(1 / Math.Sqrt(frv[ch] + (double)epsilon));
             float scale = fg[ch] * fs[ch], shift = fb[ch] - frm[ch] * scale;
-            for (int i = 0; i < n; i++) AffineKernel(fx.AsSpan((i * c + ch) * plane, plane), fy.AsSpan((i * c + ch) * plane, plane), scale, shift);
+            for (int i = 0; i < n; i++) Pointwise.Affine(fx.AsSpan((i * c + ch) * plane, plane), fy.AsSpan((i * c + ch) * plane, plane), scale, shift);
         });
     }
 
@@ -462,24 +456,17 @@ public sealed class CpuBackend : HostBackend, IBackend
             double sumDy = 0, sumDyXhat = 0;
             for (int i = 0; i < n; i++)
             {
-                var sx = fx.AsSpan((i * c + ch) * plane, plane);
-                var sdy = fdy.AsSpan((i * c + ch) * plane, plane);
-                float partialDy = 0, partialDyXhat = 0;
-                for (int p = 0; p < plane; p++) { partialDy += sdy[p]; partialDyXhat += sdy[p] * (sx[p] - mean); }
+                var (partialDy, partialDyCentred) = Pointwise.GradientSums(fdy.AsSpan((i * c + ch) * plane, plane), fx.AsSpan((i * c + ch) * plane, plane), mean);
                 sumDy += partialDy;
-                sumDyXhat += partialDyXhat * invStd;
+                sumDyXhat += partialDyCentred * invStd;
             }
             fdg[ch] = (float)sumDyXhat;
             fdb[ch] = (float)sumDy;
             float k = fg[ch] * invStd;
             float meanDy = batchStatistics ? (float)(sumDy / count) : 0, meanDyXhat = batchStatistics ? (float)(sumDyXhat / count) : 0;
             for (int i = 0; i < n; i++)
-            {
-                var sx = fx.AsSpan((i * c + ch) * plane, plane);
-                var sdy = fdy.AsSpan((i * c + ch) * plane, plane);
-                var sdx = fdx.AsSpan((i * c + ch) * plane, plane);
-                for (int p = 0; p < plane; p++) sdx[p] = k * (sdy[p] - meanDy - (sx[p] - mean) * invStd * meanDyXhat);
-            }
+                Pointwise.NormalizationGradient(fx.AsSpan((i * c + ch) * plane, plane), fdy.AsSpan((i * c + ch) * plane, plane),
+                    fdx.AsSpan((i * c + ch) * plane, plane), k, meanDy, mean, invStd, meanDyXhat);
         });
     }
 

@@ -65,4 +65,89 @@ internal static class Pointwise
         for (; i < values.Length; i++) total += values[i];
         return total;
     }
+
+    /// <summary>Σ (value − mean)², in float lanes then double, as <see cref="Sum"/>.</summary>
+    public static double SumSquaredDeviations(ReadOnlySpan<float> values, float mean)
+    {
+        int i = 0;
+        double total = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var vv = MemoryMarshal.Cast<float, Vector<float>>(values);
+            var acc = Vector<float>.Zero;
+            var vm = new Vector<float>(mean);
+            for (; i < vv.Length; i++)
+            {
+                var d = vv[i] - vm;
+                acc += d * d;
+            }
+            for (int l = 0; l < Vector<float>.Count; l++) total += acc[l];
+            i *= Vector<float>.Count;
+        }
+        for (; i < values.Length; i++)
+        {
+            float d = values[i] - mean;
+            total += d * d;
+        }
+        return total;
+    }
+
+    /// <summary>(Σ dy, Σ dy·(x − mean)) over one plane, in float lanes.</summary>
+    public static (float SumDy, float SumDyCentred) GradientSums(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, float mean)
+    {
+        int i = 0;
+        float sumDy = 0, sumDyCentred = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var vdy = MemoryMarshal.Cast<float, Vector<float>>(dy);
+            var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+            Vector<float> a = Vector<float>.Zero, b = Vector<float>.Zero, vm = new(mean);
+            for (; i < vdy.Length; i++)
+            {
+                a += vdy[i];
+                b += vdy[i] * (vx[i] - vm);
+            }
+            sumDy = Vector.Sum(a);
+            sumDyCentred = Vector.Sum(b);
+            i *= Vector<float>.Count;
+        }
+        for (; i < dy.Length; i++)
+        {
+            sumDy += dy[i];
+            sumDyCentred += dy[i] * (x[i] - mean);
+        }
+        return (sumDy, sumDyCentred);
+    }
+
+    /// <summary>y[i] = x[i]·scale + shift (rounded twice, as the scalar expression).</summary>
+    public static void Affine(ReadOnlySpan<float> x, Span<float> y, float scale, float shift)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+            var vy = MemoryMarshal.Cast<float, Vector<float>>(y);
+            Vector<float> vs = new(scale), vb = new(shift);
+            for (; i < vx.Length; i++) vy[i] = vx[i] * vs + vb;
+            i *= Vector<float>.Count;
+        }
+        for (; i < x.Length; i++) y[i] = x[i] * scale + shift;
+    }
+
+    /// <summary>dx = k·(dy − meanDy − (x − mean)·invStd·meanDyXhat): batch norm's input gradient over one plane.</summary>
+    public static void NormalizationGradient(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx, float k, float meanDy,
+        float mean, float invStd, float meanDyXhat)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+            var vdy = MemoryMarshal.Cast<float, Vector<float>>(dy);
+            var vdx = MemoryMarshal.Cast<float, Vector<float>>(dx);
+            Vector<float> vk = new(k), vMeanDy = new(meanDy), vMean = new(mean), vInvStd = new(invStd), vMeanDyXhat = new(meanDyXhat);
+            for (; i < vx.Length; i++) vdx[i] = vk * (vdy[i] - vMeanDy - (vx[i] - vMean) * vInvStd * vMeanDyXhat);
+            i *= Vector<float>.Count;
+        }
+        for (; i < x.Length; i++) dx[i] = k * (dy[i] - meanDy - (x[i] - mean) * invStd * meanDyXhat);
+    }
 }
