@@ -295,6 +295,23 @@ public abstract class BackendAgreementTests(int threads)
         }
         AssertClose(p.Reference, p.Cpu, "optimizer updates");
     }
+
+    [Theory]
+    [InlineData(0f, false)]
+    [InlineData(0.9f, false)]
+    [InlineData(0.9f, true)]
+    public void SgdUpdatesAreTheReferencesBitForBit(float momentum, bool nesterov)
+    {
+        // 70,003 values: several of the update's ranges, whole vectors and a scalar tail.
+        var (p, g, v) = (Random(70003), Random(70003), Random(70003));
+        for (int step = 0; step < 2; step++)
+        {
+            _reference.SgdUpdate(p.Reference, g.Reference, v.Reference, 0.1f, momentum, 1e-4f, nesterov);
+            _cpu.SgdUpdate(p.Cpu, g.Cpu, v.Cpu, 0.1f, momentum, 1e-4f, nesterov);
+        }
+        Assert.Equal(p.Reference.ToArray(), p.Cpu.ToArray());
+        Assert.Equal(v.Reference.ToArray(), v.Cpu.ToArray());
+    }
 }
 
 public sealed class BackendAgreement_Cpu1Thread() : BackendAgreementTests(1);

@@ -562,7 +562,25 @@ public sealed class CpuBackend : HostBackend, IBackend
         var (fp, fg, fv) = (Array(param), Array(grad), Array(velocity));
         ForRanges(param.Length, 1 << 15, (start, end) =>
         {
-            for (int i = start; i < end; i++)
+            // Whole vectors first (the same operations in the same order as the scalar loop, so the same bits).
+            int i = start;
+            if (Vector.IsHardwareAccelerated)
+            {
+                Vector<float> decay = new(weightDecay), mu = new(momentum), rate = new(learningRate);
+                for (; i + Vector<float>.Count <= end; i += Vector<float>.Count)
+                {
+                    var p = new Vector<float>(fp, i);
+                    var d = new Vector<float>(fg, i) + decay * p;
+                    if (momentum != 0)
+                    {
+                        var v = mu * new Vector<float>(fv, i) + d;
+                        v.CopyTo(fv, i);
+                        d = nesterov ? d + mu * v : v;
+                    }
+                    (p - rate * d).CopyTo(fp, i);
+                }
+            }
+            for (; i < end; i++)
             {
                 float d = fg[i] + weightDecay * fp[i];
                 if (momentum != 0)
