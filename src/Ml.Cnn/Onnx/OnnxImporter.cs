@@ -136,6 +136,10 @@ public static class OnnxImporter
                     _constants[Out] = node.Attribute.SingleOrDefault(a => a.Name == "value")?.T
                         ?? throw Unsupported(node, "only Constant nodes holding a tensor ('value') are supported");
                     return;
+                case "Identity" when _constants.TryGetValue(node.Input[0], out var constant):
+                    // PyTorch passes initializers it shares between layers through Identity nodes.
+                    _constants[Out] = constant;
+                    return;
                 case "Identity" or "Dropout":
                     Alias(node, Out);
                     return;

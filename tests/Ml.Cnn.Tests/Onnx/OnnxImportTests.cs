@@ -138,6 +138,23 @@ public sealed class OnnxImportTests
     }
 
     [Fact]
+    public void AnInitializerPassedThroughIdentityIsAConstant()
+    {
+        // PyTorch exports a constant that layers share as Identity(initializer); torchvision's MobileNets and
+        // EfficientNets have them.
+        var backend = new CpuBackend(1);
+        var network = Network.Create(ModelZoo.LeNet5(10), backend, new TensorShape(1, 28, 28), seed: 1);
+        var model = OnnxExporter.Build(network, appendSoftmax: false);
+        var conv = model.Graph.Node.First(n => n.OpType == "Conv");
+        string bias = conv.Input[2];
+        model.Graph.Node.Insert(0, new Ml.Cnn.Onnx.Proto.NodeProto { OpType = "Identity", Name = "shared_bias", Input = { bias }, Output = { bias + ".shared" } });
+        conv.Input[2] = bias + ".shared";
+        var imported = OnnxImporter.Import(Google.Protobuf.MessageExtensions.ToByteArray(model), backend);
+        var x = TensorOf(backend, RandomNormal(new Rng(2), 2 * 784), 2, 1, 28, 28);
+        Assert.Equal(network.Forward(x, false).ToArray(), imported.Forward(x, false).ToArray());
+    }
+
+    [Fact]
     public void InputOfTheWrongSizeNamesBoth()
     {
         var network = OnnxImporter.Import(Fixture("lenet5.onnx"), new CpuBackend(1));
