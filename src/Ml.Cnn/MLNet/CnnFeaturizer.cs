@@ -41,7 +41,7 @@ public sealed class CnnFeaturizerEstimator : IEstimator<CnnFeaturizerTransformer
     /// <inheritdoc />
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
-        CnnTraining.CheckFeatures(inputSchema, _inputColumnName);
+        CnnTraining.CheckFeatures(inputSchema, _inputColumnName, allowImages: _model.ImageInput is not null);
         var added = new DataViewSchema.Builder();
         added.AddColumn(_outputColumnName, new VectorDataViewType(NumberDataViewType.Single, _model.Network[_layerName].OutputShape.Length));
         return SchemaShapeAdapter.Append(inputSchema, added.ToSchema());

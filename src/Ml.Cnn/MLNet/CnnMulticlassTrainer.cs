@@ -78,10 +78,12 @@ public sealed class CnnMulticlassTransformer : ScoringTransformer, ISingleFeatur
     /// <summary>
     /// Writes the classifier as ONNX with its graph input named after the feature column and its output "Score"
     /// (class probabilities), so <c>mlContext.Transforms.ApplyOnnxModel("Score", "Features", path)</c> runs it on the
-    /// same data; the class names are stored as the model's "class_names" metadata.
+    /// same data; the class names are stored as the model's "class_names" metadata. A model of an image column takes
+    /// its extracted pixels: the input is named "&lt;column&gt;.Pixels", what <see cref="CnnModel.ImageInput"/>'s
+    /// ResizeImages and ExtractPixels produce.
     /// </summary>
     public void ExportToOnnx(string path, string outputName = "Score") =>
-        Model.ExportToOnnx(path, probabilities: true, FeatureColumnName, outputName, ClassNames);
+        Model.ExportToOnnx(path, probabilities: true, Scorer.InputColumn, outputName, ClassNames);
 
     private protected override BatchScorer Scorer { get; }
 

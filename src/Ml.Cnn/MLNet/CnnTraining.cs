@@ -15,6 +15,7 @@ internal static class CnnTraining
     /// <summary>The checks an estimator makes at construction, before any data is read.</summary>
     public static void ValidateOptions(CnnTrainerOptions o)
     {
+        TrainerOptions.Require(o.Schedule is not null, nameof(o.Schedule), "null", "must be a schedule (the default is constant)");
         o.ValidateSettings();
         TrainerOptions.Require(o.LabelColumnName is not null, nameof(o.LabelColumnName), "null", "must name a column");
         TrainerOptions.Require(o.FeatureColumnName is not null, nameof(o.FeatureColumnName), "null", "must name a column");
@@ -29,7 +30,6 @@ internal static class CnnTraining
         TrainerOptions.Require(o.ImageChannels >= 0, nameof(o.ImageChannels), o.ImageChannels, "must be 0 (from the column) or positive");
         TrainerOptions.Require(o.ImageHeight >= 0, nameof(o.ImageHeight), o.ImageHeight, "must be 0 (from the column) or positive");
         TrainerOptions.Require(o.ImageWidth >= 0, nameof(o.ImageWidth), o.ImageWidth, "must be 0 (from the column) or positive");
-        TrainerOptions.Require(o.Schedule is not null, nameof(o.Schedule), "null", "must be a schedule (the default is constant)");
     }
 
     /// <summary>
@@ -135,10 +135,10 @@ internal static class CnnTraining
         return SchemaShapeAdapter.Append(inputSchema, added.ToSchema());
     }
 
-    public static void CheckFeatures(SchemaShape input, string name)
+    public static void CheckFeatures(SchemaShape input, string name, bool allowImages = true)
     {
         var features = Find(input, name, "Feature");
-        if (features.Kind == SchemaShape.Column.VectorKind.Scalar && ImageInput.IsImage(features.ItemType)) return;
+        if (allowImages && features.Kind == SchemaShape.Column.VectorKind.Scalar && ImageInput.IsImage(features.ItemType)) return;
         if (features.Kind != SchemaShape.Column.VectorKind.Vector || features.ItemType != NumberDataViewType.Single)
             throw new ArgumentOutOfRangeException(nameof(input),
                 $"Feature column '{name}' must be a known-size vector of Single or an image (LoadImages), got {features.Kind} of {features.ItemType}.");

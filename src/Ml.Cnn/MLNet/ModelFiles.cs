@@ -20,7 +20,7 @@ public static class ModelFiles
     /// <c>mlContext.Model.Save</c>, atomically and checksummed: the zip is written to a temporary file in the same
     /// folder, gets an entry with the SHA-256 of its contents, is flushed to disk, then renamed over
     /// <paramref name="path"/>. ML.NET's own Save writes in place, so a process killed mid-save leaves a truncated zip
-    /// instead of the previous model. Temporary files of saves whose process was killed are removed.
+    /// instead of the previous model. Temporary files that killed saves left (untouched for 10 minutes) are removed.
     /// </summary>
     public static void SaveAtomically(this ModelOperationsCatalog catalog, ITransformer model, DataViewSchema inputSchema, string path)
     {
@@ -28,7 +28,7 @@ public static class ModelFiles
         string folder = Path.GetDirectoryName(full)!, name = Path.GetFileName(full);
         Directory.CreateDirectory(folder);
         RemoveTemporariesOfEndedSaves(folder, name);
-        string temporary = Path.Combine(folder, $".{name}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        string temporary = Path.Combine(folder, $".{name}.{Guid.NewGuid():N}.tmp");
         try
         {
             using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None))
@@ -52,30 +52,24 @@ public static class ModelFiles
         }
     }
 
-    /// <summary>
-    /// Deletes the temporary files that saves of <paramref name="name"/> left when their process was killed. A
-    /// temporary names its process; those of running processes (a concurrent save) are left alone.
-    /// </summary>
+    // A save writes its temporary without pause, so one untouched this long was left by a killed save. Age, not the
+    // process id, decides: ids are reused (a restarted container's process is often 1 again) and mean nothing for a
+    // temporary another machine writes to a shared folder.
+    private static readonly TimeSpan StaleAge = TimeSpan.FromMinutes(10);
+
+    /// <summary>Deletes the temporary files of <paramref name="name"/> that no save has written to for <see cref="StaleAge"/>.</summary>
     private static void RemoveTemporariesOfEndedSaves(string folder, string name)
     {
-        foreach (var stale in Directory.EnumerateFiles(folder, $".{name}.*.*.tmp"))
-        {
-            var parts = Path.GetFileName(stale)[(name.Length + 2)..].Split('.');
-            if (parts.Length == 3 && int.TryParse(parts[0], out int pid) && !IsRunning(pid)) File.Delete(stale);
-        }
-    }
-
-    private static bool IsRunning(int pid)
-    {
-        try
-        {
-            using var process = System.Diagnostics.Process.GetProcessById(pid);
-            return !process.HasExited;
-        }
-        catch (ArgumentException)
-        {
-            return false;
-        }
+        foreach (var stale in Directory.EnumerateFiles(folder, $".{name}.*.tmp"))
+            if (DateTime.UtcNow - File.GetLastWriteTimeUtc(stale) > StaleAge)
+                try
+                {
+                    File.Delete(stale);
+                }
+                catch (IOException)
+                {
+                    // Another process is removing or renaming it: either way it is not ours to wait for.
+                }
     }
 
     /// <summary>

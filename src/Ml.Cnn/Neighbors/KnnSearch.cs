@@ -76,9 +76,18 @@ public static class KnnSearch
                 else
                     // A task takes a slice of references small enough to stay in L2 while every query pair of the block
                     // passes over it: a pair streaming the whole block (12.8 MB at 784 values) made L1 memory-bound.
-                    Parallel.For(0, (rn + ManhattanSlice - 1) / ManhattanSlice, options, slice =>
-                        ManhattanRows(queries, q0, qn, references, r0 + slice * ManhattanSlice, Math.Min(ManhattanSlice, rn - slice * ManhattanSlice),
-                            dimension, block, rn, slice * ManhattanSlice));
+                {
+                    // Few slices (a small reference set) would leave threads idle: the query pairs are split too.
+                    int slices = (rn + ManhattanSlice - 1) / ManhattanSlice, pairs = (qn + 1) / 2;
+                    int groups = Math.Clamp(2 * threads / slices, 1, pairs);
+                    Parallel.For(0, slices * groups, options, task =>
+                    {
+                        int slice = task / groups, group = task % groups;
+                        int firstRow = 2 * (pairs * group / groups), endRow = Math.Min(qn, 2 * (pairs * (group + 1) / groups));
+                        ManhattanRows(queries, q0, firstRow, endRow, references, r0 + slice * ManhattanSlice,
+                            Math.Min(ManhattanSlice, rn - slice * ManhattanSlice), dimension, block, rn, slice * ManhattanSlice);
+                    });
+                }
                 Parallel.For(0, qn, options, i => Scan(block.AsSpan(i * rn, rn), viaDot, keyOffsets.AsSpan(viaDot ? r0 : 0), keyScales.AsSpan(viaDot ? r0 : 0), heaps[i], r0));
             }
             Parallel.For(0, qn, options, i =>
@@ -245,22 +254,23 @@ public static class KnnSearch
     }
 
     /// <summary>
-    /// L1 distances of <paramref name="qn"/> queries from <paramref name="q0"/> to <paramref name="count"/> references
-    /// from <paramref name="r0"/>, two queries at a time sharing each reference load, into columns
-    /// <paramref name="column"/>… of <paramref name="block"/> (rows <paramref name="rowLength"/> apart).
+    /// L1 distances of the block's query rows <paramref name="firstRow"/>…<paramref name="endRow"/> − 1 (queries from
+    /// <paramref name="q0"/>) to <paramref name="count"/> references from <paramref name="r0"/>, two queries at a time
+    /// sharing each reference load, into columns <paramref name="column"/>… of <paramref name="block"/> (rows
+    /// <paramref name="rowLength"/> apart).
     /// </summary>
-    private static void ManhattanRows(float[] queries, int q0, int qn, float[] references, int r0, int count, int dimension,
-        float[] block, int rowLength, int column)
+    private static void ManhattanRows(float[] queries, int q0, int firstRow, int endRow, float[] references, int r0, int count,
+        int dimension, float[] block, int rowLength, int column)
     {
-        for (int row = 0; row < qn; row += 2)
+        for (int row = firstRow; row < endRow; row += 2)
         {
             var a = queries.AsSpan((q0 + row) * dimension, dimension);
-            var b = row + 1 < qn ? queries.AsSpan((q0 + row + 1) * dimension, dimension) : a;
+            var b = row + 1 < endRow ? queries.AsSpan((q0 + row + 1) * dimension, dimension) : a;
             for (int j = 0; j < count; j++)
             {
                 var (d0, d1) = L1Pair(a, b, references.AsSpan((r0 + j) * dimension, dimension));
                 block[row * rowLength + column + j] = d0;
-                if (row + 1 < qn) block[(row + 1) * rowLength + column + j] = d1;
+                if (row + 1 < endRow) block[(row + 1) * rowLength + column + j] = d1;
             }
         }
     }

@@ -348,9 +348,11 @@ public static class OnnxImporter
         /// </summary>
         private string LayerName(NodeProto node)
         {
-            if (node.OpType is "Conv" or "Gemm" or "BatchNormalization" && node.Input.Count > 1
-                && _constants.ContainsKey(node.Input[1]) && node.Input[1].LastIndexOf('.') is > 0 and int dot)
-                return node.Input[1][..dot];
+            // Only a state-dict key names a module: "/layer1/Constant_output_0" or "onnx::Conv_62" do not.
+            string weight = node.Input.Count > 1 ? node.Input[1] : "";
+            if (node.OpType is "Conv" or "Gemm" or "BatchNormalization" && _constants.ContainsKey(weight)
+                && !weight.Contains('/') && !weight.Contains(':') && weight.LastIndexOf('.') is > 0 and int dot)
+                return weight[..dot];
             var scopes = node.Name.Split('/', StringSplitOptions.RemoveEmptyEntries);
             if (!node.Name.StartsWith('/') || scopes.Length < 2) return string.IsNullOrEmpty(node.Name) ? node.Output[0] : node.Name;
             // PyTorch writes a scope either by its own name ("c1" in "/l1/c1/Conv") or by its full path ("layer1.0").

@@ -22,6 +22,7 @@ public sealed class EstimatorOptionTests
         { "Epochs", o => o.Epochs = 0 },
         { "DivergenceFactor", o => o.DivergenceFactor = 0.5f },
         { "DivergencePatience", o => o.DivergencePatience = -1 },
+        { "Schedule", o => o.Schedule = null! },
         { "Schedule.Factor", o => o.Schedule = new Ml.Cnn.Training.LearningRateSchedule { Factor = 2 } },
     };
 

@@ -184,6 +184,11 @@ public sealed class ImageShapeTests : IDisposable
         for (int i = 0; i < expected.Length; i++)
             for (int c = 0; c < 2; c++) Assert.Equal(expected[i][c], actual[i][c], 1e-5f);
         Assert.Equal(cnn.Transform(images).GetColumn<uint>("PredictedLabel"), loaded.Transform(images).GetColumn<uint>("PredictedLabel"));
+
+        // Its ONNX export takes the extracted pixels, named for the column they come from.
+        string onnx = Path.Combine(_folder, "model.onnx");
+        cnn.ExportToOnnx(onnx);
+        Assert.Equal("Image.Pixels", Ml.Cnn.Onnx.Proto.ModelProto.Parser.ParseFrom(File.ReadAllBytes(onnx)).Graph.Input[0].Name);
     }
 
     [Fact]

@@ -155,6 +155,20 @@ public sealed class OnnxImportTests
     }
 
     [Fact]
+    public void OnlyAStateDictKeyNamesALayer()
+    {
+        // A weight that reaches the node from a Constant ("/l1/l1.0/Constant_output_0") says nothing of the module.
+        var network = Network.Create(ModelZoo.LeNet5(10), new CpuBackend(1), new TensorShape(1, 28, 28), seed: 1);
+        var model = OnnxExporter.Build(network, appendSoftmax: false);
+        var conv = model.Graph.Node.First(n => n.OpType == "Conv");
+        var weight = model.Graph.Initializer.First(t => t.Name == conv.Input[1]);
+        weight.Name = "/l1/l1.0/Constant_output_0";
+        conv.Input[1] = weight.Name;
+        var imported = OnnxImporter.Import(Google.Protobuf.MessageExtensions.ToByteArray(model), new CpuBackend(1));
+        Assert.Contains(conv.Name, imported.Nodes.Select(n => n.Name));
+    }
+
+    [Fact]
     public void InputOfTheWrongSizeNamesBoth()
     {
         var network = OnnxImporter.Import(Fixture("lenet5.onnx"), new CpuBackend(1));

@@ -34,9 +34,11 @@ public sealed class AtomicSaveTests : IDisposable
         string path = Path.Combine(_folder, "model.zip");
         ml.Model.SaveAtomically(good, data.Schema, path);
         var saved = File.ReadAllBytes(path);
-        File.WriteAllText(Path.Combine(_folder, $".model.zip.{int.MaxValue}.0123.tmp"), "left by a killed save");
-        string concurrent = $".model.zip.{Environment.ProcessId}.4567.tmp";
-        File.WriteAllText(Path.Combine(_folder, concurrent), "another thread's save, in progress");
+        string killed = Path.Combine(_folder, ".model.zip.0123.tmp");
+        File.WriteAllText(killed, "left by a killed save an hour ago");
+        File.SetLastWriteTimeUtc(killed, DateTime.UtcNow.AddHours(-1));
+        string concurrent = ".model.zip.4567.tmp";
+        File.WriteAllText(Path.Combine(_folder, concurrent), "another process's save, in progress");
 
         var failing = new TransformerChain<ITransformer>(good, new FailingSave());
         Assert.Throws<IOException>(() => ml.Model.SaveAtomically(failing, data.Schema, path));
