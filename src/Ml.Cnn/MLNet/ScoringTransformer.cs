@@ -29,15 +29,15 @@ public abstract class ScoringTransformer : ITransformer
 
     /// <inheritdoc />
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) =>
-        Images is null ? Scorer.OutputSchema(inputSchema) : WithImages(Images).GetOutputSchema(inputSchema);
+        Images is null ? Scorer.OutputSchema(inputSchema) : ImageChain.GetOutputSchema(inputSchema);
 
     /// <inheritdoc />
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) =>
-        Images is null ? new ScoringRowMapper(inputSchema, Scorer) : ((ITransformer)WithImages(Images)).GetRowToRowMapper(inputSchema);
+        Images is null ? new ScoringRowMapper(inputSchema, Scorer) : ImageChain.GetRowToRowMapper(inputSchema);
 
     /// <inheritdoc />
     public IDataView Transform(IDataView input) =>
-        Images is null ? new ScoredDataView(input, Scorer) : WithImages(Images).Transform(input);
+        Images is null ? new ScoredDataView(input, Scorer) : ImageChain.Transform(input);
 
     /// <summary>
     /// Saves into an ML.NET model zip (<c>mlContext.Model.Save</c>) as an equivalent chain of ML.NET's own
@@ -46,13 +46,19 @@ public abstract class ScoringTransformer : ITransformer
     /// and the same PredictedLabel keys and key values; Score no longer carries the class names as slot names.
     /// </summary>
     public void Save(ModelSaveContext ctx) =>
-        (Images is null ? ToPersistable() : new TransformerChain<ITransformer>(Images.Transformer, ToPersistable(), Images.Drop)).Save(ctx);
+        (Images is null ? ToPersistable() : AroundPixels(Images, ToPersistable())).Save(ctx);
 
     /// <summary>The chain of ML.NET transformers that this transformer saves as (scoring the pixel column).</summary>
     private protected abstract ITransformer ToPersistable();
 
-    private TransformerChain<ITransformer> WithImages(ImageInput.Preparation images) =>
-        new(images.Transformer, new PixelScorer(Scorer), images.Drop);
+    private ITransformer? _imageChain;
+
+    /// <summary>For an image model: the preparation, the scorer on its pixels, and the drop of what the preparation added.</summary>
+    private ITransformer ImageChain => _imageChain ??= AroundPixels(Images!, new PixelScorer(Scorer));
+
+    /// <summary>A transformer of the pixel column between the image preparation and the removal of its columns.</summary>
+    private static TransformerChain<ITransformer> AroundPixels(ImageInput.Preparation images, ITransformer pixels) =>
+        new(images.Transformer, pixels, images.Drop);
 
     /// <summary>The scorer alone on the extracted pixels, as one link of the image chain.</summary>
     private sealed class PixelScorer(BatchScorer scorer) : ITransformer

@@ -16,9 +16,6 @@ internal static unsafe class Sgemm
 {
     /// <summary>The vector width of the micro-kernel: the widest here; tests switch to the narrower ones to exercise them.</summary>
     internal static int KernelBits { get; set; } = W512.IsSupported ? 512 : W256.IsSupported ? 256 : 128;
-
-    /// <summary>Whether products use the AVX-512 kernel.</summary>
-    internal static bool UseWideKernel => KernelBits == 512;
     // MC is a multiple of both MRs. KC is deep: an A block (144 × 1024) still fits the 1 MiB L2 of current x86 cores,
     // and fewer k-blocks mean fewer C updates, fewer packing passes and fewer thread barriers, which matters most when
     // M is small (dense layers, per-chunk convolutions). KC must not depend on M: the summation order would then
