@@ -165,35 +165,48 @@ public sealed class TpeSampler(int seed = 1, int startupTrials = 10, int candida
     }
 
     /// <summary>
-    /// Gaussian kernels at the observed positions plus a broad prior over [0, 1] (so an empty or narrow set still
-    /// explores), with Scott's rule for the bandwidth, floored so that a few close points do not collapse it.
+    /// Gaussian kernels at the observed positions plus a broad prior kernel (centre 0.5, width 1), so an empty or
+    /// narrow set still explores. Each kernel is as wide as the larger gap to its neighbours (the prior's centre and
+    /// the ends of [0, 1] among them) and no narrower than 1 / min(100, n + 1), as Bergstra et al. set them.
     /// </summary>
     private sealed class Parzen
     {
         private readonly double[] _centres;
-        private readonly double _sigma;
+        private readonly double[] _sigmas;
         private const double PriorCentre = 0.5, PriorSigma = 1.0;
 
         public Parzen(double[] points)
         {
             _centres = points;
-            double n = points.Length;
-            double std = n > 1 ? Math.Sqrt(points.Sum(p => (p - points.Average()) * (p - points.Average())) / (n - 1)) : 0.25;
-            _sigma = Math.Clamp(1.06 * Math.Max(std, 0.05) * Math.Pow(Math.Max(n, 1), -0.2), 0.02, 1.0);
+            var sorted = points.Append(PriorCentre).Order().ToArray();
+            double floor = 1.0 / Math.Min(100, points.Length + 1);
+            _sigmas = points.Select(p =>
+            {
+                int i = Array.IndexOf(sorted, p);
+                double left = i > 0 ? p - sorted[i - 1] : p, right = i < sorted.Length - 1 ? sorted[i + 1] - p : 1 - p;
+                return Math.Clamp(Math.Max(left, right), floor, 1.0);
+            }).ToArray();
         }
 
         public double Sample(Random random)
         {
             int k = random.Next(_centres.Length + 1);
-            var (centre, sigma) = k == _centres.Length ? (PriorCentre, PriorSigma) : (_centres[k], _sigma);
-            double gaussian = Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
-            return Math.Clamp(centre + sigma * gaussian, 0, 1);
+            var (centre, sigma) = k == _centres.Length ? (PriorCentre, PriorSigma) : (_centres[k], _sigmas[k]);
+            // Truncated to [0, 1] by drawing again: clamping would pile draws onto the ends, where the prior's
+            // broad kernel makes the density ratio look best.
+            for (int attempt = 0; attempt < 100; attempt++)
+            {
+                double gaussian = Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
+                double x = centre + sigma * gaussian;
+                if (x is >= 0 and <= 1) return x;
+            }
+            return Math.Clamp(centre, 0, 1);
         }
 
         public double Density(double x)
         {
             double sum = Normal(x, PriorCentre, PriorSigma);
-            foreach (var c in _centres) sum += Normal(x, c, _sigma);
+            for (int i = 0; i < _centres.Length; i++) sum += Normal(x, _centres[i], _sigmas[i]);
             return sum / (_centres.Length + 1) + 1e-12;
         }
 

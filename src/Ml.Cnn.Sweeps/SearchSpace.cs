@@ -268,7 +268,7 @@ public sealed class Parameters : IReadOnlyDictionary<string, object>
                 var memberType = property?.PropertyType ?? field!.FieldType;
                 if (i < path.Length - 1)
                 {
-                    target = property?.GetValue(target) ?? field!.GetValue(target)
+                    target = (property is not null ? property.GetValue(target) : field!.GetValue(target))
                         ?? throw new ArgumentException($"Parameter '{name}': {type.Name}.{path[i]} is null; create it before the sweep sets its members.");
                     continue;
                 }
