@@ -58,23 +58,25 @@ public static class Objectives
         trial.ML.MulticlassClassification.Trainers.KNearestNeighbors(trial.Attach(trial.Parameters.ApplyTo(new KnnOptions())));
 
     /// <summary>
-    /// The options of a study of <paramref name="objective"/> ("cnn" or "knn"): TPE after 6 random trials; the CNN
-    /// pruned by ASHA on epochs 1, 3, 9 (η = 3), KNN by the median rule on folds.
+    /// The options of a study of <paramref name="objective"/> ("cnn" or "knn"). The "tpe" sampler: TPE after 6 random
+    /// trials, the CNN pruned by ASHA on epochs 1, 3, 9 (η = 3), KNN by the median rule on folds; what each trial sees
+    /// then depends on which trials finished first. The "random" sampler without pruning: every trial independent of
+    /// the others, so any number of workers ends with the same trials as one.
     /// </summary>
-    public static SweepOptions Options(string objective, StudyStorage storage, string study, int? trials, int seed = 1) => objective switch
+    public static SweepOptions Options(string objective, StudyStorage storage, string study, int? trials, int seed = 1, string sampler = "tpe")
     {
-        "cnn" => new SweepOptions
+        bool tpe = sampler == "tpe" ? true : sampler == "random" ? false
+            : throw new ArgumentException($"The sampler is 'tpe' or 'random', not '{sampler}'.", nameof(sampler));
+        var options = objective switch
         {
-            StudyName = study, Storage = storage, SearchSpace = CnnSpace(), Trials = trials, Seed = seed,
-            Sampler = new TpeSampler(seed, startupTrials: 6), Pruner = new AshaPruner(minResource: 1, reductionFactor: 3),
-        },
-        "knn" => new SweepOptions
-        {
-            StudyName = study, Storage = storage, SearchSpace = KnnSpace(), Trials = trials, Seed = seed, Folds = 5,
-            Sampler = new TpeSampler(seed, startupTrials: 6), Pruner = new MedianPruner(startupTrials: 4, warmupSteps: 1),
-        },
-        _ => throw new ArgumentException($"The objective is 'cnn' or 'knn', not '{objective}'.", nameof(objective)),
-    };
+            "cnn" => new SweepOptions { SearchSpace = CnnSpace(), Pruner = tpe ? new AshaPruner(minResource: 1, reductionFactor: 3) : new NoPruner() },
+            "knn" => new SweepOptions { SearchSpace = KnnSpace(), Folds = 5, Pruner = tpe ? new MedianPruner(startupTrials: 4) : new NoPruner() },
+            _ => throw new ArgumentException($"The objective is 'cnn' or 'knn', not '{objective}'.", nameof(objective)),
+        };
+        (options.StudyName, options.Storage, options.Trials, options.Seed) = (study, storage, trials, seed);
+        options.Sampler = tpe ? new TpeSampler(seed, startupTrials: 6) : new RandomSampler(seed);
+        return options;
+    }
 
     /// <summary>Runs one study of <paramref name="objective"/> on <paramref name="data"/>.</summary>
     public static SweepResult Run(MLContext ml, string objective, SweepOptions options, (IDataView Train, IDataView Validation) data, int epochs) =>

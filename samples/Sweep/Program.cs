@@ -9,7 +9,7 @@ using Ml.Cnn.Sweeps;
 //   worker     joins one study and runs its trials until the study is finished (start as many as you like).
 // Options: --storage FILE|"Host=…" (default sweep-output/sweeps.db)  --study NAME  --objective cnn|knn
 //          --trials N  --epochs N (CNN, default 9)  --train-rows N (2000)  --validation-rows N (1000)
-//          --parallel N (trials at once)  --threads N (per trial)  --lease SECONDS  --out DIR  --fresh  --data DIR
+//          --sampler tpe|random  --parallel N (trials at once)  --threads N (per trial)  --lease SECONDS  --out DIR  --fresh  --data DIR
 var options = ParseOptions(args.Length > 0 && !args[0].StartsWith("--") ? args[1..] : args);
 string verb = args.Length > 0 && !args[0].StartsWith("--") ? args[0] : "sweep";
 string output = Value("out", "sweep-output");
@@ -23,9 +23,9 @@ var data = Objectives.Data(ml, Value("data", Objectives.EmbeddedData), int.Parse
 if (verb == "worker")
 {
     string objective = Value("objective", "cnn");
-    var sweep = Configure(Objectives.Options(objective, storage, Value("study", objective), Trials()));
+    var sweep = Configure(Objectives.Options(objective, storage, Value("study", objective), Trials(), sampler: Value("sampler", "tpe")));
     sweep.RefitBest = false;
-    sweep.Progress = new Progress<TrialRecord>(t => Console.WriteLine($"trial {t.Number} {t.State} {t.Value}"));
+    sweep.Progress = new Lines(t => Console.WriteLine($"trial {t.Number} {t.State} {t.Value}"));
     var result = Objectives.Run(ml, objective, sweep, data, epochs);
     Console.WriteLine($"worker done: study '{sweep.StudyName}' has {result.Trials.Count} trials, best {result.Best?.Value}");
     return 0;
@@ -34,10 +34,10 @@ if (verb != "sweep") { Console.Error.WriteLine($"Unknown verb '{verb}': use none
 
 foreach (var (objective, trials) in new[] { ("knn", 16), ("cnn", 24) })
 {
-    string study = Value("study", objective) is var s && options.ContainsKey("study") ? $"{s}-{objective}" : objective;
+    string study = options.TryGetValue("study", out var name) ? $"{name}-{objective}" : objective;
     if (options.ContainsKey("fresh")) storage.DeleteStudy(study);
-    var sweep = Configure(Objectives.Options(objective, storage, study, Trials() ?? trials));
-    sweep.Progress = new Progress<TrialRecord>(t => Console.WriteLine(
+    var sweep = Configure(Objectives.Options(objective, storage, study, Trials() ?? trials, sampler: Value("sampler", "tpe")));
+    sweep.Progress = new Lines(t => Console.WriteLine(
         $"  {objective} trial {t.Number,2}: {t.State,-8} {t.Value?.ToString("F4") ?? "–",7} after {t.Steps} steps  {t.Parameters}"));
     Console.WriteLine($"Sweeping {objective} in {storage} (study '{study}'):");
     var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -80,4 +80,15 @@ static Dictionary<string, string> ParseOptions(string[] args)
         parsed[name] = name == "fresh" ? "" : i + 1 < args.Length ? args[++i] : throw new ArgumentException($"--{name} needs a value.");
     }
     return parsed;
+}
+
+/// <summary>Writes each finished trial as it is reported (Progress&lt;T&gt; would post it to the thread pool, out of order).</summary>
+internal sealed class Lines(Action<TrialRecord> write) : IProgress<TrialRecord>
+{
+    private readonly Lock _lock = new();
+
+    public void Report(TrialRecord value)
+    {
+        lock (_lock) write(value);
+    }
 }

@@ -275,12 +275,10 @@ internal sealed class TrialRunner(MLContext ml, Study study, Func<TrialContext, 
 
         var clock = Stopwatch.StartNew();
         double? lastReported = null;
-        bool Report(int step, double value)
+        void Report(int step, double value)
         {
             lastReported = value;
-            bool prune = trial.Report(step, value);
-            if (prune) Stop(TrialState.Pruned, $"pruned after step {step}");
-            return prune;
+            if (trial.Report(step, value)) Stop(TrialState.Pruned, $"pruned after step {step}");
         }
         TrialState state;
         double? value = null, std = null;
@@ -311,24 +309,25 @@ internal sealed class TrialRunner(MLContext ml, Study study, Func<TrialContext, 
     }
 
     /// <summary>The trial's objective, and its spread over folds.</summary>
-    private (double Value, double? Std) Evaluate(Trial trial, CancellationToken cancellation, Func<int, double, bool> report)
+    private (double Value, double? Std) Evaluate(Trial trial, CancellationToken cancellation, Action<int, double> report)
     {
         if (_folds.Count == 0)
         {
             var context = new TrialContext(trial.Parameters, trial.Number, options.Threads, options.Seed, cancellation, validation, options.Metric,
-                (epoch, value) => report(epoch, value));
+                report);
+            // A fit that returns ran to its end: a prune decision at its last epoch has nothing left to save.
             var model = pipeline(context).Fit(train);
-            cancellation.ThrowIfCancellationRequested();
             return (Score(context.ML, model.Transform(validation!)), null);
         }
         var scores = new List<double>();
         foreach (var fold in _folds)
         {
+            // Pruned after the last fold, out of time, lease lost: acted on before a fold starts, as any estimator allows.
+            cancellation.ThrowIfCancellationRequested();
             var context = new TrialContext(trial.Parameters, trial.Number, options.Threads, options.Seed, cancellation, null, options.Metric, null);
             var model = pipeline(context).Fit(fold.TrainSet);
-            cancellation.ThrowIfCancellationRequested();
             scores.Add(Score(context.ML, model.Transform(fold.TestSet)));
-            if (report(scores.Count, scores.Average())) cancellation.ThrowIfCancellationRequested();
+            report(scores.Count, scores.Average());
         }
         double mean = scores.Average();
         return (mean, Math.Sqrt(scores.Sum(s => (s - mean) * (s - mean)) / (scores.Count - 1)));

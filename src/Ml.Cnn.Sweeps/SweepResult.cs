@@ -49,7 +49,8 @@ public sealed class SweepResult
         {
             Out = new AnsiConsoleOutput(writer), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors,
         });
-        if (writer is not null) console.Profile.Width = 200;
+        // Redirected output gets 80 columns by default, which folds every parameter's value.
+        if (writer is not null || Console.IsOutputRedirected) console.Profile.Width = 200;
         var names = ParameterNames();
         var table = new Table().Title($"Study {Markup.Escape(Study.Name)}: {Metric} ({Study.Direction.ToString().ToLowerInvariant()}d), " +
             $"{Trials.Count} trials, {StepsRun} steps");
@@ -58,7 +59,7 @@ public sealed class SweepResult
         foreach (var t in Ranked().Take(top ?? int.MaxValue))
         {
             var cells = new List<string> { (++rank).ToString(CultureInfo.InvariantCulture), t.Number.ToString(CultureInfo.InvariantCulture) };
-            cells.AddRange(names.Select(n => t.Parameters.TryGetValue(n, out var v) ? Show(v) : "–"));
+            cells.AddRange(names.Select(n => t.Parameters.TryGetValue(n, out var v) ? v is float or double ? ((IFormattable)v).ToString("G4", CultureInfo.InvariantCulture) : Show(v) : "–"));
             cells.Add(t.Value is { } value ? value.ToString("F4", CultureInfo.InvariantCulture) + (t.ValueStd is { } s ? $" ± {s.ToString("F4", CultureInfo.InvariantCulture)}" : "") : "–");
             cells.Add(t.Steps.ToString(CultureInfo.InvariantCulture));
             cells.Add(t.State + (t.Attempts > 1 ? $" ({t.Attempts} attempts)" : ""));
@@ -106,8 +107,8 @@ public sealed class SweepResult
             .Concat(Trials.SelectMany(t => t.Intermediate.Select(i => i.Value))).Where(double.IsFinite).ToList();
         double low = values.Count > 0 ? values.Min() : 0, high = values.Count > 0 ? values.Max() : 1;
         if (high - low < 1e-9) (low, high) = (low - 0.5, high + 0.5);
-        var left = new SKRect(margin, 40, width / 2 - 20, height - margin);
-        var right = new SKRect(width / 2 + margin, 40, width - 20, height - margin);
+        var left = new SKRect(margin, 56, width / 2 - 20, height - margin);
+        var right = new SKRect(width / 2 + margin, 56, width - 20, height - margin);
         int maxStep = Math.Max(1, Trials.Select(t => t.Steps).DefaultIfEmpty(1).Max());
         Axes(canvas, left, "trial", Metric.ToString(), 0, Math.Max(1, Trials.Count - 1), low, high);
         Axes(canvas, right, "step (epoch or fold)", Metric.ToString(), 1, Math.Max(2, maxStep), low, high);
