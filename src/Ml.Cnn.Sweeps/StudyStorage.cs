@@ -214,7 +214,7 @@ public sealed class StudyStorage
             }
         var trials = new List<TrialRecord>();
         using (var command = Command(connection, null, """
-            SELECT number, state, parameters, value, value_std, attempts, seconds, message FROM ml_cnn_trials
+            SELECT number, state, parameters, value, value_std, attempts, seconds, message, worker FROM ml_cnn_trials
             WHERE study = @study ORDER BY number
             """, ("study", study)))
         using (var reader = command.ExecuteReader())
@@ -224,7 +224,7 @@ public sealed class StudyStorage
                 double? Nullable(int i) => reader.IsDBNull(i) ? null : reader.GetDouble(i);
                 trials.Add(new TrialRecord(number, Enum.Parse<TrialState>(reader.GetString(1)), space.ReadJson(reader.GetString(2)),
                     Nullable(3), Nullable(4), steps.TryGetValue(number, out var s) ? s : [], reader.GetInt32(5), Nullable(6) ?? 0,
-                    reader.IsDBNull(7) ? null : reader.GetString(7)));
+                    reader.IsDBNull(7) ? null : reader.GetString(7), reader.IsDBNull(8) ? null : reader.GetString(8)));
             }
         return trials;
     }

@@ -36,8 +36,9 @@ public enum TrialState
 /// <param name="Attempts">How many times a worker took it (more than 1 after a worker died mid-trial).</param>
 /// <param name="Seconds">Wall time of the attempt that finished it.</param>
 /// <param name="Message">Why it failed or was pruned.</param>
+/// <param name="Worker">The worker that holds or last held it (host:process:slot:suffix).</param>
 public sealed record TrialRecord(int Number, TrialState State, Parameters Parameters, double? Value, double? ValueStd,
-    IReadOnlyList<(int Step, double Value)> Intermediate, int Attempts, double Seconds, string? Message)
+    IReadOnlyList<(int Step, double Value)> Intermediate, int Attempts, double Seconds, string? Message, string? Worker = null)
 {
     /// <summary>Steps (epochs or folds) the trial ran.</summary>
     public int Steps => Intermediate.Count == 0 ? (State == TrialState.Complete ? 1 : 0) : Intermediate[^1].Step;
