@@ -68,6 +68,33 @@ public sealed class WorkerProcessTests : IDisposable
         }
     }
 
+    [Fact]
+    public void TheSampleSweepsBothModelsWritesItsFilesAndResumesAFinishedStudy()
+    {
+        string Run() => RunSample("--trials", "3", "--epochs", "2", "--train-rows", "300", "--validation-rows", "200");
+        string first = Run();
+        foreach (var file in new[] { "knn.csv", "knn.png", "knn-best.zip", "cnn.csv", "cnn.png", "cnn-best.zip" })
+            Assert.True(new FileInfo(Path.Combine(_folder, file)).Length > 0, file);
+        Assert.Contains("Study cnn: MicroAccuracy (maximized), 3 trials", first);
+        string BestLines(string output) => string.Join("\n", output.Split('\n').Where(l => l.Contains(": best MicroAccuracy")).Select(l => l[..l.IndexOf(';')]));
+        string again = Run(); // the studies are finished: nothing runs, the same best comes back
+        Assert.Equal(BestLines(first), BestLines(again));
+        Assert.DoesNotContain("cnn trial", again);
+    }
+
+    private string RunSample(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "exec", Path.Combine(AppContext.BaseDirectory, "Ml.Cnn.Samples.Sweep.dll"), "--out", _folder,
+            "--data", SweepTests.EmbeddedData }.Concat(args)) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var error = process.StandardError.ReadToEndAsync();
+        string output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        Assert.True(process.ExitCode == 0, $"exit code {process.ExitCode}: {error.Result}");
+        return output;
+    }
+
     private static Study Study(SweepOptions o) => Ml.Cnn.Sweeps.Study.Open(o.Storage!, o.StudyName, o.SearchSpace, StudyDirection.Maximize, o.Sampler, o.Pruner, o.Trials);
 
     private static IEnumerable<(int, TrialState, string, double?, int)> Leaderboard(IEnumerable<TrialRecord> trials) =>
