@@ -22,8 +22,18 @@ public interface ISampler
 /// of each continuous range (log-spaced on a log scale); a conditional parameter only where its condition holds.
 /// The first parameter changes slowest, unless a seed shuffles the order.
 /// </summary>
-public sealed class GridSampler(int steps = 3, int? shuffleSeed = null) : ISampler
+public sealed class GridSampler : ISampler
 {
+    private readonly int steps;
+    private readonly int? shuffleSeed;
+
+    /// <summary>A grid of <paramref name="steps"/> points a range, in shuffled order if <paramref name="shuffleSeed"/> is given.</summary>
+    public GridSampler(int steps = 3, int? shuffleSeed = null)
+    {
+        if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), steps, "A grid needs at least 1 step per range.");
+        (this.steps, this.shuffleSeed) = (steps, shuffleSeed);
+    }
+
     /// <inheritdoc/>
     public string Description => $"grid(steps={steps}{(shuffleSeed is { } s ? $", shuffle={s}" : "")})";
 
@@ -41,7 +51,6 @@ public sealed class GridSampler(int steps = 3, int? shuffleSeed = null) : ISampl
     /// <summary>The grid, in the order trials visit it.</summary>
     public IReadOnlyList<Parameters> Points(SearchSpace space)
     {
-        if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), steps, "A grid needs at least 1 step per range.");
         var options = space.ToList();
         var points = new List<Parameters>();
         void Visit(int index, Dictionary<string, object> values)
@@ -97,8 +106,18 @@ public sealed class RandomSampler(int seed = 1) : ISampler
 /// of the best trials' values and keeps the one where that density most exceeds the density of the rest. With one
 /// worker a seed gives the same sweep every run; with several, what each trial sees depends on which finished first.
 /// </summary>
-public sealed class TpeSampler(int seed = 1, int startupTrials = 10, int candidates = 24) : ISampler
+public sealed class TpeSampler : ISampler
 {
+    private readonly int seed, startupTrials, candidates;
+
+    /// <summary>TPE after <paramref name="startupTrials"/> random trials, choosing among <paramref name="candidates"/> draws.</summary>
+    public TpeSampler(int seed = 1, int startupTrials = 10, int candidates = 24)
+    {
+        if (startupTrials < 0) throw new ArgumentOutOfRangeException(nameof(startupTrials), startupTrials, "Start-up trials must not be negative.");
+        if (candidates < 1) throw new ArgumentOutOfRangeException(nameof(candidates), candidates, "TPE needs at least 1 candidate a parameter.");
+        (this.seed, this.startupTrials, this.candidates) = (seed, startupTrials, candidates);
+    }
+
     /// <inheritdoc/>
     public string Description => $"tpe(seed={seed}, startup={startupTrials}, candidates={candidates})";
 

@@ -46,6 +46,9 @@ public sealed class ChoiceOption : SearchOption
     public ChoiceOption(params object[] values)
     {
         if (values.Length == 0) throw new ArgumentException("A choice needs at least one value.", nameof(values));
+        // Storage keeps values as JSON, which has neither null nor NaN nor infinities.
+        if (values.Any(v => v is null || v is double d && !double.IsFinite(d) || v is float f && !float.IsFinite(f)))
+            throw new ArgumentException($"A choice's values must be non-null and finite: [{string.Join(", ", values.Select(Parameters.Format))}].", nameof(values));
         var formatted = values.Select(Parameters.Format).ToList();
         if (formatted.Distinct().Count() != formatted.Count)
             throw new ArgumentException($"The choices [{string.Join(", ", formatted)}] repeat a value.", nameof(values));
@@ -161,7 +164,7 @@ public sealed class UniformSingleOption : SearchOption
     /// <inheritdoc/>
     public override IReadOnlyList<object> GridValues(int steps) => UniformIntOption.Points(steps, FromUnit);
 
-    internal override object FromJson(JsonNode node) => (float)node.GetValue<double>();
+    internal override object FromJson(JsonNode node) => node.GetValue<float>();
 
     internal override string Describe() => $"float[{Min.ToString("R", CultureInfo.InvariantCulture)}, " +
         $"{Max.ToString("R", CultureInfo.InvariantCulture)}{(LogBase ? ", log" : "")}]{DescribeCondition()}";
@@ -178,16 +181,20 @@ public sealed class SearchSpace : IEnumerable<KeyValuePair<string, SearchOption>
     /// <summary>Adds a parameter (or reads one back).</summary>
     public SearchOption this[string name]
     {
-        get => _options.First(o => o.Key == name).Value;
+        get => _options.FirstOrDefault(o => o.Key == name).Value
+            ?? throw new KeyNotFoundException($"The search space has no parameter '{name}' (it has {string.Join(", ", Names)}).");
         set
         {
             ArgumentException.ThrowIfNullOrWhiteSpace(name);
+            ArgumentNullException.ThrowIfNull(value, name);
             if (_options.Any(o => o.Key == name)) throw new ArgumentException($"The search space already has a parameter '{name}'.", nameof(name));
             if (value.OnlyWhen is { } c)
             {
                 var parent = _options.FirstOrDefault(o => o.Key == c.Parameter).Value
                     ?? throw new ArgumentException($"Parameter '{name}' depends on '{c.Parameter}', which must be defined before it.", nameof(name));
-                if (parent is ChoiceOption choice) choice.IndexOf(c.Value);
+                if (parent is ChoiceOption choice && !choice.Values.Any(v => Parameters.Format(v) == Parameters.Format(c.Value)))
+                    throw new ArgumentException($"Parameter '{name}' depends on '{c.Parameter}' = {Parameters.Format(c.Value)}, which is not one of its " +
+                        $"choices [{string.Join(", ", choice.Values.Select(Parameters.Format))}].", nameof(name));
             }
             _options.Add(new(name, value));
         }
@@ -268,10 +275,14 @@ public sealed class Parameters : IReadOnlyDictionary<string, object>
                 var memberType = property?.PropertyType ?? field!.FieldType;
                 if (i < path.Length - 1)
                 {
+                    // Setting a member of a struct would change a boxed copy and be lost.
+                    if (memberType.IsValueType) throw new ArgumentException($"Parameter '{name}': {type.Name}.{path[i]} is a value type; its members cannot be set in place.");
                     target = (property is not null ? property.GetValue(target) : field!.GetValue(target))
                         ?? throw new ArgumentException($"Parameter '{name}': {type.Name}.{path[i]} is null; create it before the sweep sets its members.");
                     continue;
                 }
+                if (property is { CanWrite: false } || field is { IsInitOnly: true })
+                    throw new ArgumentException($"Parameter '{name}': {type.Name}.{path[i]} is read-only.");
                 object converted = Convert(value, memberType, name);
                 if (property is not null) property.SetValue(target, converted); else field!.SetValue(target, converted);
             }

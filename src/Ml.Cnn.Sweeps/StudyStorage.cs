@@ -30,11 +30,11 @@ public sealed class StudyStorage
     public static StudyStorage PostgreSql(string connectionString) => new(connectionString, postgreSql: true);
 
     /// <summary>
-    /// Storage from a command line's <c>--storage</c>: an Npgsql connection string (it has <c>Host=</c>) is
+    /// Storage from a command line's <c>--storage</c>: an Npgsql connection string (it has <c>Host=</c> or <c>Server=</c>) is
     /// PostgreSQL, anything else a SQLite file path.
     /// </summary>
     public static StudyStorage Parse(string storage) =>
-        storage.Contains("Host=", StringComparison.OrdinalIgnoreCase) ? PostgreSql(storage) : Sqlite(storage);
+        new[] { "Host=", "Server=" }.Any(k => storage.Contains(k, StringComparison.OrdinalIgnoreCase)) ? PostgreSql(storage) : Sqlite(storage);
 
     /// <summary>The storage named for people: the SQLite path, or the PostgreSQL host and database (no password).</summary>
     public override string ToString()
@@ -131,34 +131,38 @@ public sealed class StudyStorage
     {
         return Locked(study, (connection, transaction) =>
         {
-            long now = Now(), until = now + (long)lease.TotalMilliseconds;
-            using (var command = Command(connection, transaction, """
-                SELECT number, parameters FROM ml_cnn_trials WHERE study = @study AND state = 'Running' AND lease_until < @now
+            var arguments = Clock(("study", study), ("worker", worker), ("lease", (long)lease.TotalMilliseconds));
+            using (var command = Command(connection, transaction, $"""
+                SELECT number, parameters FROM ml_cnn_trials WHERE study = @study AND state = 'Running' AND lease_until < {NowSql}
                 ORDER BY number LIMIT 1
-                """, ("study", study), ("now", now)))
+                """, arguments))
             using (var reader = command.ExecuteReader())
             {
                 if (reader.Read())
                 {
                     var (number, parameters) = (reader.GetInt32(0), reader.GetString(1));
                     reader.Close();
-                    Execute(connection, transaction, """
-                        UPDATE ml_cnn_trials SET worker = @worker, lease_until = @until, started = @now, attempts = attempts + 1
-                        WHERE study = @study AND number = @number
-                        """, ("worker", worker), ("until", until), ("now", now), ("study", study), ("number", number));
-                    Execute(connection, transaction, "DELETE FROM ml_cnn_intermediate WHERE study = @study AND number = @number",
-                        ("study", study), ("number", number));
-                    return ((int, string)?)(number, parameters);
+                    // The holder's Finish or Heartbeat does not take the study lock, so the row may have changed since
+                    // it was read: it is taken only if it is still running on a lapsed lease.
+                    if (Execute(connection, transaction, $"""
+                        UPDATE ml_cnn_trials SET worker = @worker, lease_until = {NowSql} + @lease, started = {NowSql}, attempts = attempts + 1
+                        WHERE study = @study AND number = @number AND state = 'Running' AND lease_until < {NowSql}
+                        """, [.. arguments, ("number", number)]) == 1)
+                    {
+                        Execute(connection, transaction, "DELETE FROM ml_cnn_intermediate WHERE study = @study AND number = @number",
+                            ("study", study), ("number", number));
+                        return ((int, string)?)(number, parameters);
+                    }
                 }
             }
             int budget = Convert.ToInt32(Scalar(connection, transaction, "SELECT trials FROM ml_cnn_studies WHERE name = @study", ("study", study)));
             int count = Convert.ToInt32(Scalar(connection, transaction, "SELECT COUNT(*) FROM ml_cnn_trials WHERE study = @study", ("study", study)));
             if (count >= budget) return null;
             string proposed = propose(count);
-            Execute(connection, transaction, """
+            Execute(connection, transaction, $"""
                 INSERT INTO ml_cnn_trials (study, number, state, parameters, attempts, worker, lease_until, started)
-                VALUES (@study, @number, 'Running', @parameters, 1, @worker, @until, @now)
-                """, ("study", study), ("number", count), ("parameters", proposed), ("worker", worker), ("until", until), ("now", now));
+                VALUES (@study, @number, 'Running', @parameters, 1, @worker, {NowSql} + @lease, {NowSql})
+                """, [.. arguments, ("number", count), ("parameters", proposed)]);
             return (count, proposed);
         });
     }
@@ -167,10 +171,20 @@ public sealed class StudyStorage
     internal bool Heartbeat(string study, int number, string worker, TimeSpan lease)
     {
         using var connection = Open();
-        return Execute(connection, null, """
-            UPDATE ml_cnn_trials SET lease_until = @until WHERE study = @study AND number = @number AND worker = @worker AND state = 'Running'
-            """, ("until", Now() + (long)lease.TotalMilliseconds), ("study", study), ("number", number), ("worker", worker)) == 1;
+        return Execute(connection, null, $"""
+            UPDATE ml_cnn_trials SET lease_until = {NowSql} + @lease WHERE study = @study AND number = @number AND worker = @worker AND state = 'Running'
+            """, Clock(("lease", (long)lease.TotalMilliseconds), ("study", study), ("number", number), ("worker", worker))) == 1;
     }
+
+    /// <summary>
+    /// "Now" in milliseconds since 1970: the server's clock on PostgreSQL, which every worker of a study shares whatever
+    /// its own machine's clock says; the one machine's clock for SQLite (parameter @now, from <see cref="Clock"/>).
+    /// </summary>
+    private string NowSql => IsPostgreSql ? "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)" : "@now";
+
+    /// <summary>The arguments, with @now for SQLite.</summary>
+    private (string, object?)[] Clock(params (string, object?)[] arguments) =>
+        IsPostgreSql ? arguments : [.. arguments, ("now", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())];
 
     /// <summary>Records an intermediate value; false if <paramref name="worker"/> no longer holds the trial.</summary>
     internal bool Report(string study, int number, string worker, int step, double value)
@@ -238,8 +252,6 @@ public sealed class StudyStorage
             Execute(connection, null, $"DELETE FROM {table} WHERE study = @study", ("study", study));
         Execute(connection, null, "DELETE FROM ml_cnn_studies WHERE name = @study", ("study", study));
     }
-
-    private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
     private static DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql, params (string Name, object? Value)[] parameters)
     {

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Diagnostics;
 using Microsoft.ML;
 using Ml.Cnn.MLNet;
@@ -99,6 +100,10 @@ public sealed class SweepOptions
 
     internal void Validate(bool hasValidation)
     {
+        ArgumentNullException.ThrowIfNull(SearchSpace, nameof(SearchSpace));
+        ArgumentNullException.ThrowIfNull(Sampler, nameof(Sampler));
+        ArgumentNullException.ThrowIfNull(Pruner, nameof(Pruner));
+        ArgumentException.ThrowIfNullOrWhiteSpace(StudyName, nameof(StudyName));
         void Require(bool condition, string option, object value, string rule)
         {
             if (!condition) throw new ArgumentOutOfRangeException(option, value, $"{option} {rule}; it is {value}.");
@@ -109,8 +114,12 @@ public sealed class SweepOptions
         Require(Folds == 0 || !hasValidation, nameof(Folds), Folds, "must be 0 when a validation set is given");
         Require(ParallelTrials >= 1, nameof(ParallelTrials), ParallelTrials, "must be at least 1");
         Require(ThreadsPerTrial >= 0, nameof(ThreadsPerTrial), ThreadsPerTrial, "must not be negative");
-        Require(ParallelTrials * Threads <= Environment.ProcessorCount, nameof(ThreadsPerTrial), ThreadsPerTrial,
-            $"times ParallelTrials ({ParallelTrials}) must not exceed the {Environment.ProcessorCount} cores");
+        if (ThreadsPerTrial == 0)
+            Require(ParallelTrials <= Environment.ProcessorCount, nameof(ParallelTrials), ParallelTrials,
+                $"must not exceed the {Environment.ProcessorCount} cores (a trial needs one)");
+        else
+            Require(ParallelTrials * ThreadsPerTrial <= Environment.ProcessorCount, nameof(ThreadsPerTrial), ThreadsPerTrial,
+                $"times ParallelTrials ({ParallelTrials}) must not exceed the {Environment.ProcessorCount} cores");
         Require(TrialTimeLimit is null || TrialTimeLimit > TimeSpan.Zero, nameof(TrialTimeLimit), TrialTimeLimit!, "must be positive");
         Require(TrialMemoryLimit >= 0, nameof(TrialMemoryLimit), TrialMemoryLimit, "must not be negative");
         Require(Lease >= TimeSpan.FromSeconds(1), nameof(Lease), Lease, "must be at least a second");
@@ -238,39 +247,47 @@ internal sealed class TrialRunner(MLContext ml, Study study, Func<TrialContext, 
         var poll = TimeSpan.FromMilliseconds(Math.Min(1000, options.Lease.TotalMilliseconds / 4));
         while (!options.Cancellation.IsCancellationRequested)
         {
-            var trial = study.Ask(worker, options.Lease);
+            var trial = Retry(() => study.Ask(worker, options.Lease));
             if (trial is not null) { Run(trial); continue; }
-            if (study.IsFinished()) return;
+            if (Retry(study.IsFinished)) return;
             // Another worker's trial is running: wait, in case that worker dies and its trial comes back.
             options.Cancellation.WaitHandle.WaitOne(poll);
         }
     }
 
+    /// <summary>
+    /// Storage calls, tried again over about 15 s when the database is briefly unreachable or locked (a restarted
+    /// server, a SQLite writer holding its lock) rather than ending the worker at the first hiccup.
+    /// </summary>
+    private T Retry<T>(Func<T> call)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            try { return call(); }
+            catch (DbException) when (attempt < 4 && !options.Cancellation.IsCancellationRequested)
+            {
+                options.Cancellation.WaitHandle.WaitOne(TimeSpan.FromSeconds(1 << attempt));
+            }
+        }
+    }
+
     private void Run(Trial trial)
     {
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(options.Cancellation);
-        string? reason = null;
-        TrialState stopState = TrialState.Failed;
-        void Stop(TrialState state, string why)
-        {
-            lock (stop)
-                if (reason is null) (reason, stopState) = (why, state);
-            stop.Cancel();
-        }
-        bool lost = false;
+        using var stop = new TrialStop(options.Cancellation);
         using var heartbeat = new Timer(_ =>
         {
-            try { if (!trial.Heartbeat()) { lost = true; Stop(TrialState.Failed, "lease lost"); } }
-            catch (Exception) { /* a storage hiccup: the next beat tries again before the lease runs out */ }
+            try { if (!trial.Heartbeat()) stop.Stop(TrialState.Failed, "lease lost", abandon: true); }
+            catch (DbException) { /* a storage hiccup: the next beat tries again before the lease runs out */ }
         }, null, options.Lease / 3, options.Lease / 3);
         using var timeout = options.TrialTimeLimit is { } t
-            ? new Timer(_ => Stop(TrialState.Failed, $"ran past the time limit of {t.TotalSeconds:0.#} s"), null, t, Timeout.InfiniteTimeSpan) : null;
+            ? new Timer(_ => stop.Stop(TrialState.Failed, $"ran past the time limit of {t.TotalSeconds:0.#} s"), null, t, Timeout.InfiniteTimeSpan)
+            : null;
         long baseline = Environment.WorkingSet;
         using var memory = options.TrialMemoryLimit > 0 ? new Timer(_ =>
         {
             long grown = Environment.WorkingSet - baseline;
             if (grown > options.TrialMemoryLimit)
-                Stop(TrialState.Failed, $"grew the working set by {grown >> 20} MiB, over the limit of {options.TrialMemoryLimit >> 20} MiB");
+                stop.Stop(TrialState.Failed, $"grew the working set by {grown >> 20} MiB, over the limit of {options.TrialMemoryLimit >> 20} MiB");
         }, null, 0, 100) : null;
 
         var clock = Stopwatch.StartNew();
@@ -278,7 +295,16 @@ internal sealed class TrialRunner(MLContext ml, Study study, Func<TrialContext, 
         void Report(int step, double value)
         {
             lastReported = value;
-            if (trial.Report(step, value)) Stop(TrialState.Pruned, $"pruned after step {step}");
+            bool prune;
+            try { prune = trial.Report(step, value); }
+            catch (DbException e)
+            {
+                // Not the trial's fault: leave it to be taken again rather than record it as failed.
+                stop.Stop(TrialState.Failed, $"storage: {e.Message}", abandon: true);
+                return;
+            }
+            catch (TrialLeaseLostException) { stop.Stop(TrialState.Failed, "lease lost", abandon: true); return; }
+            if (prune) stop.Stop(TrialState.Pruned, $"pruned after step {step}");
         }
         TrialState state;
         double? value = null, std = null;
@@ -288,24 +314,71 @@ internal sealed class TrialRunner(MLContext ml, Study study, Func<TrialContext, 
             (value, std) = Evaluate(trial, stop.Token, Report);
             state = double.IsFinite(value!.Value) ? TrialState.Complete : TrialState.Failed;
             if (state == TrialState.Failed) (message, value) = ($"the objective is {value}", null);
+            // A fit that ignores the cancellation may return after its time or memory ran out: that still fails it.
+            // One pruned at its last step has finished and stays complete.
+            if (stop.Stopped() is { State: TrialState.Failed } limit) (state, message, value, std) = (TrialState.Failed, limit.Reason, null, null);
         }
-        catch (Exception e) when (e is OperationCanceledException || stop.IsCancellationRequested)
+        catch (Exception) when (stop.Stopped() is not null) // however the fit ended once stopped, the stop is why
         {
-            if (options.Cancellation.IsCancellationRequested) return; // the trial goes back to the queue, as after a kill
-            state = stopState;
-            message = reason ?? e.Message;
+            var stopped = stop.Stopped()!.Value;
+            (state, message) = (stopped.State, stopped.Reason);
             if (state == TrialState.Pruned) value = lastReported;
         }
-        catch (TrialLeaseLostException) { return; }
         catch (Exception e)
         {
             state = TrialState.Failed;
             var inner = e is AggregateException { InnerExceptions.Count: 1 } a ? a.InnerExceptions[0] : e;
             message = inner is TrainingDivergedException ? $"diverged: {inner.Message}" : $"{inner.GetType().Name}: {inner.Message}";
         }
-        if (lost) return;
-        if (trial.Tell(state, value, std, clock.Elapsed.TotalSeconds, message))
-            options.Progress?.Report(study.Trials().First(r => r.Number == trial.Number));
+        stop.End();
+        // Cancelled sweep, lost lease, storage trouble: the trial goes back to the queue, as after a kill.
+        if (options.Cancellation.IsCancellationRequested || stop.Abandoned) return;
+        if (Retry(() => trial.Tell(state, value, std, clock.Elapsed.TotalSeconds, message)))
+            options.Progress?.Report(Retry(study.Trials).First(r => r.Number == trial.Number));
+    }
+
+    /// <summary>
+    /// Why a trial is being stopped, from whichever thread decides it (timers, the pruner, the heartbeat): the first
+    /// reason wins, and once the trial has ended nothing more is cancelled (timer callbacks can outlive their timers).
+    /// </summary>
+    private sealed class TrialStop(CancellationToken sweep) : IDisposable
+    {
+        private readonly object _gate = new();
+        private readonly CancellationTokenSource _source = CancellationTokenSource.CreateLinkedTokenSource(sweep);
+        private (TrialState State, string Reason)? _stopped;
+        private bool _ended;
+
+        public CancellationToken Token => _source.Token;
+
+        /// <summary>Whether the attempt is given up without a result (the lease is gone or storage failed).</summary>
+        public bool Abandoned { get; private set; }
+
+        public void Stop(TrialState state, string reason, bool abandon = false)
+        {
+            lock (_gate)
+            {
+                if (_ended) return;
+                _stopped ??= (state, reason);
+                Abandoned |= abandon;
+                _source.Cancel();
+            }
+        }
+
+        public (TrialState State, string Reason)? Stopped()
+        {
+            lock (_gate) return _stopped;
+        }
+
+        public void End()
+        {
+            lock (_gate) _ended = true;
+        }
+
+        public void Dispose()
+        {
+            End();
+            _source.Dispose();
+        }
     }
 
     /// <summary>The trial's objective, and its spread over folds.</summary>
@@ -327,7 +400,7 @@ internal sealed class TrialRunner(MLContext ml, Study study, Func<TrialContext, 
             var context = new TrialContext(trial.Parameters, trial.Number, options.Threads, options.Seed, cancellation, null, options.Metric, null);
             var model = pipeline(context).Fit(fold.TrainSet);
             scores.Add(Score(context.ML, model.Transform(fold.TestSet)));
-            report(scores.Count, scores.Average());
+            if (double.IsFinite(scores.Average())) report(scores.Count, scores.Average());
         }
         double mean = scores.Average();
         return (mean, Math.Sqrt(scores.Sum(s => (s - mean) * (s - mean)) / (scores.Count - 1)));

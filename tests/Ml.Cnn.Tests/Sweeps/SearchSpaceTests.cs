@@ -104,6 +104,13 @@ public sealed class SearchSpaceTests
         var space = new SearchSpace { ["A"] = new ChoiceOption(1, 2) };
         Assert.Contains("'A'", Assert.Throws<ArgumentException>(() => space["A"] = new ChoiceOption(3)).Message);
         Assert.Contains("'B'", Assert.Throws<ArgumentException>(() => space["C"] = new ChoiceOption(3) { OnlyWhen = ("B", 1) }).Message);
-        Assert.Throws<ArgumentException>(() => space["D"] = new ChoiceOption(3) { OnlyWhen = ("A", 7) });
+        Assert.Contains("'D' depends on 'A' = 7", Assert.Throws<ArgumentException>(() => space["D"] = new ChoiceOption(3) { OnlyWhen = ("A", 7) }).Message);
+        Assert.Contains("'Z'", Assert.Throws<KeyNotFoundException>(() => space["Z"]).Message);
+        Assert.Throws<ArgumentException>(() => new ChoiceOption(1, null!));   // storage keeps JSON: no null, NaN or ∞
+        Assert.Throws<ArgumentException>(() => new ChoiceOption(double.NaN));
+        Assert.Equal("minResource", Assert.Throws<ArgumentOutOfRangeException>(() => new AshaPruner(minResource: 0)).ParamName);
+        Assert.Equal("reductionFactor", Assert.Throws<ArgumentOutOfRangeException>(() => new AshaPruner(reductionFactor: 1)).ParamName);
+        Assert.Equal("candidates", Assert.Throws<ArgumentOutOfRangeException>(() => new TpeSampler(candidates: 0)).ParamName);
+        Assert.Equal("steps", Assert.Throws<ArgumentOutOfRangeException>(() => new GridSampler(steps: 0)).ParamName);
     }
 }

@@ -4,6 +4,7 @@ using Xunit;
 namespace Ml.Cnn.Tests.Sweeps;
 
 /// <summary>The lease contract, on SQLite and on a real PostgreSQL server: the same checks for both.</summary>
+[Collection(SweepsAlone.Name)]
 public sealed class StudyStorageTests : IDisposable
 {
     private readonly string _folder = Path.Combine(Path.GetTempPath(), "mlcnn-study-" + Guid.NewGuid().ToString("N"));
@@ -56,13 +57,14 @@ public sealed class StudyStorageTests : IDisposable
     private static void ExpiredLease(StudyStorage storage)
     {
         var study = Open(storage, Fresh(storage));
-        var first = study.Ask("a", TimeSpan.FromSeconds(1))!;
+        // Leases of 3 s and pauses of 2 s: a second of slack either way on a loaded machine.
+        var first = study.Ask("a", TimeSpan.FromSeconds(3))!;
         Assert.False(first.Report(1, 0.5));
-        Thread.Sleep(600);
+        Thread.Sleep(2000);
         Assert.True(first.Heartbeat());                      // kept alive past its first deadline…
-        Thread.Sleep(600);
-        Assert.Equal(1, study.Ask("b", TimeSpan.FromSeconds(1))!.Number);
-        Thread.Sleep(1200);                                  // …then left to run out
+        Thread.Sleep(2000);
+        Assert.Equal(1, study.Ask("b", TimeSpan.FromSeconds(3))!.Number);
+        Thread.Sleep(3500);                                  // …then left to run out
         var retaken = study.Ask("c", TimeSpan.FromMinutes(1))!;
         Assert.Equal(0, retaken.Number);
         Assert.Equal(first.Parameters.ToJson(), retaken.Parameters.ToJson());

@@ -11,9 +11,10 @@ namespace Ml.Cnn.Tests.Sweeps;
 /// killed one runs again, and the study ends as one uninterrupted worker's does. CNN trials on 1 thread each (the
 /// same seed and thread count give the same model), small enough to finish in seconds.
 /// </summary>
+[Collection(SweepsAlone.Name)]
 public sealed class WorkerProcessTests : IDisposable
 {
-    private const int TrainRows = 600, ValidationRows = 300, Epochs = 3, LeaseSeconds = 2;
+    private const int TrainRows = 600, ValidationRows = 300, Epochs = 3, LeaseSeconds = 4;
     private readonly string _folder = Path.Combine(Path.GetTempPath(), "mlcnn-workers-" + Guid.NewGuid().ToString("N"));
 
     public WorkerProcessTests() => Directory.CreateDirectory(_folder);
@@ -24,16 +25,20 @@ public sealed class WorkerProcessTests : IDisposable
     public void ASqliteStudyKilledMidTrialAndRestartedEndsWithTheUninterruptedLeaderboard()
     {
         var storage = StudyStorage.Sqlite(Path.Combine(_folder, "killed.db"));
-        var options = Objectives.Options("cnn", storage, "cnn", trials: 5); // TPE and ASHA: each trial sees the earlier ones
-        var killed = StartWorker(storage, "cnn", "tpe", 5);
+        // TPE (after 6 random trials) and ASHA: each trial's parameters and fate depend on the trials before it.
+        var options = Objectives.Options("cnn", storage, "cnn", trials: 8);
+        var killed = StartWorker(storage, "cnn", "tpe", 8);
         var victim = KillMidTrial(killed, Study(options), trialNumber: 2);
-        var restarted = StartWorker(storage, "cnn", "tpe", 5);
+        // Restarted once the lease has lapsed, so the killed trial is the next it takes, as it would have been.
+        Thread.Sleep(TimeSpan.FromSeconds(LeaseSeconds + 1));
+        var restarted = StartWorker(storage, "cnn", "tpe", 8);
         WaitForExit(restarted);
 
         var interrupted = Study(options).Trials();
-        var uninterrupted = InProcess(Objectives.Options("cnn", StudyStorage.Sqlite(Path.Combine(_folder, "whole.db")), "cnn", trials: 5));
+        var uninterrupted = InProcess(Objectives.Options("cnn", StudyStorage.Sqlite(Path.Combine(_folder, "whole.db")), "cnn", trials: 8));
         Assert.Equal(Leaderboard(uninterrupted), Leaderboard(interrupted));
         Assert.Equal(2, interrupted[victim].Attempts);
+        Assert.Contains(interrupted, t => t.State == TrialState.Pruned);
         Assert.All(interrupted.Where(t => t.Number != victim), t => Assert.Equal(1, t.Attempts));
     }
 
