@@ -13,4 +13,12 @@ public enum ActivationKind
     Sigmoid,
     /// <summary>tanh(x).</summary>
     Tanh,
+    /// <summary>min(max(x, α), β): ReLU6 is Clip(0, 6) (PyTorch's hardtanh).</summary>
+    Clip,
+    /// <summary>max(0, min(1, αx + β)) (PyTorch's hardsigmoid is α = 1/6, β = 1/2).</summary>
+    HardSigmoid,
+    /// <summary>x · max(0, min(1, x / 6 + 1/2)) (MobileNetV3).</summary>
+    HardSwish,
+    /// <summary>x · σ(x), also called swish (EfficientNet).</summary>
+    Silu,
 }

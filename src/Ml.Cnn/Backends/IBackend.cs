@@ -86,11 +86,20 @@ public interface IBackend
 
     // ---- pointwise nonlinearities and dropout ----
 
-    /// <summary>y ← f(x).</summary>
-    void ActivationForward(ActivationKind kind, float alpha, Tensor x, Tensor y);
+    /// <summary>y ← f(x); α and β are the function's parameters (<see cref="ActivationKind"/>), unused by most.</summary>
+    void ActivationForward(ActivationKind kind, float alpha, float beta, Tensor x, Tensor y);
 
     /// <summary>dx ← f′(x) ⊙ dy (y is f(x), which some derivatives use).</summary>
-    void ActivationBackward(ActivationKind kind, float alpha, Tensor x, Tensor y, Tensor dy, Tensor dx);
+    void ActivationBackward(ActivationKind kind, float alpha, float beta, Tensor x, Tensor y, Tensor dy, Tensor dx);
+
+    /// <summary>
+    /// y ← a ⊙ b, where b has a's shape or holds one value per item and channel, broadcast over the plane
+    /// (squeeze-and-excitation gates).
+    /// </summary>
+    void Multiply(Tensor a, Tensor b, Tensor y);
+
+    /// <summary>da ← dy ⊙ b and db ← dy ⊙ a, the latter summed over each plane when b was broadcast.</summary>
+    void MultiplyBackward(Tensor a, Tensor b, Tensor dy, Tensor da, Tensor db);
 
     /// <summary>
     /// Inverted dropout: y ← x / (1 − p) where a counter-based hash of (seed, index) keeps the element, 0 elsewhere.

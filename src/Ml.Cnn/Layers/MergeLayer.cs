@@ -117,3 +117,45 @@ public sealed class Add : MergeLayer
     /// <summary>The sum passes its gradient unchanged to every input (the same tensor, read-only for callers).</summary>
     public override IReadOnlyList<Tensor> Backward(Tensor dy) => Enumerable.Repeat(dy, InputShapes.Count).ToArray();
 }
+
+/// <summary>
+/// Elementwise product of two inputs: equal shapes, or [C, H, W] by a per-channel gate ([C, 1, 1] or [C]) broadcast
+/// over the plane, in either order, as squeeze-and-excitation blocks scale their input.
+/// </summary>
+public sealed class Multiply : MergeLayer
+{
+    private int _gate = 1;
+    private Tensor? _a, _b;
+
+    /// <inheritdoc />
+    protected override TensorShape OnBuild(IReadOnlyList<TensorShape> inputShapes)
+    {
+        if (inputShapes.Count != 2) throw Error($"multiplies two inputs, got {inputShapes.Count}.");
+        if (inputShapes[0] == inputShapes[1]) return inputShapes[0];
+        static bool Gates(TensorShape gate, TensorShape full) => full.Rank == 3 && gate.Length == full[0]
+            && (gate.Rank == 1 || gate.Rank == 3 && gate[1] == 1 && gate[2] == 1);
+        _gate = Gates(inputShapes[1], inputShapes[0]) ? 1 : Gates(inputShapes[0], inputShapes[1]) ? 0
+            : throw Error($"inputs must have equal shapes or be [C, H, W] and a [C, 1, 1] gate, got {string.Join(" and ", inputShapes)}.");
+        return inputShapes[1 - _gate];
+    }
+
+    /// <summary>Which input is the per-channel gate (1 when the shapes are equal).</summary>
+    public int GateIndex => _gate;
+
+    /// <inheritdoc />
+    protected override void OnForward(IReadOnlyList<Tensor> inputs, Tensor output)
+    {
+        (_a, _b) = (inputs[1 - _gate], inputs[_gate]);
+        Backend.Multiply(_a, _b, output);
+    }
+
+    /// <inheritdoc />
+    public override IReadOnlyList<Tensor> Backward(Tensor dy)
+    {
+        if (_a is null || _b is null) throw Error("backward called before forward.");
+        var da = Buffer("input gradient (full)", _a.Shape);
+        var db = Buffer("input gradient (gate)", _b.Shape);
+        Backend.MultiplyBackward(_a, _b, dy, da, db);
+        return _gate == 1 ? [da, db] : [db, da];
+    }
+}

@@ -93,14 +93,17 @@ public sealed class AvgPool2d(int kernelSize, int? stride = null, int padding = 
     }
 }
 
-/// <summary>Averages each channel over H×W: [C, H, W] → [C].</summary>
-public sealed class GlobalAvgPool : Layer
+/// <summary>Averages each channel over H×W: [C, H, W] → [C] (or [C, 1, 1]).</summary>
+public sealed class GlobalAvgPool(bool keepSpatialDims = false) : Layer
 {
+    /// <summary>Output [C, 1, 1] rather than [C] (for a squeeze-and-excitation gate that convolutions read next).</summary>
+    public bool KeepSpatialDims { get; } = keepSpatialDims;
+
     /// <inheritdoc />
     protected override TensorShape OnBuild(TensorShape input)
     {
         RequireRank(input, 3, "[C, H, W] images");
-        return new TensorShape(input[0]);
+        return KeepSpatialDims ? new TensorShape(input[0], 1, 1) : new TensorShape(input[0]);
     }
 
     /// <inheritdoc />

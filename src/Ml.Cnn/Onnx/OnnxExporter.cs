@@ -130,6 +130,7 @@ public static class OnnxExporter
                 Layer layer => Emit(graph, layer, node.Name, Source(node.Inputs[0])),
                 Concat => graph.Node("Concat", node.Name, node.Inputs.Select(Source), Int("axis", 1)),
                 Ml.Cnn.Layers.Add => EmitSum(graph, node.Name, node.Inputs.Select(Source).ToArray()),
+                Multiply multiply => EmitProduct(graph, node.Name, multiply, node.Inputs.Select(Source).ToArray()),
                 _ => throw new NotSupportedException($"Layer '{node.Name}' ({node.Layer.GetType().Name}) has no ONNX export."),
             };
         }
@@ -153,6 +154,8 @@ public static class OnnxExporter
                 return graph.Node("MaxPool", name, [input], PoolAttributes(pool));
             case AvgPool2d pool:
                 return graph.Node("AveragePool", name, [input], [.. PoolAttributes(pool), Int("count_include_pad", pool.IncludesPadding ? 1 : 0)]);
+            case GlobalAvgPool { KeepSpatialDims: true }:
+                return graph.Node("GlobalAveragePool", name, [input]);
             case GlobalAvgPool:
                 return graph.Node("Flatten", name, [graph.Node("GlobalAveragePool", name + ".pool", [input])], Int("axis", 1));
             case Dense dense:
@@ -167,6 +170,13 @@ public static class OnnxExporter
             case Elu elu: return graph.Node("Elu", name, [input], Float("alpha", elu.Alpha));
             case Sigmoid: return graph.Node("Sigmoid", name, [input]);
             case Tanh: return graph.Node("Tanh", name, [input]);
+            case Clip clip:
+                return graph.Node("Clip", name, [input, graph.Initializer($"{name}.min", [clip.Min]), graph.Initializer($"{name}.max", [clip.Max])]);
+            case HardSigmoid hard: return graph.Node("HardSigmoid", name, [input], Float("alpha", hard.Alpha), Float("beta", hard.Beta));
+            // HardSwish is an operator from opset 14 on; at opset 13 it is x · HardSigmoid(x), as PyTorch writes it.
+            case HardSwish:
+                return graph.Node("Mul", name, [input, graph.Node("HardSigmoid", name + ".gate", [input], Float("alpha", 1f / 6), Float("beta", 0.5f))]);
+            case Silu: return graph.Node("Mul", name, [input, graph.Node("Sigmoid", name + ".gate", [input])]);
             case Dropout: return input;
             case Flatten: return graph.Node("Flatten", name, [input], Int("axis", 1));
             case Softmax: return graph.Node("Softmax", name, [input], Int("axis", 1));
@@ -190,6 +200,15 @@ public static class OnnxExporter
         Ints("kernel_shape", pool.KernelSize, pool.KernelSize), Ints("strides", pool.Stride, pool.Stride),
         Ints("pads", pool.Padding, pool.Padding, pool.Padding, pool.Padding), Int("ceil_mode", pool.CeilMode ? 1 : 0),
     ];
+
+    /// <summary>A product; a [C] gate is reshaped to [N, C, 1, 1] for ONNX's broadcasting.</summary>
+    private static string EmitProduct(OnnxGraph graph, string name, Multiply multiply, string[] inputs)
+    {
+        var gateShape = multiply.InputShapes[multiply.GateIndex];
+        if (gateShape.Rank == 1)
+            inputs[multiply.GateIndex] = graph.Reshape(name + ".gate", inputs[multiply.GateIndex], 0, gateShape[0], 1, 1);
+        return graph.Node("Mul", name, inputs);
+    }
 
     private static string EmitSum(OnnxGraph graph, string name, string[] inputs)
     {

@@ -170,23 +170,46 @@ public abstract class BackendAgreementTests(int threads)
     }
 
     [Theory]
-    [InlineData(ActivationKind.Relu, 0f)]
-    [InlineData(ActivationKind.LeakyRelu, 0.2f)]
-    [InlineData(ActivationKind.Elu, 1.3f)]
-    [InlineData(ActivationKind.Sigmoid, 0f)]
-    [InlineData(ActivationKind.Tanh, 0f)]
-    public void Activations(ActivationKind kind, float alpha)
+    [InlineData(ActivationKind.Relu, 0f, 0f)]
+    [InlineData(ActivationKind.LeakyRelu, 0.2f, 0f)]
+    [InlineData(ActivationKind.Elu, 1.3f, 0f)]
+    [InlineData(ActivationKind.Sigmoid, 0f, 0f)]
+    [InlineData(ActivationKind.Tanh, 0f, 0f)]
+    [InlineData(ActivationKind.Clip, -0.3f, 0.4f)]
+    [InlineData(ActivationKind.HardSigmoid, 2f, 0.5f)]
+    [InlineData(ActivationKind.HardSwish, 0f, 0f)]
+    [InlineData(ActivationKind.Silu, 0f, 0f)]
+    public void Activations(ActivationKind kind, float alpha, float beta)
     {
         var x = Random(3, 37, 41);
         var y = Empty(3, 37, 41);
         var dy = Random(3, 37, 41);
         var dx = Empty(3, 37, 41);
-        _reference.ActivationForward(kind, alpha, x.Reference, y.Reference);
-        _cpu.ActivationForward(kind, alpha, x.Cpu, y.Cpu);
+        _reference.ActivationForward(kind, alpha, beta, x.Reference, y.Reference);
+        _cpu.ActivationForward(kind, alpha, beta, x.Cpu, y.Cpu);
         AssertClose(y.Reference, y.Cpu, $"{kind} forward");
-        _reference.ActivationBackward(kind, alpha, x.Reference, y.Reference, dy.Reference, dx.Reference);
-        _cpu.ActivationBackward(kind, alpha, x.Cpu, y.Cpu, dy.Cpu, dx.Cpu);
+        _reference.ActivationBackward(kind, alpha, beta, x.Reference, y.Reference, dy.Reference, dx.Reference);
+        _cpu.ActivationBackward(kind, alpha, beta, x.Cpu, y.Cpu, dy.Cpu, dx.Cpu);
         AssertClose(dx.Reference, dx.Cpu, $"{kind} backward");
+    }
+
+    [Theory]
+    [InlineData(37 * 41)] // a gate per channel, broadcast over the plane (squeeze-and-excitation)
+    [InlineData(1)]       // equal shapes
+    public void MultiplicationsAgree(int plane)
+    {
+        var a = Random(3, 5, 37 * 41);
+        var b = Random(3, 5, 37 * 41 / plane);
+        var y = Empty(3, 5, 37 * 41);
+        _reference.Multiply(a.Reference, b.Reference, y.Reference);
+        _cpu.Multiply(a.Cpu, b.Cpu, y.Cpu);
+        AssertClose(y.Reference, y.Cpu, "multiply");
+        var dy = Random(3, 5, 37 * 41);
+        var (da, db) = (Empty(3, 5, 37 * 41), Empty(3, 5, 37 * 41 / plane));
+        _reference.MultiplyBackward(a.Reference, b.Reference, dy.Reference, da.Reference, db.Reference);
+        _cpu.MultiplyBackward(a.Cpu, b.Cpu, dy.Cpu, da.Cpu, db.Cpu);
+        AssertClose(da.Reference, da.Cpu, "multiply backward (a)");
+        AssertClose(db.Reference, db.Cpu, "multiply backward (b)");
     }
 
     [Fact]

@@ -64,6 +64,57 @@ public abstract class GradientCheckTests(string backendName)
     public void Tanh() => GradientCheck.Layer(_backend, new Tanh(), [2, 3, 4, 5]);
 
     [Fact]
+    public void ClipAsRelu6() => GradientCheck.Layer(_backend, new Clip(), [2, 3, 5, 5], spaced: true);
+
+    [Fact]
+    public void ClipBetweenBounds() => GradientCheck.Layer(_backend, new Clip(-0.5f, 1f), [2, 3, 5, 5], spaced: true);
+
+    [Theory]
+    [InlineData(1f / 6, 0.5f)] // PyTorch's
+    [InlineData(0.2f, 0.5f)]   // ONNX's default
+    public void HardSigmoid(float alpha, float beta) => GradientCheck.Layer(_backend, new HardSigmoid(alpha, beta), [2, 3, 5, 5], spaced: true);
+
+    [Fact]
+    public void HardSwish() => GradientCheck.Layer(_backend, new HardSwish(), [2, 3, 5, 5], spaced: true); // spans the kinks at ±3
+
+    [Fact]
+    public void Silu() => GradientCheck.Layer(_backend, new Silu(), [2, 3, 4, 5]);
+
+    [Theory]
+    [InlineData(new[] { 3, 4, 5 }, new[] { 3, 1, 1 }, 1)] // input × per-channel gate (squeeze-and-excitation)
+    [InlineData(new[] { 3 }, new[] { 3, 4, 5 }, 0)]      // a [C] gate first
+    [InlineData(new[] { 3, 4, 5 }, new[] { 3, 4, 5 }, 1)] // equal shapes
+    public void Multiply(int[] first, int[] second, int gate)
+    {
+        var rng = new Rng(11);
+        var inputs = new[] { first, second }.Select(s => TensorOf(_backend, RandomNormal(rng, 2 * s.Aggregate(1, (p, d) => p * d)), [2, .. s])).ToArray();
+        var multiply = new Multiply();
+        multiply.Build(_backend, inputs.Select(t => t.Shape.DropBatch()).ToArray());
+        Assert.Equal(gate, multiply.GateIndex);
+        var projection = RandomNormal(rng, multiply.OutputShape.Length * 2);
+        double Objective() => multiply.Forward(inputs).ToArray().Select((v, i) => (double)v * projection[i]).Sum();
+        Objective();
+        var gradients = multiply.Backward(TensorOf(_backend, projection, [2, .. multiply.OutputShape.Dims])).Select(g => g.ToArray()).ToArray();
+        for (int k = 0; k < 2; k++)
+        {
+            var values = inputs[k].ToArray();
+            for (int i = 0; i < values.Length; i++)
+            {
+                float original = values[i];
+                values[i] = original + 1e-2f; inputs[k].CopyFrom(values);
+                double plus = Objective();
+                values[i] = original - 1e-2f; inputs[k].CopyFrom(values);
+                double minus = Objective();
+                values[i] = original; inputs[k].CopyFrom(values);
+                Assert.Equal((plus - minus) / 2e-2, gradients[k][i], 2);
+            }
+        }
+    }
+
+    [Fact]
+    public void GlobalAveragePoolingKeepingItsPlane() => GradientCheck.Layer(_backend, new GlobalAvgPool(keepSpatialDims: true), [2, 3, 5, 3]);
+
+    [Fact]
     public void DropoutInTraining()
     {
         var dropout = new Dropout(0.3f);

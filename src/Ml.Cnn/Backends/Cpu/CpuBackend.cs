@@ -368,19 +368,49 @@ public sealed class CpuBackend : HostBackend, IBackend
     // ---- pointwise nonlinearities and dropout ----
 
     /// <inheritdoc />
-    public void ActivationForward(ActivationKind kind, float alpha, Tensor x, Tensor y)
+    public void ActivationForward(ActivationKind kind, float alpha, float beta, Tensor x, Tensor y)
     {
         var (fx, fy) = (Array(x), Array(y));
         ForRanges(x.Length, 1 << 14, (start, end) =>
-            ActivationKernels.Forward(kind, alpha, fx.AsSpan(start, end - start), fy.AsSpan(start, end - start)));
+            ActivationKernels.Forward(kind, alpha, beta, fx.AsSpan(start, end - start), fy.AsSpan(start, end - start)));
     }
 
     /// <inheritdoc />
-    public void ActivationBackward(ActivationKind kind, float alpha, Tensor x, Tensor y, Tensor dy, Tensor dx)
+    public void ActivationBackward(ActivationKind kind, float alpha, float beta, Tensor x, Tensor y, Tensor dy, Tensor dx)
     {
         var (fx, fy, fdy, fdx) = (Array(x), Array(y), Array(dy), Array(dx));
-        ForRanges(x.Length, 1 << 14, (start, end) => ActivationKernels.Backward(kind, alpha,
+        ForRanges(x.Length, 1 << 14, (start, end) => ActivationKernels.Backward(kind, alpha, beta,
             fx.AsSpan(start, end - start), fy.AsSpan(start, end - start), fdy.AsSpan(start, end - start), fdx.AsSpan(start, end - start)));
+    }
+
+    /// <inheritdoc />
+    public void Multiply(Tensor a, Tensor b, Tensor y)
+    {
+        var (fa, fb, fy) = (Array(a), Array(b), Array(y));
+        int plane = a.Length / b.Length;
+        if (plane == 1)
+            ForRanges(a.Length, 1 << 14, (start, end) => Pointwise.Multiply(fa.AsSpan(start, end - start), fb.AsSpan(start, end - start), fy.AsSpan(start, end - start)));
+        else
+            For(b.Length, j => Pointwise.Scale(fa.AsSpan(j * plane, plane), fb[j], fy.AsSpan(j * plane, plane)));
+    }
+
+    /// <inheritdoc />
+    public void MultiplyBackward(Tensor a, Tensor b, Tensor dy, Tensor da, Tensor db)
+    {
+        var (fa, fb, fdy, fda, fdb) = (Array(a), Array(b), Array(dy), Array(da), Array(db));
+        int plane = a.Length / b.Length;
+        if (plane == 1)
+            ForRanges(a.Length, 1 << 14, (start, end) =>
+            {
+                Pointwise.Multiply(fdy.AsSpan(start, end - start), fb.AsSpan(start, end - start), fda.AsSpan(start, end - start));
+                Pointwise.Multiply(fdy.AsSpan(start, end - start), fa.AsSpan(start, end - start), fdb.AsSpan(start, end - start));
+            });
+        else
+            For(b.Length, j =>
+            {
+                Pointwise.Scale(fdy.AsSpan(j * plane, plane), fb[j], fda.AsSpan(j * plane, plane));
+                fdb[j] = Pointwise.Dot(fdy.AsSpan(j * plane, plane), fa.AsSpan(j * plane, plane));
+            });
     }
 
     /// <inheritdoc />

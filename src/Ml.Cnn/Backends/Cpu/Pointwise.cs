@@ -49,6 +49,54 @@ internal static class Pointwise
         for (; i < dst.Length; i++) dst[i] += value;
     }
 
+    /// <summary>y[i] = a[i] · b[i].</summary>
+    public static void Multiply(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var va = MemoryMarshal.Cast<float, Vector<float>>(a);
+            var vb = MemoryMarshal.Cast<float, Vector<float>>(b);
+            var vy = MemoryMarshal.Cast<float, Vector<float>>(y);
+            for (; i < vy.Length; i++) vy[i] = va[i] * vb[i];
+            i *= Vector<float>.Count;
+        }
+        for (; i < y.Length; i++) y[i] = a[i] * b[i];
+    }
+
+    /// <summary>y[i] = x[i] · scale.</summary>
+    public static void Scale(ReadOnlySpan<float> x, float scale, Span<float> y)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+            var vy = MemoryMarshal.Cast<float, Vector<float>>(y);
+            var vs = new Vector<float>(scale);
+            for (; i < vy.Length; i++) vy[i] = vx[i] * vs;
+            i *= Vector<float>.Count;
+        }
+        for (; i < y.Length; i++) y[i] = x[i] * scale;
+    }
+
+    /// <summary>Σ a[i] · b[i], in float lanes then double, as <see cref="Sum"/>.</summary>
+    public static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        int i = 0;
+        double total = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var va = MemoryMarshal.Cast<float, Vector<float>>(a);
+            var vb = MemoryMarshal.Cast<float, Vector<float>>(b);
+            var acc = Vector<float>.Zero;
+            for (; i < va.Length; i++) acc += va[i] * vb[i];
+            for (int l = 0; l < Vector<float>.Count; l++) total += acc[l];
+            i *= Vector<float>.Count;
+        }
+        for (; i < a.Length; i++) total += a[i] * b[i];
+        return (float)total;
+    }
+
     /// <summary>Σ values, in float lanes then double (fast and deterministic for a fixed length).</summary>
     public static double Sum(ReadOnlySpan<float> values)
     {

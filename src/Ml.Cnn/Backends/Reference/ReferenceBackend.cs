@@ -339,7 +339,7 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     }
 
     /// <inheritdoc />
-    public void ActivationForward(ActivationKind kind, float alpha, Tensor x, Tensor y)
+    public void ActivationForward(ActivationKind kind, float alpha, float beta, Tensor x, Tensor y)
     {
         var sx = Data(x);
         var sy = Data(y);
@@ -353,13 +353,17 @@ public sealed class ReferenceBackend : HostBackend, IBackend
                 ActivationKind.Elu => v > 0 ? v : alpha * (Math.Exp(v) - 1),
                 ActivationKind.Sigmoid => 1 / (1 + Math.Exp(-v)),
                 ActivationKind.Tanh => Math.Tanh(v),
+                ActivationKind.Clip => Math.Min(Math.Max(v, alpha), beta),
+                ActivationKind.HardSigmoid => Math.Clamp(alpha * v + beta, 0, 1),
+                ActivationKind.HardSwish => v * Math.Clamp(v / 6 + 0.5, 0, 1),
+                ActivationKind.Silu => v / (1 + Math.Exp(-v)),
                 _ => throw new ArgumentOutOfRangeException(nameof(kind)),
             });
         }
     }
 
     /// <inheritdoc />
-    public void ActivationBackward(ActivationKind kind, float alpha, Tensor x, Tensor y, Tensor dy, Tensor dx)
+    public void ActivationBackward(ActivationKind kind, float alpha, float beta, Tensor x, Tensor y, Tensor dy, Tensor dx)
     {
         var sx = Data(x);
         var sy = Data(y);
@@ -375,9 +379,44 @@ public sealed class ReferenceBackend : HostBackend, IBackend
                 ActivationKind.Elu => v > 0 ? 1 : alpha * Math.Exp(v),
                 ActivationKind.Sigmoid => fv * (1 - fv),
                 ActivationKind.Tanh => 1 - fv * fv,
+                // PyTorch's conventions at the kinks: the flat side's slope.
+                ActivationKind.Clip => v > alpha && v < beta ? 1 : 0,
+                ActivationKind.HardSigmoid => alpha * v + beta is > 0 and < 1 ? alpha : 0,
+                ActivationKind.HardSwish => v < -3 ? 0 : v <= 3 ? v / 3 + 0.5 : 1,
+                ActivationKind.Silu => Sigmoid(v) * (1 + v * (1 - Sigmoid(v))),
                 _ => throw new ArgumentOutOfRangeException(nameof(kind)),
             };
             sdx[i] = (float)(slope * sdy[i]);
+        }
+    }
+
+    private static double Sigmoid(double v) => 1 / (1 + Math.Exp(-v));
+
+    /// <inheritdoc />
+    public void Multiply(Tensor a, Tensor b, Tensor y)
+    {
+        var sa = Data(a);
+        var sb = Data(b);
+        var sy = Data(y);
+        int plane = a.Length / b.Length;
+        for (int i = 0; i < sa.Length; i++) sy[i] = (float)((double)sa[i] * sb[i / plane]);
+    }
+
+    /// <inheritdoc />
+    public void MultiplyBackward(Tensor a, Tensor b, Tensor dy, Tensor da, Tensor db)
+    {
+        var sa = Data(a);
+        var sb = Data(b);
+        var sdy = Data(dy);
+        var sda = Data(da);
+        var sdb = Data(db);
+        int plane = a.Length / b.Length;
+        for (int i = 0; i < sa.Length; i++) sda[i] = (float)((double)sdy[i] * sb[i / plane]);
+        for (int j = 0; j < sb.Length; j++)
+        {
+            double sum = 0;
+            for (int k = 0; k < plane; k++) sum += (double)sdy[j * plane + k] * sa[j * plane + k];
+            sdb[j] = (float)sum;
         }
     }
 
