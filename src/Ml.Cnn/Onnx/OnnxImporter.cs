@@ -50,6 +50,22 @@ public static class OnnxImporter
         private readonly Dictionary<string, int> _rank = [];
         private Dense? _lastDense;
         private Node _lastDenseNode;
+        // Which node made each tensor and which operators read it: Mul(x, Sigmoid(x)) is one SiLU layer, and a global
+        // pooling that a convolution reads keeps its 1×1 plane.
+        private readonly Dictionary<string, NodeProto> _producers = [];
+        private readonly Dictionary<string, List<string>> _consumers = Consumers(graph);
+
+        private static Dictionary<string, List<string>> Consumers(GraphProto graph)
+        {
+            var consumers = new Dictionary<string, List<string>>();
+            foreach (var node in graph.Node)
+                foreach (var input in node.Input)
+                {
+                    if (!consumers.TryGetValue(input, out var list)) consumers[input] = list = [];
+                    list.Add(node.OpType);
+                }
+            return consumers;
+        }
 
         private static Dictionary<string, TensorProto> Initializers(GraphProto graph, string source)
         {
@@ -119,6 +135,7 @@ public static class OnnxImporter
             try
             {
                 Read(node);
+                foreach (var output in node.Output) _producers[output] = node;
             }
             catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException or OverflowException)
             {
@@ -189,6 +206,32 @@ public static class OnnxImporter
                     if (Int(node, "axis", 1) != 1) throw Unsupported(node, "Concat is supported along channels (axis 1) only");
                     AddMerge(node, new Concat { Name = Unique(name) }, Out);
                     return;
+                case "Mul":
+                    ReadMul(node, name);
+                    return;
+                case "Clip":
+                {
+                    // Opset 11 on: bounds are optional inputs; before, attributes.
+                    float Bound(int index, string attribute, float none) =>
+                        node.Input.Count > index && !string.IsNullOrEmpty(node.Input[index]) ? Scalar(node.Input[index], name)
+                        : Float(node, attribute, none);
+                    AddLayer(node, new Clip(Bound(1, "min", float.NegativeInfinity), Bound(2, "max", float.PositiveInfinity)) { Name = Unique(name) }, Out);
+                    return;
+                }
+                case "HardSigmoid":
+                    AddLayer(node, new HardSigmoid(Float(node, "alpha", 0.2f), Float(node, "beta", 0.5f)) { Name = Unique(name) }, Out);
+                    return;
+                case "HardSwish": AddLayer(node, new HardSwish { Name = Unique(name) }, Out); return;
+                case "ReduceMean":
+                {
+                    // The spatial mean (x.mean([2, 3]) in PyTorch) is global average pooling.
+                    var axes = Ints(node, "axes", []).Select(a => a < 0 ? a + 4 : a).Order().ToArray();
+                    if (_rank.GetValueOrDefault(node.Input[0], 3) != 3 || !axes.SequenceEqual([2L, 3L]))
+                        throw Unsupported(node, "ReduceMean is supported over the spatial axes [2, 3] of an image only");
+                    bool keep = Int(node, "keepdims", 1) == 1;
+                    AddLayer(node, new GlobalAvgPool(keep) { Name = Unique(name) }, Out, keep ? 3 : 1);
+                    return;
+                }
                 case "Relu": AddLayer(node, new Relu { Name = Unique(name) }, Out); return;
                 case "Sigmoid": AddLayer(node, new Sigmoid { Name = Unique(name) }, Out); return;
                 case "Tanh": AddLayer(node, new Tanh { Name = Unique(name) }, Out); return;
@@ -207,9 +250,13 @@ public static class OnnxImporter
                     return;
                 }
                 case "GlobalAveragePool":
-                    // Ml.Cnn's global pooling already drops the 1×1 spatial dimensions; a following Flatten is then a no-op.
-                    AddLayer(node, new GlobalAvgPool { Name = Unique(name) }, Out, 1);
+                {
+                    // Ml.Cnn's global pooling drops the 1×1 spatial dimensions (a following Flatten is then a no-op)
+                    // unless something other than a classifier reads it: a squeeze-and-excitation convolution or gate.
+                    bool keep = _consumers.GetValueOrDefault(Out, []).Any(op => op is not ("Flatten" or "Reshape" or "Gemm" or "MatMul"));
+                    AddLayer(node, new GlobalAvgPool(keep) { Name = Unique(name) }, Out, keep ? 3 : 1);
                     return;
+                }
                 case "MaxPool" or "AveragePool":
                     ReadPool(node, name);
                     return;
@@ -238,6 +285,39 @@ public static class OnnxImporter
                 default:
                     throw Unsupported(node, "this operator is not supported");
             }
+        }
+
+        /// <summary>
+        /// Mul(x, Sigmoid(x)) is SiLU and Mul(x, HardSigmoid(x)) with PyTorch's constants is hard-swish, as PyTorch
+        /// exports them at opset 13: the gate's layer becomes the activation. Any other product of two tensors is a
+        /// <see cref="Multiply"/> (equal shapes, or a per-channel gate).
+        /// </summary>
+        private void ReadMul(NodeProto node, string name)
+        {
+            if (node.Input.Count != 2 || node.Input.Any(_constants.ContainsKey))
+                throw Unsupported(node, "Mul is supported between two computed tensors only");
+            for (int g = 0; g < 2; g++)
+            {
+                string gate = node.Input[g], other = node.Input[1 - g];
+                if (_producers.GetValueOrDefault(gate) is not { } producer || producer.Input[0] != other
+                    || _consumers.GetValueOrDefault(gate, []).Count != 1) continue;
+                Layer? fused = producer.OpType switch
+                {
+                    "Sigmoid" => new Silu(),
+                    "HardSigmoid" when Math.Abs(Float(producer, "alpha", 0.2f) - 1f / 6) < 1e-6 && Float(producer, "beta", 0.5f) == 0.5f => new HardSwish(),
+                    _ => null,
+                };
+                if (fused is null) continue;
+                var gateNode = _tensors[gate];
+                fused.Name = _builder.Nodes[gateNode.Index].Layer.Name;
+                _builder.ReplaceLayer(gateNode, fused);
+                _tensors[node.Output[0]] = gateNode;
+                _rank[node.Output[0]] = _rank.GetValueOrDefault(other, 3);
+                return;
+            }
+            var full = node.Input.MaxBy(i => _rank.GetValueOrDefault(i, 3))!;
+            _tensors[node.Output[0]] = _builder.Merge(new Multiply { Name = Unique(name) }, node.Input.Select(i => Source(node, i)).ToArray());
+            _rank[node.Output[0]] = _rank.GetValueOrDefault(full, 3);
         }
 
         private void ReadPad(NodeProto node, string name)
@@ -398,6 +478,14 @@ public static class OnnxImporter
                 throw new InvalidDataException(
                     $"'{source}': node '{node}': tensor '{tensor}' declares dimensions [{string.Join(", ", t.Dims)}] ({declared} values) but holds {held}.");
             return t.RawData.Length > 0 ? MemoryMarshal.Cast<byte, float>(t.RawData.Span).ToArray() : t.FloatData.ToArray();
+        }
+
+        /// <summary>A float constant holding one value (a Clip bound).</summary>
+        private float Scalar(string tensor, string node)
+        {
+            var values = Floats(tensor, node);
+            return values.Length == 1 ? values[0]
+                : throw new InvalidDataException($"'{source}': node '{node}': tensor '{tensor}' should hold one value, it holds {values.Length}.");
         }
 
         private long[] Longs(string tensor, string node)

@@ -44,7 +44,10 @@ public sealed class OnnxExportTests : IDisposable
         CheckAgainstOnnxRuntime(Network.Create(b, new CpuBackend(2), new TensorShape(2, 9, 9), seed: 4));
     }
 
-    private void CheckAgainstOnnxRuntime(Network network)
+    private void CheckAgainstOnnxRuntime(Network network) => CheckAgainstOnnxRuntime(network, _folder);
+
+    /// <summary>Exports <paramref name="network"/> into <paramref name="folder"/> and checks ONNX Runtime's outputs against ours.</summary>
+    internal static void CheckAgainstOnnxRuntime(Network network, string folder)
     {
         var rng = new Rng(9);
         // Non-trivial batch-norm statistics, so evaluation-mode normalization is exercised.
@@ -59,7 +62,7 @@ public sealed class OnnxExportTests : IDisposable
         x.CopyFrom(inputs);
         var ours = network.Forward(x, training: false).ToArray();
 
-        string path = Path.Combine(_folder, "model.onnx");
+        string path = Path.Combine(folder, "model.onnx");
         OnnxExporter.Export(network, path);
         var ml = new MLContext(seed: 1);
         var schema = SchemaDefinition.Create(typeof(InputRow));

@@ -96,6 +96,11 @@ public abstract class TorchAgreementTests(string backendName)
     [InlineData("act_elu")]
     [InlineData("act_sigmoid")]
     [InlineData("act_tanh")]
+    [InlineData("act_relu6")]
+    [InlineData("act_hardtanh")]
+    [InlineData("act_hardsigmoid")]
+    [InlineData("act_hardswish")]
+    [InlineData("act_silu")]
     public void Activations(string name)
     {
         var f = TorchFixture.Load(name);
@@ -105,6 +110,11 @@ public abstract class TorchAgreementTests(string backendName)
             "act_leaky_relu" => new LeakyRelu(f.Float("negative_slope")),
             "act_elu" => new Elu(f.Float("alpha")),
             "act_sigmoid" => new Sigmoid(),
+            "act_relu6" => new Clip(),
+            "act_hardtanh" => new Clip(f.Float("min"), f.Float("max")),
+            "act_hardsigmoid" => new HardSigmoid(),
+            "act_hardswish" => new HardSwish(),
+            "act_silu" => new Silu(),
             _ => new Tanh(),
         };
         CheckForwardBackward(f, RunLayer(f, layer));

@@ -1,0 +1,101 @@
+#!/usr/bin/python3
+"""Fixtures for the importer and the new activations, made with Debian's python3-torch and python3-torchvision
+(PyTorch 1.13, torchvision 0.14):
+
+tests/Ml.Cnn.Tests/Fixtures/torchvision/<family>.onnx — torch.onnx.export (opset 13, eval mode, input "input", output
+  "output", dynamic batch) of torchvision classification families at 3x64x64 with 10 classes, narrowed where the full
+  width would not fit the repository; random weights (seed 1) and batch-norm statistics moved away from 0/1 (PyTorch
+  folds them into the convolutions at export). Beside each: <family>.x.f32 (a batch of 2 inputs) and <family>.y.f32
+  (PyTorch's outputs), raw little-endian float32; index.json lists shapes and parameter counts.
+tests/Ml.Cnn.Tests/Fixtures/torch/act_<name>.* — forward and backward of relu6, hardtanh(-0.5, 1), hardsigmoid,
+  hardswish and silu in float64, in the format of ../shared/fixtures/torch (see its README).
+
+Run from the repository root: /usr/bin/python3 eng/make_torchvision_fixtures.py
+"""
+import json
+import os
+
+import torch
+import torchvision
+from torchvision.models import efficientnet, mnasnet, mobilenet_v2, mobilenetv3, squeezenet1_1
+
+OUT = "tests/Ml.Cnn.Tests/Fixtures/torchvision"
+TORCH = "tests/Ml.Cnn.Tests/Fixtures/torch"
+
+
+def write(path, tensor):
+    tensor.detach().to(torch.float32).contiguous().numpy().tofile(path)
+
+
+def families():
+    mbv3, mbv3_last = mobilenetv3._mobilenet_v3_conf("mobilenet_v3_small", width_mult=0.5)
+    eff, eff_last = efficientnet._efficientnet_conf("efficientnet_b0", width_mult=0.25, depth_mult=0.25)
+    return {
+        "mobilenet_v2": lambda: mobilenet_v2(width_mult=0.35, num_classes=10),
+        "mobilenet_v3_small": lambda: mobilenetv3.MobileNetV3(mbv3, mbv3_last, num_classes=10),
+        "efficientnet_b0": lambda: efficientnet.EfficientNet(eff, 0.2, last_channel=eff_last, num_classes=10),
+        "mnasnet": lambda: mnasnet.MNASNet(0.25, num_classes=10),
+        "squeezenet1_1": lambda: squeezenet1_1(num_classes=10),
+    }
+
+
+def export_families():
+    os.makedirs(OUT, exist_ok=True)
+    index = {"generator": f"PyTorch {torch.__version__}, torchvision {torchvision.__version__}, "
+                          "torch.onnx.export opset 13, eval mode", "models": {}}
+    for name, make in families().items():
+        torch.manual_seed(1)
+        model = make()
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_mean.uniform_(-0.5, 0.5)
+                    m.running_var.uniform_(0.5, 2.0)
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.uniform_(-0.3, 0.3)
+        model.eval()
+        x = torch.randn(2, 3, 64, 64)
+        with torch.no_grad():
+            y = model(x)
+        torch.onnx.export(model, x, f"{OUT}/{name}.onnx", opset_version=13, input_names=["input"],
+                          output_names=["output"], dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+        write(f"{OUT}/{name}.x.f32", x)
+        write(f"{OUT}/{name}.y.f32", y)
+        index["models"][name] = {"input_shape": list(x.shape), "output_shape": list(y.shape),
+                                 "parameters": sum(p.numel() for p in model.parameters())}
+        print(name, index["models"][name], os.path.getsize(f"{OUT}/{name}.onnx"), "bytes")
+    with open(f"{OUT}/index.json", "w") as f:
+        json.dump(index, f, indent=1)
+
+
+def activation_fixtures():
+    cases = {
+        "relu6": (torch.nn.functional.relu6, {}),
+        "hardtanh": (lambda t: torch.nn.functional.hardtanh(t, -0.5, 1.0), {"min": -0.5, "max": 1.0}),
+        "hardsigmoid": (torch.nn.functional.hardsigmoid, {}),
+        "hardswish": (torch.nn.functional.hardswish, {}),
+        "silu": (torch.nn.functional.silu, {}),
+    }
+    torch.manual_seed(1)
+    for name, (f, params) in cases.items():
+        case = f"act_{name}"
+        # Values spread over [-4, 4] (every kink), kept 0.01 away from the kinks, where slopes are conventions.
+        x = (torch.rand(3, 4, 5, 5, dtype=torch.float64) * 8 - 4)
+        for kink in (-3.0, -0.5, 0.0, 1.0, 3.0, 6.0):
+            x = torch.where((x - kink).abs() < 0.01, x + 0.02, x)
+        x.requires_grad_(True)
+        y = f(x)
+        dy = torch.randn_like(y)
+        y.backward(dy)
+        tensors = {"x": x, "y": y, "dy": dy, "dx": x.grad}
+        for t, v in tensors.items():
+            write(f"{TORCH}/{case}.{t}.f32", v)
+        with open(f"{TORCH}/{case}.json", "w") as out:
+            json.dump({"case": case, "op": name, "params": params, "note": "float64", "tensors": [
+                {"name": t, "shape": list(v.shape), "file": f"{case}.{t}.f32"} for t, v in tensors.items()]}, out, indent=1)
+        print(case)
+
+
+if __name__ == "__main__":
+    export_families()
+    activation_fixtures()
