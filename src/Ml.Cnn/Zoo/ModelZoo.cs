@@ -16,7 +16,7 @@ public static class ModelZoo
     [
         "linear", "mlp", "lenet5", "reference-cnn", "alexnet",
         "vgg11", "vgg13", "vgg16", "vgg19", "vgg11-bn", "vgg13-bn", "vgg16-bn", "vgg19-bn",
-        "googlenet", "resnet18", "resnet34", "resnet50", "resnet20", "resnet56",
+        "googlenet", "resnet18", "resnet34", "resnet50", "resnet20", "resnet56", "densenet121", "mobilenet-v2",
     ];
 
     /// <summary>A definition by name (see <see cref="Names"/>); "mlp" uses two hidden layers of 256.</summary>
@@ -41,6 +41,8 @@ public static class ModelZoo
         "resnet50" => ResNet(50, classes),
         "resnet20" => CifarResNet(20, classes),
         "resnet56" => CifarResNet(56, classes),
+        "densenet121" => DenseNet(32, [6, 12, 24, 16], 64, classes),
+        "mobilenet-v2" => MobileNetV2(classes),
         _ => throw new ArgumentException($"Unknown architecture '{name}'. Known: {string.Join(", ", Names)}.", nameof(name)),
     };
 
@@ -185,6 +187,62 @@ public static class ModelZoo
                 channels = width;
             }
         b.Chain(x, new GlobalAvgPool(), new Dense(classes));
+        return b;
+    }
+
+    /// <summary>
+    /// DenseNet (Huang et al., 2017) in torchvision's form: every layer (batch norm, ReLU, 1×1 convolution to 4 × growth
+    /// channels, batch norm, ReLU, 3×3 convolution to growth channels) reads the concatenation of all earlier features
+    /// in its block; transitions halve the channels and the plane. DenseNet-121 is growth 32, blocks [6, 12, 24, 16].
+    /// </summary>
+    public static NetworkBuilder DenseNet(int growth, int[] blocks, int initialFeatures, int classes)
+    {
+        var b = new NetworkBuilder();
+        var x = ConvBn(b, b.Input, initialFeatures, 7, stride: 2, padding: 3);
+        x = b.Add(new MaxPool2d(3, 2, padding: 1), x);
+        int channels = initialFeatures;
+        for (int block = 0; block < blocks.Length; block++)
+        {
+            var features = new List<Node> { x };
+            for (int layer = 0; layer < blocks[block]; layer++)
+            {
+                var input = features.Count == 1 ? features[0] : b.Merge(new Concat(), [.. features]);
+                var y = b.Chain(input, new BatchNorm(), new Relu(), new Conv2d(4 * growth, 1, bias: false),
+                    new BatchNorm(), new Relu(), new Conv2d(growth, 3, padding: 1, bias: false));
+                features.Add(y);
+                channels += growth;
+            }
+            x = b.Merge(new Concat(), [.. features]);
+            if (block == blocks.Length - 1) break;
+            channels /= 2;
+            x = b.Chain(x, new BatchNorm(), new Relu(), new Conv2d(channels, 1, bias: false), new AvgPool2d(2, 2));
+        }
+        b.Chain(x, new BatchNorm(), new Relu(), new GlobalAvgPool(), new Dense(classes));
+        return b;
+    }
+
+    /// <summary>
+    /// MobileNetV2 (Sandler et al., 2018) in torchvision's form at width 1: a 3×3 stem of 32, inverted residual blocks
+    /// (1×1 expansion, 3×3 depthwise, 1×1 linear projection; ReLU6; a residual where the shape allows), a 1×1 to 1280,
+    /// global pooling, dropout 0.2 and the classifier.
+    /// </summary>
+    public static NetworkBuilder MobileNetV2(int classes)
+    {
+        var b = new NetworkBuilder();
+        var x = b.Chain(b.Input, new Conv2d(32, 3, 2, 1, bias: false), new BatchNorm(), new Clip());
+        int channels = 32;
+        // Expansion t, output channels c, repeats n, first stride s.
+        foreach (var (t, c, n, s) in new[] { (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1) })
+            for (int i = 0; i < n; i++)
+            {
+                int stride = i == 0 ? s : 1, hidden = channels * t;
+                var y = t == 1 ? x : b.Chain(x, new Conv2d(hidden, 1, bias: false), new BatchNorm(), new Clip());
+                y = b.Chain(y, new Conv2d(hidden, 3, stride, 1, groups: hidden, bias: false), new BatchNorm(), new Clip(),
+                    new Conv2d(c, 1, bias: false), new BatchNorm());
+                x = stride == 1 && channels == c ? b.Merge(new Add(), x, y) : y;
+                channels = c;
+            }
+        b.Chain(x, new Conv2d(1280, 1, bias: false), new BatchNorm(), new Clip(), new GlobalAvgPool(), new Dropout(0.2f), new Dense(classes));
         return b;
     }
 

@@ -29,10 +29,20 @@ public sealed class ZooTests
     [InlineData("resnet34", "resnet34", 1000)]
     [InlineData("resnet50", "resnet50", 1000)]
     [InlineData("googlenet", "googlenet", 1000)]
+    [InlineData("densenet121", "densenet121", 1000)]
     [InlineData("alexnet", "alexnet_10class", 10)]
     [InlineData("resnet18", "resnet18_10class", 10)]
     public void ParameterCountsEqualTorchvisionAt224(string architecture, string torchvisionName, int classes) =>
         Assert.Equal(TorchvisionCount(torchvisionName), Count(architecture, classes, 3, 224, 224));
+
+    [Fact]
+    public void MobileNetV2HasTorchvisionsParameterCount()
+    {
+        // torchvision 0.14's mobilenet_v2() at 1000 classes, as eng/make_torchvision_fixtures.py records it.
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "torchvision", "index.json")));
+        long expected = doc.RootElement.GetProperty("zoo_parameters").GetProperty("mobilenet_v2").GetInt64();
+        Assert.Equal(expected, Count("mobilenet-v2", 1000, 3, 224, 224));
+    }
 
     [Fact]
     public void SmallerModelsHaveTheirTextbookSizes()
@@ -49,6 +59,8 @@ public sealed class ZooTests
     [InlineData("vgg11-bn", 3, 32)]
     [InlineData("googlenet", 3, 64)]
     [InlineData("alexnet", 3, 96)]
+    [InlineData("densenet121", 3, 64)]
+    [InlineData("mobilenet-v2", 3, 64)]
     public void ArchitecturesAdaptToOtherInputSizes(string architecture, int channels, int size)
     {
         var network = Network.Create(ModelZoo.Get(architecture, 7), new CpuBackend(1), new TensorShape(channels, size, size), allocate: false);

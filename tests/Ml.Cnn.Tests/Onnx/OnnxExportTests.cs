@@ -25,6 +25,7 @@ public sealed class OnnxExportTests : IDisposable
     {
         { "linear", 1, 28 }, { "mlp", 1, 28 }, { "lenet5", 1, 28 }, { "reference-cnn", 1, 28 },
         { "resnet20", 3, 16 }, { "vgg11-bn", 3, 32 }, { "googlenet", 3, 32 }, { "alexnet", 3, 64 },
+        { "mobilenet-v2", 3, 32 }, { "densenet121", 3, 32 },
     };
 
     [Theory, MemberData(nameof(Architectures))]
