@@ -36,6 +36,8 @@ def families():
         "efficientnet_b0": lambda: efficientnet.EfficientNet(eff, 0.2, last_channel=eff_last, num_classes=10),
         "mnasnet": lambda: mnasnet.MNASNet(0.25, num_classes=10),
         "squeezenet1_1": lambda: squeezenet1_1(num_classes=10),
+        "densenet": lambda: torchvision.models.DenseNet(growth_rate=8, block_config=(2, 2, 2), num_init_features=16, num_classes=10),
+        "shufflenet_v2_x0_5": lambda: torchvision.models.shufflenet_v2_x0_5(num_classes=10),
     }
 
 

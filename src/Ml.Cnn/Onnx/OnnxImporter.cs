@@ -202,6 +202,9 @@ public static class OnnxImporter
                 case "Add":
                     AddMerge(node, new Ml.Cnn.Layers.Add { Name = Unique(name) }, Out);
                     return;
+                case "Concat" when node.Input.Count == 1:
+                    Alias(node, Out); // DenseNet's first layer concatenates a single tensor
+                    return;
                 case "Concat":
                     if (Int(node, "axis", 1) != 1) throw Unsupported(node, "Concat is supported along channels (axis 1) only");
                     AddMerge(node, new Concat { Name = Unique(name) }, Out);

@@ -34,7 +34,7 @@ public sealed class TorchvisionImportTests : IDisposable
         { "mobilenet_v2", "cpu2" }, { "mobilenet_v2", "reference" },
         { "mobilenet_v3_small", "cpu2" }, { "mobilenet_v3_small", "reference" },
         { "efficientnet_b0", "cpu2" }, { "efficientnet_b0", "reference" },
-        { "mnasnet", "cpu2" }, { "squeezenet1_1", "cpu2" },
+        { "mnasnet", "cpu2" }, { "squeezenet1_1", "cpu2" }, { "densenet", "cpu2" }, { "densenet", "reference" },
     };
 
     [Theory, MemberData(nameof(Families))]
