@@ -178,6 +178,16 @@ public static class OnnxExporter
                 return graph.Node("Mul", name, [input, graph.Node("HardSigmoid", name + ".gate", [input], Float("alpha", 1f / 6), Float("beta", 0.5f))]);
             case Silu: return graph.Node("Mul", name, [input, graph.Node("Sigmoid", name + ".gate", [input])]);
             case Dropout: return input;
+            case ChannelSlice slice:
+                return graph.Node("Slice", name, [input, graph.Int64Initializer($"{name}.starts", slice.Start),
+                    graph.Int64Initializer($"{name}.ends", slice.Start + slice.Count), graph.Int64Initializer($"{name}.axes", 1)]);
+            case ChannelShuffle shuffle:
+            {
+                var (c, h, w) = (layer.InputShape[0], layer.InputShape[1], layer.InputShape[2]);
+                string grouped = graph.Reshape(name + ".grouped", input, 0, shuffle.Groups, c / shuffle.Groups, h, w);
+                string swapped = graph.Node("Transpose", name + ".transposed", [grouped], Ints("perm", 0, 2, 1, 3, 4));
+                return graph.Reshape(name, swapped, 0, c, h, w);
+            }
             case Flatten: return graph.Node("Flatten", name, [input], Int("axis", 1));
             case Softmax: return graph.Node("Softmax", name, [input], Int("axis", 1));
             case BatchNorm bn:

@@ -54,6 +54,12 @@ public static class OnnxImporter
         // pooling that a convolution reads keeps its 1×1 plane.
         private readonly Dictionary<string, NodeProto> _producers = [];
         private readonly Dictionary<string, List<string>> _consumers = Consumers(graph);
+        // Shape arithmetic folded at import (the input's size is fixed but for the batch): int64 values, null for the
+        // batch size. Views PyTorch takes for a channel shuffle: [N, g, C/g, H, W], then its transpose.
+        private readonly Dictionary<string, long?[]> _integers = [];
+        private readonly Dictionary<string, (string Source, int Groups)> _groupedViews = [], _shuffledViews = [];
+        private IBackend _backend = null!;
+        private TensorShape _inputShape = null!;
 
         private static Dictionary<string, List<string>> Consumers(GraphProto graph)
         {
@@ -83,6 +89,7 @@ public static class OnnxImporter
             var itemDims = dims.Skip(1).Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue is > 0 and <= int.MaxValue
                 ? (int)d.DimValue : throw new InvalidDataException($"'{source}': input '{input.Name}' needs fixed sizes after the batch dimension.")).ToArray();
             var inputShape = new TensorShape(itemDims);
+            (_backend, _inputShape) = (backend, inputShape);
             _tensors[input.Name] = _builder.Input;
             _rank[input.Name] = itemDims.Length;
 
@@ -147,6 +154,7 @@ public static class OnnxImporter
         {
             string name = LayerName(node);
             string Out = node.Output[0];
+            if (Fold(node)) return;
             switch (node.OpType)
             {
                 case "Constant":
@@ -246,12 +254,18 @@ public static class OnnxImporter
                     AddLayer(node, new Flatten { Name = Unique(name) }, Out, 1);
                     return;
                 case "Reshape":
+                    ReadReshape(node, name);
+                    return;
+                case "Transpose":
                 {
-                    var shape = Longs(node.Input[1], name);
-                    if (shape.Length != 2 || shape[0] is not (-1 or 0)) throw Unsupported(node, "Reshape is supported to [batch, features] only");
-                    AddLayer(node, new Flatten { Name = Unique(name) }, Out, 1);
+                    if (!_groupedViews.TryGetValue(node.Input[0], out var view) || !Ints(node, "perm", []).SequenceEqual([0L, 2, 1, 3, 4]))
+                        throw Unsupported(node, "Transpose is supported as the middle of a channel shuffle (a [N, g, C/g, H, W] view, perm [0, 2, 1, 3, 4]) only");
+                    _shuffledViews[Out] = view;
                     return;
                 }
+                case "Slice":
+                    ReadSlice(node, name);
+                    return;
                 case "GlobalAveragePool":
                 {
                     // Ml.Cnn's global pooling drops the 1×1 spatial dimensions (a following Flatten is then a no-op)
@@ -321,6 +335,115 @@ public static class OnnxImporter
             var full = node.Input.MaxBy(i => _rank.GetValueOrDefault(i, 3))!;
             _tensors[node.Output[0]] = _builder.Merge(new Multiply { Name = Unique(name) }, node.Input.Select(i => Source(node, i)).ToArray());
             _rank[node.Output[0]] = _rank.GetValueOrDefault(full, 3);
+        }
+
+        /// <summary>
+        /// Shape arithmetic on known sizes (Shape, Gather, Unsqueeze, Squeeze, Cast, Concat, Add, Sub, Mul, Div),
+        /// evaluated here so that the Reshape or Slice it feeds has constant arguments. False for any other node.
+        /// </summary>
+        private bool Fold(NodeProto node)
+        {
+            long?[]? Known(int i) => i < node.Input.Count ? Integers(node.Input[i]) : null;
+            long?[]? result = node.OpType switch
+            {
+                "Shape" when _tensors.ContainsKey(node.Input[0]) => [null, .. ShapeOf(node, node.Input[0]).Dims.Select(d => (long?)d)],
+                "Gather" when Known(0) is { } data && Known(1) is { } indices && Int(node, "axis", 0) == 0 =>
+                    indices.Select(i => i is { } k && k >= -data.Length && k < data.Length ? data[k < 0 ? k + data.Length : k]
+                        : throw Malformed(node, $"index {i} is outside the {data.Length} values")).ToArray(),
+                "Unsqueeze" or "Squeeze" or "Cast" or "Identity" when Known(0) is { } values => values,
+                "Concat" when node.Input.All(i => Integers(i) is not null) => node.Input.SelectMany(i => Integers(i)!).ToArray(),
+                "Add" or "Sub" or "Mul" or "Div" when Known(0) is { } a && Known(1) is { } b => Elementwise(node, a, b),
+                _ => null,
+            };
+            if (result is null) return false;
+            _integers[node.Output[0]] = result;
+            return true;
+        }
+
+        private long?[] Elementwise(NodeProto node, long?[] a, long?[] b)
+        {
+            if (a.Length != b.Length && a.Length != 1 && b.Length != 1)
+                throw Malformed(node, $"cannot broadcast {a.Length} values with {b.Length}");
+            return Enumerable.Range(0, Math.Max(a.Length, b.Length)).Select(i =>
+            {
+                var (x, y) = (a[a.Length == 1 ? 0 : i], b[b.Length == 1 ? 0 : i]);
+                if (x is not { } p || y is not { } q) return (long?)null; // anything of the batch size stays unknown
+                return node.OpType switch
+                {
+                    "Add" => p + q,
+                    "Sub" => p - q,
+                    "Mul" => p * q,
+                    _ => q != 0 ? p / q : throw Malformed(node, "division by zero"),
+                };
+            }).ToArray();
+        }
+
+        /// <summary>An int64 tensor known at import: folded shape arithmetic or a constant; null otherwise.</summary>
+        private long?[]? Integers(string tensor) =>
+            _integers.TryGetValue(tensor, out var v) ? v
+            : _constants.TryGetValue(tensor, out var t) && t.DataType == (int)TensorProto.Types.DataType.Int64
+                ? Longs(tensor, tensor).Select(x => (long?)x).ToArray() : null;
+
+        /// <summary>The per-item shape of a computed tensor, from a shape-only network of the layers read so far.</summary>
+        private TensorShape ShapeOf(NodeProto node, string tensor)
+        {
+            var source = Source(node, tensor);
+            if (source == _builder.Input) return _inputShape;
+            return Network.Create(_builder, _backend, _inputShape, allocate: false).Nodes[source.Index].Layer.OutputShape;
+        }
+
+        /// <summary>
+        /// Reshape to [N, features] (a Flatten), to the input's own shape (nothing), or the two views of a channel
+        /// shuffle: [N, g, C/g, H, W] of an image, and [N, C, H, W] (or [N, -1, H, W]) of its transpose.
+        /// </summary>
+        private void ReadReshape(NodeProto node, string name)
+        {
+            string Out = node.Output[0];
+            var shape = Integers(node.Input[1]) ?? throw Unsupported(node, "the target shape must be constant or computed from known sizes");
+            bool batch = shape.Length > 0 && shape[0] is null or 0 or -1;
+            if (_shuffledViews.TryGetValue(node.Input[0], out var shuffled))
+            {
+                var image = ShapeOf(node, shuffled.Source);
+                if (!batch || shape.Length != 4 || shape[1] is not (-1L or null) && shape[1] != image[0] || shape[2] != image[1] || shape[3] != image[2])
+                    throw Unsupported(node, "a transposed channel view must be reshaped back to [N, C, H, W]");
+                _tensors[Out] = _builder.Add(new ChannelShuffle(shuffled.Groups) { Name = Unique(name) }, Source(node, shuffled.Source));
+                _rank[Out] = 3;
+                return;
+            }
+            if (batch && shape.Length == 2)
+            {
+                AddLayer(node, new Flatten { Name = Unique(name) }, Out, 1);
+                return;
+            }
+            var input = ShapeOf(node, node.Input[0]);
+            if (batch && input.Rank == 3 && shape.Length == 5 && shape[1] * shape[2] == input[0] && shape[3] == input[1] && shape[4] == input[2])
+            {
+                _groupedViews[Out] = (node.Input[0], checked((int)shape[1]!.Value));
+                return;
+            }
+            if (batch && shape.Length == input.Rank + 1 && shape.Skip(1).Select((d, i) => d == input[i] || d == -1 && input.Rank == 1).All(x => x))
+            {
+                Alias(node, Out);
+                return;
+            }
+            throw Unsupported(node, $"Reshape of [N, {string.Join(", ", input.Dims)}] to [{string.Join(", ", shape.Select(d => d?.ToString() ?? "N"))}] " +
+                "is supported as a Flatten, a channel shuffle or a no-op only");
+        }
+
+        /// <summary>A Slice along channels with step 1 (ShuffleNet's chunk) is a <see cref="ChannelSlice"/>.</summary>
+        private void ReadSlice(NodeProto node, string name)
+        {
+            long?[] Argument(int i, long fallback) => i < node.Input.Count && !string.IsNullOrEmpty(node.Input[i])
+                ? Integers(node.Input[i]) ?? throw Unsupported(node, "Slice arguments must be constant or computed from known sizes") : [fallback];
+            var (starts, ends, axes, steps) = (Argument(1, 0), Argument(2, 0), Argument(3, 0), Argument(4, 1));
+            var input = ShapeOf(node, node.Input[0]);
+            if (input.Rank != 3 || starts.Length != 1 || axes is not [1 or -3] || steps is not [1] || starts[0] is not { } start || ends[0] is not { } end)
+                throw Unsupported(node, "Slice is supported along the channels of an image with step 1 only");
+            int channels = input[0];
+            start = Math.Clamp(start < 0 ? start + channels : start, 0, channels);
+            end = Math.Clamp(end < 0 ? end + channels : end, 0, channels);
+            if (end <= start) throw Unsupported(node, $"the slice [{start}, {end}) of {channels} channels is empty");
+            AddLayer(node, new ChannelSlice((int)start, (int)(end - start)) { Name = Unique(name) }, node.Output[0]);
         }
 
         private void ReadPad(NodeProto node, string name)

@@ -35,6 +35,7 @@ public sealed class TorchvisionImportTests : IDisposable
         { "mobilenet_v3_small", "cpu2" }, { "mobilenet_v3_small", "reference" },
         { "efficientnet_b0", "cpu2" }, { "efficientnet_b0", "reference" },
         { "mnasnet", "cpu2" }, { "squeezenet1_1", "cpu2" }, { "densenet", "cpu2" }, { "densenet", "reference" },
+        { "shufflenet_v2_x0_5", "cpu2" }, { "shufflenet_v2_x0_5", "reference" },
     };
 
     [Theory, MemberData(nameof(Families))]

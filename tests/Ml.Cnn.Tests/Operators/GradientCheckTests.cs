@@ -112,6 +112,22 @@ public abstract class GradientCheckTests(string backendName)
     }
 
     [Fact]
+    public void ChannelSlice() => GradientCheck.Layer(_backend, new ChannelSlice(2, 3), [2, 6, 3, 4]);
+
+    [Fact]
+    public void ChannelShuffle() => GradientCheck.Layer(_backend, new ChannelShuffle(3), [2, 6, 3, 4]);
+
+    [Fact]
+    public void ChannelShuffleIsPyTorchsViewTransposeView()
+    {
+        // 6 channels in 2 groups: [0 1 2 | 3 4 5] read by columns → 0 3 1 4 2 5.
+        var shuffle = new ChannelShuffle(2);
+        shuffle.Build(_backend, new Ml.Cnn.Tensors.TensorShape(6, 1, 1), null);
+        var y = shuffle.Forward(TensorOf(_backend, [0, 1, 2, 3, 4, 5], 1, 6, 1, 1), training: false);
+        Assert.Equal([0f, 3, 1, 4, 2, 5], y.ToArray());
+    }
+
+    [Fact]
     public void GlobalAveragePoolingKeepingItsPlane() => GradientCheck.Layer(_backend, new GlobalAvgPool(keepSpatialDims: true), [2, 3, 5, 3]);
 
     [Fact]
