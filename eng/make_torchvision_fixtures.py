@@ -4,8 +4,8 @@
 
 tests/Ml.Cnn.Tests/Fixtures/torchvision/<family>.onnx — torch.onnx.export (opset 13, eval mode, input "input", output
   "output", dynamic batch) of torchvision classification families at 3x64x64 with 10 classes, narrowed where the full
-  width would not fit the repository; random weights (seed 1) and batch-norm statistics moved away from 0/1 (PyTorch
-  folds them into the convolutions at export). Beside each: <family>.x.f32 (a batch of 2 inputs) and <family>.y.f32
+  width would not fit the repository; random weights (seed 1), batch-norm statistics measured on random batches
+  (PyTorch folds them into the convolutions at export). Beside each: <family>.x.f32 (a batch of 2 inputs) and <family>.y.f32
   (PyTorch's outputs), raw little-endian float32; index.json lists shapes and parameter counts.
 tests/Ml.Cnn.Tests/Fixtures/torch/act_<name>.* — forward and backward of relu6, hardtanh(-0.5, 1), hardsigmoid,
   hardswish and silu in float64, in the format of ../shared/fixtures/torch (see its README).
@@ -51,10 +51,16 @@ def export_families():
         with torch.no_grad():
             for m in model.modules():
                 if isinstance(m, torch.nn.BatchNorm2d):
-                    m.running_mean.uniform_(-0.5, 0.5)
-                    m.running_var.uniform_(0.5, 2.0)
                     m.weight.uniform_(0.5, 1.5)
                     m.bias.uniform_(-0.3, 0.3)
+                    m.momentum = None  # a cumulative average over the batches below
+                if isinstance(m, torch.nn.Linear):
+                    m.weight.normal_(0, m.in_features ** -0.5)  # torchvision's 0.01 would make every output alike
+            # Batch-norm statistics from data rather than 0/1, so activations keep their scale through the depth
+            # and the outputs depend on the input.
+            model.train()
+            for _ in range(4):
+                model(torch.randn(16, 3, 64, 64))
         model.eval()
         x = torch.randn(2, 3, 64, 64)
         with torch.no_grad():
@@ -64,7 +70,8 @@ def export_families():
         write(f"{OUT}/{name}.x.f32", x)
         write(f"{OUT}/{name}.y.f32", y)
         index["models"][name] = {"input_shape": list(x.shape), "output_shape": list(y.shape),
-                                 "parameters": sum(p.numel() for p in model.parameters())}
+                                 "parameters": sum(p.numel() for p in model.parameters()),
+                                 "output_std": float(y.std()), "rows_differ_by": float((y[0] - y[1]).abs().max())}
         print(name, index["models"][name], os.path.getsize(f"{OUT}/{name}.onnx"), "bytes")
     # The zoo's full-size forms, whose parameter counts the zoo tests assert (3x224x224, 1000 classes).
     index["zoo_parameters"] = {name: sum(p.numel() for p in make().parameters()) for name, make in

@@ -1,6 +1,11 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
 using Ml.Cnn.Backends;
-using Ml.Cnn.Tests.Support;
+using Ml.Cnn.Backends.Cpu;
+using Ml.Cnn.MLNet;
 using Ml.Cnn.Onnx;
+using Ml.Cnn.Tests.Support;
+using Ml.Cnn.Training;
 using Xunit;
 using static Ml.Cnn.Tests.Support.Numerics;
 
@@ -46,5 +51,47 @@ public sealed class TorchvisionImportTests : IDisposable
         var x = TensorOf(backend, ReadFloats(family + ".x.f32"), 2, 3, 64, 64);
         AssertClose(ReadFloats(family + ".y.f32"), network.Forward(x, training: false).ToArray(), $"{family} output", rel: 1e-4, abs: 1e-4);
         if (backendName == "cpu2") OnnxExportTests.CheckAgainstOnnxRuntime(network, _folder);
+    }
+
+    [Fact]
+    public void AnImportedMobileNetFineTunesInAnMLNetPipelineWithItsBackboneFrozen()
+    {
+        var start = OnnxImporter.Import(Fixture("mobilenet_v3_small.onnx"), new CpuBackend(2));
+        var before = start.NamedParameters.Where(p => p.Key.StartsWith("features.")).ToDictionary(p => p.Key, p => p.Value.Value.ToArray());
+        Assert.NotEmpty(before);
+        // Two classes of noisy 3×64×64 images: reddish or bluish (a random backbone's pooled features keep colour).
+        var rng = new Ml.Cnn.Core.Rng(4);
+        var rows = Enumerable.Range(0, 160).Select(i =>
+        {
+            var pixels = new float[3 * 64 * 64];
+            int tinted = i % 2 == 0 ? 0 : 2;
+            for (int k = 0; k < pixels.Length; k++) pixels[k] = (float)rng.NextGaussian() * 0.5f + (k / (64 * 64) == tinted ? 1f : 0f);
+            return new ImageRow { Label = i % 2 == 0 ? "red" : "blue", Features = pixels };
+        }).ToList();
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var options = new CnnTrainerOptions
+        {
+            StartingNetwork = start, FrozenLayers = ["features"], ImageChannels = 3, ImageHeight = 64, ImageWidth = 64,
+            Epochs = 8, BatchSize = 16, Optimizer = OptimizerKind.Adam, LearningRate = 5e-3f, Threads = 2,
+        };
+        var model = ml.Transforms.Conversion.MapValueToKey("Label")
+            .Append(ml.MulticlassClassification.Trainers.ConvolutionalNetwork(options)).Fit(data);
+        var cnn = model.OfType<CnnMulticlassTransformer>().Single();
+        var history = cnn.Model.Training!.History;
+        Assert.True(history[^1].TrainingLoss < 0.8 * history[0].TrainingLoss, $"loss {history[0].TrainingLoss} → {history[^1].TrainingLoss}");
+        Assert.Equal(2, cnn.Model.Network.OutputShape[0]);
+        var after = cnn.Model.Network.NamedParameters.Where(p => p.Key.StartsWith("features.")).ToDictionary(p => p.Key, p => p.Value.Value.ToArray());
+        Assert.Equal(before.Keys.Order(), after.Keys.Order());
+        foreach (var (name, values) in before) Assert.True(values.SequenceEqual(after[name]), $"{name} changed while frozen");
+        Assert.InRange(ml.MulticlassClassification.Evaluate(model.Transform(data)).MicroAccuracy, 0.7, 1.0); // chance is 0.5; a random backbone limits the rest
+    }
+
+    private sealed class ImageRow
+    {
+        public string Label { get; set; } = "";
+
+        [VectorType(3 * 64 * 64)]
+        public float[] Features { get; set; } = [];
     }
 }
