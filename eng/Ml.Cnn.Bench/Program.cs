@@ -1,6 +1,6 @@
 using Ml.Cnn.Bench;
 
-// Usage: dotnet run -c Release --project eng/Ml.Cnn.Bench -- [gemm|layers|all|knn [DIR]|train ARCH EPOCHS [DIR] [--torch-epochs N]|conv|fuzz [N]|checkpoint-rss [on|off]|sweep asha|sweep workers [TRIALS]]
+// Usage: dotnet run -c Release --project eng/Ml.Cnn.Bench -- [gemm|layers|all|knn [DIR]|train ARCH EPOCHS [DIR] [--torch-epochs N]|conv|fuzz [N]|checkpoint-rss [on|off]|sweep asha|sweep workers [TRIALS]|networks [SIZE] [BATCH]]
 string mode = args.Length > 0 ? args[0] : "all";
 double peak = Peak.GflopsPerCore();
 Console.WriteLine($"CPU: {Environment.ProcessorCount} cores; measured FMA peak {peak:F1} GFLOP/s per core, {peak * Environment.ProcessorCount:F1} in all");
@@ -13,4 +13,5 @@ if (mode is "train") TrainingBenchmark.Run(args);
 if (mode is "fuzz") FuzzBenchmark.Run(args.Length > 1 ? int.Parse(args[1]) : 220, "samples/data/fashion-mnist-subset");
 if (mode is "checkpoint-rss") CheckpointMemoryBenchmark.Run(args.Length < 2 || args[1] != "off", "samples/data/fashion-mnist-subset");
 if (mode is "sweep") SweepBenchmark.Run(args);
+if (mode is "networks") NetworkBenchmark.Run(args);
 if (mode is "knn") KnnBenchmark.Run(peak, args.Length > 1 ? args[1] : "/usr/share/datasets/fashion-mnist");

@@ -107,6 +107,14 @@ public abstract class BackendAgreementTests(int threads)
         // and a one-tile chunk with a short last tile row; a 7×7 map whose one chunk spans both tile rows.
         { 2, 16, 6, 30, 20, 3, 1, 1, 1, 1 },
         { 3, 16, 7, 7, 16, 3, 1, 1, 1, 1 },
+        // Depthwise (one input channel per group): MobileNet's 3×3 at strides 1 and 2, a channel multiplier of 2, a
+        // 5×5 with dilation, padding wider than the kernel's reach and none, rows shorter than a vector.
+        { 2, 24, 13, 17, 24, 3, 1, 1, 1, 24 },
+        { 2, 24, 13, 17, 24, 3, 2, 1, 1, 24 },
+        { 1, 8, 9, 40, 16, 3, 1, 1, 1, 8 },
+        { 2, 6, 11, 12, 6, 5, 1, 4, 2, 6 },
+        { 1, 5, 6, 7, 5, 3, 2, 0, 1, 5 },
+        { 1, 4, 3, 3, 4, 5, 1, 3, 1, 4 },
     };
 
     [Theory, MemberData(nameof(ConvShapes))]

@@ -179,6 +179,11 @@ public sealed class CpuBackend : HostBackend, IBackend
         var geometry = g;
         var (fx, fw, fy) = (Array(x), Array(w), Array(y));
         float[]? fb = b is null ? null : Array(b);
+        if (DepthwiseConvolution.Applies(g))
+        {
+            DepthwiseConvolution.Forward(g, fx, Data(w), fb, fy, Threads);
+            return;
+        }
         if (TryForwardKernel(g, fx, Data(w), fb, fy)) return;
         int plane = g.OutH * g.OutW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
         float[] columns = CpuWork.Scratch(ref t_columns, g.PatchSize * chunk * plane);
@@ -236,6 +241,11 @@ public sealed class CpuBackend : HostBackend, IBackend
     {
         var geometry = g;
         var (fdy, fw, fdx) = (Array(dy), Array(w), Array(dx));
+        if (DepthwiseConvolution.Applies(g))
+        {
+            DepthwiseConvolution.DataGradient(g, fdy, Data(w), fdx, Threads);
+            return;
+        }
         if (DirectConvolution.DataGradientGeometry(g) is { } transposed && HasForwardKernel(transposed)
             && TryForwardKernel(transposed, fdy, DirectConvolution.DataGradientWeights(g, Data(w)), null, fdx))
             return;
@@ -268,6 +278,11 @@ public sealed class CpuBackend : HostBackend, IBackend
         var geometry = g;
         var (fx, fdy, fdw) = (Array(x), Array(dy), Array(dw));
         int plane = g.OutH * g.OutW;
+        if (DepthwiseConvolution.Applies(g))
+        {
+            DepthwiseConvolution.WeightGradient(g, fx, fdy, fdw, db is null ? null : Array(db), Threads);
+            return;
+        }
         // The SIMD kernels sum the bias gradient from their channels-last copy of dy, sparing a pass over it.
         if (WinogradConvolution.Applies(g))
         {

@@ -1,0 +1,51 @@
+"""PyTorch peer for eng/Ml.Cnn.Bench `networks`: torchvision networks, forward+backward (SGD step excluded) at a batch
+size and image size, in training mode, and forward alone in evaluation mode.
+
+Prints one JSON object: for each network, seconds per forward+backward and per forward.
+Run with Debian's python3-torch: /usr/bin/python3 eng/peers/torch_networks.py THREADS BATCH SIZE NAME...
+"""
+import json
+import sys
+import time
+
+import torch
+import torchvision
+
+threads, batch, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+names = sys.argv[4:]
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+
+
+def timed(step, rounds):
+    step()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+results = {}
+for name in names:
+    model = {"mobilenet-v2": torchvision.models.mobilenet_v2, "resnet18": torchvision.models.resnet18}[name](num_classes=10)
+    x = torch.randn(batch, 3, size, size)
+    target = torch.randint(0, 10, (batch,))
+    loss = torch.nn.CrossEntropyLoss()
+
+    def train_step():
+        model.zero_grad(set_to_none=True)
+        loss(model(x), target).backward()
+
+    def infer_step():
+        with torch.no_grad():
+            model(x)
+
+    rounds = 3 if size >= 128 else 5
+    model.train()
+    train = timed(train_step, rounds)
+    model.eval()
+    infer = timed(infer_step, rounds)
+    results[name] = {"train": train, "infer": infer}
+print(json.dumps({"torch": torch.__version__, "seconds": results}))
