@@ -21,6 +21,7 @@ internal static class NetworkBenchmark
 
     public static void Run(string[] args)
     {
+        if (args.Length > 1 && args[1] == "profile") { Profile(args); return; }
         int size = args.Length > 1 ? int.Parse(args[1]) : 64, batch = args.Length > 2 ? int.Parse(args[2]) : 32;
         int threads = Environment.ProcessorCount;
         int rounds = size >= 128 ? 3 : 5;
@@ -63,6 +64,59 @@ internal static class NetworkBenchmark
             Console.WriteLine($"  {name,-13} infer {batch / infer,7:F1} img/s{Compare(infer, "infer")}");
         }
         Console.WriteLine($"  peak working set {Process.GetCurrentProcess().PeakWorkingSet64 >> 20} MiB (ours; PyTorch ran in its own process)");
+    }
+
+    /// <summary>
+    /// `networks profile NAME [SIZE] [BATCH]`: seconds per forward and backward pass summed by layer kind (convolutions
+    /// told apart by kernel, stride and grouping), best of 3 — where a network's time goes.
+    /// </summary>
+    public static void Profile(string[] args)
+    {
+        string name = args[2];
+        int size = args.Length > 3 ? int.Parse(args[3]) : 64, batch = args.Length > 4 ? int.Parse(args[4]) : 32;
+        var backend = new CpuBackend(Environment.ProcessorCount);
+        var network = Network.Create(ModelZoo.Get(name, 10), backend, new TensorShape(3, size, size), seed: 1);
+        var x = backend.Allocate(new TensorShape(batch, 3, size, size));
+        x.CopyFrom(Enumerable.Range(0, x.Length).Select(i => (float)Math.Sin(i)).ToArray());
+        var nodes = network.Nodes;
+        string Kind(NetworkNode node) => node.Layer switch
+        {
+            Layers.Conv2d c => $"conv {c.KernelSize.H}×{c.KernelSize.W}/{c.Stride.H}{(c.Groups > 1 ? (c.Groups == c.InputShape[0] ? " depthwise" : $" g{c.Groups}") : "")}",
+            var layer => layer.GetType().Name,
+        };
+        var forward = new Dictionary<string, double>();
+        var backward = new Dictionary<string, double>();
+        for (int round = 0; round < 4; round++)
+        {
+            var (f, b) = (new Dictionary<string, double>(), new Dictionary<string, double>());
+            var activations = new Tensor[nodes.Count];
+            for (int i = 0; i < nodes.Count; i++)
+            {
+                var inputs = nodes[i].Inputs.Select(k => k < 0 ? x : activations[k]).ToArray();
+                var clock = Stopwatch.StartNew();
+                activations[i] = nodes[i].Layer.ForwardNode(inputs, training: true);
+                f[Kind(nodes[i])] = f.GetValueOrDefault(Kind(nodes[i])) + clock.Elapsed.TotalSeconds;
+            }
+            var gradients = new Tensor?[nodes.Count];
+            gradients[^1] = activations[^1];
+            for (int i = nodes.Count - 1; i >= 0; i--)
+            {
+                var inputGradients = new Tensor?[nodes[i].Inputs.Count];
+                var clock = Stopwatch.StartNew();
+                nodes[i].Layer.BackwardNode(gradients[i]!, inputGradients);
+                b[Kind(nodes[i])] = b.GetValueOrDefault(Kind(nodes[i])) + clock.Elapsed.TotalSeconds;
+                for (int k = 0; k < inputGradients.Length; k++)
+                    if (nodes[i].Inputs[k] >= 0 && inputGradients[k] is { } g)
+                        gradients[nodes[i].Inputs[k]] ??= g; // timing only: fan-out sums are skipped
+            }
+            if (round == 0) continue; // warm-up
+            foreach (var (k, v) in f) forward[k] = round == 1 ? v : Math.Min(forward[k], v);
+            foreach (var (k, v) in b) backward[k] = round == 1 ? v : Math.Min(backward[k], v);
+        }
+        Console.WriteLine($"{name} at 3×{size}×{size}, batch {batch}, {Environment.ProcessorCount} threads: ms per pass by layer kind");
+        foreach (var k in forward.Keys.OrderByDescending(k => forward[k] + backward.GetValueOrDefault(k)))
+            Console.WriteLine($"  {k,-22} forward {forward[k] * 1e3,8:F1}  backward {backward.GetValueOrDefault(k) * 1e3,8:F1}");
+        Console.WriteLine($"  {"all",-22} forward {forward.Values.Sum() * 1e3,8:F1}  backward {backward.Values.Sum() * 1e3,8:F1}");
     }
 
     private static Dictionary<string, Dictionary<string, double>>? Torch(int threads, int batch, int size)

@@ -86,8 +86,17 @@ internal static class ActivationKernels
                 break;
             // At the kinks, PyTorch's conventions: the flat side's slope.
             case ActivationKind.Clip:
-                for (int i = 0; i < x.Length; i++) dx[i] = x[i] > alpha && x[i] < beta ? dy[i] : 0;
+            {
+                int i = 0;
+                var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+                var vdy = MemoryMarshal.Cast<float, Vector<float>>(dy);
+                var vdx = MemoryMarshal.Cast<float, Vector<float>>(dx);
+                var (low, high) = (new Vector<float>(alpha), new Vector<float>(beta));
+                for (; i < vx.Length; i++)
+                    vdx[i] = Vector.ConditionalSelect(Vector.GreaterThan(vx[i], low) & Vector.LessThan(vx[i], high), vdy[i], Vector<float>.Zero);
+                for (i *= Vector<float>.Count; i < x.Length; i++) dx[i] = x[i] > alpha && x[i] < beta ? dy[i] : 0;
                 break;
+            }
             case ActivationKind.HardSigmoid:
                 for (int i = 0; i < x.Length; i++) dx[i] = alpha * x[i] + beta is > 0 and < 1 ? dy[i] * alpha : 0;
                 break;

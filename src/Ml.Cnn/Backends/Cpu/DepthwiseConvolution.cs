@@ -21,11 +21,52 @@ internal static class DepthwiseConvolution
             int n = p / geometry.OutChannels, oc = p % geometry.OutChannels, ic = oc / geometry.GroupOutChannels;
             var src = x.AsSpan((n * geometry.InChannels + ic) * inPlane, inPlane);
             var dst = y.AsSpan(p * outPlane, outPlane);
+            var kernel = weights.AsSpan(oc * taps, taps);
+            if (geometry.StrideH == 1 && geometry.StrideW == 1)
+            {
+                Stride1(src, geometry.InH, geometry.InW, geometry.PadH, geometry.PadW, geometry, kernel, flip: false, dst, geometry.OutH, geometry.OutW);
+                if (b is not null) Pointwise.AddScalar(dst, b[oc]);
+                return;
+            }
             dst.Fill(b is null ? 0 : b[oc]);
             for (int kh = 0; kh < geometry.KernelH; kh++)
                 for (int kw = 0; kw < geometry.KernelW; kw++)
-                    AddTap(geometry, kh, kw, weights[oc * taps + kh * geometry.KernelW + kw], src, dst);
+                    AddTap(geometry, kh, kw, kernel[kh * geometry.KernelW + kw], src, dst);
         });
+    }
+
+    [ThreadStatic] private static float[]? t_padded, t_wide;
+
+    /// <summary>
+    /// A stride-1 correlation of one plane: the source is copied into a zero-padded plane, and each tap adds one long
+    /// scaled span of it to an output kept at the padded width (the extra columns are dropped at the end), so a tap
+    /// is one vector loop over the plane rather than one per row. With <paramref name="flip"/> the kernel is turned
+    /// 180° (the data gradient of a stride-1 convolution is this correlation of dy).
+    /// </summary>
+    private static void Stride1(ReadOnlySpan<float> src, int srcH, int srcW, int padH, int padW, in ConvGeometry g,
+        ReadOnlySpan<float> kernel, bool flip, Span<float> dst, int dstH, int dstW)
+    {
+        int wide = srcW + 2 * padW, tall = srcH + 2 * padH;
+        var padded = CpuWork.Scratch(ref t_padded, wide * tall).AsSpan(0, wide * tall);
+        Pad(src, srcH, srcW, padH, padW, padded, wide);
+        int length = (dstH - 1) * wide + dstW;
+        var output = CpuWork.Scratch(ref t_wide, length).AsSpan(0, length);
+        output.Clear();
+        int kH = g.KernelH, kW = g.KernelW;
+        for (int kh = 0; kh < kH; kh++)
+            for (int kw = 0; kw < kW; kw++)
+            {
+                float weight = flip ? kernel[(kH - 1 - kh) * kW + (kW - 1 - kw)] : kernel[kh * kW + kw];
+                Pointwise.AddScaledInto(output, weight, padded.Slice(kh * g.DilationH * wide + kw * g.DilationW, length));
+            }
+        for (int r = 0; r < dstH; r++) output.Slice(r * wide, dstW).CopyTo(dst.Slice(r * dstW, dstW));
+    }
+
+    /// <summary>Copies a plane into the middle of a zero plane <paramref name="wide"/> columns wide.</summary>
+    private static void Pad(ReadOnlySpan<float> src, int srcH, int srcW, int padH, int padW, Span<float> padded, int wide)
+    {
+        padded.Clear();
+        for (int r = 0; r < srcH; r++) src.Slice(r * srcW, srcW).CopyTo(padded.Slice((r + padH) * wide + padW, srcW));
     }
 
     /// <summary>dx of a depthwise convolution: each output gradient row, scaled by its tap, added back where it came from.</summary>
@@ -39,9 +80,21 @@ internal static class DepthwiseConvolution
             int n = p / geometry.InChannels, ic = p % geometry.InChannels;
             var gradient = dx.AsSpan(p * inPlane, inPlane);
             gradient.Clear();
+            int padH = geometry.DilationH * (geometry.KernelH - 1) - geometry.PadH, padW = geometry.DilationW * (geometry.KernelW - 1) - geometry.PadW;
+            bool correlate = geometry.StrideH == 1 && geometry.StrideW == 1 && padH >= 0 && padW >= 0;
+            var single = correlate && perGroup > 1 ? new float[inPlane] : null;
             for (int oc = ic * perGroup; oc < (ic + 1) * perGroup; oc++)
             {
                 var upstream = dy.AsSpan((n * geometry.OutChannels + oc) * outPlane, outPlane);
+                if (correlate)
+                {
+                    // dx = dy correlated with the kernel turned 180°, padded by d(k − 1) − p.
+                    var target = single ?? gradient;
+                    Stride1(upstream, geometry.OutH, geometry.OutW, padH, padW, geometry, weights.AsSpan(oc * taps, taps), flip: true,
+                        target, geometry.InH, geometry.InW);
+                    if (single is not null) Pointwise.AddInto(gradient, single);
+                    continue;
+                }
                 for (int kh = 0; kh < geometry.KernelH; kh++)
                     for (int kw = 0; kw < geometry.KernelW; kw++)
                         ScatterTap(geometry, kh, kw, weights[oc * taps + kh * geometry.KernelW + kw], upstream, gradient);
@@ -64,6 +117,11 @@ internal static class DepthwiseConvolution
                 var src = x.AsSpan((n * geometry.InChannels + ic) * inPlane, inPlane);
                 var upstream = dy.AsSpan((n * geometry.OutChannels + oc) * outPlane, outPlane);
                 if (db is not null) bias += Pointwise.Sum(upstream);
+                if (geometry.StrideH == 1 && geometry.StrideW == 1)
+                {
+                    Stride1WeightGradient(geometry, src, upstream, sums);
+                    continue;
+                }
                 for (int kh = 0; kh < geometry.KernelH; kh++)
                     for (int kw = 0; kw < geometry.KernelW; kw++)
                         sums[kh * geometry.KernelW + kw] += Correlate(geometry, kh, kw, src, upstream);
@@ -71,6 +129,26 @@ internal static class DepthwiseConvolution
             for (int t = 0; t < taps; t++) dw[oc * taps + t] = (float)sums[t];
             if (db is not null) db[oc] = (float)bias;
         });
+    }
+
+    [ThreadStatic] private static float[]? t_upstream;
+
+    /// <summary>
+    /// Stride-1 weight gradient of one plane: with the input zero-padded and dy laid out at the padded width (zeros in
+    /// the extra columns), each tap's gradient is one dot product of two long spans.
+    /// </summary>
+    private static void Stride1WeightGradient(in ConvGeometry g, ReadOnlySpan<float> src, ReadOnlySpan<float> upstream, double[] sums)
+    {
+        int wide = g.InW + 2 * g.PadW, tall = g.InH + 2 * g.PadH;
+        var padded = CpuWork.Scratch(ref t_padded, wide * tall).AsSpan(0, wide * tall);
+        Pad(src, g.InH, g.InW, g.PadH, g.PadW, padded, wide);
+        int length = (g.OutH - 1) * wide + g.OutW;
+        var spread = CpuWork.Scratch(ref t_upstream, length).AsSpan(0, length);
+        spread.Clear();
+        for (int r = 0; r < g.OutH; r++) upstream.Slice(r * g.OutW, g.OutW).CopyTo(spread.Slice(r * wide, g.OutW));
+        for (int kh = 0; kh < g.KernelH; kh++)
+            for (int kw = 0; kw < g.KernelW; kw++)
+                sums[kh * g.KernelW + kw] += Pointwise.Dot(spread, padded.Slice(kh * g.DilationH * wide + kw * g.DilationW, length));
     }
 
     /// <summary>
