@@ -81,7 +81,7 @@ internal static class NetworkBenchmark
         var nodes = network.Nodes;
         string Kind(NetworkNode node) => node.Layer switch
         {
-            Layers.Conv2d c => $"conv {c.KernelSize.H}×{c.KernelSize.W}/{c.Stride.H}{(c.Groups > 1 ? (c.Groups == c.InputShape[0] ? " depthwise" : $" g{c.Groups}") : "")}",
+            Layers.Conv2d c => $"conv {c.KernelSize.H}×{c.KernelSize.W}/{c.Stride.H}{(c.Groups > 1 ? (c.Groups == c.InputShape[0] ? " depthwise" : $" g{c.Groups}") : "")} on {c.InputShape[1]}²",
             var layer => layer.GetType().Name,
         };
         var forward = new Dictionary<string, double>();
@@ -115,8 +115,8 @@ internal static class NetworkBenchmark
         }
         Console.WriteLine($"{name} at 3×{size}×{size}, batch {batch}, {Environment.ProcessorCount} threads: ms per pass by layer kind");
         foreach (var k in forward.Keys.OrderByDescending(k => forward[k] + backward.GetValueOrDefault(k)))
-            Console.WriteLine($"  {k,-22} forward {forward[k] * 1e3,8:F1}  backward {backward.GetValueOrDefault(k) * 1e3,8:F1}");
-        Console.WriteLine($"  {"all",-22} forward {forward.Values.Sum() * 1e3,8:F1}  backward {backward.Values.Sum() * 1e3,8:F1}");
+            Console.WriteLine($"  {k,-30} forward {forward[k] * 1e3,8:F1}  backward {backward.GetValueOrDefault(k) * 1e3,8:F1}");
+        Console.WriteLine($"  {"all",-30} forward {forward.Values.Sum() * 1e3,8:F1}  backward {backward.Values.Sum() * 1e3,8:F1}");
     }
 
     private static Dictionary<string, Dictionary<string, double>>? Torch(int threads, int batch, int size)
