@@ -215,7 +215,7 @@ public static class OnnxExporter
     private static string EmitProduct(OnnxGraph graph, string name, Multiply multiply, string[] inputs)
     {
         var gateShape = multiply.InputShapes[multiply.GateIndex];
-        if (gateShape.Rank == 1)
+        if (gateShape.Rank == 1 && multiply.InputShapes[1 - multiply.GateIndex].Rank == 3)
             inputs[multiply.GateIndex] = graph.Reshape(name + ".gate", inputs[multiply.GateIndex], 0, gateShape[0], 1, 1);
         return graph.Node("Mul", name, inputs);
     }

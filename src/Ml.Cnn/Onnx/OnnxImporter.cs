@@ -326,7 +326,9 @@ public static class OnnxImporter
                 };
                 if (fused is null) continue;
                 var gateNode = _tensors[gate];
-                fused.Name = _builder.Nodes[gateNode.Index].Layer.Name;
+                // Ml.Cnn exports these activations as Mul("act", Sigmoid("act.gate")): the layer keeps its own name.
+                string gateName = _builder.Nodes[gateNode.Index].Layer.Name;
+                fused.Name = gateName.EndsWith(".gate", StringComparison.Ordinal) ? Unique(gateName[..^".gate".Length]) : gateName;
                 _builder.ReplaceLayer(gateNode, fused);
                 _tensors[node.Output[0]] = gateNode;
                 _rank[node.Output[0]] = _rank.GetValueOrDefault(other, 3);
@@ -346,10 +348,13 @@ public static class OnnxImporter
             long?[]? Known(int i) => i < node.Input.Count ? Integers(node.Input[i]) : null;
             long?[]? result = node.OpType switch
             {
-                "Shape" when _tensors.ContainsKey(node.Input[0]) => [null, .. ShapeOf(node, node.Input[0]).Dims.Select(d => (long?)d)],
+                "Shape" when _tensors.ContainsKey(node.Input[0]) => ShapeRange(node, [null, .. ShapeOf(node, node.Input[0]).Dims.Select(d => (long?)d)]),
                 "Gather" when Known(0) is { } data && Known(1) is { } indices && Int(node, "axis", 0) == 0 =>
                     indices.Select(i => i is { } k && k >= -data.Length && k < data.Length ? data[k < 0 ? k + data.Length : k]
                         : throw Malformed(node, $"index {i} is outside the {data.Length} values")).ToArray(),
+                // An int64 constant stays a constant (Pad and others read it as one); casts to floats are not shape arithmetic.
+                "Identity" when _constants.ContainsKey(node.Input[0]) => null,
+                "Cast" when Int(node, "to", 0) is not ((long)TensorProto.Types.DataType.Int64 or (long)TensorProto.Types.DataType.Int32) => null,
                 "Unsqueeze" or "Squeeze" or "Cast" or "Identity" when Known(0) is { } values => values,
                 "Concat" when node.Input.All(i => Integers(i) is not null) => node.Input.SelectMany(i => Integers(i)!).ToArray(),
                 "Add" or "Sub" or "Mul" or "Div" when Known(0) is { } a && Known(1) is { } b => Elementwise(node, a, b),
@@ -358,6 +363,14 @@ public static class OnnxImporter
             if (result is null) return false;
             _integers[node.Output[0]] = result;
             return true;
+        }
+
+        /// <summary>Shape's optional start and end (opset 15 on), clamped as ONNX clamps them.</summary>
+        private static long?[] ShapeRange(NodeProto node, long?[] dims)
+        {
+            long Clamp(long i) => Math.Clamp(i < 0 ? i + dims.Length : i, 0, dims.Length);
+            int start = (int)Clamp(Int(node, "start", 0)), end = (int)Clamp(Int(node, "end", dims.Length));
+            return end > start ? dims[start..end] : [];
         }
 
         private long?[] Elementwise(NodeProto node, long?[] a, long?[] b)
@@ -410,12 +423,18 @@ public static class OnnxImporter
                 _rank[Out] = 3;
                 return;
             }
-            if (batch && shape.Length == 2)
+            var input = ShapeOf(node, node.Input[0]);
+            if (batch && shape.Length == 2 && shape[1] is null or -1 || batch && shape.Length == 2 && shape[1] == input.Length)
             {
                 AddLayer(node, new Flatten { Name = Unique(name) }, Out, 1);
                 return;
             }
-            var input = ShapeOf(node, node.Input[0]);
+            if (batch && input.Rank == 1 && shape.Length == 4 && shape[1] == input[0] && shape[2] == 1 && shape[3] == 1)
+            {
+                // [C] to [N, C, 1, 1]: a per-channel gate as ONNX broadcasts it (Ml.Cnn's Multiply takes [C] gates as they are).
+                Alias(node, Out);
+                return;
+            }
             if (batch && input.Rank == 3 && shape.Length == 5 && shape[1] * shape[2] == input[0] && shape[3] == input[1] && shape[4] == input[2])
             {
                 _groupedViews[Out] = (node.Input[0], checked((int)shape[1]!.Value));

@@ -115,6 +115,7 @@ public abstract class BackendAgreementTests(int threads)
         { 2, 6, 11, 12, 6, 5, 1, 4, 2, 6 },
         { 1, 5, 6, 7, 5, 3, 2, 0, 1, 5 },
         { 1, 4, 3, 3, 4, 5, 1, 3, 1, 4 },
+        { 1, 4, 5, 6, 4, 3, 1, 3, 1, 4 },     // padding beyond d(k − 1): the data gradient scatters row by row
     };
 
     [Theory, MemberData(nameof(ConvShapes))]

@@ -9,6 +9,7 @@ using Ml.Cnn.Onnx;
 using Ml.Cnn.Tensors;
 using Ml.Cnn.Zoo;
 using Xunit;
+using static Ml.Cnn.Tests.Support.Numerics;
 
 namespace Ml.Cnn.Tests.Onnx;
 
@@ -31,6 +32,39 @@ public sealed class OnnxExportTests : IDisposable
     [Theory, MemberData(nameof(Architectures))]
     public void ZooArchitecturesMatchOnnxRuntime(string architecture, int channels, int size) =>
         CheckAgainstOnnxRuntime(Network.Create(ModelZoo.Get(architecture, 7), new CpuBackend(2), new TensorShape(channels, size, size), seed: 3));
+
+    /// <summary>
+    /// The layers mobile networks bring: depthwise and shuffled channels, ReLU6, hard-swish, SiLU, a squeeze-and-
+    /// excitation gate from dense layers ([C], broadcast over the plane), a channel slice, and a product of two vectors.
+    /// </summary>
+    private static Network MobileBlocks()
+    {
+        var b = new NetworkBuilder();
+        var x = b.Chain(b.Input, new Conv2d(8, 3, padding: 1), new Clip() { Name = "relu6" }, new Conv2d(8, 3, padding: 1, groups: 8),
+            new HardSwish { Name = "hswish" }, new ChannelShuffle(2));
+        var gate = b.Chain(x, new GlobalAvgPool(), new Dense(8), new Silu { Name = "act" }, new Dense(8), new HardSigmoid());
+        var gated = b.Merge(new Multiply(), x, gate);
+        var half = b.Chain(gated, new ChannelSlice(2, 4), new GlobalAvgPool());
+        var a = b.Add(new Dense(5), half);
+        var c = b.Add(new Dense(5), half);
+        b.Merge(new Multiply(), a, c);
+        return Network.Create(b, new CpuBackend(2), new TensorShape(3, 7, 7), seed: 6);
+    }
+
+    [Fact]
+    public void MobileBlocksMatchOnnxRuntime() => CheckAgainstOnnxRuntime(MobileBlocks());
+
+    [Fact]
+    public void MobileBlocksImportAgainWithTheirNamesAndOutputs()
+    {
+        var original = MobileBlocks();
+        var imported = OnnxImporter.Import(OnnxExporter.ToBytes(original), new CpuBackend(2));
+        var values = RandomNormal(new Rng(3), 2 * 3 * 7 * 7);
+        var expected = original.Forward(TensorOf(original.Backend, values, 2, 3, 7, 7), false).ToArray();
+        Assert.Equal(expected, imported.Forward(TensorOf(imported.Backend, values, 2, 3, 7, 7), false).ToArray());
+        Assert.Equal(original.ParameterCount, imported.ParameterCount);
+        foreach (var name in new[] { "relu6", "hswish", "act" }) Assert.Contains(imported.Nodes, n => n.Name == name);
+    }
 
     [Fact]
     public void UserWrittenDagMatchesOnnxRuntime()
