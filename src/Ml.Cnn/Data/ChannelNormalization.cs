@@ -3,6 +3,12 @@ namespace Ml.Cnn.Data;
 /// <summary>Per-channel standardization x ← (x − mean) / std, with statistics computed from training data.</summary>
 public sealed class ChannelNormalization(float[] mean, float[] std)
 {
+    /// <summary>
+    /// ImageNet's RGB statistics for pixels scaled to [0, 1] (torchvision's pretrained networks expect inputs
+    /// standardized with them).
+    /// </summary>
+    public static ChannelNormalization ImageNet => new([0.485f, 0.456f, 0.406f], [0.229f, 0.224f, 0.225f]);
+
     /// <summary>Per-channel means.</summary>
     public float[] Mean { get; } = mean;
 

@@ -51,6 +51,7 @@ internal readonly record struct RunFingerprint(ulong Data, ulong Options)
         {
             o.BatchSize, o.Optimizer, o.LearningRate, o.Momentum, o.Nesterov, o.WeightDecay, o.GradientClipNorm, o.Loss,
             o.ValidationFraction, o.EarlyStoppingPatience, o.RestoreBestWeights, o.NormalizeInputs, o.Seed,
+            o.InputNormalization is { } n ? string.Join(",", n.Mean.Concat(n.Std).Select(v => v.ToString("R", CultureInfo.InvariantCulture))) : null,
             s.Kind, s.Factor, s.StepEpochs, s.Patience, s.MinRate, s.WarmupEpochs,
             a?.HorizontalFlip, a?.VerticalFlip, a?.CropPadding, a?.MaxRotationDegrees, a?.Brightness, a?.Contrast,
         }.Select(v => Convert.ToString(v, CultureInfo.InvariantCulture)));

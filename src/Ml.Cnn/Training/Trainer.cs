@@ -58,7 +58,7 @@ public static class Trainer
         var (training, validation) = options.ValidationData is { } held ? (data, held) : Split(data, options.ValidationFraction, options.Seed ?? 0);
         if (classification && options.ValidationData is { } v && v.ClassCount != data.ClassCount)
             throw new ArgumentException($"The validation set has {v.ClassCount} classes, the training data {data.ClassCount}.", nameof(options));
-        var normalization = options.NormalizeInputs ? ChannelNormalization.Fit(training) : null;
+        var normalization = options.InputNormalization ?? (options.NormalizeInputs ? ChannelNormalization.Fit(training) : null);
         var optimizer = CreateOptimizer(network, options);
         var state = new RunState(new Rng(options.Seed ?? 0));
         var checkpoint = options.CheckpointDirectory is null ? null : Path.Combine(options.CheckpointDirectory, "checkpoint.mlcnn");

@@ -112,6 +112,12 @@ public class TrainerOptions
     public bool NormalizeInputs { get; set; }
 
     /// <summary>
+    /// Standardize each channel with these fixed statistics instead (for a pretrained network, the ones it was trained
+    /// with: <see cref="ChannelNormalization.ImageNet"/> for torchvision's). Recorded in the model and its exports.
+    /// </summary>
+    public ChannelNormalization? InputNormalization { get; set; }
+
+    /// <summary>
     /// Seed of weight initialization (through ML.NET), shuffling, the validation split and augmentation. Null: 0 for
     /// <c>Trainer.Train</c>; through ML.NET, a seed drawn from the MLContext's (<c>new MLContext(seed: n)</c>), as its own
     /// trainers do.
@@ -145,6 +151,12 @@ public class TrainerOptions
         Require(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), EarlyStoppingPatience, "must not be negative");
         Require(ValidationData is null || ValidationFraction == 0, nameof(ValidationFraction), ValidationFraction,
             "must be 0 when a validation set is given");
+        Require(InputNormalization is null || !NormalizeInputs, nameof(NormalizeInputs), NormalizeInputs,
+            "must be false when InputNormalization gives fixed statistics");
+        if (InputNormalization is { } n)
+            Require(n.Mean.Length > 0 && n.Mean.Length == n.Std.Length && n.Std.All(v => v > 0 && float.IsFinite(v)) && n.Mean.All(float.IsFinite),
+                nameof(InputNormalization), $"{n.Mean.Length} means and {n.Std.Length} deviations",
+                "needs one finite mean and one positive standard deviation per channel");
         Schedule.Validate(LearningRate);
     }
 
@@ -164,6 +176,10 @@ public class TrainerOptions
                 $"must have the training data's {data.TargetLength} targets per item and {data.ClassCount} classes");
         }
         Augmentation?.Validate(data.ItemShape);
+        int channels = data.ItemShape.Rank == 3 ? data.ItemShape[0] : 1;
+        if (InputNormalization is { } fixedStatistics)
+            Require(fixedStatistics.Mean.Length == channels, nameof(InputNormalization), $"{fixedStatistics.Mean.Length} channels",
+                $"must have the data's {channels} channels");
         if (data.Count == 0) throw new ArgumentException("The training set is empty.");
         if (ValidationFraction > 0 && (int)(data.Count * ValidationFraction) == 0)
             throw new ArgumentException($"A validation fraction of {ValidationFraction} leaves no validation items out of {data.Count}.");

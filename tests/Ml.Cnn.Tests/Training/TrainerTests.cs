@@ -45,6 +45,21 @@ public sealed class TrainerTests
         Assert.True(accuracy > 0.9f, $"test accuracy {accuracy}");
     }
 
+    [Fact]
+    public void FixedInputStatisticsAreUsedAsGivenAndChecked()
+    {
+        var data = TrainingData.Blobs(40, 2); // one channel
+        var statistics = new ChannelNormalization([0.25f], [0.5f]);
+        var result = Trainer.Train(SmallCnn(2), data, new TrainerOptions { Epochs = 1, InputNormalization = statistics });
+        Assert.Same(statistics, result.Normalization);
+        var both = new TrainerOptions { InputNormalization = statistics, NormalizeInputs = true };
+        Assert.Equal(nameof(TrainerOptions.NormalizeInputs), Assert.Throws<ArgumentOutOfRangeException>(() => Trainer.Train(SmallCnn(2), data, both)).ParamName);
+        var imageNet = new TrainerOptions { InputNormalization = ChannelNormalization.ImageNet }; // three channels, the data has one
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Trainer.Train(SmallCnn(2), data, imageNet));
+        Assert.Equal(nameof(TrainerOptions.InputNormalization), e.ParamName);
+        Assert.Contains("1 channels", e.Message);
+    }
+
     private static TrainerOptions ResumableOptions(int epochs, string? directory) => new()
     {
         Epochs = epochs, BatchSize = 16, LearningRate = 0.02f, Momentum = 0.9f, Nesterov = true, WeightDecay = 1e-4f,
