@@ -94,4 +94,25 @@ public sealed class TorchvisionImportTests : IDisposable
         [VectorType(3 * 64 * 64)]
         public float[] Features { get; set; } = [];
     }
+
+    [Fact]
+    public async Task TheTransferLearningSampleFineTunesOnAnImageFolderAndSavesAZipThatScoresTheSame()
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "exec", Path.Combine(AppContext.BaseDirectory, "Ml.Cnn.Samples.TransferLearning.dll"), _folder, "3", "60" })
+            start.ArgumentList.Add(a);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var error = process.StandardError.ReadToEndAsync();
+        string output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.True(process.ExitCode == 0, $"exit code {process.ExitCode}: {await error}");
+        double Accuracy(string prefix)
+        {
+            var line = output.Split('\n').Single(l => l.StartsWith(prefix, StringComparison.Ordinal));
+            return double.Parse(line[prefix.Length..line.IndexOf('%')].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        Assert.InRange(Accuracy("test accuracy"), 60, 100); // three classes: chance is 33 %
+        Assert.Equal(Accuracy("test accuracy"), Accuracy("model.zip reloaded: test accuracy"));
+        Assert.Equal(3, Directory.GetDirectories(Path.Combine(_folder, "train")).Length);
+    }
 }
