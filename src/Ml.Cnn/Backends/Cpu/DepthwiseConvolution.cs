@@ -13,6 +13,11 @@ internal static class DepthwiseConvolution
 
     public static void Forward(in ConvGeometry g, float[] x, ReadOnlySpan<float> w, float[]? b, float[] y, int threads)
     {
+        if (IsSmall(g))
+        {
+            SmallPlanes.Forward(g, x, w, b, y, threads);
+            return;
+        }
         var geometry = g;
         var weights = w.ToArray();
         int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW, taps = g.KernelH * g.KernelW;
@@ -33,6 +38,115 @@ internal static class DepthwiseConvolution
                 for (int kw = 0; kw < geometry.KernelW; kw++)
                     AddTap(geometry, kh, kw, kernel[kh * geometry.KernelW + kw], src, dst);
         });
+    }
+
+    /// <summary>
+    /// Input planes of at most 64 pixels without a channel multiplier (a MobileNet's last stages, hundreds of channels
+    /// on 4×4 or 2×2): set up per plane would be most of the work, so these run channels-last, vectorized across
+    /// channels instead (<see cref="SmallPlanes"/>).
+    /// </summary>
+    private static bool IsSmall(in ConvGeometry g) => g.GroupOutChannels == 1 && g.InH * g.InW <= 64;
+
+    /// <summary>
+    /// Small planes channels-last: an image is transposed to [pixel][channel], each output pixel adds tap weight ×
+    /// input pixel across all channels at once, and the result is transposed back. Each output value still sums its
+    /// taps in one fixed order, and the weight gradient sums images in fixed groups (CpuWork.SumOverImages).
+    /// </summary>
+    private static class SmallPlanes
+    {
+        [ThreadStatic] private static float[]? t_in, t_out;
+        [ThreadStatic] private static float[]? t_sums;
+
+        /// <summary>[tap][channel] from [channel][tap].</summary>
+        private static float[] TapsFirst(in ConvGeometry g, ReadOnlySpan<float> w)
+        {
+            int taps = g.KernelH * g.KernelW, channels = g.OutChannels;
+            var t = new float[taps * channels];
+            for (int c = 0; c < channels; c++)
+                for (int k = 0; k < taps; k++) t[k * channels + c] = w[c * taps + k];
+            return t;
+        }
+
+        private static void ToChannelsLast(ReadOnlySpan<float> planes, int channels, int pixels, Span<float> target)
+        {
+            for (int c = 0; c < channels; c++)
+                for (int p = 0; p < pixels; p++) target[p * channels + c] = planes[c * pixels + p];
+        }
+
+        private static void ToPlanes(ReadOnlySpan<float> source, int channels, int pixels, Span<float> planes)
+        {
+            for (int p = 0; p < pixels; p++)
+                for (int c = 0; c < channels; c++) planes[c * pixels + p] = source[p * channels + c];
+        }
+
+        /// <summary>Calls tap(input pixel, output pixel, tap) for every tap that lands inside the image, in fixed order.</summary>
+        private static void ForTaps(in ConvGeometry g, Action<int, int, int> tap)
+        {
+            for (int oh = 0; oh < g.OutH; oh++)
+                for (int ow = 0; ow < g.OutW; ow++)
+                    for (int kh = 0; kh < g.KernelH; kh++)
+                    {
+                        int ih = oh * g.StrideH - g.PadH + kh * g.DilationH;
+                        if ((uint)ih >= (uint)g.InH) continue;
+                        for (int kw = 0; kw < g.KernelW; kw++)
+                        {
+                            int iw = ow * g.StrideW - g.PadW + kw * g.DilationW;
+                            if ((uint)iw < (uint)g.InW) tap(ih * g.InW + iw, oh * g.OutW + ow, kh * g.KernelW + kw);
+                        }
+                    }
+        }
+
+        public static void Forward(in ConvGeometry g, float[] x, ReadOnlySpan<float> w, float[]? b, float[] y, int threads)
+        {
+            var geometry = g;
+            var weights = TapsFirst(g, w);
+            int c = g.InChannels, inPixels = g.InH * g.InW, outPixels = g.OutH * g.OutW;
+            CpuWork.For(g.Batch, threads, n =>
+            {
+                var input = CpuWork.Scratch(ref t_in, c * inPixels);
+                var output = CpuWork.Scratch(ref t_out, c * outPixels);
+                ToChannelsLast(x.AsSpan(n * c * inPixels, c * inPixels), c, inPixels, input);
+                for (int p = 0; p < outPixels; p++)
+                    if (b is null) output.AsSpan(p * c, c).Clear(); else b.AsSpan(0, c).CopyTo(output.AsSpan(p * c, c));
+                ForTaps(geometry, (i, o, k) => Pointwise.MultiplyAddInto(output.AsSpan(o * c, c), weights.AsSpan(k * c, c), input.AsSpan(i * c, c)));
+                ToPlanes(output.AsSpan(0, c * outPixels), c, outPixels, y.AsSpan(n * c * outPixels, c * outPixels));
+            });
+        }
+
+        public static void DataGradient(in ConvGeometry g, float[] dy, ReadOnlySpan<float> w, float[] dx, int threads)
+        {
+            var geometry = g;
+            var weights = TapsFirst(g, w);
+            int c = g.InChannels, inPixels = g.InH * g.InW, outPixels = g.OutH * g.OutW;
+            CpuWork.For(g.Batch, threads, n =>
+            {
+                var upstream = CpuWork.Scratch(ref t_out, c * outPixels);
+                var gradient = CpuWork.Scratch(ref t_in, c * inPixels);
+                ToChannelsLast(dy.AsSpan(n * c * outPixels, c * outPixels), c, outPixels, upstream);
+                gradient.AsSpan(0, c * inPixels).Clear();
+                ForTaps(geometry, (i, o, k) => Pointwise.MultiplyAddInto(gradient.AsSpan(i * c, c), weights.AsSpan(k * c, c), upstream.AsSpan(o * c, c)));
+                ToPlanes(gradient.AsSpan(0, c * inPixels), c, inPixels, dx.AsSpan(n * c * inPixels, c * inPixels));
+            });
+        }
+
+        public static void WeightGradient(in ConvGeometry g, float[] x, float[] dy, float[] dw, float[]? db, int threads)
+        {
+            var geometry = g;
+            int c = g.InChannels, inPixels = g.InH * g.InW, outPixels = g.OutH * g.OutW, taps = g.KernelH * g.KernelW;
+            // Per task: [tap][channel] weight sums, then [channel] bias sums.
+            var sums = CpuWork.SumOverImages(g.Batch, 4, (taps + 1) * c, threads, ref t_sums, (n, total, offset) =>
+            {
+                var input = CpuWork.Scratch(ref t_in, c * inPixels);
+                var upstream = CpuWork.Scratch(ref t_out, c * outPixels);
+                ToChannelsLast(x.AsSpan(n * c * inPixels, c * inPixels), c, inPixels, input);
+                ToChannelsLast(dy.AsSpan(n * c * outPixels, c * outPixels), c, outPixels, upstream);
+                ForTaps(geometry, (i, o, k) => Pointwise.MultiplyAddInto(total.AsSpan(offset + k * c, c), upstream.AsSpan(o * c, c), input.AsSpan(i * c, c)));
+                for (int o = 0; o < outPixels; o++) Pointwise.AddInto(total.AsSpan(offset + taps * c, c), upstream.AsSpan(o * c, c));
+            });
+            for (int ch = 0; ch < c; ch++)
+                for (int k = 0; k < taps; k++) dw[ch * taps + k] = sums[k * c + ch];
+            if (db is not null) sums.AsSpan(taps * c, c).CopyTo(db);
+        }
     }
 
     [ThreadStatic] private static float[]? t_padded, t_wide;
@@ -72,6 +186,11 @@ internal static class DepthwiseConvolution
     /// <summary>dx of a depthwise convolution: each output gradient row, scaled by its tap, added back where it came from.</summary>
     public static void DataGradient(in ConvGeometry g, float[] dy, ReadOnlySpan<float> w, float[] dx, int threads)
     {
+        if (IsSmall(g))
+        {
+            SmallPlanes.DataGradient(g, dy, w, dx, threads);
+            return;
+        }
         var geometry = g;
         var weights = w.ToArray();
         int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW, taps = g.KernelH * g.KernelW, perGroup = g.GroupOutChannels;
@@ -105,6 +224,11 @@ internal static class DepthwiseConvolution
     /// <summary>dw (and db) of a depthwise convolution, one output channel per thread, summed over the batch in order.</summary>
     public static void WeightGradient(in ConvGeometry g, float[] x, float[] dy, float[] dw, float[]? db, int threads)
     {
+        if (IsSmall(g))
+        {
+            SmallPlanes.WeightGradient(g, x, dy, dw, db, threads);
+            return;
+        }
         var geometry = g;
         int inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW, taps = g.KernelH * g.KernelW;
         CpuWork.For(g.OutChannels, threads, oc =>

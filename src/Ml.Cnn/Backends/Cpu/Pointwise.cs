@@ -64,6 +64,21 @@ internal static class Pointwise
         for (; i < y.Length; i++) y[i] = a[i] * b[i];
     }
 
+    /// <summary>dst[i] += a[i] · b[i].</summary>
+    public static void MultiplyAddInto(Span<float> dst, ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var vd = MemoryMarshal.Cast<float, Vector<float>>(dst);
+            var va = MemoryMarshal.Cast<float, Vector<float>>(a);
+            var vb = MemoryMarshal.Cast<float, Vector<float>>(b);
+            for (; i < vd.Length; i++) vd[i] += va[i] * vb[i];
+            i *= Vector<float>.Count;
+        }
+        for (; i < dst.Length; i++) dst[i] += a[i] * b[i];
+    }
+
     /// <summary>y[i] = x[i] · scale.</summary>
     public static void Scale(ReadOnlySpan<float> x, float scale, Span<float> y)
     {
