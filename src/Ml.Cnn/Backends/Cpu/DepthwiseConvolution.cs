@@ -1,10 +1,11 @@
 namespace Ml.Cnn.Backends.Cpu;
 
 /// <summary>
-/// Depthwise convolutions (one input channel per group: MobileNet's 3×3 with groups = channels), plane by plane. The
-/// im2col path would make one tiny GEMM per channel; here each kernel tap adds a scaled, shifted input row to an
-/// output row, vectorized along the row when the stride is 1. Every output sums its taps in one fixed order and
-/// every plane is one thread's, so results do not depend on the thread count or the vector width.
+/// Depthwise convolutions (one input channel per group: MobileNet's 3×3 with groups = channels). The im2col path
+/// would make one tiny GEMM per channel; here a stride-1 convolution on a large plane runs plane by plane, each
+/// kernel tap adding a scaled, shifted copy of the plane to the output in one vector loop, and strided ones or small
+/// planes run channels-last, vectorized across channels. Every output sums its taps in one fixed order and sums over
+/// images go in fixed groups, so results do not depend on the thread count or the vector width.
 /// </summary>
 internal static class DepthwiseConvolution
 {
