@@ -115,7 +115,8 @@ public abstract class BackendAgreementTests(int threads)
         { 2, 6, 11, 12, 6, 5, 1, 4, 2, 6 },
         { 1, 5, 6, 7, 5, 3, 2, 0, 1, 5 },
         { 1, 4, 3, 3, 4, 5, 1, 3, 1, 4 },
-        { 1, 4, 5, 6, 4, 3, 1, 3, 1, 4 },     // padding beyond d(k − 1): the data gradient scatters row by row
+        { 1, 4, 5, 6, 4, 3, 1, 3, 1, 4 },     // padding beyond d(k − 1)
+        { 1, 4, 9, 10, 4, 3, 1, 3, 1, 4 },    // the same on a plane large enough to run plane by plane, but for its data gradient
         // Small planes (≤ 64 pixels) run channels-last: 40 channels on 4×4 over 5 images (image groups of 4 and 1 in the
         // weight gradient's fixed-order sum), and stride 2 on 8×8.
         { 5, 40, 4, 4, 40, 3, 1, 1, 1, 40 },

@@ -181,7 +181,7 @@ public sealed class CpuBackend : HostBackend, IBackend
         float[]? fb = b is null ? null : Array(b);
         if (DepthwiseConvolution.Applies(g))
         {
-            DepthwiseConvolution.Forward(g, fx, Data(w), fb, fy, Threads);
+            DepthwiseConvolution.Forward(g, fx, fw, fb, fy, Threads);
             return;
         }
         if (TryForwardKernel(g, fx, Data(w), fb, fy)) return;
@@ -243,7 +243,7 @@ public sealed class CpuBackend : HostBackend, IBackend
         var (fdy, fw, fdx) = (Array(dy), Array(w), Array(dx));
         if (DepthwiseConvolution.Applies(g))
         {
-            DepthwiseConvolution.DataGradient(g, fdy, Data(w), fdx, Threads);
+            DepthwiseConvolution.DataGradient(g, fdy, fw, fdx, Threads);
             return;
         }
         if (DirectConvolution.DataGradientGeometry(g) is { } transposed && HasForwardKernel(transposed)
