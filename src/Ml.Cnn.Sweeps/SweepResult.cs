@@ -175,11 +175,7 @@ public sealed class SweepResult
 
     private static string WriteAtomically(string path, byte[] bytes)
     {
-        string full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        string temporary = $"{full}.{Guid.NewGuid():N}.tmp";
-        File.WriteAllBytes(temporary, bytes);
-        File.Move(temporary, full, overwrite: true);
-        return full;
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        return Ml.Cnn.Core.AtomicFile.Write(path, bytes);
     }
 }

@@ -30,7 +30,7 @@ public static class OnnxExporter
     /// <param name="classNames">Class names in output order, stored as model metadata (<see cref="ClassNamesKey"/>).</param>
     public static void Export(Network network, string path, bool appendSoftmax = false, ChannelNormalization? normalization = null,
         string inputName = "input", string outputName = "output", IReadOnlyList<string>? classNames = null) =>
-        WriteAtomically(path, Build(network, appendSoftmax, normalization, inputName, outputName, classNames).ToByteArray());
+        Core.AtomicFile.Write(path, Build(network, appendSoftmax, normalization, inputName, outputName, classNames).ToByteArray());
 
     /// <summary>The ONNX model as bytes.</summary>
     public static byte[] ToBytes(Network network, bool appendSoftmax = false, ChannelNormalization? normalization = null) =>

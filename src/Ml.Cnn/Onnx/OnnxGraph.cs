@@ -86,17 +86,4 @@ internal sealed class OnnxGraph
         attribute.Ints.AddRange(values);
         return attribute;
     }
-
-    /// <summary>Writes bytes to a file atomically: a temp file beside it, flushed to disk, then renamed over it.</summary>
-    public static void WriteAtomically(string path, byte[] bytes)
-    {
-        string full = Path.GetFullPath(path);
-        string temporary = full + ".tmp";
-        using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write))
-        {
-            stream.Write(bytes);
-            stream.Flush(flushToDisk: true);
-        }
-        File.Move(temporary, full, overwrite: true);
-    }
 }
