@@ -131,6 +131,7 @@ public sealed class Multiply : MergeLayer
     protected override TensorShape OnBuild(IReadOnlyList<TensorShape> inputShapes)
     {
         if (inputShapes.Count != 2) throw Error($"multiplies two inputs, got {inputShapes.Count}.");
+        _gate = 1;
         if (inputShapes[0] == inputShapes[1]) return inputShapes[0];
         static bool Gates(TensorShape gate, TensorShape full) => full.Rank == 3 && gate.Length == full[0]
             && (gate.Rank == 1 || gate.Rank == 3 && gate[1] == 1 && gate[2] == 1);

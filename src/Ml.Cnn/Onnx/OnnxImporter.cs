@@ -397,13 +397,20 @@ public static class OnnxImporter
             : _constants.TryGetValue(tensor, out var t) && t.DataType == (int)TensorProto.Types.DataType.Int64
                 ? Longs(tensor, tensor).Select(x => (long?)x).ToArray() : null;
 
-        /// <summary>The per-item shape of a computed tensor, from a shape-only network of the layers read so far.</summary>
+        /// <summary>
+        /// The per-item shape of a computed tensor, from a shape-only network of the layers read so far (built again
+        /// only when layers were added since: PyTorch asks for one tensor's sizes several times in a row).
+        /// </summary>
         private TensorShape ShapeOf(NodeProto node, string tensor)
         {
             var source = Source(node, tensor);
             if (source == _builder.Input) return _inputShape;
-            return Network.Create(_builder, _backend, _inputShape, allocate: false).Nodes[source.Index].Layer.OutputShape;
+            if (_shapes is not { } built || built.Layers != _builder.Nodes.Count)
+                _shapes = built = (_builder.Nodes.Count, Network.Create(_builder, _backend, _inputShape, allocate: false));
+            return built.Network.Nodes[source.Index].Layer.OutputShape;
         }
+
+        private (int Layers, Network Network)? _shapes;
 
         /// <summary>
         /// Reshape to [N, features] (a Flatten), to the input's own shape (nothing), or the two views of a channel
@@ -424,7 +431,7 @@ public static class OnnxImporter
                 return;
             }
             var input = ShapeOf(node, node.Input[0]);
-            if (batch && shape.Length == 2 && shape[1] is null or -1 || batch && shape.Length == 2 && shape[1] == input.Length)
+            if (batch && shape.Length == 2 && (shape[1] is null or -1 || shape[1] == input.Length))
             {
                 AddLayer(node, new Flatten { Name = Unique(name) }, Out, 1);
                 return;

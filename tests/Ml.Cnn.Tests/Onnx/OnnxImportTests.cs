@@ -17,13 +17,7 @@ public sealed class OnnxImportTests
 {
     private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", "onnx", name);
 
-    private static float[] ReadFloats(string name)
-    {
-        var bytes = File.ReadAllBytes(Fixture(name));
-        var values = new float[bytes.Length / 4];
-        Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
-        return values;
-    }
+    private static float[] ReadFloats(string name) => Support.Numerics.ReadFloats(Fixture(name));
 
     [Theory]
     [InlineData("lenet5")]

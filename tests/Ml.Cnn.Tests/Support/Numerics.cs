@@ -64,6 +64,15 @@ public static class Numerics
         return values;
     }
 
+    /// <summary>A fixture file of raw little-endian float32 values.</summary>
+    public static float[] ReadFloats(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        var values = new float[bytes.Length / 4];
+        Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
+        return values;
+    }
+
     public static Tensor TensorOf(IBackend backend, float[] values, params int[] shape)
     {
         var t = backend.Allocate(new TensorShape(shape));
