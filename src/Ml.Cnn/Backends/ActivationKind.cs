@@ -22,3 +22,12 @@ public enum ActivationKind
     /// <summary>x · σ(x), also called swish (EfficientNet).</summary>
     Silu,
 }
+
+/// <summary>How <see cref="IBackend.UpsampleForward"/> interpolates.</summary>
+public enum UpsampleMode
+{
+    /// <summary>Each output pixel copies its nearest source pixel (PyTorch's <c>mode='nearest'</c>).</summary>
+    Nearest,
+    /// <summary>Bilinear interpolation with align_corners = false (PyTorch's and ONNX Resize's half-pixel rule).</summary>
+    Bilinear,
+}

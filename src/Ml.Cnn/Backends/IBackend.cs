@@ -42,6 +42,12 @@ public interface IBackend
     /// </summary>
     void CopyChannels(Tensor src, int srcChannelOffset, Tensor dst, int dstChannelOffset, int channels);
 
+    /// <summary>y[n, c, …] ← y[n, c, …] + bias[c] (the bias of a transposed convolution).</summary>
+    void AddChannelBias(Tensor bias, Tensor y);
+
+    /// <summary>sums[c] ← Σ over items and positions of x[n, c, …] (a channel bias's gradient).</summary>
+    void ChannelSums(Tensor x, Tensor sums);
+
     // ---- matrix products ----
 
     /// <summary>C ← α·op(A)·op(B) + β·C for row-major 2-D tensors; op transposes when asked.</summary>
@@ -83,6 +89,17 @@ public interface IBackend
 
     /// <summary>Backward of <see cref="GlobalAvgPoolForward"/>.</summary>
     void GlobalAvgPoolBackward(Tensor dy, Tensor dx);
+
+    // ---- resampling ----
+
+    /// <summary>
+    /// Resizes the planes of x [N, C, H, W] to y's plane with PyTorch's <c>interpolate</c> rules: nearest takes
+    /// source index ⌊dst · H/H′⌋; bilinear (align_corners = false) samples at (dst + ½) · H/H′ − ½, clamped at 0.
+    /// </summary>
+    void UpsampleForward(UpsampleMode mode, Tensor x, Tensor y);
+
+    /// <summary>Backward of <see cref="UpsampleForward"/>: scatters dy back onto dx's plane.</summary>
+    void UpsampleBackward(UpsampleMode mode, Tensor dy, Tensor dx);
 
     // ---- pointwise nonlinearities and dropout ----
 
@@ -149,6 +166,14 @@ public interface IBackend
 
     /// <summary>Softmax cross-entropy of logits [N, C] against class indices [N] (stored as floats).</summary>
     float SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits);
+
+    /// <summary>
+    /// Per-pixel softmax cross-entropy of logits [N, C, H, W] against labels [N, H·W] (class indices stored as floats):
+    /// pixels labelled <paramref name="ignoreLabel"/> add nothing; with <paramref name="classWeights"/> [C] each pixel
+    /// counts w[label] and the mean divides by the summed weights (PyTorch's <c>cross_entropy(weight, ignore_index)</c>).
+    /// Returns 0 with a zero gradient when every pixel is ignored.
+    /// </summary>
+    float PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel, Tensor dLogits);
 
     /// <summary>Multiclass SVM loss Σ_{j≠y} max(0, s_j − s_y + 1), averaged over the batch.</summary>
     float MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores);

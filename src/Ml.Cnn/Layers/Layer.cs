@@ -24,6 +24,9 @@ public abstract class Layer : NetworkLayer
     /// <inheritdoc />
     public override IReadOnlyList<Parameter> Parameters => _parameters;
     private readonly List<Parameter> _parameters = [];
+    // While resizing: the parameters OnBuild must declare again, with the same names and shapes.
+    private List<Parameter>? _kept;
+    private TensorShape? _keptFor;
 
     /// <summary>
     /// Binds to a backend and input shape, validating arguments and declaring parameters; with a generator it also
@@ -38,6 +41,37 @@ public abstract class Layer : NetworkLayer
         if (rng is null) return;
         foreach (var p in _parameters) p.Allocate(backend, rng);
         OnAllocate(rng);
+    }
+
+    /// <summary>
+    /// Builds again for another input size, keeping the parameters, their values and the layer's state. Throws when
+    /// a parameter's shape depends on the input size (a dense layer after the last convolution): only fully
+    /// convolutional layers take inputs of another size.
+    /// </summary>
+    public void Resize(TensorShape inputShape)
+    {
+        if (InputShape is null) throw Error("resized before it was built.");
+        var kept = _parameters.ToList();
+        var previous = InputShape;
+        (_kept, _keptFor) = (kept, previous);
+        _parameters.Clear();
+        try
+        {
+            InputShape = inputShape;
+            OutputShape = OnBuild(inputShape);
+        }
+        catch
+        {
+            // Declared again for the size that fitted, from the kept parameters.
+            _parameters.Clear();
+            InputShape = previous;
+            OutputShape = OnBuild(previous);
+            throw;
+        }
+        finally
+        {
+            (_kept, _keptFor) = (null, null);
+        }
     }
 
     /// <summary>Validates the per-item input shape, declares parameters, and returns the per-item output shape.</summary>
@@ -72,6 +106,15 @@ public abstract class Layer : NetworkLayer
     /// <summary>Declares a parameter; <paramref name="initializer"/> fills it when allocated (zeros without one).</summary>
     protected Parameter AddParameter(string name, TensorShape shape, bool decays, Action<Span<float>, Rng>? initializer = null)
     {
+        if (_kept is not null)
+        {
+            var existing = _kept[_parameters.Count];
+            if (existing.Name != name || existing.Shape != shape)
+                throw Error($"its {existing.Name} is {existing.Shape} for input {_keptFor}, input {InputShape} needs " +
+                    $"{name} {shape}: only a fully convolutional network takes inputs of another size.");
+            _parameters.Add(existing);
+            return existing;
+        }
         var parameter = new Parameter(name, shape, decays, initializer);
         _parameters.Add(parameter);
         return parameter;
@@ -89,6 +132,8 @@ public abstract class Layer : NetworkLayer
         ComputesInputGradient = !inputIsData;
         Build(backend, inputShapes[0], rng);
     }
+
+    internal override void ResizeNode(IReadOnlyList<TensorShape> inputShapes) => Resize(inputShapes[0]);
 
     internal override Tensor ForwardNode(IReadOnlyList<Tensor> inputs, bool training) => Forward(inputs[0], training);
 

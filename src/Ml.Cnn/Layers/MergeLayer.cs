@@ -25,6 +25,21 @@ public abstract class MergeLayer : NetworkLayer
     internal override void BuildNode(IBackend backend, IReadOnlyList<TensorShape> inputShapes, Rng? rng, bool inputIsData) =>
         Build(backend, inputShapes);
 
+    internal override void ResizeNode(IReadOnlyList<TensorShape> inputShapes)
+    {
+        var previous = InputShapes;
+        InputShapes = inputShapes.ToArray();
+        try
+        {
+            OutputShape = OnBuild(InputShapes);
+        }
+        catch
+        {
+            InputShapes = previous;
+            throw;
+        }
+    }
+
     internal override Tensor ForwardNode(IReadOnlyList<Tensor> inputs, bool training) => Forward(inputs);
 
     internal override void BackwardNode(Tensor dy, Tensor?[] inputGradients)

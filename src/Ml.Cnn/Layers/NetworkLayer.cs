@@ -57,6 +57,9 @@ public abstract class NetworkLayer
     /// <summary>Builds for the node's input shapes; <paramref name="inputIsData"/> when its one input is the network's.</summary>
     internal abstract void BuildNode(IBackend backend, IReadOnlyList<TensorShape> inputShapes, Rng? rng, bool inputIsData);
 
+    /// <summary>Builds again for other input sizes, keeping parameters and state.</summary>
+    internal abstract void ResizeNode(IReadOnlyList<TensorShape> inputShapes);
+
     /// <summary>Runs the node on its inputs' activations.</summary>
     internal abstract Tensor ForwardNode(IReadOnlyList<Tensor> inputs, bool training);
 

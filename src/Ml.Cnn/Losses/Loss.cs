@@ -92,3 +92,69 @@ public sealed class BinaryCrossEntropyWithLogitsLoss : RegressionLoss
     protected override float Evaluate(Tensor output, Tensor target, Tensor outputGradient) =>
         output.Backend.BinaryCrossEntropyWithLogits(output, target, outputGradient);
 }
+
+/// <summary>
+/// Softmax cross-entropy at every pixel, for segmentation: scores [N, classes, H, W] against one class index per
+/// pixel ([N, H·W] or [N, H, W], stored as floats). Pixels labelled <see cref="IgnoreLabel"/> (unlabelled, borders)
+/// add nothing; <see cref="ClassWeights"/> make rare classes count more. The mean is over the counted pixels,
+/// weighted as in PyTorch's <c>cross_entropy(weight=…, ignore_index=…)</c>.
+/// </summary>
+public sealed class PixelCrossEntropyLoss : Loss
+{
+    /// <summary>The default <see cref="IgnoreLabel"/>: PyTorch's ignore_index.</summary>
+    public const int DefaultIgnoreLabel = -100;
+
+    private readonly float[]? _classWeights;
+    private Tensor? _weights;
+
+    /// <summary>A per-pixel cross-entropy; <paramref name="classWeights"/> holds one positive weight per class.</summary>
+    public PixelCrossEntropyLoss(int ignoreLabel = DefaultIgnoreLabel, float[]? classWeights = null)
+    {
+        if (classWeights is not null)
+            for (int i = 0; i < classWeights.Length; i++)
+                if (!(classWeights[i] >= 0) || float.IsPositiveInfinity(classWeights[i]))
+                    throw new ArgumentOutOfRangeException(nameof(classWeights), classWeights[i],
+                        $"class weight {i} is {classWeights[i]}; weights must be finite and not negative.");
+        IgnoreLabel = ignoreLabel;
+        _classWeights = classWeights?.ToArray();
+    }
+
+    /// <summary>The label of pixels that do not count.</summary>
+    public int IgnoreLabel { get; }
+
+    /// <summary>The per-class weights, or null for equal weights.</summary>
+    public IReadOnlyList<float>? ClassWeights => _classWeights;
+
+    /// <inheritdoc />
+    protected override void Validate(Tensor output, Tensor target)
+    {
+        if (output.Shape.Rank != 4)
+            throw new ArgumentException($"{nameof(PixelCrossEntropyLoss)}: expected scores of shape [N, classes, H, W], got {output.Shape}.", nameof(output));
+        int classes = output.Shape[1], pixels = output.Shape[2] * output.Shape[3];
+        if (target.Length != output.Shape.N * pixels)
+            throw new ArgumentException($"{nameof(PixelCrossEntropyLoss)}: expected {output.Shape.N} × {pixels} pixel labels for scores " +
+                $"{output.Shape}, got labels {target.Shape}.", nameof(target));
+        if (_classWeights is not null && _classWeights.Length != classes)
+            throw new ArgumentException($"{nameof(PixelCrossEntropyLoss)}: {_classWeights.Length} class weights for {classes} classes.", nameof(output));
+        var labels = target.ToArray();
+        for (int i = 0; i < labels.Length; i++)
+        {
+            float label = labels[i];
+            if (label == IgnoreLabel) continue;
+            if (!(label >= 0 && label < classes) || label != MathF.Floor(label))
+                throw new ArgumentException($"{nameof(PixelCrossEntropyLoss)}: pixel {i % pixels} of item {i / pixels} is labelled {label}, " +
+                    $"expected a class index in [0, {classes - 1}] or the ignore label {IgnoreLabel}.", nameof(target));
+        }
+    }
+
+    /// <inheritdoc />
+    protected override float Evaluate(Tensor output, Tensor target, Tensor outputGradient)
+    {
+        if (_classWeights is not null && (_weights is null || _weights.Backend != output.Backend))
+        {
+            _weights = output.Backend.Allocate(new TensorShape(_classWeights.Length));
+            _weights.CopyFrom(_classWeights);
+        }
+        return output.Backend.PixelSoftmaxCrossEntropy(output, target, _weights, IgnoreLabel, outputGradient);
+    }
+}

@@ -72,8 +72,8 @@ public sealed class Network
     /// <summary>The backend.</summary>
     public IBackend Backend { get; }
 
-    /// <summary>Per-item input shape.</summary>
-    public TensorShape InputShape { get; }
+    /// <summary>Per-item input shape: the one built for, or the last one <see cref="Resize"/> set.</summary>
+    public TensorShape InputShape { get; private set; }
 
     /// <summary>Per-item output shape.</summary>
     public TensorShape OutputShape => _nodes[^1].OutputShape;
@@ -128,8 +128,21 @@ public sealed class Network
     private Tensor ForwardTo(Tensor input, bool training, int last)
     {
         if (!IsAllocated) throw new InvalidOperationException("This network was created for its shapes only; create it with allocate: true to run it.");
-        if (input.Shape.Rank != InputShape.Rank + 1 || !input.Shape.Dims.Skip(1).SequenceEqual(InputShape.Dims))
+        if (input.Shape.Rank != InputShape.Rank + 1)
             throw new ArgumentException($"Network input must have shape [N, {string.Join(", ", InputShape.Dims)}], got {input.Shape}.", nameof(input));
+        if (!input.Shape.Dims.Skip(1).SequenceEqual(InputShape.Dims))
+        {
+            var expected = InputShape;
+            try
+            {
+                Resize(input.Shape.DropBatch());
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException($"Network input must have shape [N, {string.Join(", ", expected.Dims)}], got {input.Shape}: {e.Message}",
+                    nameof(input), e);
+            }
+        }
         for (int i = 0; i <= last; i++)
         {
             var node = _nodes[i];
@@ -138,6 +151,42 @@ public sealed class Network
             _activations[i] = node.Layer.ForwardNode(inputs, training);
         }
         return _activations[last]!;
+    }
+
+    /// <summary>
+    /// Makes the network take items of <paramref name="inputShape"/> from now on, with the same parameters and state:
+    /// a fully convolutional network runs on any image size its strides and joins allow (Caffe's reshape; PyTorch
+    /// needs no call). <see cref="Forward"/> resizes by itself when a batch of another size arrives. Throws, naming
+    /// the layer, when a shape does not fit (a dense layer's weights fix its input size, a residual join needs equal
+    /// planes); the network keeps its previous size then.
+    /// </summary>
+    public void Resize(TensorShape inputShape)
+    {
+        ArgumentNullException.ThrowIfNull(inputShape);
+        if (inputShape == InputShape) return;
+        if (inputShape.Rank != InputShape.Rank)
+            throw new ArgumentException($"The network takes items of rank {InputShape.Rank} ({InputShape}), got {inputShape}.", nameof(inputShape));
+        var previous = InputShape;
+        try
+        {
+            ResizeNodes(inputShape);
+        }
+        catch (ArgumentException)
+        {
+            ResizeNodes(previous);
+            throw;
+        }
+        InputShape = inputShape;
+    }
+
+    private void ResizeNodes(TensorShape inputShape)
+    {
+        for (int i = 0; i < _nodes.Length; i++)
+        {
+            var node = _nodes[i];
+            node.Layer.ResizeNode(node.Inputs.Select(j => j < 0 ? inputShape : _nodes[j].OutputShape).ToArray());
+            _nodes[i] = node with { OutputShape = node.Layer.OutputShape };
+        }
     }
 
     private Tensor Resolve(int index, Tensor input) => index < 0 ? input : _activations[index]!;

@@ -238,6 +238,34 @@ public abstract class GradientCheckTests(string backendName)
         var targets = Enumerable.Range(0, 15).Select(i => (float)(i % 3) / 2).ToArray();
         GradientCheck.Loss(_backend, new BinaryCrossEntropyWithLogitsLoss(), TensorOf(_backend, RandomNormal(rng, 15, 2), 5, 3), TensorOf(_backend, targets, 5, 3));
     }
+
+    [Theory]
+    [InlineData(2, 3, 4, 5, 4, 3, 1, 0, 0, 1, 1)]   // stride 1: a full convolution
+    [InlineData(2, 4, 3, 4, 5, 4, 2, 1, 0, 1, 1)]   // the decoders' 2× upsampling
+    [InlineData(1, 3, 3, 4, 2, 3, 2, 1, 1, 1, 1)]   // output padding
+    [InlineData(1, 4, 3, 3, 6, 3, 3, 0, 2, 2, 2)]   // stride 3, dilation 2, groups
+    public void TransposedConvolution(int n, int c, int h, int w, int outC, int k, int stride, int pad, int outPad,
+        int dilation, int groups) =>
+        GradientCheck.Layer(_backend, new ConvTranspose2d(outC, k, stride, pad, outPad, dilation, groups), [n, c, h, w]);
+
+    [Theory]
+    [InlineData(UpsampleMode.Nearest, 2)]
+    [InlineData(UpsampleMode.Nearest, 3)]
+    [InlineData(UpsampleMode.Bilinear, 2)]
+    [InlineData(UpsampleMode.Bilinear, 3)]
+    public void Upsampling(UpsampleMode mode, int scale) =>
+        GradientCheck.Layer(_backend, new Upsample(scale, mode), [2, 3, 3, 4]);
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void PixelCrossEntropy(bool weighted)
+    {
+        var rng = new Rng(10);
+        float[] labels = [0, 2, -100, 1, 1, 0, 2, 2, -100, 0, 1, 2];
+        var loss = new PixelCrossEntropyLoss(classWeights: weighted ? [0.5f, 2f, 1.25f] : null);
+        GradientCheck.Loss(_backend, loss, TensorOf(_backend, RandomNormal(rng, 2 * 3 * 6, 2), 2, 3, 2, 3), TensorOf(_backend, labels, 2, 6));
+    }
 }
 
 public sealed class GradientCheck_Reference() : GradientCheckTests("reference");

@@ -249,6 +249,40 @@ public abstract class TorchAgreementTests(string backendName)
             foreach (var p in layer.Parameters)
                 AssertClose(f.Values($"grad_{index}_{p.Name}"), p.Gradient.ToArray(), $"lenet grad_{index}_{p.Name}");
     }
+
+    [Theory, MemberData(nameof(Cases), "convtranspose_", MemberType = typeof(TorchAgreementTests))]
+    public void TransposedConvolution(string name)
+    {
+        var f = TorchFixture.Load(name);
+        var layer = new ConvTranspose2d(f.Int("out_channels"), f.Int("kernel"), f.Int("stride"), f.Int("padding"),
+            f.Int("output_padding"), f.Int("dilation"), f.Int("groups"));
+        RunLayer(f, layer);
+        layer.Weight.Value.CopyFrom(f.Values("weight"));
+        layer.Bias!.Value.CopyFrom(f.Values("bias"));
+        CheckForwardBackward(f, layer);
+        AssertClose(f.Values("dweight"), layer.Weight.Gradient.ToArray(), $"{name} dweight");
+        AssertClose(f.Values("dbias"), layer.Bias.Gradient.ToArray(), $"{name} dbias");
+    }
+
+    [Theory, MemberData(nameof(Cases), "upsample_", MemberType = typeof(TorchAgreementTests))]
+    public void Upsampling(string name)
+    {
+        var f = TorchFixture.Load(name);
+        var mode = name.Contains("bilinear") ? UpsampleMode.Bilinear : UpsampleMode.Nearest;
+        CheckForwardBackward(f, RunLayer(f, new Upsample(f.Int("scale"), mode)));
+    }
+
+    [Theory, MemberData(nameof(Cases), "pixelce_", MemberType = typeof(TorchAgreementTests))]
+    public void PixelCrossEntropy(string name)
+    {
+        var f = TorchFixture.Load(name);
+        var loss = new PixelCrossEntropyLoss(f.Int("ignore_index"), f.TensorNames.Contains("weight") ? f.Values("weight") : null);
+        var x = Load(f, "x");
+        var gradient = _backend.Allocate(x.Shape);
+        float value = loss.Compute(x, Load(f, "labels"), gradient);
+        AssertClose(f.Values("loss"), [value], $"{name} loss");
+        AssertClose(f.Values("dx"), gradient.ToArray(), $"{name} dx");
+    }
 }
 
 public sealed class TorchAgreement_Reference() : TorchAgreementTests("reference");

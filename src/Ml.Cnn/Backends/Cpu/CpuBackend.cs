@@ -588,6 +588,22 @@ public sealed class CpuBackend : HostBackend, IBackend
     public float SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits) => SmallOps.SoftmaxCrossEntropy(logits, labels, dLogits);
 
     /// <inheritdoc />
+    public float PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel, Tensor dLogits) =>
+        SmallOps.PixelSoftmaxCrossEntropy(logits, labels, classWeights, ignoreLabel, dLogits);
+
+    /// <inheritdoc />
+    public void UpsampleForward(UpsampleMode mode, Tensor x, Tensor y) => SmallOps.UpsampleForward(mode, x, y);
+
+    /// <inheritdoc />
+    public void UpsampleBackward(UpsampleMode mode, Tensor dy, Tensor dx) => SmallOps.UpsampleBackward(mode, dy, dx);
+
+    /// <inheritdoc />
+    public void AddChannelBias(Tensor bias, Tensor y) => SmallOps.AddChannelBias(bias, y);
+
+    /// <inheritdoc />
+    public void ChannelSums(Tensor x, Tensor sums) => SmallOps.ChannelSums(x, sums);
+
+    /// <inheritdoc />
     public float MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores) => SmallOps.MulticlassHinge(scores, labels, dScores);
 
     /// <inheritdoc />

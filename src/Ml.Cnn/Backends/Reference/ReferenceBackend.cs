@@ -66,6 +66,30 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     }
 
     /// <inheritdoc />
+    public void AddChannelBias(Tensor bias, Tensor y)
+    {
+        var sb = Data(bias);
+        var sy = Data(y);
+        int channels = y.Shape[1], plane = y.Shape.ItemLength / channels;
+        for (int i = 0; i < sy.Length; i++) sy[i] += sb[i / plane % channels];
+    }
+
+    /// <inheritdoc />
+    public void ChannelSums(Tensor x, Tensor sums)
+    {
+        var sx = Data(x);
+        var ss = Data(sums);
+        int channels = x.Shape[1], plane = x.Shape.ItemLength / channels;
+        for (int c = 0; c < channels; c++)
+        {
+            double sum = 0;
+            for (int n = 0; n < x.Shape.N; n++)
+                for (int p = 0; p < plane; p++) sum += sx[(n * channels + c) * plane + p];
+            ss[c] = (float)sum;
+        }
+    }
+
+    /// <inheritdoc />
     public void MatMul(Tensor a, bool transposeA, Tensor b, bool transposeB, Tensor c, float alpha = 1f, float beta = 0f)
     {
         var (m, n, k) = MatMulShape(a, transposeA, b, transposeB, c);
@@ -621,6 +645,114 @@ public sealed class ReferenceBackend : HostBackend, IBackend
                 sd[i * c + j] = (float)((Math.Exp(sx[i * c + j] - logSum) - (j == label ? 1 : 0)) / n);
         }
         return (float)(loss / n);
+    }
+
+    /// <inheritdoc />
+    public float PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel, Tensor dLogits)
+    {
+        var sx = Data(logits);
+        var sl = Data(labels);
+        var sd = Data(dLogits);
+        var weights = classWeights is null ? default : Data(classWeights);
+        int n = logits.Shape.N, c = logits.Shape[1], plane = logits.Shape.ItemLength / c;
+        double loss = 0, total = 0;
+        for (int i = 0; i < n; i++)
+            for (int p = 0; p < plane; p++)
+            {
+                int label = (int)sl[i * plane + p];
+                if (label == ignoreLabel) continue;
+                double w = classWeights is null ? 1 : weights[label];
+                double max = double.NegativeInfinity, sum = 0;
+                for (int j = 0; j < c; j++) max = Math.Max(max, sx[(i * c + j) * plane + p]);
+                for (int j = 0; j < c; j++) sum += Math.Exp(sx[(i * c + j) * plane + p] - max);
+                loss += w * (max + Math.Log(sum) - sx[(i * c + label) * plane + p]);
+                total += w;
+            }
+        for (int i = 0; i < n; i++)
+            for (int p = 0; p < plane; p++)
+            {
+                int label = (int)sl[i * plane + p];
+                bool ignored = label == ignoreLabel || total == 0;
+                double w = ignored ? 0 : (classWeights is null ? 1 : weights[label]) / total;
+                double max = double.NegativeInfinity, sum = 0;
+                for (int j = 0; j < c; j++) max = Math.Max(max, sx[(i * c + j) * plane + p]);
+                for (int j = 0; j < c; j++) sum += Math.Exp(sx[(i * c + j) * plane + p] - max);
+                for (int j = 0; j < c; j++)
+                {
+                    int at = (i * c + j) * plane + p;
+                    sd[at] = ignored ? 0 : (float)(w * (Math.Exp(sx[at] - max) / sum - (j == label ? 1 : 0)));
+                }
+            }
+        return total == 0 ? 0 : (float)(loss / total);
+    }
+
+    // ---- resampling ----
+
+    /// <inheritdoc />
+    public void UpsampleForward(UpsampleMode mode, Tensor x, Tensor y) => Resample(mode, x, y, forward: true);
+
+    /// <inheritdoc />
+    public void UpsampleBackward(UpsampleMode mode, Tensor dy, Tensor dx)
+    {
+        Data(dx).Clear();
+        Resample(mode, dx, dy, forward: false);
+    }
+
+    /// <summary>
+    /// Forward: big ← interpolation of small. Backward (forward false): small += the interpolation's transpose of big.
+    /// Both walk the same taps, so the backward pass is the forward's exact adjoint.
+    /// </summary>
+    private static void Resample(UpsampleMode mode, Tensor small, Tensor big, bool forward)
+    {
+        var ss = Data(small);
+        var sb = Data(big);
+        int planes = small.Shape.N * small.Shape[1];
+        int h = small.Shape[2], w = small.Shape[3], outH = big.Shape[2], outW = big.Shape[3];
+        var rows = Taps(mode, h, outH);
+        var cols = Taps(mode, w, outW);
+        for (int plane = 0; plane < planes; plane++)
+            for (int oy = 0; oy < outH; oy++)
+                for (int ox = 0; ox < outW; ox++)
+                {
+                    var (y0, y1, ly) = rows[oy];
+                    var (x0, x1, lx) = cols[ox];
+                    int s = plane * h * w, at = (plane * outH + oy) * outW + ox;
+                    if (forward)
+                        sb[at] = (1 - ly) * ((1 - lx) * ss[s + y0 * w + x0] + lx * ss[s + y0 * w + x1]) +
+                                 ly * ((1 - lx) * ss[s + y1 * w + x0] + lx * ss[s + y1 * w + x1]);
+                    else
+                    {
+                        float g = sb[at];
+                        ss[s + y0 * w + x0] += (1 - ly) * (1 - lx) * g;
+                        ss[s + y0 * w + x1] += (1 - ly) * lx * g;
+                        ss[s + y1 * w + x0] += ly * (1 - lx) * g;
+                        ss[s + y1 * w + x1] += ly * lx * g;
+                    }
+                }
+    }
+
+    /// <summary>
+    /// For each output index along one axis: the two source indices and the second one's weight (PyTorch's
+    /// area_pixel_compute_source_index). Nearest puts all weight on the first.
+    /// </summary>
+    internal static (int I0, int I1, float Lambda)[] Taps(UpsampleMode mode, int inSize, int outSize)
+    {
+        var taps = new (int, int, float)[outSize];
+        float scale = (float)inSize / outSize;
+        for (int o = 0; o < outSize; o++)
+        {
+            if (mode == UpsampleMode.Nearest)
+            {
+                int i = Math.Min((int)MathF.Floor(o * scale), inSize - 1);
+                taps[o] = (i, i, 0);
+                continue;
+            }
+            float source = Math.Max(scale * (o + 0.5f) - 0.5f, 0);
+            int i0 = Math.Min((int)source, inSize - 1);
+            int i1 = Math.Min(i0 + 1, inSize - 1);
+            taps[o] = (i0, i1, i1 == i0 ? 0 : source - i0);
+        }
+        return taps;
     }
 
     /// <inheritdoc />

@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""PyTorch reference tensors for the dense-prediction operators, made with Debian's python3-torch (1.13), in float64
+and the format of ../shared/fixtures/torch (see its README), into tests/Ml.Cnn.Tests/Fixtures/torch:
+
+convtranspose_<n>.*  nn.ConvTranspose2d forward and backward (x, weight, bias, y, dy, dx, dweight, dbias)
+upsample_<mode>_<n>.*  F.interpolate(scale_factor, mode, align_corners=False) forward and backward (x, y, dy, dx)
+pixelce_<n>.*  F.cross_entropy over [N, C, H, W] scores with ignore_index and class weights (x, labels, loss, dx)
+
+Run from the repository root: /usr/bin/python3 eng/make_dense_fixtures.py
+"""
+import json
+
+import torch
+import torch.nn.functional as F
+
+TORCH = "tests/Ml.Cnn.Tests/Fixtures/torch"
+
+
+def save(case, op, params, tensors):
+    for name, value in tensors.items():
+        value.detach().to(torch.float32).contiguous().numpy().tofile(f"{TORCH}/{case}.{name}.f32")
+    with open(f"{TORCH}/{case}.json", "w") as out:
+        json.dump({"case": case, "op": op, "params": params, "note": "float64", "tensors": [
+            {"name": t, "shape": list(v.shape), "file": f"{case}.{t}.f32"} for t, v in tensors.items()]}, out, indent=1)
+    print(case)
+
+
+def conv_transpose():
+    # (n, in, h, w, out, kernel, stride, padding, output_padding, dilation, groups)
+    cases = [
+        (2, 3, 4, 5, 4, 3, 1, 0, 0, 1, 1),
+        (2, 4, 3, 4, 6, 4, 2, 1, 0, 1, 1),   # the 2x learned upsampling of FCN and U-Net decoders
+        (1, 3, 5, 4, 2, 3, 2, 1, 1, 1, 1),   # output padding reaches the even size
+        (2, 4, 3, 3, 6, 3, 3, 0, 2, 2, 2),   # stride 3, dilation 2, two groups
+        (1, 2, 4, 4, 3, 2, 2, 0, 0, 1, 1),   # FCN's kernel = stride
+    ]
+    for i, (n, c, h, w, o, k, s, p, op, d, g) in enumerate(cases):
+        torch.manual_seed(10 + i)
+        layer = torch.nn.ConvTranspose2d(c, o, k, s, p, op, g, True, d).double()
+        x = torch.randn(n, c, h, w, dtype=torch.float64, requires_grad=True)
+        y = layer(x)
+        dy = torch.randn_like(y)
+        y.backward(dy)
+        save(f"convtranspose_{i}", "conv_transpose2d",
+             {"out_channels": o, "kernel": k, "stride": s, "padding": p, "output_padding": op, "dilation": d, "groups": g},
+             {"x": x, "weight": layer.weight, "bias": layer.bias, "y": y, "dy": dy, "dx": x.grad,
+              "dweight": layer.weight.grad, "dbias": layer.bias.grad})
+
+
+def upsample():
+    cases = [(2, 3, 4, 5, 2), (1, 2, 3, 3, 3), (1, 2, 1, 4, 4)]
+    for mode in ("nearest", "bilinear"):
+        for i, (n, c, h, w, scale) in enumerate(cases):
+            torch.manual_seed(20 + i)
+            x = torch.randn(n, c, h, w, dtype=torch.float64, requires_grad=True)
+            y = F.interpolate(x, scale_factor=scale, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
+            dy = torch.randn_like(y)
+            y.backward(dy)
+            save(f"upsample_{mode}_{i}", "interpolate", {"scale": scale, "mode": mode},
+                 {"x": x, "y": y, "dy": dy, "dx": x.grad})
+
+
+def pixel_cross_entropy():
+    # (n, classes, h, w, ignore_index, weighted)
+    cases = [(2, 4, 3, 5, -100, False), (2, 3, 4, 4, 255, True), (1, 5, 2, 3, -1, True)]
+    for i, (n, c, h, w, ignore, weighted) in enumerate(cases):
+        torch.manual_seed(30 + i)
+        x = (torch.randn(n, c, h, w, dtype=torch.float64) * 2).requires_grad_(True)
+        labels = torch.randint(0, c, (n, h, w))
+        labels[torch.rand(n, h, w) < 0.25] = ignore
+        weight = (torch.rand(c, dtype=torch.float64) + 0.5) if weighted else None
+        loss = F.cross_entropy(x, labels, weight=weight, ignore_index=ignore)
+        loss.backward()
+        tensors = {"x": x, "labels": labels.double().reshape(n, h * w), "loss": loss.reshape(1), "dx": x.grad}
+        if weighted:
+            tensors["weight"] = weight
+        save(f"pixelce_{i}", "cross_entropy", {"ignore_index": ignore}, tensors)
+
+
+if __name__ == "__main__":
+    conv_transpose()
+    upsample()
+    pixel_cross_entropy()
