@@ -3,7 +3,8 @@ using Ml.Cnn.Tensors;
 namespace Ml.Cnn.Data;
 
 /// <summary>
-/// Items of one shape (e.g. [1, 28, 28] images, CHW) with one target each: a class index for classification, or a
+/// Items of one shape (e.g. [1, 28, 28] images, CHW) with one target each: a class index for classification, a
+/// class index per pixel for segmentation (<see cref="TargetLength"/> = H·W, <see cref="IgnoredLabel"/> allowed), or a
 /// vector of <see cref="TargetLength"/> values for regression. Item values are held as one byte each (with a
 /// palette) when the set has at most 256 distinct values, as 8-bit images do; as floats otherwise.
 /// </summary>
@@ -35,10 +36,15 @@ public sealed class ImageDataset
         int count = items.Count;
         if (targets.Length != count * targetLength)
             throw new ArgumentException($"{count} items need {count * targetLength} target values, got {targets.Length}.", nameof(targets));
-        if (classCount > 0)
+        if (classCount > 0 && targetLength == 1)
             for (int i = 0; i < count; i++)
                 if (!(targets[i] >= 0 && targets[i] < classCount && targets[i] == MathF.Floor(targets[i])))
                     throw new ArgumentException($"Label of item {i} is {targets[i]}, expected a class index in [0, {classCount - 1}].", nameof(targets));
+        if (classCount > 0 && targetLength > 1)
+            for (int i = 0; i < targets.Length; i++)
+                if (targets[i] != IgnoredLabel && !(targets[i] >= 0 && targets[i] < classCount && targets[i] == MathF.Floor(targets[i])))
+                    throw new ArgumentException($"Label {i % targetLength} of item {i / targetLength} is {targets[i]}, expected a class " +
+                        $"index in [0, {classCount - 1}] or {IgnoredLabel} (ignored).", nameof(targets));
         return (itemShape, items, targets, targetLength, classCount, count);
     }
 
@@ -50,6 +56,12 @@ public sealed class ImageDataset
                 throw new ArgumentException($"Feature {i} of item {index} is {item[i]}; features must be finite.", parameter);
         return item;
     }
+
+    /// <summary>The label of pixels that no loss or metric counts (unlabelled, borders): PyTorch's ignore_index.</summary>
+    public const int IgnoredLabel = -100;
+
+    /// <summary>Whether each item has one class index per pixel (segmentation masks).</summary>
+    public bool IsPerPixel => ClassCount > 0 && TargetLength > 1;
 
     /// <summary>Shape of one item, without the batch dimension.</summary>
     public TensorShape ItemShape { get; }

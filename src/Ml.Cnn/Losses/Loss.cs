@@ -1,3 +1,4 @@
+using Ml.Cnn.Data;
 using Ml.Cnn.Tensors;
 
 namespace Ml.Cnn.Losses;
@@ -102,7 +103,7 @@ public sealed class BinaryCrossEntropyWithLogitsLoss : RegressionLoss
 public sealed class PixelCrossEntropyLoss : Loss
 {
     /// <summary>The default <see cref="IgnoreLabel"/>: PyTorch's ignore_index.</summary>
-    public const int DefaultIgnoreLabel = -100;
+    public const int DefaultIgnoreLabel = ImageDataset.IgnoredLabel;
 
     private readonly float[]? _classWeights;
     private Tensor? _weights;

@@ -37,6 +37,10 @@ public static class CnnCatalog
     public static KnnTrainer KNearestNeighbors(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, KnnOptions options) =>
         new(options ?? throw new ArgumentNullException(nameof(options)));
 
+    /// <summary>The segmentation task: its trainers and its evaluator (pixel accuracy, IoU).</summary>
+    public static SegmentationCatalog Segmentation(this MLContext context) =>
+        new(context ?? throw new ArgumentNullException(nameof(context)));
+
     /// <summary>The activations of <paramref name="layerName"/> of a trained network, as a vector column.</summary>
     public static CnnFeaturizerEstimator CnnFeaturizer(this TransformsCatalog catalog, CnnModel model, string layerName,
         string outputColumnName = "CnnFeatures", string inputColumnName = "Features") =>

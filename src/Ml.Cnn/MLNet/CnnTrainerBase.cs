@@ -16,9 +16,12 @@ public abstract class CnnTrainerBase<TTransformer> : IEstimator<TTransformer> wh
     private readonly IHostEnvironment? _environment;
     private readonly ulong _contextSeed;
 
-    private protected CnnTrainerBase(CnnTrainerOptions options, IHostEnvironment? environment)
+    private readonly bool _segmentation;
+
+    private protected CnnTrainerBase(CnnTrainerOptions options, IHostEnvironment? environment, bool segmentation = false)
     {
-        CnnTraining.ValidateOptions(options);
+        CnnTraining.ValidateOptions(options, segmentation);
+        _segmentation = segmentation;
         Options = options;
         _environment = environment;
         _contextSeed = MLContextAccess.SeedFrom(environment);
@@ -48,12 +51,12 @@ public abstract class CnnTrainerBase<TTransformer> : IEstimator<TTransformer> wh
         return (images.Transformer.Transform(data), Options.ForPixels(images.PixelColumn, input.Shape, validation), input, images);
     }
 
-    /// <summary>Creates the network for <paramref name="outputs"/> outputs and trains it.</summary>
+    /// <summary>Creates the network for <paramref name="outputs"/> outputs (classes per pixel for segmentation) and trains it.</summary>
     private protected (Network Network, TrainingResult Result) Train(CnnTrainerOptions options, ImageDataset data, ImageDataset? validation,
         int outputs, TensorShape imageShape)
     {
         ulong seed = options.Seed ?? _contextSeed;
-        var network = CnnTraining.CreateNetwork(options, outputs, imageShape, seed);
+        var network = CnnTraining.CreateNetwork(options, outputs, imageShape, seed, _segmentation);
         return (network, CnnTraining.Train(network, data, options, validation, seed, _environment));
     }
 }

@@ -13,8 +13,9 @@ namespace Ml.Cnn.MLNet;
 internal static class CnnTraining
 {
     /// <summary>The checks an estimator makes at construction, before any data is read.</summary>
-    public static void ValidateOptions(CnnTrainerOptions o)
+    public static void ValidateOptions(CnnTrainerOptions o, bool segmentation = false)
     {
+        var zoo = segmentation ? ModelZoo.SegmentationNames : ModelZoo.Names;
         TrainerOptions.Require(o.Schedule is not null, nameof(o.Schedule), "null", "must be a schedule (the default is constant)");
         o.ValidateSettings();
         TrainerOptions.Require(o.LabelColumnName is not null, nameof(o.LabelColumnName), "null", "must name a column");
@@ -23,9 +24,9 @@ internal static class CnnTraining
             "and Network cannot both be given: StartingNetwork brings its own layers");
         bool ownLayers = o.StartingNetwork is not null || o.Network is not null;
         TrainerOptions.Require(ownLayers || o.Architecture is not null, nameof(o.Architecture), "null",
-            $"must name a model-zoo architecture ({string.Join(", ", ModelZoo.Names)}) unless Network or StartingNetwork is given");
-        TrainerOptions.Require(ownLayers || ModelZoo.Names.Contains(o.Architecture!.ToLowerInvariant()), nameof(o.Architecture), o.Architecture!,
-            $"is not a model-zoo architecture ({string.Join(", ", ModelZoo.Names)})");
+            $"must name a model-zoo architecture ({string.Join(", ", zoo)}) unless Network or StartingNetwork is given");
+        TrainerOptions.Require(ownLayers || zoo.Contains(o.Architecture!.ToLowerInvariant()), nameof(o.Architecture), o.Architecture!,
+            $"is not a model-zoo {(segmentation ? "segmentation " : "")}architecture ({string.Join(", ", zoo)})");
         TrainerOptions.Require(o.Threads >= 0, nameof(o.Threads), o.Threads, "must be 0 (all cores) or positive");
         TrainerOptions.Require(o.ImageChannels >= 0, nameof(o.ImageChannels), o.ImageChannels, "must be 0 (from the column) or positive");
         TrainerOptions.Require(o.ImageHeight >= 0, nameof(o.ImageHeight), o.ImageHeight, "must be 0 (from the column) or positive");
@@ -61,14 +62,23 @@ internal static class CnnTraining
         return $"{network.Summary()}|start {digest}|head {options.ReplaceHead}|frozen {string.Join(",", options.FrozenLayers ?? [])}";
     }
 
-    public static Network CreateNetwork(CnnTrainerOptions options, int outputs, TensorShape imageShape, ulong seed)
+    /// <summary>
+    /// The network a fit trains: the starting network's copy, the options' own definition or the zoo's. For
+    /// <paramref name="segmentation"/> the zoo is <see cref="ModelZoo.SegmentationNames"/>, the outputs are
+    /// [classes, H, W], and a starting network keeps its head and is resized to the images.
+    /// </summary>
+    public static Network CreateNetwork(CnnTrainerOptions options, int outputs, TensorShape imageShape, ulong seed, bool segmentation = false)
     {
-        var network = options.StartingNetwork is { } start ? FromStartingNetwork(options, start, outputs, seed)
-            : FromDefinition(options, outputs, imageShape, seed);
+        var network = options.StartingNetwork is { } start ? FromStartingNetwork(options, start, segmentation ? null : outputs, seed)
+            : FromDefinition(options, outputs, imageShape, seed, segmentation);
+        if (segmentation && network.InputShape != imageShape) network.Resize(imageShape);
         if (network.InputShape != imageShape)
             throw new ArgumentException($"StartingNetwork takes images of {network.InputShape} but feature column '{options.FeatureColumnName}' " +
                 $"holds {imageShape} (channels × height × width): resize the images to the network's input (ResizeImages).", nameof(options));
-        if (network.OutputShape.Length != outputs)
+        if (segmentation && (network.OutputShape.Rank != 3 || network.OutputShape[0] != outputs))
+            throw new ArgumentException($"A segmentation network outputs [classes, H, W]; this one outputs {network.OutputShape} for {outputs} classes.",
+                nameof(options));
+        if (!segmentation && network.OutputShape.Length != outputs)
             throw new ArgumentException($"The network produces {network.OutputShape.Length} outputs but {outputs} are needed.", nameof(options));
         foreach (var name in options.FrozenLayers ?? [])
         {
@@ -87,15 +97,16 @@ internal static class CnnTraining
     /// place and each fold of a cross-validation starts from the same weights), with a fresh last dense layer for
     /// <paramref name="outputs"/> when <see cref="CnnTrainerOptions.ReplaceHead"/> is set.
     /// </summary>
-    private static Network FromStartingNetwork(CnnTrainerOptions options, Network start, int outputs, ulong seed)
+    private static Network FromStartingNetwork(CnnTrainerOptions options, Network start, int? outputs, ulong seed)
     {
         var bytes = Onnx.OnnxExporter.ToBytes(start);
         return Onnx.OnnxImporter.Import(bytes, new CpuBackend(options.Threads), options.ReplaceHead ? outputs : null, seed, "StartingNetwork");
     }
 
-    private static Network FromDefinition(CnnTrainerOptions options, int outputs, TensorShape imageShape, ulong seed)
+    private static Network FromDefinition(CnnTrainerOptions options, int outputs, TensorShape imageShape, ulong seed, bool segmentation)
     {
-        var definition = (options.Network is not null ? options.Network(outputs) : ModelZoo.Get(options.Architecture, outputs))
+        var definition = (options.Network is not null ? options.Network(outputs)
+                : segmentation ? ModelZoo.GetSegmentation(options.Architecture, outputs) : ModelZoo.Get(options.Architecture, outputs))
             ?? throw new InvalidOperationException($"CnnTrainerOptions.Network returned null for {outputs} outputs; it must return a network definition.");
         try
         {

@@ -120,6 +120,106 @@ internal static class DataViewReader
         return ([.. labels], classCount);
     }
 
+    /// <summary>
+    /// Reads features and per-pixel key labels for segmentation: keys 1..K become classes 0..K−1, key 0 (missing) the
+    /// ignored label. The label vector must hold one key per pixel of the image shape.
+    /// </summary>
+    public static ImageDataset ReadSegmentation(IDataView data, CnnTrainerOptions options, out int classCount, out TensorShape imageShape)
+    {
+        var featureColumn = FeatureColumn(data.Schema, options.FeatureColumnName);
+        imageShape = ImageShape(options, (VectorDataViewType)featureColumn.Type);
+        var labelColumn = MaskColumn(data.Schema, options.LabelColumnName, "Label");
+        var key = (KeyDataViewType)((VectorDataViewType)labelColumn.Type).ItemType;
+        classCount = checked((int)key.Count);
+        int pixels = imageShape.Length / imageShape[0];
+        if (((VectorDataViewType)labelColumn.Type).Size != pixels)
+            throw new ArgumentOutOfRangeException(nameof(data), $"Label column '{options.LabelColumnName}' holds {((VectorDataViewType)labelColumn.Type).Size} " +
+                $"keys but the images of '{options.FeatureColumnName}' are {imageShape} (channels × height × width): one key per pixel, {pixels}, is needed.");
+        if (classCount < 2) throw new ArgumentOutOfRangeException(nameof(data), $"Label column '{options.LabelColumnName}' has {classCount} class; at least 2 are needed.");
+        var items = new ItemStore(imageShape.Length);
+        var labels = new List<float>();
+        using var cursor = data.GetRowCursor([featureColumn, labelColumn]);
+        var getFeatures = cursor.GetGetter<VBuffer<float>>(featureColumn);
+        var getLabels = KeyVectorGetter(cursor, labelColumn);
+        var buffer = default(VBuffer<float>);
+        var row = new float[imageShape.Length];
+        var mask = new uint[pixels];
+        while (cursor.MoveNext())
+        {
+            ReadRow(getFeatures, ref buffer, row, options.FeatureColumnName, cursor.Position);
+            getLabels(mask);
+            items.Add(row);
+            foreach (uint k in mask) labels.Add(k == 0 ? ImageDataset.IgnoredLabel : k - 1);
+        }
+        if (items.Count == 0) throw new InvalidOperationException($"The training data is empty: no rows in '{options.FeatureColumnName}'.");
+        return new ImageDataset(imageShape, items, [.. labels], pixels, classCount);
+    }
+
+    /// <summary>
+    /// Every row's true and predicted masks, laid end to end as 0-based classes (truth key 0 becomes the ignored
+    /// label), for the segmentation evaluator; both columns are key vectors of one length and key count.
+    /// </summary>
+    public static (int[] Truth, int[] Predicted, int Classes) ReadMaskPairs(IDataView data, string labelColumnName, string predictedColumnName)
+    {
+        var label = MaskColumn(data.Schema, labelColumnName, "Label");
+        var predicted = MaskColumn(data.Schema, predictedColumnName, "Predicted label");
+        var (labelType, predictedType) = ((VectorDataViewType)label.Type, (VectorDataViewType)predicted.Type);
+        int classes = checked((int)((KeyDataViewType)labelType.ItemType).Count);
+        if (labelType.Size != predictedType.Size || ((KeyDataViewType)predictedType.ItemType).Count != (ulong)classes)
+            throw new ArgumentOutOfRangeException(nameof(data), $"Columns '{labelColumnName}' ({labelType}) and '{predictedColumnName}' ({predictedType}) " +
+                "must be key vectors of one length and one key count.");
+        var (truth, guesses) = (new List<int>(), new List<int>());
+        using var cursor = data.GetRowCursor([label, predicted]);
+        var (getTruth, getGuess) = (KeyVectorGetter(cursor, label), KeyVectorGetter(cursor, predicted));
+        var (t, g) = (new uint[labelType.Size], new uint[labelType.Size]);
+        while (cursor.MoveNext())
+        {
+            getTruth(t);
+            getGuess(g);
+            for (int i = 0; i < t.Length; i++)
+            {
+                if (g[i] == 0) throw new InvalidOperationException($"Row {cursor.Position}: '{predictedColumnName}' has a missing key (0) at pixel {i}.");
+                truth.Add(t[i] == 0 ? ImageDataset.IgnoredLabel : (int)t[i] - 1);
+                guesses.Add((int)g[i] - 1);
+            }
+        }
+        return ([.. truth], [.. guesses], classes);
+    }
+
+    /// <summary>A known-size key vector column (a mask).</summary>
+    private static DataViewSchema.Column MaskColumn(DataViewSchema schema, string name, string role)
+    {
+        var column = schema.GetColumnOrNull(name)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"{role} column '{name}' not found in the input; it has: {string.Join(", ", schema.Select(c => c.Name))}.");
+        if (column.Type is not VectorDataViewType { ItemType: KeyDataViewType, IsKnownSize: true })
+            throw new ArgumentOutOfRangeException(nameof(schema), $"{role} column '{name}' must be a known-size vector of a key type (one key per pixel), " +
+                $"got {column.Type}. Map a mask of class numbers with mlContext.Transforms.Conversion.MapValueToKey(\"{name}\", " +
+                "keyOrdinality: ValueToKeyMappingEstimator.KeyOrdinality.ByValue).");
+        return column;
+    }
+
+    /// <summary>Reads a key vector column of any raw key type into a uint span of its length.</summary>
+    private static Action<uint[]> KeyVectorGetter(DataViewRowCursor cursor, DataViewSchema.Column column)
+    {
+        var raw = ((KeyDataViewType)((VectorDataViewType)column.Type).ItemType).RawType;
+        if (raw == typeof(uint)) return Read<uint>(cursor, column, v => v);
+        if (raw == typeof(ushort)) return Read<ushort>(cursor, column, v => v);
+        if (raw == typeof(byte)) return Read<byte>(cursor, column, v => v);
+        return Read<ulong>(cursor, column, v => checked((uint)v));
+
+        static Action<uint[]> Read<T>(DataViewRowCursor cursor, DataViewSchema.Column column, Func<T, uint> widen)
+        {
+            var getter = cursor.GetGetter<VBuffer<T>>(column);
+            var buffer = default(VBuffer<T>);
+            return destination =>
+            {
+                getter(ref buffer);
+                Array.Clear(destination);
+                foreach (var (index, value) in buffer.Items()) destination[index] = widen(value);
+            };
+        }
+    }
+
     /// <summary>Reads features and a Single label for regression.</summary>
     public static ImageDataset ReadRegression(IDataView data, CnnTrainerOptions options, out TensorShape imageShape)
     {

@@ -27,6 +27,55 @@ internal abstract class OutputColumn(string name, DataViewType type, DataViewSch
     public static OutputColumn ArgMaxKey(string name, KeyDataViewType type, DataViewSchema.Annotations? annotations) =>
         new ArgMaxColumn(name, type, annotations);
 
+    /// <summary>
+    /// A key vector holding, for each of <paramref name="pixels"/> pixels, 1 + the class of highest score in a
+    /// [classes, pixels] output.
+    /// </summary>
+    public static OutputColumn PixelArgMaxKeys(string name, KeyDataViewType type, DataViewSchema.Annotations? annotations, int classes, int pixels) =>
+        new PixelArgMaxColumn(name, type, annotations, classes, pixels);
+
+    /// <summary>A float vector holding the per-pixel softmax of a [classes, pixels] output.</summary>
+    public static OutputColumn PixelProbabilities(string name, int classes, int pixels) => new PixelProbabilityColumn(name, classes, pixels);
+
+    private sealed class PixelArgMaxColumn(string name, KeyDataViewType type, DataViewSchema.Annotations? annotations, int classes, int pixels)
+        : OutputColumn(name, new VectorDataViewType(type, pixels), annotations)
+    {
+        public override Delegate CreateGetter(Func<ReadOnlyMemory<float>> currentOutput) =>
+            (ValueGetter<VBuffer<uint>>)((ref VBuffer<uint> value) =>
+            {
+                var scores = currentOutput().Span;
+                var editor = VBufferEditor.Create(ref value, pixels);
+                for (int p = 0; p < pixels; p++)
+                {
+                    int best = 0;
+                    for (int c = 1; c < classes; c++)
+                        if (scores[c * pixels + p] > scores[best * pixels + p]) best = c;
+                    editor.Values[p] = (uint)best + 1;
+                }
+                value = editor.Commit();
+            });
+    }
+
+    private sealed class PixelProbabilityColumn(string name, int classes, int pixels)
+        : OutputColumn(name, new VectorDataViewType(NumberDataViewType.Single, classes * pixels), null)
+    {
+        public override Delegate CreateGetter(Func<ReadOnlyMemory<float>> currentOutput) =>
+            (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) =>
+            {
+                var scores = currentOutput().Span;
+                var editor = VBufferEditor.Create(ref value, classes * pixels);
+                var probabilities = editor.Values;
+                for (int p = 0; p < pixels; p++)
+                {
+                    float max = float.NegativeInfinity, sum = 0;
+                    for (int c = 0; c < classes; c++) max = Math.Max(max, scores[c * pixels + p]);
+                    for (int c = 0; c < classes; c++) sum += probabilities[c * pixels + p] = MathF.Exp(scores[c * pixels + p] - max);
+                    for (int c = 0; c < classes; c++) probabilities[c * pixels + p] /= sum;
+                }
+                value = editor.Commit();
+            });
+    }
+
     private sealed class VectorColumn(string name, int size, DataViewSchema.Annotations? annotations)
         : OutputColumn(name, new VectorDataViewType(NumberDataViewType.Single, size), annotations)
     {

@@ -27,14 +27,34 @@ internal static class ZipPersistence
     /// </summary>
     public static ITransformer Classifier(IMessage onnx, BatchScorer scorer)
     {
-        var (featureColumn, featureSize) = (scorer.InputColumn, scorer.InputSize);
         var predictedLabel = scorer.Columns.Single(c => c.Name == "PredictedLabel"); // the label's key type and key values
-        var (labelType, labelAnnotations) = ((KeyDataViewType)predictedLabel.Type, predictedLabel.Annotations);
+        return LabelChain(onnx, scorer, (KeyDataViewType)predictedLabel.Type, predictedLabel.Annotations, perPixel: false);
+    }
+
+    /// <summary>
+    /// The segmentation form of <see cref="Classifier"/>: the ONNX model's <see cref="ClassIndexColumn"/> holds one
+    /// class index per pixel, and PredictedLabel becomes a vector of the label's key type.
+    /// </summary>
+    public static ITransformer Segmenter(IMessage onnx, BatchScorer scorer)
+    {
+        var predictedLabel = scorer.Columns.Single(c => c.Name == "PredictedLabel");
+        return LabelChain(onnx, scorer, (KeyDataViewType)((VectorDataViewType)predictedLabel.Type).ItemType, predictedLabel.Annotations,
+            perPixel: true);
+    }
+
+    private static ITransformer LabelChain(IMessage onnx, BatchScorer scorer, KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations,
+        bool perPixel)
+    {
+        var (featureColumn, featureSize) = (scorer.InputColumn, scorer.InputSize);
         var ml = new MLContext(seed: 0);
         int classes = (int)labelType.Count;
-        var hash = ml.Transforms.Conversion.Hash(new HashingEstimator.ColumnOptions(ClassHashColumn, ClassIndexColumn, numberOfBits: 31, combine: true));
+        // A classifier's one-element index vector is combined into a scalar; a mask's indices are hashed one by one.
+        var hash = ml.Transforms.Conversion.Hash(new HashingEstimator.ColumnOptions(ClassHashColumn, ClassIndexColumn, numberOfBits: 31,
+            combine: !perPixel));
         var indices = VectorView(ml, ClassIndexColumn, 1, Enumerable.Range(0, classes).Select(c => new[] { (float)c }));
-        uint[] hashes = hash.Fit(indices).Transform(indices).GetColumn<uint>(ClassHashColumn).ToArray();
+        var hashed = hash.Fit(indices).Transform(indices);
+        uint[] hashes = perPixel ? hashed.GetColumn<uint[]>(ClassHashColumn).Select(h => h[0]).ToArray()
+            : hashed.GetColumn<uint>(ClassHashColumn).ToArray();
         if (hashes.Distinct().Count() != classes)
             throw new InvalidOperationException($"Two of the {classes} class indices hash alike; the classifier cannot be saved into a model zip.");
         return ml.Transforms.ApplyOnnxModel(["Score", ClassIndexColumn], [featureColumn], new MemoryStream(onnx.ToByteArray()))

@@ -28,9 +28,11 @@ public static class OnnxExporter
     /// <param name="inputName">The graph input's name: the column name for <c>ApplyOnnxModel</c> (e.g. "Features").</param>
     /// <param name="outputName">The graph output's name (e.g. "Score").</param>
     /// <param name="classNames">Class names in output order, stored as model metadata (<see cref="ClassNamesKey"/>).</param>
+    /// <param name="dynamicImageSize">Declare height and width free ("H", "W") as well as the batch, for a fully
+    /// convolutional network that runs on any image size (segmentation); a layer that fixes the size is refused.</param>
     public static void Export(Network network, string path, bool appendSoftmax = false, ChannelNormalization? normalization = null,
-        string inputName = "input", string outputName = "output", IReadOnlyList<string>? classNames = null) =>
-        Core.AtomicFile.Write(path, Build(network, appendSoftmax, normalization, inputName, outputName, classNames).ToByteArray());
+        string inputName = "input", string outputName = "output", IReadOnlyList<string>? classNames = null, bool dynamicImageSize = false) =>
+        Core.AtomicFile.Write(path, Build(network, appendSoftmax, normalization, inputName, outputName, classNames, dynamicImageSize).ToByteArray());
 
     /// <summary>The ONNX model as bytes.</summary>
     public static byte[] ToBytes(Network network, bool appendSoftmax = false, ChannelNormalization? normalization = null) =>
@@ -40,8 +42,9 @@ public static class OnnxExporter
     public const string ClassNamesKey = "class_names";
 
     internal static ModelProto Build(Network network, bool appendSoftmax, ChannelNormalization? normalization = null,
-        string inputName = "input", string outputName = "output", IReadOnlyList<string>? classNames = null)
+        string inputName = "input", string outputName = "output", IReadOnlyList<string>? classNames = null, bool dynamicImageSize = false)
     {
+        if (dynamicImageSize) CheckAnySize(network);
         foreach (var name in new[] { inputName, outputName })
             if (string.IsNullOrEmpty(name) || network.Nodes.Any(n => n.Name == name) || name is "probabilities")
                 throw new ArgumentException($"'{name}' cannot name the model's input or output: it is empty or the name of a layer.", nameof(inputName));
@@ -49,15 +52,29 @@ public static class OnnxExporter
         if (classNames is not null && classNames.Count != network.OutputShape.Length)
             throw new ArgumentException($"{classNames.Count} class names for {network.OutputShape.Length} outputs.", nameof(classNames));
         var graph = new OnnxGraph();
-        graph.Input(inputName, [null, .. network.InputShape.Dims.Select(d => (long?)d)]);
+        long?[] Dims(Ml.Cnn.Tensors.TensorShape shape) =>
+            [null, .. shape.Dims.Select((d, i) => dynamicImageSize && i > 0 ? null : (long?)d)];
+        graph.Input(inputName, Dims(network.InputShape));
         string last = EmitNetwork(graph, network, inputName, normalization, network.Nodes[^1].Name);
         if (appendSoftmax) last = graph.Node("Softmax", "probabilities", [last], Int("axis", 1));
         graph.Node("Identity", outputName, [last]);
-        graph.Output(outputName, [null, .. network.OutputShape.Dims.Select(d => (long?)d)]);
+        graph.Output(outputName, Dims(network.OutputShape));
         var model = graph.ToModel();
         if (classNames is not null)
             model.MetadataProps.Add(new StringStringEntryProto { Key = ClassNamesKey, Value = System.Text.Json.JsonSerializer.Serialize(classNames) });
         return model;
+    }
+
+    /// <summary>Throws unless every layer's export holds for any image size: [C, H, W] in and out, no fixed reshapes.</summary>
+    private static void CheckAnySize(Network network)
+    {
+        if (network.InputShape.Rank != 3 || network.OutputShape.Rank != 3)
+            throw new ArgumentException($"A dynamic image size needs [C, H, W] inputs and outputs; the network maps {network.InputShape} to " +
+                $"{network.OutputShape}.", nameof(network));
+        var fixedSize = network.Nodes.FirstOrDefault(n => n.Layer is Dense or Flatten or ChannelShuffle or GlobalAvgPool { KeepSpatialDims: false });
+        if (fixedSize is not null)
+            throw new ArgumentException($"A dynamic image size needs a fully convolutional network; layer '{fixedSize.Name}' " +
+                $"({fixedSize.Layer.GetType().Name}) is exported for one image size.", nameof(network));
     }
 
     /// <summary>What a one-row scoring model outputs.</summary>
@@ -67,6 +84,8 @@ public static class OnnxExporter
         Activations,
         /// <summary>Softmax probabilities, and the arg-max class index as a one-element float vector.</summary>
         ProbabilitiesAndClassIndex,
+        /// <summary>Per-pixel softmax probabilities [classes·H·W], and each pixel's arg-max class as floats [H·W].</summary>
+        PixelProbabilitiesAndClassIndices,
     }
 
     /// <summary>
@@ -97,6 +116,19 @@ public static class OnnxExporter
                 graph.Output(outputNames[0], size);
                 graph.Output(outputNames[1], 1);
                 break;
+            case RowOutputs.PixelProbabilitiesAndClassIndices:
+            {
+                var shape = network[layer].OutputShape;
+                int pixels = shape[1] * shape[2];
+                string pixelProbabilities = graph.Node("Softmax", "probabilities", [last], Int("axis", 1));
+                graph.Reshape(outputNames[0], pixelProbabilities, size);
+                string classes = graph.Node("ArgMax", "class-index", [pixelProbabilities], Int("axis", 1), Int("keepdims", 0));
+                string asFloat = graph.Node("Cast", "class-index.float", [classes], Int("to", (int)TensorProto.Types.DataType.Float));
+                graph.Reshape(outputNames[1], asFloat, pixels);
+                graph.Output(outputNames[0], size);
+                graph.Output(outputNames[1], pixels);
+                break;
+            }
         }
         return graph.ToModel();
     }
@@ -149,6 +181,26 @@ public static class OnnxExporter
                     Ints("kernel_shape", conv.KernelSize.H, conv.KernelSize.W), Ints("strides", conv.Stride.H, conv.Stride.W),
                     Ints("pads", conv.Padding.H, conv.Padding.W, conv.Padding.H, conv.Padding.W),
                     Ints("dilations", conv.Dilation.H, conv.Dilation.W), Int("group", conv.Groups));
+            }
+            case ConvTranspose2d deconv:
+            {
+                var inputs = new List<string> { input, Initializer(graph, $"{name}.weight", deconv.Weight.Value) };
+                if (deconv.Bias is not null) inputs.Add(Initializer(graph, $"{name}.bias", deconv.Bias.Value));
+                return graph.Node("ConvTranspose", name, inputs,
+                    Ints("kernel_shape", deconv.KernelSize.H, deconv.KernelSize.W), Ints("strides", deconv.Stride.H, deconv.Stride.W),
+                    Ints("pads", deconv.Padding.H, deconv.Padding.W, deconv.Padding.H, deconv.Padding.W),
+                    Ints("output_padding", deconv.OutputPadding.H, deconv.OutputPadding.W),
+                    Ints("dilations", deconv.Dilation.H, deconv.Dilation.W), Int("group", deconv.Groups));
+            }
+            case Upsample upsample:
+            {
+                // PyTorch's nearest takes ⌊dst · in/out⌋ (asymmetric, floor); its bilinear is ONNX's half-pixel rule.
+                string scales = graph.Initializer(name + ".scales", [1, 1, upsample.ScaleFactor, upsample.ScaleFactor], 4);
+                return upsample.Mode == Backends.UpsampleMode.Nearest
+                    ? graph.Node("Resize", name, [input, "", scales], Str("mode", "nearest"),
+                        Str("coordinate_transformation_mode", "asymmetric"), Str("nearest_mode", "floor"))
+                    : graph.Node("Resize", name, [input, "", scales], Str("mode", "linear"),
+                        Str("coordinate_transformation_mode", "half_pixel"));
             }
             case MaxPool2d pool:
                 return graph.Node("MaxPool", name, [input], PoolAttributes(pool));

@@ -52,12 +52,17 @@ internal sealed class OnnxGraph
     public string Reshape(string name, string input, params long[] shape) =>
         Node("Reshape", name, [input, Int64Initializer(name + ".shape", shape)]);
 
-    /// <summary>Declares a float graph input or output; a null dimension is free (named "N").</summary>
+    /// <summary>
+    /// Declares a float graph input or output; a null dimension is free, named "N" first (the batch) and "H" and "W"
+    /// as the last two of an image tensor.
+    /// </summary>
     public static ValueInfoProto Value(string name, IEnumerable<long?> dims, TensorProto.Types.DataType type = TensorProto.Types.DataType.Float)
     {
         var shape = new TensorShapeProto();
-        foreach (var d in dims)
-            shape.Dim.Add(d is { } value ? new TensorShapeProto.Types.Dimension { DimValue = value } : new TensorShapeProto.Types.Dimension { DimParam = "N" });
+        var all = dims.ToArray();
+        for (int i = 0; i < all.Length; i++)
+            shape.Dim.Add(all[i] is { } value ? new TensorShapeProto.Types.Dimension { DimValue = value }
+                : new TensorShapeProto.Types.Dimension { DimParam = i == 0 ? "N" : all.Length == 4 && i >= 2 ? "HW"[i - 2].ToString() : $"d{i}" });
         return new ValueInfoProto
         {
             Name = name,
@@ -77,6 +82,9 @@ internal sealed class OnnxGraph
     }
 
     public static AttributeProto Int(string name, long value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
+
+    public static AttributeProto Str(string name, string value) =>
+        new() { Name = name, Type = AttributeProto.Types.AttributeType.String, S = Google.Protobuf.ByteString.CopyFromUtf8(value) };
 
     public static AttributeProto Float(string name, float value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Float, F = value };
 

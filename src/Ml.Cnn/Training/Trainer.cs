@@ -45,12 +45,23 @@ public static class Trainer
         options.Augmentation?.ValidateRange(data);
         if (data.ItemShape != network.InputShape)
             throw new ArgumentException($"The network expects items of shape {network.InputShape}, the data has {data.ItemShape}.", nameof(data));
-        var lossKind = options.Loss ?? (data.ClassCount > 0 ? LossKind.SoftmaxCrossEntropy : LossKind.MeanSquaredError);
+        var lossKind = options.Loss ?? DefaultLoss(data);
         var loss = CreateLoss(lossKind);
-        bool classification = loss is ClassificationLoss;
+        bool classification = IsClassification(loss);
         if (classification && data.ClassCount == 0)
             throw new ArgumentException($"{lossKind} needs class labels, but the data has regression targets.", nameof(data));
-        if (classification && network.OutputShape.Length != data.ClassCount)
+        if ((loss is PixelCrossEntropyLoss) != data.IsPerPixel)
+            throw new ArgumentException(data.IsPerPixel
+                ? $"The data has a class label per pixel ({data.TargetLength} each); {lossKind} does not score pixel labels."
+                : $"{lossKind} needs a class label per pixel, but the data has {data.TargetLength} target(s) per item.", nameof(data));
+        if (loss is PixelCrossEntropyLoss)
+        {
+            var output = network.OutputShape;
+            if (output.Rank != 3 || output[0] != data.ClassCount || output[1] * output[2] != data.TargetLength)
+                throw new ArgumentException($"The network outputs {output} but the data has {data.ClassCount} classes and " +
+                    $"{data.TargetLength} pixel labels per item: a segmentation network outputs [classes, H, W].", nameof(data));
+        }
+        else if (classification && network.OutputShape.Length != data.ClassCount)
             throw new ArgumentException($"The network outputs {network.OutputShape.Length} scores but the data has {data.ClassCount} classes.", nameof(data));
         if (!classification && network.OutputShape.Length != data.TargetLength)
             throw new ArgumentException($"The network outputs {network.OutputShape.Length} values but each target has {data.TargetLength}.", nameof(data));
@@ -84,7 +95,7 @@ public static class Trainer
             var order = Enumerable.Range(0, training.Count).ToArray();
             state.Random.Shuffle(order.AsSpan());
             double lossSum = 0;
-            long correct = 0, seen = 0;
+            long correct = 0, counted = 0, seen = 0;
             float learningRate = options.LearningRate;
             for (int b = 0; b < batches; b++)
             {
@@ -105,11 +116,11 @@ public static class Trainer
 
                 lossSum += batchLoss * indices.Length;
                 seen += indices.Length;
-                if (classification) correct += CountCorrect(output.ToArray(), batch.HostTargets(indices.Length), output.Shape.ItemLength);
+                if (classification) CountCorrect(output, batch.HostTargets(indices.Length), ref correct, ref counted);
                 double rate = seen / epochClock.Elapsed.TotalSeconds;
                 double remainingItems = (options.Epochs - epoch) * (double)training.Count - seen;
                 options.Progress?.Report(new TrainingProgress(epoch + 1, options.Epochs, b + 1, batches, (float)(lossSum / seen),
-                    classification ? (float)correct / seen : float.NaN, learningRate, rate, TimeSpan.FromSeconds(remainingItems / rate),
+                    classification ? (float)correct / Math.Max(1, counted) : float.NaN, learningRate, rate, TimeSpan.FromSeconds(remainingItems / rate),
                     false, float.NaN, float.NaN));
                 cancellation.ThrowIfCancellationRequested();
             }
@@ -118,7 +129,7 @@ public static class Trainer
             divergence.CheckWeights(network, epoch + 1, batches, learningRate);
             var (validationLoss, validationAccuracy) = validation is null ? (float.NaN, float.NaN) : Evaluate(network, validation, loss, normalization, options.BatchSize);
             options.Schedule.EndEpoch(validationLoss);
-            var statistics = new EpochStatistics(epoch + 1, (float)(lossSum / Math.Max(1, seen)), classification ? (float)correct / Math.Max(1, seen) : float.NaN,
+            var statistics = new EpochStatistics(epoch + 1, (float)(lossSum / Math.Max(1, seen)), classification ? (float)correct / Math.Max(1, counted) : float.NaN,
                 validationLoss, validationAccuracy, learningRate, epochClock.Elapsed.TotalSeconds);
             state.History.Add(statistics);
             divergence.CheckProgress(batches);
@@ -152,9 +163,9 @@ public static class Trainer
     public static (float Loss, float Accuracy) Evaluate(Network network, ImageDataset data, Loss loss, ChannelNormalization? normalization, int batchSize = 64)
     {
         var batch = new BatchAssembler(data, batchSize, normalization, null, network.Backend);
-        bool classification = loss is ClassificationLoss;
+        bool classification = IsClassification(loss);
         double lossSum = 0;
-        long correct = 0;
+        long correct = 0, counted = 0;
         var indices = Enumerable.Range(0, data.Count).ToArray();
         for (int start = 0; start < data.Count; start += batchSize)
         {
@@ -162,9 +173,9 @@ public static class Trainer
             var (x, targets) = batch.Assemble(span, null);
             var output = network.Forward(x, training: false);
             lossSum += loss.Compute(output, targets, batch.GradientBuffer(output.Shape)) * span.Length;
-            if (classification) correct += CountCorrect(output.ToArray(), batch.HostTargets(span.Length), output.Shape.ItemLength);
+            if (classification) CountCorrect(output, batch.HostTargets(span.Length), ref correct, ref counted);
         }
-        return ((float)(lossSum / data.Count), classification ? (float)correct / data.Count : float.NaN);
+        return ((float)(lossSum / data.Count), classification ? (float)correct / Math.Max(1, counted) : float.NaN);
     }
 
     /// <summary>The network's outputs (logits or regression values) for every item, item after item.</summary>
@@ -189,8 +200,15 @@ public static class Trainer
         LossKind.MulticlassHinge => new MulticlassHingeLoss(),
         LossKind.MeanSquaredError => new MeanSquaredErrorLoss(),
         LossKind.L1 => new L1Loss(),
+        LossKind.PixelSoftmaxCrossEntropy => new PixelCrossEntropyLoss(),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
+
+    /// <summary>The loss a run uses when none is chosen: cross-entropy for labels (per item or per pixel), MSE otherwise.</summary>
+    public static LossKind DefaultLoss(ImageDataset data) => data.IsPerPixel ? LossKind.PixelSoftmaxCrossEntropy
+        : data.ClassCount > 0 ? LossKind.SoftmaxCrossEntropy : LossKind.MeanSquaredError;
+
+    private static bool IsClassification(Loss loss) => loss is ClassificationLoss or PixelCrossEntropyLoss;
 
     private static Optimizer CreateOptimizer(Network network, TrainerOptions options) => options.Optimizer switch
     {
@@ -232,12 +250,23 @@ public static class Trainer
         foreach (var g in gradients) g.Backend.Scale(g, scale);
     }
 
-    private static int CountCorrect(float[] scores, ReadOnlySpan<float> labels, int classes)
+    /// <summary>
+    /// Adds the batch's right answers and counted labels: one per item for [N, classes] scores, one per labelled
+    /// pixel for [N, classes, H, W] (ignored pixels count for neither).
+    /// </summary>
+    private static void CountCorrect(Tensor output, ReadOnlySpan<float> labels, ref long correct, ref long counted)
     {
-        int correct = 0;
+        var scores = output.ToArray();
+        int classes = output.Shape[1], plane = output.Shape.ItemLength / classes;
         for (int i = 0; i < labels.Length; i++)
-            if (Scores.ArgMax(scores.AsSpan(i * classes, classes)) == (int)labels[i]) correct++;
-        return correct;
+        {
+            if (labels[i] == ImageDataset.IgnoredLabel) continue;
+            int item = i / plane, pixel = i % plane, best = 0;
+            for (int c = 1; c < classes; c++)
+                if (scores[(item * classes + c) * plane + pixel] > scores[(item * classes + best) * plane + pixel]) best = c;
+            counted++;
+            if (best == (int)labels[i]) correct++;
+        }
     }
 }
 
@@ -287,8 +316,9 @@ internal sealed class DivergenceCheck(float factor, int patience, IReadOnlyList<
     {
         if (factor <= 0 || stoppedEarly || history.Count < ChanceEpochs) return;
         var counts = new int[training.ClassCount];
-        foreach (var t in training.Targets) counts[(int)t]++;
-        double chance = counts.Max() / (double)training.Count;
+        foreach (var t in training.Targets)
+            if (t != ImageDataset.IgnoredLabel) counts[(int)t]++;
+        double chance = counts.Max() / (double)Math.Max(1, counts.Sum());
         // Where one class is nearly all the data, chance is near perfect accuracy and says nothing about learning.
         if (chance >= 0.95) return;
         if (history.All(h => h.TrainingAccuracy <= chance + 0.01))

@@ -24,6 +24,8 @@ public enum LossKind
     MeanSquaredError,
     /// <summary>Mean absolute error (regression).</summary>
     L1,
+    /// <summary>Softmax cross-entropy at every pixel (segmentation; the default for per-pixel labels).</summary>
+    PixelSoftmaxCrossEntropy,
 }
 
 /// <summary>
@@ -176,6 +178,8 @@ public class TrainerOptions
                 $"must have the training data's {data.TargetLength} targets per item and {data.ClassCount} classes");
         }
         Augmentation?.Validate(data.ItemShape);
+        Require(!data.IsPerPixel || Augmentation is not { Enabled: true }, nameof(Augmentation), "enabled",
+            "moves images but not their pixel labels, so it is not available for segmentation; leave it null");
         int channels = data.ItemShape.Rank == 3 ? data.ItemShape[0] : 1;
         if (InputNormalization is { } fixedStatistics)
             Require(fixedStatistics.Mean.Length == channels, nameof(InputNormalization), $"{fixedStatistics.Mean.Length} channels",

@@ -1,3 +1,4 @@
+using Ml.Cnn.Backends;
 using Ml.Cnn.Core;
 using Ml.Cnn.Layers;
 using Ml.Cnn.Networks;
@@ -243,6 +244,73 @@ public static class ModelZoo
                 channels = c;
             }
         b.Chain(x, new Conv2d(1280, 1, bias: false), new BatchNorm(), new Clip(), new GlobalAvgPool(), new Dropout(0.2f), new Dense(classes));
+        return b;
+    }
+
+    /// <summary>
+    /// The fully convolutional segmentation networks <see cref="GetSegmentation"/> accepts: they output
+    /// [classes, H, W] scores for any input whose sides the network's total stride divides (32 for "fcn8s", 8 for
+    /// "unet").
+    /// </summary>
+    public static IReadOnlyList<string> SegmentationNames { get; } = ["fcn8s", "unet"];
+
+    /// <summary>A segmentation definition by name (see <see cref="SegmentationNames"/>); classes include background.</summary>
+    public static NetworkBuilder GetSegmentation(string name, int classes) => name.ToLowerInvariant() switch
+    {
+        "fcn8s" => Fcn8s(classes),
+        "unet" => UNet(classes, 16, 3),
+        _ => throw new ArgumentException($"Unknown segmentation architecture '{name}'. Known: {string.Join(", ", SegmentationNames)}.", nameof(name)),
+    };
+
+    /// <summary>
+    /// FCN-8s (Long, Shelhamer and Darrell, 2015) over a small VGG-like backbone (16-32-64-128-128 channels, five
+    /// pools): the classifier is a 3×3 and a 1×1 convolution at 1/32 scale; its class scores are upsampled 2× by a
+    /// learned transposed convolution and summed with scores from pool4, again with pool3, then bilinearly
+    /// upsampled 8× to the input size.
+    /// </summary>
+    public static NetworkBuilder Fcn8s(int classes)
+    {
+        var b = new NetworkBuilder();
+        Node Stage(Node x, int channels, int convolutions)
+        {
+            for (int i = 0; i < convolutions; i++) x = ConvBn(b, x, channels, 3, padding: 1);
+            return b.Add(new MaxPool2d(2), x);
+        }
+        var pool3 = Stage(Stage(Stage(b.Input, 16, 1), 32, 1), 64, 2);
+        var pool4 = Stage(pool3, 128, 2);
+        var pool5 = Stage(pool4, 128, 2);
+        var scores = b.Chain(ConvBn(b, ConvBn(b, pool5, 256, 3, padding: 1), 256, 1), new Conv2d(classes, 1));
+        var up16 = b.Merge(new Add(), b.Add(new ConvTranspose2d(classes, 4, 2, 1), scores), b.Add(new Conv2d(classes, 1), pool4));
+        var up8 = b.Merge(new Add(), b.Add(new ConvTranspose2d(classes, 4, 2, 1), up16), b.Add(new Conv2d(classes, 1), pool3));
+        b.Add(new Upsample(8, UpsampleMode.Bilinear), up8);
+        return b;
+    }
+
+    /// <summary>
+    /// U-Net (Ronneberger, Fischer and Brox, 2015), small and padded so outputs keep the input size: at each of
+    /// <paramref name="depth"/> levels two 3×3 convolutions (batch norm, ReLU) then a 2×2 pool, channels doubling from
+    /// <paramref name="width"/>; the decoder upsamples by 2×2 transposed convolutions, concatenates the encoder's
+    /// features of the same scale and applies two 3×3 convolutions; a 1×1 convolution gives the class scores.
+    /// </summary>
+    public static NetworkBuilder UNet(int classes, int width, int depth)
+    {
+        var b = new NetworkBuilder();
+        Node Twice(Node x, int channels) => ConvBn(b, ConvBn(b, x, channels, 3, padding: 1), channels, 3, padding: 1);
+        var skips = new List<Node>();
+        var x = b.Input;
+        for (int level = 0; level < depth; level++)
+        {
+            x = Twice(x, width << level);
+            skips.Add(x);
+            x = b.Add(new MaxPool2d(2), x);
+        }
+        x = Twice(x, width << depth);
+        for (int level = depth - 1; level >= 0; level--)
+        {
+            var up = b.Add(new ConvTranspose2d(width << level, 2, stride: 2), x);
+            x = Twice(b.Merge(new Concat(), skips[level], up), width << level);
+        }
+        b.Add(new Conv2d(classes, 1), x);
         return b;
     }
 

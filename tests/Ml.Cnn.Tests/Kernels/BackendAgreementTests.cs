@@ -121,6 +121,12 @@ public abstract class BackendAgreementTests(int threads)
         // weight gradient's fixed-order sum), and stride 2 on 8×8.
         { 5, 40, 4, 4, 40, 3, 1, 1, 1, 40 },
         { 5, 24, 8, 8, 24, 3, 2, 1, 1, 24 },
+        // Strided and dilated convolutions with many channels, whose data gradient is no stride-1 forward pass:
+        // ResNet's 3×3 and 1×1 stride-2 downsampling, a dilated 3×3, and U-Net's 2×2 stride 2 seen from its transpose.
+        { 2, 16, 16, 16, 32, 3, 2, 1, 1, 1 },
+        { 2, 16, 14, 14, 32, 1, 2, 0, 1, 1 },
+        { 2, 16, 12, 12, 16, 3, 1, 2, 2, 1 },
+        { 2, 16, 16, 16, 64, 2, 2, 0, 1, 1 },
     };
 
     [Theory, MemberData(nameof(ConvShapes))]

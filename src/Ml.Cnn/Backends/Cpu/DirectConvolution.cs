@@ -42,10 +42,12 @@ internal static unsafe class DirectConvolution
 
     /// <summary>
     /// The geometry of backward-data as a forward convolution: output gradient in, input gradient out, padding
-    /// k − 1 − p. Null when that padding would be negative.
+    /// k − 1 − p. Only a stride-1, undilated convolution's data gradient is such a convolution (a strided one would
+    /// need zeros between the gradient's pixels); null for the others and where that padding would be negative.
     /// </summary>
     public static ConvGeometry? DataGradientGeometry(in ConvGeometry g)
     {
+        if (g.StrideH != 1 || g.StrideW != 1 || g.DilationH != 1 || g.DilationW != 1) return null;
         if (g.PadH > g.KernelH - 1 || g.PadW > g.KernelW - 1) return null;
         return new ConvGeometry(g.Batch, g.OutChannels, g.OutH, g.OutW, g.InChannels, g.KernelH, g.KernelW, 1, 1,
             g.KernelH - 1 - g.PadH, g.KernelW - 1 - g.PadW, 1, 1, g.Groups);
