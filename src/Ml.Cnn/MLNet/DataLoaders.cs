@@ -73,6 +73,42 @@ public static class DataLoaders
         return catalog.LoadFromEnumerable(rows, schema);
     }
 
+    /// <summary>
+    /// Generated scenes (<see cref="SceneGenerator"/>) as an IDataView for segmentation: <c>Features</c>, the image
+    /// as a vector of Single with dimensions [C, H, W]; <c>Label</c>, the mask as a vector of H·W keys whose key
+    /// values are "background" and then <paramref name="classNames"/> (key 1 is background, key c + 2 class c).
+    /// </summary>
+    public static IDataView LoadFromScenes(this DataOperationsCatalog catalog, IReadOnlyList<Scene> scenes, int channels, int height, int width,
+        IReadOnlyList<string> classNames)
+    {
+        ArgumentNullException.ThrowIfNull(scenes);
+        ArgumentNullException.ThrowIfNull(classNames);
+        int pixels = height * width, keys = classNames.Count + 1;
+        var rows = scenes.Select((scene, i) =>
+        {
+            if (scene.Image.Length != channels * pixels || scene.Mask.Length != pixels)
+                throw new ArgumentException($"Scene {i} is not {channels}x{height}x{width}.", nameof(scenes));
+            var mask = new uint[pixels];
+            for (int p = 0; p < pixels; p++)
+                mask[p] = scene.Mask[p] is var label && label >= 0 && label < keys ? (uint)label + 1
+                    : throw new ArgumentException($"Scene {i}, pixel {p}: label {label} for {classNames.Count} classes and background.", nameof(scenes));
+            return new SceneRow { Features = scene.Image, Label = mask };
+        });
+        var schema = SchemaDefinition.Create(typeof(SceneRow));
+        schema[nameof(SceneRow.Features)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, channels, height, width);
+        var label = schema[nameof(SceneRow.Label)];
+        label.ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), keys), pixels);
+        var names = new VBuffer<ReadOnlyMemory<char>>(keys, ["background".AsMemory(), .. classNames.Select(n => n.AsMemory())]);
+        label.AddAnnotation(ClassifierColumns.KeyValuesKind, names, new VectorDataViewType(TextDataViewType.Instance, keys));
+        return catalog.LoadFromEnumerable(rows, schema);
+    }
+
+    private sealed class SceneRow
+    {
+        public float[] Features { get; set; } = [];
+        public uint[] Label { get; set; } = [];
+    }
+
     private sealed class FeatureRow
     {
         public float[] Features { get; set; } = [];
