@@ -147,7 +147,7 @@ internal static class DataViewReader
         while (cursor.MoveNext())
         {
             ReadRow(getFeatures, ref buffer, row, options.FeatureColumnName, cursor.Position);
-            getLabels(mask);
+            mask = getLabels(mask);
             items.Add(row);
             foreach (uint k in mask) labels.Add(k == 0 ? ImageDataset.IgnoredLabel : k - 1);
         }
@@ -161,21 +161,23 @@ internal static class DataViewReader
     /// </summary>
     public static (int[] Truth, int[] Predicted, int Classes) ReadMaskPairs(IDataView data, string labelColumnName, string predictedColumnName)
     {
-        var label = MaskColumn(data.Schema, labelColumnName, "Label");
-        var predicted = MaskColumn(data.Schema, predictedColumnName, "Predicted label");
+        var label = MaskColumn(data.Schema, labelColumnName, "Label", knownSize: false);
+        var predicted = MaskColumn(data.Schema, predictedColumnName, "Predicted label", knownSize: false);
         var (labelType, predictedType) = ((VectorDataViewType)label.Type, (VectorDataViewType)predicted.Type);
         int classes = checked((int)((KeyDataViewType)labelType.ItemType).Count);
-        if (labelType.Size != predictedType.Size || ((KeyDataViewType)predictedType.ItemType).Count != (ulong)classes)
+        if (((KeyDataViewType)predictedType.ItemType).Count != (ulong)classes)
             throw new ArgumentOutOfRangeException(nameof(data), $"Columns '{labelColumnName}' ({labelType}) and '{predictedColumnName}' ({predictedType}) " +
-                "must be key vectors of one length and one key count.");
+                "must be key vectors of one key count.");
         var (truth, guesses) = (new List<int>(), new List<int>());
         using var cursor = data.GetRowCursor([label, predicted]);
         var (getTruth, getGuess) = (KeyVectorGetter(cursor, label), KeyVectorGetter(cursor, predicted));
-        var (t, g) = (new uint[labelType.Size], new uint[labelType.Size]);
+        uint[] t = [], g = [];
         while (cursor.MoveNext())
         {
-            getTruth(t);
-            getGuess(g);
+            t = getTruth(t);
+            g = getGuess(g);
+            if (t.Length != g.Length)
+                throw new InvalidOperationException($"Row {cursor.Position}: '{labelColumnName}' has {t.Length} pixels, '{predictedColumnName}' {g.Length}.");
             for (int i = 0; i < t.Length; i++)
             {
                 if (g[i] == 0) throw new InvalidOperationException($"Row {cursor.Position}: '{predictedColumnName}' has a missing key (0) at pixel {i}.");
@@ -187,19 +189,22 @@ internal static class DataViewReader
     }
 
     /// <summary>A known-size key vector column (a mask).</summary>
-    private static DataViewSchema.Column MaskColumn(DataViewSchema schema, string name, string role)
+    private static DataViewSchema.Column MaskColumn(DataViewSchema schema, string name, string role, bool knownSize = true)
     {
         var column = schema.GetColumnOrNull(name)
             ?? throw new ArgumentOutOfRangeException(nameof(schema), $"{role} column '{name}' not found in the input; it has: {string.Join(", ", schema.Select(c => c.Name))}.");
-        if (column.Type is not VectorDataViewType { ItemType: KeyDataViewType, IsKnownSize: true })
-            throw new ArgumentOutOfRangeException(nameof(schema), $"{role} column '{name}' must be a known-size vector of a key type (one key per pixel), " +
+        if (column.Type is not VectorDataViewType { ItemType: KeyDataViewType } vector || knownSize && !vector.IsKnownSize)
+            throw new ArgumentOutOfRangeException(nameof(schema), $"{role} column '{name}' must be a {(knownSize ? "known-size " : "")}vector of a key type (one key per pixel), " +
                 $"got {column.Type}. Map a mask of class numbers with mlContext.Transforms.Conversion.MapValueToKey(\"{name}\", " +
                 "keyOrdinality: ValueToKeyMappingEstimator.KeyOrdinality.ByValue).");
         return column;
     }
 
-    /// <summary>Reads a key vector column of any raw key type into a uint span of its length.</summary>
-    private static Action<uint[]> KeyVectorGetter(DataViewRowCursor cursor, DataViewSchema.Column column)
+    /// <summary>
+    /// Reads a key vector column of any raw key type as uints: into the array given when the row has its length,
+    /// into a new one otherwise; returns the array read into.
+    /// </summary>
+    private static Func<uint[], uint[]> KeyVectorGetter(DataViewRowCursor cursor, DataViewSchema.Column column)
     {
         var raw = ((KeyDataViewType)((VectorDataViewType)column.Type).ItemType).RawType;
         if (raw == typeof(uint)) return Read<uint>(cursor, column, v => v);
@@ -207,15 +212,17 @@ internal static class DataViewReader
         if (raw == typeof(byte)) return Read<byte>(cursor, column, v => v);
         return Read<ulong>(cursor, column, v => checked((uint)v));
 
-        static Action<uint[]> Read<T>(DataViewRowCursor cursor, DataViewSchema.Column column, Func<T, uint> widen)
+        static Func<uint[], uint[]> Read<T>(DataViewRowCursor cursor, DataViewSchema.Column column, Func<T, uint> widen)
         {
             var getter = cursor.GetGetter<VBuffer<T>>(column);
             var buffer = default(VBuffer<T>);
             return destination =>
             {
                 getter(ref buffer);
+                if (destination.Length != buffer.Length) destination = new uint[buffer.Length];
                 Array.Clear(destination);
                 foreach (var (index, value) in buffer.Items()) destination[index] = widen(value);
+                return destination;
             };
         }
     }

@@ -20,6 +20,7 @@ internal static class ZipPersistence
     public const string ClassIndexColumn = "PredictedLabel.ClassIndex";
 
     private const string ClassHashColumn = "PredictedLabel.ClassHash";
+    private const string ClassValuesColumn = "PredictedLabel.ClassValues";
 
     /// <summary>
     /// A chain appending Score (Vector of Single) and PredictedLabel (the label's key type, as the scorer declares it)
@@ -59,8 +60,8 @@ internal static class ZipPersistence
             throw new InvalidOperationException($"Two of the {classes} class indices hash alike; the classifier cannot be saved into a model zip.");
         return ml.Transforms.ApplyOnnxModel(["Score", ClassIndexColumn], [featureColumn], new MemoryStream(onnx.ToByteArray()))
             .Append(hash)
-            .Append(MapToLabelValues(ml, hashes, labelAnnotations))
-            .Append(ml.Transforms.DropColumns(ClassIndexColumn, ClassHashColumn))
+            .Append(MapToLabelValues(ml, hashes, labelAnnotations, perPixel))
+            .Append(ml.Transforms.DropColumns(perPixel ? [ClassIndexColumn, ClassHashColumn, ClassValuesColumn] : [ClassIndexColumn, ClassHashColumn]))
             .Fit(VectorView(ml, featureColumn, featureSize, []));
     }
 
@@ -81,19 +82,19 @@ internal static class ZipPersistence
     }
 
     /// <summary>Maps class hashes to the label's key values (or to 0-based class numbers where it has none) as a key type.</summary>
-    private static IEstimator<ITransformer> MapToLabelValues(MLContext ml, uint[] hashes, DataViewSchema.Annotations labelAnnotations)
+    private static IEstimator<ITransformer> MapToLabelValues(MLContext ml, uint[] hashes, DataViewSchema.Annotations labelAnnotations, bool perPixel)
     {
         var keyValues = labelAnnotations.Schema.GetColumnOrNull(ClassifierColumns.KeyValuesKind);
         if (keyValues?.Type is not VectorDataViewType { ItemType: PrimitiveDataViewType itemType } type || type.Size != hashes.Length)
-            return MapValue(ml, hashes, Enumerable.Range(0, hashes.Length).Select(c => (uint)c).ToArray());
+            return MapValue(ml, hashes, Enumerable.Range(0, hashes.Length).Select(c => (uint)c).ToArray(), perPixel);
         if (itemType is TextDataViewType)
-            return MapValue(ml, hashes, ReadKeyValues<ReadOnlyMemory<char>>(labelAnnotations).Select(v => v.ToString()).ToArray());
+            return MapValue(ml, hashes, ReadKeyValues<ReadOnlyMemory<char>>(labelAnnotations).Select(v => v.ToString()).ToArray(), perPixel);
         var read = typeof(ZipPersistence).GetMethod(nameof(MapKeyValues), BindingFlags.NonPublic | BindingFlags.Static)!.MakeGenericMethod(itemType.RawType);
-        return (IEstimator<ITransformer>)read.Invoke(null, [ml, hashes, labelAnnotations])!;
+        return (IEstimator<ITransformer>)read.Invoke(null, [ml, hashes, labelAnnotations, perPixel])!;
     }
 
-    private static IEstimator<ITransformer> MapKeyValues<T>(MLContext ml, uint[] hashes, DataViewSchema.Annotations labelAnnotations) =>
-        MapValue(ml, hashes, ReadKeyValues<T>(labelAnnotations));
+    private static IEstimator<ITransformer> MapKeyValues<T>(MLContext ml, uint[] hashes, DataViewSchema.Annotations labelAnnotations, bool perPixel) =>
+        MapValue(ml, hashes, ReadKeyValues<T>(labelAnnotations), perPixel);
 
     private static T[] ReadKeyValues<T>(DataViewSchema.Annotations annotations)
     {
@@ -102,9 +103,26 @@ internal static class ZipPersistence
         return values.DenseValues().ToArray();
     }
 
-    // MapValue with treatValuesAsKeyType numbers the keys in the order given, so key c + 1 is class c, as before.
-    private static IEstimator<ITransformer> MapValue<T>(MLContext ml, uint[] hashes, T[] values) =>
-        ml.Transforms.Conversion.MapValue("PredictedLabel", hashes.Zip(values, KeyValuePair.Create), ClassHashColumn, treatValuesAsKeyType: true);
+    /// <summary>
+    /// MapValue with treatValuesAsKeyType numbers the keys in the order given, so key c + 1 is class c, as before. On
+    /// a vector it yields plain numbers, so a mask's values are mapped first and then made keys, in class order, by
+    /// MapValueToKey over the values as key data.
+    /// </summary>
+    private static IEstimator<ITransformer> MapValue<T>(MLContext ml, uint[] hashes, T[] values, bool perPixel)
+    {
+        var pairs = hashes.Zip(values, KeyValuePair.Create);
+        if (!perPixel) return ml.Transforms.Conversion.MapValue("PredictedLabel", pairs, ClassHashColumn, treatValuesAsKeyType: true);
+        var definition = SchemaDefinition.Create(typeof(KeyRow<T>));
+        definition[0].ColumnName = ClassValuesColumn;
+        var keyData = ml.Data.LoadFromEnumerable(values.Select(v => new KeyRow<T> { Value = v }), definition);
+        return ml.Transforms.Conversion.MapValue(ClassValuesColumn, pairs, ClassHashColumn)
+            .Append(ml.Transforms.Conversion.MapValueToKey("PredictedLabel", ClassValuesColumn, keyData: keyData));
+    }
+
+    private sealed class KeyRow<T>
+    {
+        public T Value = default!;
+    }
 
     /// <summary>An in-memory view with one float vector column.</summary>
     private static IDataView VectorView(MLContext ml, string column, int size, IEnumerable<float[]> rows)

@@ -43,8 +43,7 @@ public static class Trainer
     {
         options.Validate(data);
         options.Augmentation?.ValidateRange(data);
-        if (data.ItemShape != network.InputShape)
-            throw new ArgumentException($"The network expects items of shape {network.InputShape}, the data has {data.ItemShape}.", nameof(data));
+        FitTo(network, data);
         var lossKind = options.Loss ?? DefaultLoss(data);
         var loss = CreateLoss(lossKind);
         bool classification = IsClassification(loss);
@@ -159,9 +158,31 @@ public static class Trainer
         return new TrainingResult(state.History, normalization, state.BestEpoch, state.StoppedEarly, checkpoint);
     }
 
-    /// <summary>Mean loss and accuracy (NaN for regression) of the network in evaluation mode.</summary>
+    /// <summary>
+    /// Makes the network take the data's items: a fully convolutional network resizes to another image size
+    /// (<see cref="Network.Resize"/>); any other mismatch is an error.
+    /// </summary>
+    private static void FitTo(Network network, ImageDataset data)
+    {
+        if (data.ItemShape == network.InputShape) return;
+        try
+        {
+            network.Resize(data.ItemShape);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"The network expects items of shape {network.InputShape}, the data has {data.ItemShape}: {e.Message}",
+                nameof(data), e);
+        }
+    }
+
+    /// <summary>
+    /// Mean loss and accuracy (NaN for regression; per labelled pixel for segmentation) of the network in evaluation
+    /// mode. A fully convolutional network is resized to the data's image size.
+    /// </summary>
     public static (float Loss, float Accuracy) Evaluate(Network network, ImageDataset data, Loss loss, ChannelNormalization? normalization, int batchSize = 64)
     {
+        FitTo(network, data);
         var batch = new BatchAssembler(data, batchSize, normalization, null, network.Backend);
         bool classification = IsClassification(loss);
         double lossSum = 0;
@@ -178,9 +199,13 @@ public static class Trainer
         return ((float)(lossSum / data.Count), classification ? (float)correct / Math.Max(1, counted) : float.NaN);
     }
 
-    /// <summary>The network's outputs (logits or regression values) for every item, item after item.</summary>
+    /// <summary>
+    /// The network's outputs (logits or regression values; [classes, H, W] scores for segmentation) for every item,
+    /// item after item. A fully convolutional network is resized to the data's image size.
+    /// </summary>
     public static float[] Predict(Network network, ImageDataset data, ChannelNormalization? normalization, int batchSize = 64)
     {
+        FitTo(network, data);
         var batch = new BatchAssembler(data, batchSize, normalization, null, network.Backend);
         var result = new float[data.Count * network.OutputShape.Length];
         var indices = Enumerable.Range(0, data.Count).ToArray();

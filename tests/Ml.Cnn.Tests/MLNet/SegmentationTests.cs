@@ -134,9 +134,37 @@ public sealed class SegmentationTests : IDisposable
         Assert.Equal(before.Length, after.Length);
         int differ = before.Zip(after).Sum(pair => pair.First.Zip(pair.Second).Count(p => p.First != p.Second));
         Assert.True(differ <= before.Length * Height * Width / 1000, $"{differ} pixels differ after reloading");
+        var type = Assert.IsType<VectorDataViewType>(afterView.Schema["PredictedLabel"].Type);
+        Assert.Equal((ulong)Classes, Assert.IsType<KeyDataViewType>(type.ItemType).Count);
         var keyValues = default(VBuffer<ReadOnlyMemory<char>>);
         afterView.Schema["PredictedLabel"].GetKeyValues(ref keyValues);
-        Assert.Equal("background", keyValues.GetValues()[0].ToString());
+        Assert.Equal(["background", .. Idx.FashionMnistClasses], keyValues.DenseValues().Select(v => v.ToString()));
+        Assert.Equal(ml.Segmentation().Evaluate(model.Transform(test)).MeanIoU, ml.Segmentation().Evaluate(afterView).MeanIoU, 2);
+    }
+
+    [Fact]
+    public async Task TheSampleTrainsExportsReloadsAndRunsTheSlidingWindowBaseline()
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "exec", Path.Combine(AppContext.BaseDirectory, "Ml.Cnn.Samples.Segmentation.dll"), _folder, "2", "150", "30" })
+            start.ArgumentList.Add(a);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var error = process.StandardError.ReadToEndAsync();
+        string output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.True(process.ExitCode == 0, $"exit code {process.ExitCode}: {await error}\n{output}");
+        string Line(string prefix) => output.Split('\n').Single(l => l.StartsWith(prefix, StringComparison.Ordinal));
+        double After(string prefix, string marker)
+        {
+            var line = Line(prefix);
+            int at = line.IndexOf(marker, StringComparison.Ordinal) + marker.Length;
+            return double.Parse(line[at..].Split(' ', '%', ')')[0], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        Assert.Equal(After("unet on 30 test scenes", "mean IoU "), After("model.zip reloaded", "mean IoU "));
+        Assert.InRange(After("ONNX Runtime at 64×64", ": "), 99.9, 100);
+        Assert.InRange(After("ONNX Runtime at 128×96", ": "), 99.9, 100);
+        Assert.InRange(After("sliding window on 30 test scenes", "mean IoU "), 0, 1);
+        Assert.True(new FileInfo(Path.Combine(_folder, "segmentation-examples.png")).Length > 1000);
     }
 
     [Fact]
