@@ -14,30 +14,46 @@ namespace Ml.Cnn.Bench;
 /// `networks [SIZE] [BATCH]`: MobileNetV2 and ResNet-18 (torchvision's forms, 10 classes) forward+backward in training
 /// mode and forward in evaluation mode, images per second beside torchvision's same networks in the same run
 /// (eng/peers/torch_networks.py), both on the benchmark's threads. Best of a few rounds.
+/// `networks segmentation [SIZE] [BATCH]`: the same for the zoo's U-Net and FCN-8s on 1-channel images with 11 classes
+/// and the per-pixel cross-entropy, beside the same networks written in PyTorch (eng/peers/torch_segmentation.py).
 /// </summary>
 internal static class NetworkBenchmark
 {
-    private static readonly string[] Networks = ["mobilenet-v2", "resnet18"];
+    private sealed record Task(string[] Networks, string Peer, int Channels, Func<string, NetworkBuilder> Definition, LossKind Loss);
+
+    private static readonly Task Classification =
+        new(["mobilenet-v2", "resnet18"], "torch_networks.py", 3, name => ModelZoo.Get(name, 10), LossKind.SoftmaxCrossEntropy);
+
+    private const int SegmentationClasses = 11;
+
+    private static readonly Task Segmentation = new(["unet", "fcn8s"], "torch_segmentation.py", 1,
+        name => ModelZoo.GetSegmentation(name, SegmentationClasses), LossKind.PixelSoftmaxCrossEntropy);
 
     public static void Run(string[] args)
     {
         if (args.Length > 1 && args[1] == "profile") { Profile(args); return; }
-        int size = args.Length > 1 ? int.Parse(args[1]) : 64, batch = args.Length > 2 ? int.Parse(args[2]) : 32;
+        bool segmentation = args.Length > 1 && args[1] == "segmentation";
+        var task = segmentation ? Segmentation : Classification;
+        int first = segmentation ? 2 : 1;
+        int size = args.Length > first ? int.Parse(args[first]) : 64, batch = args.Length > first + 1 ? int.Parse(args[first + 1]) : 32;
         int threads = Environment.ProcessorCount;
         int rounds = size >= 128 ? 3 : 5;
-        Console.WriteLine($"Networks at 3×{size}×{size}, batch {batch}, {threads} threads, best of {rounds} rounds:");
-        var torch = Torch(threads, batch, size);
+        Console.WriteLine($"Networks at {task.Channels}×{size}×{size}, batch {batch}, {threads} threads, best of {rounds} rounds:");
+        var (torch, torchParameters) = Torch(task, threads, batch, size);
         if (torch is null) Console.WriteLine("  (PyTorch peer unavailable: apt-get install python3-torch python3-torchvision)");
-        foreach (var name in Networks)
+        foreach (var name in task.Networks)
         {
             var backend = new CpuBackend(threads);
-            var network = Network.Create(ModelZoo.Get(name, 10), backend, new TensorShape(3, size, size), seed: 1);
+            var network = Network.Create(task.Definition(name), backend, new TensorShape(task.Channels, size, size), seed: 1);
+            if (torchParameters?.GetValueOrDefault(name) is { } count)
+                Console.WriteLine($"  {name}: {network.ParameterCount:N0} parameters (PyTorch's: {count:N0})");
             var rng = new Rng(2);
-            var x = backend.Allocate(new TensorShape(batch, 3, size, size));
+            var x = backend.Allocate(new TensorShape(batch, task.Channels, size, size));
             x.CopyFrom(Enumerable.Range(0, x.Length).Select(_ => (float)rng.NextGaussian()).ToArray());
-            var targets = backend.Allocate(new TensorShape(batch));
-            targets.CopyFrom(Enumerable.Range(0, batch).Select(i => (float)(i % 10)).ToArray());
-            var loss = Trainer.CreateLoss(LossKind.SoftmaxCrossEntropy);
+            var targets = backend.Allocate(segmentation ? new TensorShape(batch, size * size) : new TensorShape(batch));
+            int classes = segmentation ? SegmentationClasses : 10;
+            targets.CopyFrom(Enumerable.Range(0, targets.Length).Select(i => (float)(i * 7 % classes)).ToArray());
+            var loss = Trainer.CreateLoss(task.Loss);
             double Timed(Action step)
             {
                 step();
@@ -119,19 +135,23 @@ internal static class NetworkBenchmark
         Console.WriteLine($"  {"all",-30} forward {forward.Values.Sum() * 1e3,8:F1}  backward {backward.Values.Sum() * 1e3,8:F1}");
     }
 
-    private static Dictionary<string, Dictionary<string, double>>? Torch(int threads, int batch, int size)
+    private static (Dictionary<string, Dictionary<string, double>>? Seconds, Dictionary<string, long>? Parameters) Torch(Task task, int threads,
+        int batch, int size)
     {
         try
         {
-            using var process = Peers.Start("torch_networks.py", threads, [threads.ToString(), batch.ToString(), size.ToString(), .. Networks]);
+            using var process = Peers.Start(task.Peer, threads, [threads.ToString(), batch.ToString(), size.ToString(), .. task.Networks]);
             string output = process.StandardOutput.ReadToEnd();
             process.WaitForExit();
-            if (process.ExitCode != 0) return null;
+            if (process.ExitCode != 0) return (null, null);
             using var doc = JsonDocument.Parse(output);
             Console.WriteLine($"  PyTorch {doc.RootElement.GetProperty("torch").GetString()}");
-            return doc.RootElement.GetProperty("seconds").EnumerateObject().ToDictionary(p => p.Name,
+            var seconds = doc.RootElement.GetProperty("seconds").EnumerateObject().ToDictionary(p => p.Name,
                 p => p.Value.EnumerateObject().ToDictionary(q => q.Name, q => q.Value.GetDouble()));
+            var parameters = doc.RootElement.TryGetProperty("parameters", out var counts)
+                ? counts.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64()) : null;
+            return (seconds, parameters);
         }
-        catch (System.ComponentModel.Win32Exception) { return null; }
+        catch (System.ComponentModel.Win32Exception) { return (null, null); }
     }
 }
