@@ -5,6 +5,8 @@ and the format of ../shared/fixtures/torch (see its README), into tests/Ml.Cnn.T
 convtranspose_<n>.*  nn.ConvTranspose2d forward and backward (x, weight, bias, y, dy, dx, dweight, dbias)
 upsample_<mode>_<n>.*  F.interpolate(scale_factor, mode, align_corners=False) forward and backward (x, y, dy, dx)
 pixelce_<n>.*  F.cross_entropy over [N, C, H, W] scores with ignore_index and class weights (x, labels, loss, dx)
+focal_<n>.*  torchvision.ops.sigmoid_focal_loss(alpha, gamma, reduction='sum') (x, targets, loss, dx)
+weightedl1_<n>.*  (w * |p - t|).sum() (p, t, w, loss, dp)
 
 Run from the repository root: /usr/bin/python3 eng/make_dense_fixtures.py
 """
@@ -77,7 +79,33 @@ def pixel_cross_entropy():
         save(f"pixelce_{i}", "cross_entropy", {"ignore_index": ignore}, tensors)
 
 
+def focal():
+    from torchvision.ops import sigmoid_focal_loss
+    # (shape, alpha, gamma): a heatmap with few positives, no alpha weighting, and gamma 0 (plain cross-entropy).
+    cases = [((2, 3, 4, 5), 0.25, 2.0), ((1, 2, 3, 3), -1.0, 1.5), ((2, 2, 2, 3), 0.5, 0.0)]
+    for i, (shape, alpha, gamma) in enumerate(cases):
+        torch.manual_seed(40 + i)
+        x = (torch.randn(*shape, dtype=torch.float64) * 3).requires_grad_(True)
+        targets = (torch.rand(*shape, dtype=torch.float64) < 0.2).double()
+        loss = sigmoid_focal_loss(x, targets, alpha=alpha, gamma=gamma, reduction="sum")
+        loss.backward()
+        save(f"focal_{i}", "sigmoid_focal_loss", {"alpha": alpha, "gamma": gamma},
+             {"x": x, "targets": targets, "loss": loss.reshape(1), "dx": x.grad})
+
+
+def weighted_l1():
+    torch.manual_seed(50)
+    p = torch.randn(2, 4, 3, 3, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(2, 4, 3, 3, dtype=torch.float64)
+    w = (torch.rand(2, 4, 3, 3, dtype=torch.float64) < 0.3).double() * torch.tensor([1, 1, 0.1, 0.1], dtype=torch.float64).reshape(1, 4, 1, 1)
+    loss = (w * (p - t).abs()).sum()
+    loss.backward()
+    save("weightedl1_0", "weighted_l1", {}, {"p": p, "t": t, "w": w, "loss": loss.reshape(1), "dp": p.grad})
+
+
 if __name__ == "__main__":
     conv_transpose()
     upsample()
     pixel_cross_entropy()
+    focal()
+    weighted_l1()

@@ -175,6 +175,16 @@ public interface IBackend
     /// </summary>
     float PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel, Tensor dLogits);
 
+    /// <summary>
+    /// The sum over all elements of the sigmoid focal loss (Lin et al., 2017; torchvision's <c>sigmoid_focal_loss</c>):
+    /// α_t · (1 − p_t)^γ · BCE(x, t), with p = σ(x), p_t = p·t + (1 − p)(1 − t), α_t = α·t + (1 − α)(1 − t), and no α
+    /// weighting when α &lt; 0. Writes the gradient of that sum.
+    /// </summary>
+    float SigmoidFocalLoss(Tensor logits, Tensor targets, float alpha, float gamma, Tensor dLogits);
+
+    /// <summary>Σ w · |p − t| over all elements, and its gradient w · sign(p − t) (box regression on chosen cells).</summary>
+    float WeightedAbsoluteError(Tensor predictions, Tensor targets, Tensor weights, Tensor dPredictions);
+
     /// <summary>Multiclass SVM loss Σ_{j≠y} max(0, s_j − s_y + 1), averaged over the batch.</summary>
     float MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores);
 

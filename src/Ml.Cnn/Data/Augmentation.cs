@@ -62,18 +62,37 @@ public sealed class Augmentation
             $"must not exceed the data's range ({min} to {max})");
     }
 
-    /// <summary>Transforms <paramref name="image"/> ([channels, height, width]) in place; <paramref name="scratch"/> has its size.</summary>
-    public void Apply(Span<float> image, Span<float> scratch, int channels, int height, int width, Rng rng)
+    /// <summary>
+    /// Transforms <paramref name="image"/> ([channels, height, width]) in place; <paramref name="scratch"/> has its size.
+    /// With <paramref name="pixelLabels"/> ([height, width], a segmentation mask) flips and crops move the labels with
+    /// the pixels, and pixels shifted in from outside are labelled <see cref="ImageDataset.IgnoredLabel"/>; rotation,
+    /// which would blend labels, is not applied to masked images (options validation refuses it).
+    /// </summary>
+    public void Apply(Span<float> image, Span<float> scratch, int channels, int height, int width, Rng rng, Span<float> pixelLabels = default)
     {
-        if (HorizontalFlip && rng.NextDouble() < 0.5) FlipHorizontal(image, channels, height, width);
-        if (VerticalFlip && rng.NextDouble() < 0.5) FlipVertical(image, channels, height, width);
+        bool labels = !pixelLabels.IsEmpty;
+        if (HorizontalFlip && rng.NextDouble() < 0.5)
+        {
+            FlipHorizontal(image, channels, height, width);
+            if (labels) FlipHorizontal(pixelLabels, 1, height, width);
+        }
+        if (VerticalFlip && rng.NextDouble() < 0.5)
+        {
+            FlipVertical(image, channels, height, width);
+            if (labels) FlipVertical(pixelLabels, 1, height, width);
+        }
         if (CropPadding > 0)
         {
             int dx = rng.NextInt(2 * CropPadding + 1) - CropPadding, dy = rng.NextInt(2 * CropPadding + 1) - CropPadding;
             Shift(image, scratch, channels, height, width, dx, dy);
             scratch.CopyTo(image);
+            if (labels)
+            {
+                Shift(pixelLabels, scratch, 1, height, width, dx, dy, ImageDataset.IgnoredLabel);
+                scratch[..pixelLabels.Length].CopyTo(pixelLabels);
+            }
         }
-        if (MaxRotationDegrees > 0)
+        if (MaxRotationDegrees > 0 && !labels)
         {
             Rotate(image, scratch, channels, height, width, (float)((rng.NextDouble() * 2 - 1) * MaxRotationDegrees));
             scratch.CopyTo(image);
@@ -100,8 +119,11 @@ public sealed class Augmentation
             }
     }
 
-    /// <summary>output[y, x] = image[y − dy, x − dx], zero where that falls outside: content moves right by dx and down by dy.</summary>
-    public static void Shift(ReadOnlySpan<float> image, Span<float> output, int channels, int height, int width, int dx, int dy)
+    /// <summary>
+    /// output[y, x] = image[y − dy, x − dx], <paramref name="fill"/> (0) where that falls outside: content moves right by
+    /// dx and down by dy.
+    /// </summary>
+    public static void Shift(ReadOnlySpan<float> image, Span<float> output, int channels, int height, int width, int dx, int dy, float fill = 0)
     {
         for (int c = 0; c < channels; c++)
             for (int y = 0; y < height; y++)
@@ -109,7 +131,7 @@ public sealed class Augmentation
                 {
                     int sy = y - dy, sx = x - dx;
                     output[(c * height + y) * width + x] = sy >= 0 && sy < height && sx >= 0 && sx < width
-                        ? image[(c * height + sy) * width + sx] : 0;
+                        ? image[(c * height + sy) * width + sx] : fill;
                 }
     }
 

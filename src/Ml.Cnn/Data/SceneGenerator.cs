@@ -3,18 +3,30 @@ using Ml.Cnn.Tensors;
 
 namespace Ml.Cnn.Data;
 
-/// <summary>One placed object: its class (the source item's label) and tight box in pixels, x1 and y1 exclusive.</summary>
-public readonly record struct SceneObject(int Label, float X0, float Y0, float X1, float Y1)
+/// <summary>
+/// An object's class and box in pixels (x0, y0 the top-left corner; x1, y1 exclusive, so x1 − x0 is the width): the
+/// generator's ground truth and a detector's answer.
+/// </summary>
+public readonly record struct ObjectBox(int Label, float X0, float Y0, float X1, float Y1)
 {
     /// <summary>The box's area in pixels.</summary>
     public float Area => Math.Max(0, X1 - X0) * Math.Max(0, Y1 - Y0);
+
+    /// <summary>The intersection over union of the two boxes (their labels play no part).</summary>
+    public float IoU(in ObjectBox other)
+    {
+        float iw = Math.Min(X1, other.X1) - Math.Max(X0, other.X0), ih = Math.Min(Y1, other.Y1) - Math.Max(Y0, other.Y0);
+        if (iw <= 0 || ih <= 0) return 0;
+        float intersection = iw * ih;
+        return intersection / (Area + other.Area - intersection);
+    }
 }
 
 /// <summary>
 /// One generated image with its dense and sparse annotations: <see cref="Mask"/> holds 0 for background and the
 /// class + 1 of the object painted last at each pixel; <see cref="Objects"/> the objects in paint order.
 /// </summary>
-public sealed record Scene(float[] Image, int[] Mask, IReadOnlyList<SceneObject> Objects);
+public sealed record Scene(float[] Image, int[] Mask, IReadOnlyList<ObjectBox> Objects);
 
 /// <summary>How <see cref="SceneGenerator"/> composes its scenes.</summary>
 public sealed class SceneGeneratorOptions
@@ -117,7 +129,7 @@ public static class SceneGenerator
         int channels = source.ItemShape[0], plane = o.Width * o.Height;
         var image = new float[channels * plane];
         var mask = new int[plane];
-        var objects = new List<SceneObject>();
+        var objects = new List<ObjectBox>();
         int wanted = o.MinObjects + rng.NextInt(o.MaxObjects - o.MinObjects + 1);
         var item = new float[source.ItemShape.Length];
         for (int k = 0; k < wanted; k++)
@@ -132,22 +144,13 @@ public static class SceneGenerator
                 var resized = Resize(item, channels, source.ItemShape[1], source.ItemShape[2], h, w);
                 var box = TightBox(resized, channels, h, w, o.Threshold);
                 if (box is not var (x0, y0, x1, y1)) continue; // a blank item has no object to place
-                var placed = new SceneObject((int)source.Targets[index], left + x0, top + y0, left + x1, top + y1);
-                if (objects.Any(other => BoxIoU(other, placed) > o.MaxOverlap)) continue;
+                var placed = new ObjectBox((int)source.Targets[index], left + x0, top + y0, left + x1, top + y1);
+                if (objects.Any(other => other.IoU(placed) > o.MaxOverlap)) continue;
                 Paint(resized, channels, h, w, top, left, placed.Label + 1, o, image, mask);
                 objects.Add(placed);
                 break;
             }
         return new Scene(image, mask, objects);
-    }
-
-    /// <summary>The intersection over union of two boxes.</summary>
-    public static float BoxIoU(in SceneObject a, in SceneObject b)
-    {
-        float iw = Math.Min(a.X1, b.X1) - Math.Max(a.X0, b.X0), ih = Math.Min(a.Y1, b.Y1) - Math.Max(a.Y0, b.Y0);
-        if (iw <= 0 || ih <= 0) return 0;
-        float intersection = iw * ih;
-        return intersection / (a.Area + b.Area - intersection);
     }
 
     private static float Mean(float[] values, int channels, int plane, int at)

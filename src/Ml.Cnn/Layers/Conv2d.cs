@@ -46,6 +46,12 @@ public sealed class Conv2d : Layer
     /// <summary>Weight initialization.</summary>
     public WeightInit Init { get; }
 
+    /// <summary>
+    /// The bias's starting value (0 by default): a detector's heatmap starts at a low prior probability, −log((1 − π)/π),
+    /// so the many background cells do not swamp its first steps (RetinaNet's π = 0.01).
+    /// </summary>
+    public float InitialBias { get; init; }
+
     /// <summary>[OutChannels, InChannels / Groups, kH, kW].</summary>
     public Parameter Weight { get; private set; } = null!;
     /// <summary>[OutChannels], or null without bias.</summary>
@@ -74,7 +80,7 @@ public sealed class Conv2d : Layer
         int receptive = KernelSize.H * KernelSize.W, fanIn = c / Groups * receptive, fanOut = OutChannels / Groups * receptive;
         Weight = AddParameter("weight", new TensorShape(OutChannels, c / Groups, KernelSize.H, KernelSize.W), decays: true,
             (values, rng) => WeightInitializer.Fill(values, Init, fanIn, fanOut, rng));
-        Bias = HasBias ? AddParameter("bias", new TensorShape(OutChannels), decays: false) : null;
+        Bias = HasBias ? AddParameter("bias", new TensorShape(OutChannels), decays: false, (values, _) => values.Fill(InitialBias)) : null;
         return new TensorShape(OutChannels, _geometry.OutH, _geometry.OutW);
     }
 

@@ -159,3 +159,63 @@ public sealed class PixelCrossEntropyLoss : Loss
         return output.Backend.PixelSoftmaxCrossEntropy(output, target, _weights, IgnoreLabel, outputGradient);
     }
 }
+
+/// <summary>
+/// CenterNet's detection objective on [N, classes + 4, h, w] outputs against [N, classes + 8, h, w] targets
+/// (<see cref="CenterNet"/>'s layout): the sigmoid focal loss of the class heatmaps (α = 0.25, γ = 2, as in
+/// torchvision's <c>sigmoid_focal_loss</c>) plus the weighted L1 loss of the offsets and sizes at object centres, summed
+/// and divided by the number of objects in the batch (at least 1), as RetinaNet normalizes by its positives.
+/// </summary>
+public sealed class CenterNetLoss(int classes, float alpha = 0.25f, float gamma = 2f) : Loss
+{
+    private readonly Dictionary<string, Tensor> _buffers = [];
+
+    /// <summary>Object classes (heatmap channels).</summary>
+    public int Classes { get; } = classes > 0 ? classes : throw new ArgumentOutOfRangeException(nameof(classes), classes, "At least one class.");
+
+    /// <inheritdoc />
+    protected override void Validate(Tensor output, Tensor target)
+    {
+        if (output.Shape.Rank != 4 || output.Shape[1] != CenterNet.OutputChannels(Classes))
+            throw new ArgumentException($"{nameof(CenterNetLoss)}: expected outputs [N, {CenterNet.OutputChannels(Classes)}, h, w] for {Classes} classes, " +
+                $"got {output.Shape}.", nameof(output));
+        int plane = output.Shape[2] * output.Shape[3];
+        if (target.Length != output.Shape.N * CenterNet.TargetChannels(Classes) * plane)
+            throw new ArgumentException($"{nameof(CenterNetLoss)}: expected {output.Shape.N} × {CenterNet.TargetChannels(Classes)} × {plane} target " +
+                $"values for outputs {output.Shape}, got {target.Shape}.", nameof(target));
+    }
+
+    /// <inheritdoc />
+    protected override float Evaluate(Tensor output, Tensor target, Tensor outputGradient)
+    {
+        var backend = output.Backend;
+        int n = output.Shape.N, h = output.Shape[2], w = output.Shape[3];
+        var targets = new Tensor(backend, target.Storage, new TensorShape(n, CenterNet.TargetChannels(Classes), h, w));
+        Tensor Part(string role, Tensor source, int offset, int channels)
+        {
+            var shape = new TensorShape(n, channels, h, w);
+            if (!_buffers.TryGetValue(role, out var part) || part.Shape != shape || part.Backend != backend)
+                _buffers[role] = part = backend.Allocate(shape);
+            if (source is not null) backend.CopyChannels(source, offset, part, 0, channels);
+            return part;
+        }
+        var (heat, heatTarget) = (Part("heat", output, 0, Classes), Part("heat target", targets, 0, Classes));
+        var (box, boxTarget, boxWeight) = (Part("box", output, Classes, 4), Part("box target", targets, Classes, 4),
+            Part("box weight", targets, Classes + 4, 4));
+        var (heatGradient, boxGradient) = (Part("heat gradient", null!, 0, Classes), Part("box gradient", null!, 0, 4));
+        float sum = backend.SigmoidFocalLoss(heat, heatTarget, alpha, gamma, heatGradient)
+            + backend.WeightedAbsoluteError(box, boxTarget, boxWeight, boxGradient);
+        // Objects: the offset weights (1 at each centre cell) summed over one channel.
+        var weights = boxWeight.ToArray();
+        int objects = 0;
+        for (int i = 0; i < n; i++)
+            for (int p = 0; p < h * w; p++)
+                if (weights[(i * 4) * h * w + p] > 0) objects++;
+        float scale = 1f / Math.Max(1, objects);
+        backend.Scale(heatGradient, scale);
+        backend.Scale(boxGradient, scale);
+        backend.CopyChannels(heatGradient, 0, outputGradient, 0, Classes);
+        backend.CopyChannels(boxGradient, 0, outputGradient, Classes, 4);
+        return sum * scale;
+    }
+}

@@ -41,6 +41,10 @@ public static class CnnCatalog
     public static SegmentationCatalog Segmentation(this MLContext context) =>
         new(context ?? throw new ArgumentNullException(nameof(context)));
 
+    /// <summary>The object-detection task: its trainers and its evaluator (COCO's mAP).</summary>
+    public static ObjectDetectionCatalog ObjectDetection(this MLContext context) =>
+        new(context ?? throw new ArgumentNullException(nameof(context)));
+
     /// <summary>The activations of <paramref name="layerName"/> of a trained network, as a vector column.</summary>
     public static CnnFeaturizerEstimator CnnFeaturizer(this TransformsCatalog catalog, CnnModel model, string layerName,
         string outputColumnName = "CnnFeatures", string inputColumnName = "Features") =>

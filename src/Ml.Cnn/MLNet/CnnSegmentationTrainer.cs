@@ -24,17 +24,17 @@ namespace Ml.Cnn.MLNet;
 /// </list>
 /// Architectures: <see cref="Zoo.ModelZoo.SegmentationNames"/> ("unet", "fcn8s") or a network of your own through
 /// <see cref="CnnTrainerOptions.Network"/>, given the class count and ending in [classes, H, W] scores.
-/// Augmentation is not available (it would move the images but not their masks).
+/// Augmentation moves the masks with the images (flips, crops; pixels shifted in are not counted); rotation is refused.
 /// </summary>
 public sealed class CnnSegmentationTrainer : CnnTrainerBase<CnnSegmentationTransformer>
 {
     internal CnnSegmentationTrainer(CnnTrainerOptions options, IHostEnvironment? environment = null)
-        : base(options, environment, segmentation: true)
+        : base(options, environment, CnnTask.Segmentation)
     {
         if (options.Loss is not (null or LossKind.PixelSoftmaxCrossEntropy))
             throw new ArgumentOutOfRangeException(nameof(options), options.Loss, "Segmentation trains with PixelSoftmaxCrossEntropy.");
-        TrainerOptions.Require(options.Augmentation is not { Enabled: true }, nameof(options.Augmentation), "enabled",
-            "moves images but not their masks, so it is not available for segmentation; leave it null");
+        TrainerOptions.Require(options.Augmentation is not { MaxRotationDegrees: > 0 }, "Augmentation.MaxRotationDegrees",
+            options.Augmentation?.MaxRotationDegrees ?? 0, "must be 0 for segmentation (rotating would blend pixel labels; flips and crops move them)");
     }
 
     /// <inheritdoc />

@@ -16,12 +16,12 @@ public abstract class CnnTrainerBase<TTransformer> : IEstimator<TTransformer> wh
     private readonly IHostEnvironment? _environment;
     private readonly ulong _contextSeed;
 
-    private readonly bool _segmentation;
+    private readonly CnnTask _task;
 
-    private protected CnnTrainerBase(CnnTrainerOptions options, IHostEnvironment? environment, bool segmentation = false)
+    private protected CnnTrainerBase(CnnTrainerOptions options, IHostEnvironment? environment, CnnTask task = CnnTask.Classification)
     {
-        CnnTraining.ValidateOptions(options, segmentation);
-        _segmentation = segmentation;
+        CnnTraining.ValidateOptions(options, task);
+        _task = task;
         Options = options;
         _environment = environment;
         _contextSeed = MLContextAccess.SeedFrom(environment);
@@ -56,7 +56,7 @@ public abstract class CnnTrainerBase<TTransformer> : IEstimator<TTransformer> wh
         int outputs, TensorShape imageShape)
     {
         ulong seed = options.Seed ?? _contextSeed;
-        var network = CnnTraining.CreateNetwork(options, outputs, imageShape, seed, _segmentation);
+        var network = CnnTraining.CreateNetwork(options, outputs, imageShape, seed, _task);
         return (network, CnnTraining.Train(network, data, options, validation, seed, _environment));
     }
 }

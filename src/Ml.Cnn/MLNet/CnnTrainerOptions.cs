@@ -23,6 +23,12 @@ public sealed class CnnTrainerOptions : TrainerOptions
     public string LabelColumnName { get; set; } = Defaults.LabelColumnName;
 
     /// <summary>
+    /// Object detection only: the column of boxes, a vector of Single holding x0, y0, x1, y1 in pixels for each object
+    /// of the row, in the order of the label column's keys (ML.NET's object-detection convention, "Box").
+    /// </summary>
+    public string BoundingBoxColumnName { get; set; } = "Box";
+
+    /// <summary>
     /// Feature column: a known-size vector of Single holding channels × height × width values in CHW order (what
     /// <c>ExtractPixels</c> produces; the image shape is read from its dimensions), or an image column (<c>MLImage</c>,
     /// from <c>LoadImages</c>), which the model resizes and extracts itself (<see cref="ImageInput"/>).

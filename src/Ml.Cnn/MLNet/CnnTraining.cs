@@ -10,12 +10,23 @@ using Ml.Cnn.Zoo;
 
 namespace Ml.Cnn.MLNet;
 
+/// <summary>What a CNN trainer fits: it chooses the zoo, the network's output and how a starting network is adapted.</summary>
+internal enum CnnTask { Classification, Segmentation, Detection }
+
 internal static class CnnTraining
 {
-    /// <summary>The checks an estimator makes at construction, before any data is read.</summary>
-    public static void ValidateOptions(CnnTrainerOptions o, bool segmentation = false)
+    /// <summary>The model-zoo names a task's Architecture may take.</summary>
+    public static IReadOnlyList<string> Zoo(CnnTask task) => task switch
     {
-        var zoo = segmentation ? ModelZoo.SegmentationNames : ModelZoo.Names;
+        CnnTask.Segmentation => ModelZoo.SegmentationNames,
+        CnnTask.Detection => ModelZoo.DetectionNames,
+        _ => ModelZoo.Names,
+    };
+
+    /// <summary>The checks an estimator makes at construction, before any data is read.</summary>
+    public static void ValidateOptions(CnnTrainerOptions o, CnnTask task = CnnTask.Classification)
+    {
+        var zoo = Zoo(task);
         TrainerOptions.Require(o.Schedule is not null, nameof(o.Schedule), "null", "must be a schedule (the default is constant)");
         o.ValidateSettings();
         TrainerOptions.Require(o.LabelColumnName is not null, nameof(o.LabelColumnName), "null", "must name a column");
@@ -26,7 +37,7 @@ internal static class CnnTraining
         TrainerOptions.Require(ownLayers || o.Architecture is not null, nameof(o.Architecture), "null",
             $"must name a model-zoo architecture ({string.Join(", ", zoo)}) unless Network or StartingNetwork is given");
         TrainerOptions.Require(ownLayers || zoo.Contains(o.Architecture!.ToLowerInvariant()), nameof(o.Architecture), o.Architecture!,
-            $"is not a model-zoo {(segmentation ? "segmentation " : "")}architecture ({string.Join(", ", zoo)})");
+            $"is not a model-zoo {(task == CnnTask.Classification ? "" : task.ToString().ToLowerInvariant() + " ")}architecture ({string.Join(", ", zoo)})");
         TrainerOptions.Require(o.Threads >= 0, nameof(o.Threads), o.Threads, "must be 0 (all cores) or positive");
         TrainerOptions.Require(o.ImageChannels >= 0, nameof(o.ImageChannels), o.ImageChannels, "must be 0 (from the column) or positive");
         TrainerOptions.Require(o.ImageHeight >= 0, nameof(o.ImageHeight), o.ImageHeight, "must be 0 (from the column) or positive");
@@ -64,23 +75,27 @@ internal static class CnnTraining
 
     /// <summary>
     /// The network a fit trains: the starting network's copy, the options' own definition or the zoo's. For
-    /// <paramref name="segmentation"/> the zoo is <see cref="ModelZoo.SegmentationNames"/>, the outputs are
-    /// [classes, H, W], and a starting network keeps its head and is resized to the images.
+    /// segmentation and detection the zoo is the task's, the outputs are [classes, H, W] (detection: [classes + 4,
+    /// H/4, W/4]), and a starting network keeps its head and is resized to the images.
     /// </summary>
-    public static Network CreateNetwork(CnnTrainerOptions options, int outputs, TensorShape imageShape, ulong seed, bool segmentation = false)
+    public static Network CreateNetwork(CnnTrainerOptions options, int outputs, TensorShape imageShape, ulong seed, CnnTask task = CnnTask.Classification)
     {
-        var network = options.StartingNetwork is { } start ? FromStartingNetwork(options, start, segmentation ? null : outputs, seed)
-            : FromDefinition(options, outputs, imageShape, seed, segmentation);
-        if (segmentation && network.InputShape != imageShape) network.Resize(imageShape);
+        bool dense = task != CnnTask.Classification;
+        var network = options.StartingNetwork is { } start ? FromStartingNetwork(options, start, dense ? null : outputs, seed)
+            : FromDefinition(options, outputs, imageShape, seed, task);
+        if (dense && network.InputShape != imageShape) network.Resize(imageShape);
         if (network.InputShape != imageShape)
             throw new ArgumentException($"StartingNetwork takes images of {network.InputShape} but feature column '{options.FeatureColumnName}' " +
                 $"holds {imageShape} (channels × height × width): resize the images to the network's input (ResizeImages).", nameof(options));
-        if (segmentation && (network.OutputShape.Rank != 3 || network.OutputShape[0] != outputs))
-            throw new ArgumentException($"A segmentation network outputs [classes, H, W]; this one outputs {network.OutputShape} for {outputs} classes.",
+        var output = network.OutputShape;
+        if (task == CnnTask.Segmentation && (output.Rank != 3 || output[0] != outputs))
+            throw new ArgumentException($"A segmentation network outputs [classes, H, W]; this one outputs {output} for {outputs} classes.",
                 nameof(options));
-        if (!segmentation && network.OutputShape.Length != outputs)
-            throw new ArgumentException($"The network produces {network.OutputShape.Length} outputs but {outputs} are needed.", nameof(options));
-        foreach (var name in options.FrozenLayers ?? [])
+        if (task == CnnTask.Detection && (output.Rank != 3 || output[0] != Data.CenterNet.OutputChannels(outputs)
+                || output[1] * ModelZoo.CenterNetStride != imageShape[1] || output[2] * ModelZoo.CenterNetStride != imageShape[2]))
+            throw new ArgumentException($"A detector outputs [classes + 4, H/{ModelZoo.CenterNetStride}, W/{ModelZoo.CenterNetStride}]; this one " +
+                $"outputs {output} for {outputs} classes and images of {imageShape}.", nameof(options));
+        if (!dense && network.OutputShape.Length != outputs)        foreach (var name in options.FrozenLayers ?? [])
         {
             // A name freezes that layer and, as a PyTorch module path, every layer under it ("layer1" → "layer1.0.conv1").
             var nodes = network.Nodes.Where(n => n.Name == name || n.Name.StartsWith(name + ".", StringComparison.Ordinal)).ToList();
@@ -103,10 +118,14 @@ internal static class CnnTraining
         return Onnx.OnnxImporter.Import(bytes, new CpuBackend(options.Threads), options.ReplaceHead ? outputs : null, seed, "StartingNetwork");
     }
 
-    private static Network FromDefinition(CnnTrainerOptions options, int outputs, TensorShape imageShape, ulong seed, bool segmentation)
+    private static Network FromDefinition(CnnTrainerOptions options, int outputs, TensorShape imageShape, ulong seed, CnnTask task)
     {
-        var definition = (options.Network is not null ? options.Network(outputs)
-                : segmentation ? ModelZoo.GetSegmentation(options.Architecture, outputs) : ModelZoo.Get(options.Architecture, outputs))
+        var definition = (options.Network is not null ? options.Network(outputs) : task switch
+                {
+                    CnnTask.Segmentation => ModelZoo.GetSegmentation(options.Architecture, outputs),
+                    CnnTask.Detection => ModelZoo.GetDetection(options.Architecture, outputs),
+                    _ => ModelZoo.Get(options.Architecture, outputs),
+                })
             ?? throw new InvalidOperationException($"CnnTrainerOptions.Network returned null for {outputs} outputs; it must return a network definition.");
         try
         {

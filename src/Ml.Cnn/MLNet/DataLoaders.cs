@@ -74,9 +74,11 @@ public static class DataLoaders
     }
 
     /// <summary>
-    /// Generated scenes (<see cref="SceneGenerator"/>) as an IDataView for segmentation: <c>Features</c>, the image
-    /// as a vector of Single with dimensions [C, H, W]; <c>Label</c>, the mask as a vector of H·W keys whose key
-    /// values are "background" and then <paramref name="classNames"/> (key 1 is background, key c + 2 class c).
+    /// Generated scenes (<see cref="SceneGenerator"/>) as an IDataView for segmentation and detection: <c>Features</c>,
+    /// the image as a vector of Single with dimensions [C, H, W]; <c>Label</c>, the mask as a vector of H·W keys whose
+    /// key values are "background" and then <paramref name="classNames"/> (key 1 is background, key c + 2 class c);
+    /// <c>Labels</c>, one key per object (key c + 1 is class c, key values <paramref name="classNames"/>); <c>Box</c>,
+    /// x0, y0, x1, y1 per object in pixels — the columns of ML.NET's object-detection trainer.
     /// </summary>
     public static IDataView LoadFromScenes(this DataOperationsCatalog catalog, IReadOnlyList<Scene> scenes, int channels, int height, int width,
         IReadOnlyList<string> classNames)
@@ -92,7 +94,11 @@ public static class DataLoaders
             for (int p = 0; p < pixels; p++)
                 mask[p] = scene.Mask[p] is var label && label >= 0 && label < keys ? (uint)label + 1
                     : throw new ArgumentException($"Scene {i}, pixel {p}: label {label} for {classNames.Count} classes and background.", nameof(scenes));
-            return new SceneRow { Features = scene.Image, Label = mask };
+            return new SceneRow
+            {
+                Features = scene.Image, Label = mask, Labels = scene.Objects.Select(o => (uint)o.Label + 1).ToArray(),
+                Box = scene.Objects.SelectMany(o => new[] { o.X0, o.Y0, o.X1, o.Y1 }).ToArray(),
+            };
         });
         var schema = SchemaDefinition.Create(typeof(SceneRow));
         schema[nameof(SceneRow.Features)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, channels, height, width);
@@ -100,6 +106,11 @@ public static class DataLoaders
         label.ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), keys), pixels);
         var names = new VBuffer<ReadOnlyMemory<char>>(keys, ["background".AsMemory(), .. classNames.Select(n => n.AsMemory())]);
         label.AddAnnotation(ClassifierColumns.KeyValuesKind, names, new VectorDataViewType(TextDataViewType.Instance, keys));
+        var objectLabels = schema[nameof(SceneRow.Labels)];
+        objectLabels.ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), classNames.Count));
+        var objectNames = new VBuffer<ReadOnlyMemory<char>>(classNames.Count, classNames.Select(n => n.AsMemory()).ToArray());
+        objectLabels.AddAnnotation(ClassifierColumns.KeyValuesKind, objectNames, new VectorDataViewType(TextDataViewType.Instance, classNames.Count));
+        schema[nameof(SceneRow.Box)].ColumnType = new VectorDataViewType(NumberDataViewType.Single);
         return catalog.LoadFromEnumerable(rows, schema);
     }
 
@@ -107,6 +118,8 @@ public static class DataLoaders
     {
         public float[] Features { get; set; } = [];
         public uint[] Label { get; set; } = [];
+        public uint[] Labels { get; set; } = [];
+        public float[] Box { get; set; } = [];
     }
 
     private sealed class FeatureRow

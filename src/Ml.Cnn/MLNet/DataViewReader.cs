@@ -188,6 +188,117 @@ internal static class DataViewReader
         return ([.. truth], [.. guesses], classes);
     }
 
+    /// <summary>
+    /// Reads features and each row's objects for detection, as CenterNet targets on the output map of
+    /// <paramref name="stride"/> pixels per cell: the label column is a vector of keys (keys 1..K become classes
+    /// 0..K−1), the box column four values per key.
+    /// </summary>
+    public static ImageDataset ReadDetection(IDataView data, CnnTrainerOptions options, int stride, out int classCount, out TensorShape imageShape)
+    {
+        var featureColumn = FeatureColumn(data.Schema, options.FeatureColumnName);
+        imageShape = ImageShape(options, (VectorDataViewType)featureColumn.Type);
+        var shape = imageShape;
+        if (shape[1] % stride != 0 || shape[2] % stride != 0)
+            throw new ArgumentOutOfRangeException(nameof(data), $"Images of '{options.FeatureColumnName}' are {shape}; a detector of output stride " +
+                $"{stride} needs heights and widths divisible by {stride * 2} (resize them with ResizeImages).");
+        var items = new ItemStore(shape.Length);
+        var targets = new List<float>();
+        var row = new float[shape.Length];
+        var buffer = default(VBuffer<float>);
+        var rows = ReadObjects(data, options.LabelColumnName, options.BoundingBoxColumnName, featureColumn, out int classes);
+        foreach (var (position, objects, features) in rows)
+        {
+            features(ref buffer);
+            buffer.CopyTo(row);
+            foreach (var v in row)
+                if (!float.IsFinite(v)) throw new InvalidOperationException($"Row {position}: feature column '{options.FeatureColumnName}' contains {v}; features must be finite.");
+            items.Add(row);
+            targets.AddRange(Data.CenterNet.Encode(objects, classes, shape[1] / stride, shape[2] / stride, stride));
+        }
+        classCount = classes;
+        if (items.Count == 0) throw new InvalidOperationException($"The training data is empty: no rows in '{options.FeatureColumnName}'.");
+        return new ImageDataset(shape, items, [.. targets], targets.Count / items.Count);
+    }
+
+    /// <summary>Every row's true objects, from a key vector of labels and a vector of four box values per label.</summary>
+    public static (List<IReadOnlyList<ObjectBox>> Boxes, int Classes) ReadBoxes(IDataView data, string labelColumnName, string boxColumnName)
+    {
+        var boxes = new List<IReadOnlyList<ObjectBox>>();
+        var rows = ReadObjects(data, labelColumnName, boxColumnName, null, out int classes);
+        foreach (var (_, objects, _) in rows) boxes.Add(objects);
+        return (boxes, classes);
+    }
+
+    /// <summary>Every row's detections: predicted label keys, scores and boxes, one per detection.</summary>
+    public static List<IReadOnlyList<Detection>> ReadDetections(IDataView data, string predictedLabelColumnName, string boxColumnName,
+        string scoreColumnName)
+    {
+        var scoreColumn = data.Schema.GetColumnOrNull(scoreColumnName) is { Type: VectorDataViewType { ItemType: NumberDataViewType } } c
+            && ((VectorDataViewType)c.Type).ItemType == NumberDataViewType.Single ? c
+            : throw new ArgumentOutOfRangeException(nameof(data), $"Score column '{scoreColumnName}' must be a vector of Single (one score per detection).");
+        var result = new List<IReadOnlyList<Detection>>();
+        var scores = default(VBuffer<float>);
+        var rows = ReadObjects(data, predictedLabelColumnName, boxColumnName, scoreColumn, out _);
+        foreach (var (position, objects, getScores) in rows)
+        {
+            getScores(ref scores);
+            if (scores.Length != objects.Count)
+                throw new InvalidOperationException($"Row {position}: {objects.Count} predicted labels but {scores.Length} scores in '{scoreColumnName}'.");
+            var values = scores.DenseValues().ToArray();
+            result.Add(objects.Select((o, i) => new Detection(o, values[i])).ToList());
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Walks the rows, pairing the label keys with the boxes (and handing out a getter of one more vector column);
+    /// checks one box per label, finite values, x1 ≥ x0 and y1 ≥ y0.
+    /// </summary>
+    private static IEnumerable<(long Position, List<ObjectBox> Objects, ValueGetter<VBuffer<float>> Extra)> ReadObjects(IDataView data,
+        string labelColumnName, string boxColumnName, DataViewSchema.Column? extra, out int classCount)
+    {
+        var label = data.Schema.GetColumnOrNull(labelColumnName) is { Type: VectorDataViewType { ItemType: KeyDataViewType } } l ? l
+            : throw new ArgumentOutOfRangeException(nameof(data), $"Label column '{labelColumnName}' must be a vector of a key type (one key per " +
+                $"object), got {data.Schema.GetColumnOrNull(labelColumnName)?.Type.ToString() ?? "no such column"}.");
+        var box = data.Schema.GetColumnOrNull(boxColumnName) is { Type: VectorDataViewType { ItemType: NumberDataViewType } } b
+            && ((VectorDataViewType)b.Type).ItemType == NumberDataViewType.Single ? b
+            : throw new ArgumentOutOfRangeException(nameof(data), $"Bounding-box column '{boxColumnName}' must be a vector of Single (x0, y0, x1, y1 " +
+                $"per object), got {data.Schema.GetColumnOrNull(boxColumnName)?.Type.ToString() ?? "no such column"}.");
+        classCount = checked((int)((KeyDataViewType)((VectorDataViewType)label.Type).ItemType).Count);
+        return Rows(data, label, box, extra, labelColumnName, boxColumnName);
+
+        static IEnumerable<(long, List<ObjectBox>, ValueGetter<VBuffer<float>>)> Rows(IDataView data, DataViewSchema.Column label,
+            DataViewSchema.Column box, DataViewSchema.Column? extra, string labelColumnName, string boxColumnName)
+        {
+            using var cursor = data.GetRowCursor(extra is null ? [label, box] : [label, box, extra.Value]);
+            var getLabels = KeyVectorGetter(cursor, label);
+            var getBoxes = cursor.GetGetter<VBuffer<float>>(box);
+            var getExtra = extra is null ? (ref VBuffer<float> _) => { } : cursor.GetGetter<VBuffer<float>>(extra.Value);
+            uint[] keys = [];
+            var values = default(VBuffer<float>);
+            while (cursor.MoveNext())
+            {
+                keys = getLabels(keys);
+                getBoxes(ref values);
+                var v = values.DenseValues().ToArray();
+                if (v.Length != 4 * keys.Length)
+                    throw new InvalidOperationException($"Row {cursor.Position}: {keys.Length} labels in '{labelColumnName}' need {4 * keys.Length} " +
+                        $"box values in '{boxColumnName}' (x0, y0, x1, y1 each), got {v.Length}.");
+                var objects = new List<ObjectBox>(keys.Length);
+                for (int i = 0; i < keys.Length; i++)
+                {
+                    if (keys[i] == 0) throw new InvalidOperationException($"Row {cursor.Position}: object {i} of '{labelColumnName}' has a missing key (0).");
+                    float x0 = v[4 * i], y0 = v[4 * i + 1], x1 = v[4 * i + 2], y1 = v[4 * i + 3];
+                    if (!(float.IsFinite(x0) && float.IsFinite(y0) && float.IsFinite(x1) && float.IsFinite(y1) && x1 >= x0 && y1 >= y0))
+                        throw new InvalidOperationException($"Row {cursor.Position}: box {i} of '{boxColumnName}' is ({x0}, {y0}, {x1}, {y1}); " +
+                            "expected finite x0 ≤ x1 and y0 ≤ y1.");
+                    objects.Add(new ObjectBox((int)keys[i] - 1, x0, y0, x1, y1));
+                }
+                yield return (cursor.Position, objects, getExtra);
+            }
+        }
+    }
+
     /// <summary>A known-size key vector column (a mask).</summary>
     private static DataViewSchema.Column MaskColumn(DataViewSchema schema, string name, string role, bool knownSize = true)
     {

@@ -37,6 +37,26 @@ internal abstract class OutputColumn(string name, DataViewType type, DataViewSch
     /// <summary>A float vector holding the per-pixel softmax of a [classes, pixels] output.</summary>
     public static OutputColumn PixelProbabilities(string name, int classes, int pixels) => new PixelProbabilityColumn(name, classes, pixels);
 
+    /// <summary>
+    /// A variable-length vector decoded from the row's raw output (a detector's labels, scores or boxes): each read
+    /// runs <paramref name="decode"/> on the output.
+    /// </summary>
+    public static OutputColumn Decoded<T>(string name, DataViewType itemType, DataViewSchema.Annotations? annotations, Func<ReadOnlyMemory<float>, T[]> decode) =>
+        new DecodedColumn<T>(name, itemType, annotations, decode);
+
+    private sealed class DecodedColumn<T>(string name, DataViewType itemType, DataViewSchema.Annotations? annotations, Func<ReadOnlyMemory<float>, T[]> decode)
+        : OutputColumn(name, new VectorDataViewType((PrimitiveDataViewType)itemType), annotations)
+    {
+        public override Delegate CreateGetter(Func<ReadOnlyMemory<float>> currentOutput) =>
+            (ValueGetter<VBuffer<T>>)((ref VBuffer<T> value) =>
+            {
+                var values = decode(currentOutput());
+                var editor = VBufferEditor.Create(ref value, values.Length);
+                values.CopyTo(editor.Values);
+                value = editor.Commit();
+            });
+    }
+
     private sealed class PixelArgMaxColumn(string name, KeyDataViewType type, DataViewSchema.Annotations? annotations, int classes, int pixels)
         : OutputColumn(name, new VectorDataViewType(type, pixels), annotations)
     {

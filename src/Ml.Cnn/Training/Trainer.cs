@@ -45,7 +45,7 @@ public static class Trainer
         options.Augmentation?.ValidateRange(data);
         FitTo(network, data);
         var lossKind = options.Loss ?? DefaultLoss(data);
-        var loss = CreateLoss(lossKind);
+        var loss = lossKind == LossKind.CenterNet ? DetectionLoss(network, data) : CreateLoss(lossKind);
         bool classification = IsClassification(loss);
         if (classification && data.ClassCount == 0)
             throw new ArgumentException($"{lossKind} needs class labels, but the data has regression targets.", nameof(data));
@@ -62,7 +62,7 @@ public static class Trainer
         }
         else if (classification && network.OutputShape.Length != data.ClassCount)
             throw new ArgumentException($"The network outputs {network.OutputShape.Length} scores but the data has {data.ClassCount} classes.", nameof(data));
-        if (!classification && network.OutputShape.Length != data.TargetLength)
+        if (!classification && loss is not CenterNetLoss && network.OutputShape.Length != data.TargetLength)
             throw new ArgumentException($"The network outputs {network.OutputShape.Length} values but each target has {data.TargetLength}.", nameof(data));
 
         var (training, validation) = options.ValidationData is { } held ? (data, held) : Split(data, options.ValidationFraction, options.Seed ?? 0);
@@ -226,8 +226,22 @@ public static class Trainer
         LossKind.MeanSquaredError => new MeanSquaredErrorLoss(),
         LossKind.L1 => new L1Loss(),
         LossKind.PixelSoftmaxCrossEntropy => new PixelCrossEntropyLoss(),
+        LossKind.CenterNet => throw new ArgumentException("CenterNet's loss needs the class count: new CenterNetLoss(classes).", nameof(kind)),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
+
+    /// <summary>The detection loss for the network's [classes + 4, h, w] output, after checking the targets fit it.</summary>
+    private static CenterNetLoss DetectionLoss(Network network, ImageDataset data)
+    {
+        var output = network.OutputShape;
+        if (output.Rank != 3 || output[0] < 5)
+            throw new ArgumentException($"A CenterNet detector outputs [classes + 4, h, w]; the network outputs {output}.", nameof(network));
+        int classes = output[0] - 4, expected = CenterNet.TargetChannels(classes) * output[1] * output[2];
+        if (data.ClassCount != 0 || data.TargetLength != expected)
+            throw new ArgumentException($"CenterNet targets for {classes} classes on a {output[1]}×{output[2]} map hold {expected} values per item " +
+                $"(CenterNet.Encode); the data has {data.TargetLength}{(data.ClassCount > 0 ? " class labels" : "")}.", nameof(data));
+        return new CenterNetLoss(classes);
+    }
 
     /// <summary>The loss a run uses when none is chosen: cross-entropy for labels (per item or per pixel), MSE otherwise.</summary>
     public static LossKind DefaultLoss(ImageDataset data) => data.IsPerPixel ? LossKind.PixelSoftmaxCrossEntropy
@@ -401,9 +415,10 @@ internal sealed class BatchAssembler(ImageDataset data, int batchSize, ChannelNo
         {
             var item = _features.AsSpan(i * size, size);
             data.CopyItem(indices[i], item);
-            if (augment) augmentation!.Apply(item, _scratch, shape[0], shape[1], shape[2], random!);
+            var targets = _targets.AsSpan(i * data.TargetLength, data.TargetLength);
+            data.Targets.AsSpan(indices[i] * data.TargetLength, data.TargetLength).CopyTo(targets);
+            if (augment) augmentation!.Apply(item, _scratch, shape[0], shape[1], shape[2], random!, data.IsPerPixel ? targets : default);
             normalization?.Apply(item);
-            data.Targets.AsSpan(indices[i] * data.TargetLength, data.TargetLength).CopyTo(_targets.AsSpan(i * data.TargetLength));
         }
         var x = _buffers.Get("x", shape.Prepend(n));
         var y = _buffers.Get("y", data.TargetLength == 1 ? new TensorShape(n) : new TensorShape(n, data.TargetLength));

@@ -26,6 +26,11 @@ public enum LossKind
     L1,
     /// <summary>Softmax cross-entropy at every pixel (segmentation; the default for per-pixel labels).</summary>
     PixelSoftmaxCrossEntropy,
+    /// <summary>
+    /// CenterNet's focal heatmap and L1 box loss (object detection): targets as <c>CenterNet.Encode</c> writes them,
+    /// the class count taken from the network's output channels.
+    /// </summary>
+    CenterNet,
 }
 
 /// <summary>
@@ -178,8 +183,8 @@ public class TrainerOptions
                 $"must have the training data's {data.TargetLength} targets per item and {data.ClassCount} classes");
         }
         Augmentation?.Validate(data.ItemShape);
-        Require(!data.IsPerPixel || Augmentation is not { Enabled: true }, nameof(Augmentation), "enabled",
-            "moves images but not their pixel labels, so it is not available for segmentation; leave it null");
+        Require(!data.IsPerPixel || Augmentation is not { MaxRotationDegrees: > 0 }, "Augmentation.MaxRotationDegrees",
+            Augmentation?.MaxRotationDegrees ?? 0, "must be 0 for segmentation (rotating would blend pixel labels; flips and crops move them)");
         int channels = data.ItemShape.Rank == 3 ? data.ItemShape[0] : 1;
         if (InputNormalization is { } fixedStatistics)
             Require(fixedStatistics.Mean.Length == channels, nameof(InputNormalization), $"{fixedStatistics.Mean.Length} channels",

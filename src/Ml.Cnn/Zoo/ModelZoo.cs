@@ -314,6 +314,41 @@ public static class ModelZoo
         return b;
     }
 
+    /// <summary>The object detectors <see cref="GetDetection"/> accepts (input sides divisible by 8).</summary>
+    public static IReadOnlyList<string> DetectionNames { get; } = ["centernet"];
+
+    /// <summary>A detector by name (see <see cref="DetectionNames"/>) for <paramref name="classes"/> object classes.</summary>
+    public static NetworkBuilder GetDetection(string name, int classes) => name.ToLowerInvariant() switch
+    {
+        "centernet" => CenterNetDetector(classes, 16),
+        _ => throw new ArgumentException($"Unknown detection architecture '{name}'. Known: {string.Join(", ", DetectionNames)}.", nameof(name)),
+    };
+
+    /// <summary>The output stride of <see cref="CenterNetDetector"/>: input pixels per output cell.</summary>
+    public const int CenterNetStride = 4;
+
+    /// <summary>
+    /// A small CenterNet (Zhou et al., 2019): an encoder of four levels at full, 1/2, 1/4 and 1/8 scale (two 3×3
+    /// convolutions each, batch norm, ReLU, channels doubling from <paramref name="width"/>), one U-Net decoder step back to
+    /// 1/4 scale joined with the encoder's features there, then two heads — a class heatmap (its bias starting at the
+    /// prior 0.01) and the four box values — concatenated into [classes + 4, H/4, W/4] (<see cref="Data.CenterNet"/>).
+    /// </summary>
+    public static NetworkBuilder CenterNetDetector(int classes, int width)
+    {
+        var b = new NetworkBuilder();
+        Node Twice(Node x, int channels) => ConvBn(b, ConvBn(b, x, channels, 3, padding: 1), channels, 3, padding: 1);
+        var half = Twice(b.Add(new MaxPool2d(2), Twice(b.Input, width)), width * 2);
+        var quarter = Twice(b.Add(new MaxPool2d(2), half), width * 4);
+        var x = Twice(b.Add(new MaxPool2d(2), quarter), width * 8);
+        var up = b.Add(new ConvTranspose2d(width * 4, 2, stride: 2), x);
+        var features = Twice(b.Merge(new Concat(), quarter, up), width * 4);
+        float prior = -MathF.Log((1 - 0.01f) / 0.01f);
+        var heat = b.Chain(features, new Conv2d(width * 4, 3, padding: 1), new Relu(), new Conv2d(classes, 1) { InitialBias = prior });
+        var box = b.Chain(features, new Conv2d(width * 4, 3, padding: 1), new Relu(), new Conv2d(4, 1));
+        b.Merge(new Concat(), heat, box);
+        return b;
+    }
+
     /// <summary>Two 3×3 convolutions with a residual connection (projected when the shape changes).</summary>
     public static Node BasicBlock(NetworkBuilder b, Node input, int inChannels, int width, int stride)
     {

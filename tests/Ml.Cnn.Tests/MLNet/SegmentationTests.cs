@@ -177,8 +177,8 @@ public sealed class SegmentationTests : IDisposable
         Assert.Contains("unet", classifierArchitecture.Message);
 
         var augmentation = Assert.Throws<ArgumentOutOfRangeException>(() => ml.Segmentation().Trainers.ConvolutionalNetwork(
-            new CnnTrainerOptions { Architecture = "unet", Augmentation = new Augmentation { HorizontalFlip = true } }));
-        Assert.Contains("Augmentation", augmentation.Message);
+            new CnnTrainerOptions { Architecture = "unet", Augmentation = new Augmentation { HorizontalFlip = true, MaxRotationDegrees = 10 } }));
+        Assert.Contains("MaxRotationDegrees", augmentation.Message);
 
         var textLabel = ml.Transforms.CopyColumns("Mask", "Features").Fit(scenes).Transform(scenes);
         var notKeys = Assert.Throws<ArgumentOutOfRangeException>(() =>
@@ -242,7 +242,7 @@ public sealed class SegmentationMetricsAndScenesTests
             }
             for (int i = 0; i < scene.Objects.Count; i++)
                 for (int j = 0; j < i; j++)
-                    Assert.True(SceneGenerator.BoxIoU(scene.Objects[i], scene.Objects[j]) <= options.MaxOverlap);
+                    Assert.True(scene.Objects[i].IoU(scene.Objects[j]) <= options.MaxOverlap);
         }
     }
 

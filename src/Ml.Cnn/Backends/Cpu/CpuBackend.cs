@@ -592,6 +592,14 @@ public sealed class CpuBackend : HostBackend, IBackend
         SmallOps.PixelSoftmaxCrossEntropy(logits, labels, classWeights, ignoreLabel, dLogits);
 
     /// <inheritdoc />
+    public float SigmoidFocalLoss(Tensor logits, Tensor targets, float alpha, float gamma, Tensor dLogits) =>
+        SmallOps.SigmoidFocalLoss(logits, targets, alpha, gamma, dLogits);
+
+    /// <inheritdoc />
+    public float WeightedAbsoluteError(Tensor predictions, Tensor targets, Tensor weights, Tensor dPredictions) =>
+        SmallOps.WeightedAbsoluteError(predictions, targets, weights, dPredictions);
+
+    /// <inheritdoc />
     public void UpsampleForward(UpsampleMode mode, Tensor x, Tensor y) => SmallOps.UpsampleForward(mode, x, y);
 
     /// <inheritdoc />

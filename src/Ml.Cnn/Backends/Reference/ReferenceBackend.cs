@@ -686,6 +686,45 @@ public sealed class ReferenceBackend : HostBackend, IBackend
         return total == 0 ? 0 : (float)(loss / total);
     }
 
+    /// <inheritdoc />
+    public float SigmoidFocalLoss(Tensor logits, Tensor targets, float alpha, float gamma, Tensor dLogits)
+    {
+        var sx = Data(logits);
+        var st = Data(targets);
+        var sd = Data(dLogits);
+        double loss = 0;
+        for (int i = 0; i < sx.Length; i++)
+        {
+            double x = sx[i], t = st[i];
+            double p = 1 / (1 + Math.Exp(-x));
+            double ce = Math.Max(x, 0) - x * t + Math.Log(1 + Math.Exp(-Math.Abs(x)));
+            double pt = p * t + (1 - p) * (1 - t);
+            double modulation = Math.Pow(1 - pt, gamma);
+            double dModulation = gamma == 0 ? 0 : -gamma * Math.Pow(1 - pt, gamma - 1) * (2 * t - 1) * p * (1 - p);
+            double weight = alpha >= 0 ? alpha * t + (1 - alpha) * (1 - t) : 1;
+            loss += weight * ce * modulation;
+            sd[i] = (float)(weight * ((p - t) * modulation + ce * dModulation));
+        }
+        return (float)loss;
+    }
+
+    /// <inheritdoc />
+    public float WeightedAbsoluteError(Tensor predictions, Tensor targets, Tensor weights, Tensor dPredictions)
+    {
+        var sp = Data(predictions);
+        var st = Data(targets);
+        var sw = Data(weights);
+        var sd = Data(dPredictions);
+        double loss = 0;
+        for (int i = 0; i < sp.Length; i++)
+        {
+            float difference = sp[i] - st[i];
+            loss += sw[i] * Math.Abs(difference);
+            sd[i] = sw[i] * MathF.Sign(difference);
+        }
+        return (float)loss;
+    }
+
     // ---- resampling ----
 
     /// <inheritdoc />

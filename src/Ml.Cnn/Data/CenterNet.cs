@@ -1,0 +1,111 @@
+namespace Ml.Cnn.Data;
+
+/// <summary>A detector's answer: a box, its class and its confidence in [0, 1].</summary>
+public readonly record struct Detection(ObjectBox Box, float Score);
+
+/// <summary>
+/// The anchor-free "objects as points" encoding of CenterNet (Zhou, Wang and Krähenbühl, 2019) at an output stride:
+/// a detector's output map holds, per cell, one heatmap logit per class (an object's centre falls in that cell) and
+/// four box values — the centre's offset within the cell (x, y) and the box's width and height in cells. Training
+/// targets add four weights, nonzero only at object centres: 1 for the offsets and <see cref="SizeWeight"/> for the
+/// sizes. Layout per item: [classes + 4, h, w] for outputs, [classes + 8, h, w] for targets.
+/// </summary>
+public static class CenterNet
+{
+    /// <summary>The weight of the size regression beside the offset's (CenterNet's 0.1).</summary>
+    public const float SizeWeight = 0.1f;
+
+    /// <summary>Output channels per cell: one heatmap per class and the four box values.</summary>
+    public static int OutputChannels(int classes) => classes + 4;
+
+    /// <summary>Target channels per cell: the output's and the four regression weights.</summary>
+    public static int TargetChannels(int classes) => classes + 8;
+
+    /// <summary>
+    /// The training target of one image's objects on an h × w output map of <paramref name="stride"/> pixels per
+    /// cell. Two objects whose centres fall in one cell keep the first one's box (the heatmap marks both classes).
+    /// </summary>
+    public static float[] Encode(IReadOnlyList<ObjectBox> objects, int classes, int height, int width, int stride)
+    {
+        int plane = height * width;
+        var target = new float[TargetChannels(classes) * plane];
+        foreach (var o in objects)
+        {
+            if ((uint)o.Label >= classes)
+                throw new ArgumentException($"An object is labelled {o.Label}; expected a class in [0, {classes - 1}].", nameof(objects));
+            if (!(o.X1 > o.X0 && o.Y1 > o.Y0))
+                throw new ArgumentException($"Box ({o.X0}, {o.Y0}, {o.X1}, {o.Y1}) is empty: x1 must exceed x0 and y1 y0.", nameof(objects));
+            float cx = (o.X0 + o.X1) / 2 / stride, cy = (o.Y0 + o.Y1) / 2 / stride;
+            int x = Math.Clamp((int)cx, 0, width - 1), y = Math.Clamp((int)cy, 0, height - 1), cell = y * width + x;
+            target[o.Label * plane + cell] = 1;
+            if (target[(classes + 4) * plane + cell] != 0) continue;
+            float[] values = [cx - x, cy - y, (o.X1 - o.X0) / stride, (o.Y1 - o.Y0) / stride];
+            float[] weights = [1, 1, SizeWeight, SizeWeight];
+            for (int k = 0; k < 4; k++)
+            {
+                target[(classes + k) * plane + cell] = values[k];
+                target[(classes + 4 + k) * plane + cell] = weights[k];
+            }
+        }
+        return target;
+    }
+
+    /// <summary>
+    /// The detections in one image's [classes + 4, h, w] output: cells whose class probability σ(logit) is at least
+    /// <paramref name="minScore"/> and no lower than any of its eight neighbours' (CenterNet's 3×3 peak test), the
+    /// <paramref name="maxDetections"/> best of them, then non-maximum suppression per class at
+    /// <paramref name="nmsIoU"/> (1 keeps everything). Boxes are clipped to the image.
+    /// </summary>
+    public static List<Detection> Decode(ReadOnlySpan<float> output, int classes, int height, int width, int stride,
+        float minScore = 0.05f, int maxDetections = 100, float nmsIoU = 0.5f)
+    {
+        int plane = height * width;
+        if (output.Length != OutputChannels(classes) * plane)
+            throw new ArgumentException($"{output.Length} output values are not [{OutputChannels(classes)}, {height}, {width}].", nameof(output));
+        var peaks = new List<(int Class, int Cell, float Score)>();
+        for (int c = 0; c < classes; c++)
+            for (int y = 0; y < height; y++)
+                for (int x = 0; x < width; x++)
+                {
+                    float logit = output[c * plane + y * width + x];
+                    float score = 1 / (1 + MathF.Exp(-logit));
+                    if (score < minScore || !IsPeak(output.Slice(c * plane, plane), height, width, x, y)) continue;
+                    peaks.Add((c, y * width + x, score));
+                }
+        var candidates = new List<Detection>();
+        foreach (var p in peaks.OrderByDescending(p => p.Score).Take(maxDetections))
+        {
+            int x = p.Cell % width, y = p.Cell / width;
+            float cx = (x + output[classes * plane + p.Cell]) * stride, cy = (y + output[(classes + 1) * plane + p.Cell]) * stride;
+            float w = Math.Max(0, output[(classes + 2) * plane + p.Cell]) * stride, h = Math.Max(0, output[(classes + 3) * plane + p.Cell]) * stride;
+            var box = new ObjectBox(p.Class, Math.Clamp(cx - w / 2, 0, width * stride), Math.Clamp(cy - h / 2, 0, height * stride),
+                Math.Clamp(cx + w / 2, 0, width * stride), Math.Clamp(cy + h / 2, 0, height * stride));
+            candidates.Add(new Detection(box, p.Score));
+        }
+        return NonMaximumSuppression(candidates, nmsIoU);
+    }
+
+    /// <summary>
+    /// Greedy non-maximum suppression within each class: in order of score, a detection is kept unless it overlaps a
+    /// kept one of its class by more than <paramref name="iou"/>. The result is ordered by score.
+    /// </summary>
+    public static List<Detection> NonMaximumSuppression(IEnumerable<Detection> detections, float iou)
+    {
+        var kept = new List<Detection>();
+        foreach (var d in detections.OrderByDescending(d => d.Score))
+            if (!kept.Any(k => k.Box.Label == d.Box.Label && k.Box.IoU(d.Box) > iou)) kept.Add(d);
+        return kept;
+    }
+
+    private static bool IsPeak(ReadOnlySpan<float> heat, int height, int width, int x, int y)
+    {
+        float value = heat[y * width + x];
+        for (int dy = -1; dy <= 1; dy++)
+            for (int dx = -1; dx <= 1; dx++)
+            {
+                int ny = y + dy, nx = x + dx;
+                if ((dx != 0 || dy != 0) && ny >= 0 && ny < height && nx >= 0 && nx < width && heat[ny * width + nx] > value) return false;
+            }
+        return true;
+    }
+}
