@@ -266,6 +266,17 @@ public abstract class GradientCheckTests(string backendName)
         var loss = new PixelCrossEntropyLoss(classWeights: weighted ? [0.5f, 2f, 1.25f] : null);
         GradientCheck.Loss(_backend, loss, TensorOf(_backend, RandomNormal(rng, 2 * 3 * 6, 2), 2, 3, 2, 3), TensorOf(_backend, labels, 2, 6));
     }
+
+    [Fact]
+    public void CenterNetDetectionLoss()
+    {
+        var rng = new Rng(11);
+        // Two classes on a 3×4 map: objects as CenterNet.Encode writes them, in two images.
+        float[] target = [.. Data.CenterNet.Encode([new(0, 1, 1, 7, 5), new(1, 8, 4, 14, 12)], 2, 3, 4, 4),
+                          .. Data.CenterNet.Encode([new(1, 2, 2, 6, 10)], 2, 3, 4, 4)];
+        var output = TensorOf(_backend, Spaced(rng, 2 * 6 * 12, 0.07f), 2, 6, 3, 4);
+        GradientCheck.Loss(_backend, new CenterNetLoss(2), output, TensorOf(_backend, target, 2, 10 * 12));
+    }
 }
 
 public sealed class GradientCheck_Reference() : GradientCheckTests("reference");

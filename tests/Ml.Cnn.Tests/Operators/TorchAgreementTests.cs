@@ -283,6 +283,28 @@ public abstract class TorchAgreementTests(string backendName)
         AssertClose(f.Values("loss"), [value], $"{name} loss");
         AssertClose(f.Values("dx"), gradient.ToArray(), $"{name} dx");
     }
+
+    [Theory, MemberData(nameof(Cases), "focal_", MemberType = typeof(TorchAgreementTests))]
+    public void SigmoidFocalLoss(string name)
+    {
+        var f = TorchFixture.Load(name);
+        var x = Load(f, "x");
+        var gradient = _backend.Allocate(x.Shape);
+        float loss = _backend.SigmoidFocalLoss(x, Load(f, "targets"), f.Float("alpha"), f.Float("gamma"), gradient);
+        AssertClose(f.Values("loss"), [loss], $"{name} loss");
+        AssertClose(f.Values("dx"), gradient.ToArray(), $"{name} dx");
+    }
+
+    [Fact]
+    public void WeightedAbsoluteError()
+    {
+        var f = TorchFixture.Load("weightedl1_0");
+        var p = Load(f, "p");
+        var gradient = _backend.Allocate(p.Shape);
+        float loss = _backend.WeightedAbsoluteError(p, Load(f, "t"), Load(f, "w"), gradient);
+        AssertClose(f.Values("loss"), [loss], "weighted L1 loss");
+        AssertClose(f.Values("dp"), gradient.ToArray(), "weighted L1 dp");
+    }
 }
 
 public sealed class TorchAgreement_Reference() : TorchAgreementTests("reference");

@@ -1,0 +1,181 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using Ml.Cnn.Data;
+using Ml.Cnn.MLNet;
+using Ml.Cnn.Tensors;
+using Ml.Cnn.Training;
+using Xunit;
+using static Ml.Cnn.Tests.Support.Numerics;
+
+namespace Ml.Cnn.Tests.MLNet;
+
+/// <summary>CenterNet's encoding and decoding, COCO's mAP on hand-computed cases, and the detector in an ML.NET pipeline.</summary>
+public sealed class DetectionTests : IDisposable
+{
+    private readonly string _folder = Path.Combine(Path.GetTempPath(), "ml-cnn-detection-" + Guid.NewGuid().ToString("N"));
+
+    public DetectionTests() => Directory.CreateDirectory(_folder);
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    [Fact]
+    public void DecodingAPerfectOutputGivesBackTheEncodedBoxes()
+    {
+        ObjectBox[] boxes = [new(2, 3, 5, 21, 17), new(0, 30, 8, 47, 30), new(1, 10, 20, 18, 31)];
+        const int classes = 3, h = 8, w = 12, stride = 4;
+        var target = CenterNet.Encode(boxes, classes, h, w, stride);
+        int plane = h * w;
+        var output = new float[CenterNet.OutputChannels(classes) * plane];
+        for (int c = 0; c < classes; c++)
+            for (int p = 0; p < plane; p++) output[c * plane + p] = target[c * plane + p] > 0 ? 6 : -6;
+        Array.Copy(target, classes * plane, output, classes * plane, 4 * plane);
+
+        var detections = CenterNet.Decode(output, classes, h, w, stride);
+        Assert.Equal(3, detections.Count);
+        foreach (var box in boxes)
+        {
+            var d = Assert.Single(detections, d => d.Box.Label == box.Label);
+            Assert.Equal(box.X0, d.Box.X0, 4);
+            Assert.Equal(box.Y0, d.Box.Y0, 4);
+            Assert.Equal(box.X1, d.Box.X1, 4);
+            Assert.Equal(box.Y1, d.Box.Y1, 4);
+            Assert.Equal(1 / (1 + MathF.Exp(-6)), d.Score, 5);
+        }
+    }
+
+    [Fact]
+    public void SuppressionKeepsTheBestOfOverlappingBoxesOfAClassOnly()
+    {
+        Detection[] detections = [new(new(0, 0, 0, 10, 10), 0.6f), new(new(0, 1, 1, 11, 11), 0.9f), new(new(1, 1, 1, 11, 11), 0.5f),
+            new(new(0, 20, 20, 30, 30), 0.4f)];
+        var kept = CenterNet.NonMaximumSuppression(detections, 0.5f);
+        Assert.Equal([0.9f, 0.5f, 0.4f], kept.Select(d => d.Score));
+    }
+
+    private static IReadOnlyList<IReadOnlyList<T>> One<T>(params T[] items) => [items];
+
+    [Fact]
+    public void PerfectDetectionsScoreOne()
+    {
+        var truth = One(new ObjectBox(0, 0, 0, 10, 10), new ObjectBox(1, 5, 5, 20, 25));
+        var m = ObjectDetectionMetrics.Compute(truth, One(new Detection(truth[0][0], 0.9f), new Detection(truth[0][1], 0.8f)), 2);
+        Assert.Equal(1, m.MAP50, 12);
+        Assert.Equal(1, m.MAP50_95, 12);
+    }
+
+    [Fact]
+    public void APIsTheMeanOf101InterpolatedPrecisions()
+    {
+        // Two true boxes in two images; detections by score: hit (0.9), miss (0.8), hit (0.7).
+        IReadOnlyList<IReadOnlyList<ObjectBox>> truth = [[new(0, 0, 0, 10, 10)], [new(0, 0, 0, 10, 10)]];
+        IReadOnlyList<IReadOnlyList<Detection>> detections =
+            [[new(new(0, 0, 0, 10, 10), 0.9f), new(new(0, 50, 50, 60, 60), 0.8f)], [new(new(0, 0, 0, 10, 10), 0.7f)]];
+        // Precision 1, 1/2, 2/3 at recall 1/2, 1/2, 1; made non-increasing: 1, 2/3, 2/3. Recalls 0…0.5 read 1 (51 of
+        // them), 0.51…1 read 2/3 (50): AP = (51 + 50 · 2/3) / 101, as pycocotools computes it.
+        var m = ObjectDetectionMetrics.Compute(truth, detections, 1);
+        Assert.Equal((51 + 50 * 2.0 / 3) / 101, m.MAP50, 12);
+    }
+
+    [Fact]
+    public void ABoxCountsAtTheThresholdsItsOverlapReaches()
+    {
+        // IoU 0.6 (a 10×10 box against one shifted by 2.5 pixels: 75/125): a hit at 0.5, 0.55 and 0.6 of the ten thresholds.
+        var truth = One(new ObjectBox(0, 0, 0, 10, 10));
+        var m = ObjectDetectionMetrics.Compute(truth, One(new Detection(new(0, 2.5f, 0, 12.5f, 10), 0.8f)), 1);
+        Assert.Equal(0.6f, truth[0][0].IoU(new(0, 2.5f, 0, 12.5f, 10)), 6);
+        Assert.Equal(1, m.MAP50, 12);
+        Assert.Equal(0.3, m.MAP50_95, 12);
+    }
+
+    [Fact]
+    public void AClassWithoutTrueBoxesIsLeftOutAndAWrongClassIsAMiss()
+    {
+        var truth = One(new ObjectBox(0, 0, 0, 10, 10));
+        var m = ObjectDetectionMetrics.Compute(truth, One(new Detection(new(2, 0, 0, 10, 10), 0.9f)), 3);
+        Assert.Equal(0, m.MAP50, 12);
+        Assert.True(double.IsNaN(m.PerClassAP50[1]) && double.IsNaN(m.PerClassAP50[2]));
+    }
+
+    private static readonly Lazy<(MLContext Ml, CnnObjectDetectionTransformer Model, IDataView Test)> Fitted = new(() =>
+    {
+        var ml = new MLContext(seed: 1);
+        var items = Idx.LoadFromFolder(FashionData.Folder, "train");
+        IDataView Scenes(int count, ulong seed) => ml.Data.LoadFromScenes(SceneGenerator.Generate(items, count, SegmentationTests.Canvas(seed)),
+            1, 32, 48, Idx.FashionMnistClasses);
+        var model = ml.ObjectDetection().Trainers.ConvolutionalNetwork(new CnnTrainerOptions
+        {
+            Architecture = "centernet", LabelColumnName = "Labels", Epochs = 4, BatchSize = 16, Optimizer = OptimizerKind.Adam,
+            LearningRate = 3e-3f, Threads = 2,
+        }).Fit(Scenes(300, 1));
+        return (ml, model, Scenes(60, 2));
+    });
+
+    [Fact]
+    public void TrainsInAPipelineAndItsDetectionsAreScoredByTheEvaluator()
+    {
+        var (ml, model, test) = Fitted.Value;
+        var history = model.Model.Training!.History;
+        Assert.True(history[^1].TrainingLoss < history[0].TrainingLoss * 0.7, $"loss {history[0].TrainingLoss} → {history[^1].TrainingLoss}");
+        var scored = model.Transform(test);
+        var labels = scored.GetColumn<uint[]>("PredictedLabel").ToArray();
+        var scores = scored.GetColumn<float[]>("Score").ToArray();
+        var boxes = scored.GetColumn<float[]>("PredictedBoundingBoxes").ToArray();
+        for (int row = 0; row < labels.Length; row++)
+        {
+            Assert.Equal(labels[row].Length, scores[row].Length);
+            Assert.Equal(4 * labels[row].Length, boxes[row].Length);
+            Assert.True(scores[row].Zip(scores[row].Skip(1)).All(p => p.First >= p.Second), "scores best first");
+            Assert.All(labels[row], k => Assert.InRange(k, 1u, 10u));
+        }
+        var metrics = ml.ObjectDetection().Evaluate(scored);
+        Assert.True(metrics.MAP50 > 0.05 && metrics.MAP50 >= metrics.MAP50_95, $"mAP@0.5 {metrics.MAP50}, mAP@0.5:0.95 {metrics.MAP50_95}");
+        Assert.Equal(scored.GetColumn<uint[]>("Labels").Sum(l => l.Length), metrics.TrueBoxes);
+    }
+
+    [Fact]
+    public void TheOnnxExportRunsInOnnxRuntimeOnTwoImageSizesAndAModelZipIsRefusedByName()
+    {
+        var (ml, model, test) = Fitted.Value;
+        string path = Path.Combine(_folder, "detector.onnx");
+        model.ExportToOnnx(path);
+        using var session = new InferenceSession(path);
+        var network = model.Model.Network;
+        foreach (var (h, w) in new[] { (32, 48), (64, 96) })
+        {
+            var x = RandomNormal(new Core.Rng(4), h * w, 0.5).Select(Math.Abs).ToArray();
+            using var results = session.Run([NamedOnnxValue.CreateFromTensor("Features", new DenseTensor<float>(x, [1, 1, h, w]))]);
+            var theirs = results.Single().AsTensor<float>();
+            Assert.Equal(new[] { 1, 14, h / 4, w / 4 }, theirs.Dimensions.ToArray());
+            AssertClose(network.Forward(TensorOf(network.Backend, x, 1, 1, h, w), training: false).ToArray(), theirs.ToArray(),
+                $"ONNX Runtime at {h}x{w}", rel: 1e-3, abs: 1e-4);
+        }
+        network.Resize(new TensorShape(1, 32, 48));
+        var e = Assert.Throws<NotSupportedException>(() => ml.Model.Save(model, test.Schema, Path.Combine(_folder, "detector.zip")));
+        Assert.Contains("ExportToOnnx", e.Message);
+    }
+
+    [Fact]
+    public void BoxesThatDoNotFitTheirLabelsAndGeometricAugmentationAreRefused()
+    {
+        var ml = new MLContext(seed: 1);
+        var augmentation = Assert.Throws<ArgumentOutOfRangeException>(() => ml.ObjectDetection().Trainers.ConvolutionalNetwork(
+            new CnnTrainerOptions { Architecture = "centernet", Augmentation = new Augmentation { HorizontalFlip = true } }));
+        Assert.Contains("boxes", augmentation.Message);
+        var rows = new[] { new BoxRow { Features = new float[32 * 48], Labels = [1, 2], Box = [0, 0, 5, 5] } };
+        var schema = SchemaDefinition.Create(typeof(BoxRow));
+        schema["Features"].ColumnType = new VectorDataViewType(NumberDataViewType.Single, 1, 32, 48);
+        schema["Labels"].ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), 3));
+        var e = Assert.Throws<InvalidOperationException>(() => ml.ObjectDetection().Trainers.ConvolutionalNetwork(epochs: 1)
+            .Fit(ml.Data.LoadFromEnumerable(rows, schema)));
+        Assert.Contains("2 labels in 'Labels' need 8 box values in 'Box'", e.Message);
+    }
+
+    private sealed class BoxRow
+    {
+        public float[] Features { get; set; } = [];
+        public uint[] Labels { get; set; } = [];
+        public float[] Box { get; set; } = [];
+    }
+}
