@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Ml.Cnn.Backends.Cpu;
 using Ml.Cnn.Core;
+using Ml.Cnn.Data;
 using Ml.Cnn.Losses;
 using Ml.Cnn.Networks;
 using Ml.Cnn.Tensors;
@@ -14,8 +15,9 @@ namespace Ml.Cnn.Bench;
 /// `networks [SIZE] [BATCH]`: MobileNetV2 and ResNet-18 (torchvision's forms, 10 classes) forward+backward in training
 /// mode and forward in evaluation mode, images per second beside torchvision's same networks in the same run
 /// (eng/peers/torch_networks.py), both on the benchmark's threads. Best of a few rounds.
-/// `networks segmentation [SIZE] [BATCH]`: the same for the zoo's U-Net and FCN-8s on 1-channel images with 11 classes
-/// and the per-pixel cross-entropy, beside the same networks written in PyTorch (eng/peers/torch_segmentation.py).
+/// `networks segmentation [SIZE] [BATCH]`: the same for the zoo's U-Net and FCN-8s (per-pixel cross-entropy, 11 classes)
+/// and CenterNet detector (focal and L1 loss, 10 classes) on 1-channel images, beside the same networks written in
+/// PyTorch (eng/peers/torch_segmentation.py).
 /// </summary>
 internal static class NetworkBenchmark
 {
@@ -26,8 +28,9 @@ internal static class NetworkBenchmark
 
     private const int SegmentationClasses = 11;
 
-    private static readonly Task Segmentation = new(["unet", "fcn8s"], "torch_segmentation.py", 1,
-        name => ModelZoo.GetSegmentation(name, SegmentationClasses), LossKind.PixelSoftmaxCrossEntropy);
+    private static readonly Task Segmentation = new(["unet", "fcn8s", "centernet"], "torch_segmentation.py", 1,
+        name => name == "centernet" ? ModelZoo.GetDetection(name, SegmentationClasses - 1) : ModelZoo.GetSegmentation(name, SegmentationClasses),
+        LossKind.PixelSoftmaxCrossEntropy);
 
     public static void Run(string[] args)
     {
@@ -50,10 +53,14 @@ internal static class NetworkBenchmark
             var rng = new Rng(2);
             var x = backend.Allocate(new TensorShape(batch, task.Channels, size, size));
             x.CopyFrom(Enumerable.Range(0, x.Length).Select(_ => (float)rng.NextGaussian()).ToArray());
-            var targets = backend.Allocate(segmentation ? new TensorShape(batch, size * size) : new TensorShape(batch));
+            bool detector = name == "centernet";
+            var targets = backend.Allocate(detector ? new TensorShape(batch, CenterNet.TargetChannels(SegmentationClasses - 1) * network.OutputShape[1]
+                    * network.OutputShape[2])
+                : segmentation ? new TensorShape(batch, size * size) : new TensorShape(batch));
             int classes = segmentation ? SegmentationClasses : 10;
-            targets.CopyFrom(Enumerable.Range(0, targets.Length).Select(i => (float)(i * 7 % classes)).ToArray());
-            var loss = Trainer.CreateLoss(task.Loss);
+            targets.CopyFrom(detector ? DetectionTargets(batch, size, rng)
+                : Enumerable.Range(0, targets.Length).Select(i => (float)(i * 7 % classes)).ToArray());
+            Loss loss = detector ? new CenterNetLoss(SegmentationClasses - 1) : Trainer.CreateLoss(task.Loss);
             double Timed(Action step)
             {
                 step();
@@ -134,6 +141,14 @@ internal static class NetworkBenchmark
             Console.WriteLine($"  {k,-30} forward {forward[k] * 1e3,8:F1}  backward {backward.GetValueOrDefault(k) * 1e3,8:F1}");
         Console.WriteLine($"  {"all",-30} forward {forward.Values.Sum() * 1e3,8:F1}  backward {backward.Values.Sum() * 1e3,8:F1}");
     }
+
+    /// <summary>CenterNet targets for three random boxes per image.</summary>
+    private static float[] DetectionTargets(int batch, int size, Rng rng) =>
+        Enumerable.Range(0, batch).SelectMany(_ => CenterNet.Encode(Enumerable.Range(0, 3).Select(k =>
+        {
+            float x = (float)rng.NextDouble() * (size - 24), y = (float)rng.NextDouble() * (size - 24);
+            return new ObjectBox(k, x, y, x + 24, y + 20);
+        }).ToList(), SegmentationClasses - 1, size / 4, size / 4, 4)).ToArray();
 
     private static (Dictionary<string, Dictionary<string, double>>? Seconds, Dictionary<string, long>? Parameters) Torch(Task task, int threads,
         int batch, int size)

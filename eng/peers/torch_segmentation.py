@@ -1,6 +1,7 @@
-"""PyTorch peer for eng/Ml.Cnn.Bench `networks segmentation`: the zoo's U-Net and FCN-8s (ModelZoo.UNet(classes, 16, 3)
-and ModelZoo.Fcn8s) written again in PyTorch, forward+backward of the per-pixel cross-entropy (SGD step excluded) in
-training mode, and forward alone in evaluation mode, on 1-channel images with 11 classes.
+"""PyTorch peer for eng/Ml.Cnn.Bench `networks segmentation`: the zoo's U-Net, FCN-8s and CenterNet (ModelZoo.UNet(classes,
+16, 3), ModelZoo.Fcn8s, ModelZoo.CenterNetDetector(10, 16)) written again in PyTorch, forward+backward (SGD step excluded)
+of the per-pixel cross-entropy (11 classes) or of CenterNet's focal and L1 loss (10 classes) in training mode, and
+forward alone in evaluation mode, on 1-channel images.
 
 Prints one JSON object: parameter counts, and for each network seconds per forward+backward and per forward.
 Run with Debian's python3-torch: /usr/bin/python3 eng/peers/torch_segmentation.py THREADS BATCH SIZE NAME...
@@ -77,6 +78,34 @@ class Fcn8s(nn.Module):
         return F.interpolate(x, scale_factor=8, mode="bilinear", align_corners=False)
 
 
+class CenterNet(nn.Module):
+    def __init__(self, classes, width=16):
+        super().__init__()
+
+        def twice(cin, cout):
+            return nn.Sequential(conv_bn(cin, cout, 3), conv_bn(cout, cout, 3))
+
+        self.full, self.halved = twice(1, width), twice(width, 2 * width)
+        self.quarter, self.eighth = twice(2 * width, 4 * width), twice(4 * width, 8 * width)
+        self.up = nn.ConvTranspose2d(8 * width, 4 * width, 2, stride=2)
+        self.merge = twice(8 * width, 4 * width)
+        self.heat = nn.Sequential(nn.Conv2d(4 * width, 4 * width, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(4 * width, classes, 1))
+        self.box = nn.Sequential(nn.Conv2d(4 * width, 4 * width, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(4 * width, 4, 1))
+
+    def forward(self, x):
+        half = self.halved(F.max_pool2d(self.full(x), 2))
+        quarter = self.quarter(F.max_pool2d(half, 2))
+        x = self.merge(torch.cat([quarter, self.up(self.eighth(F.max_pool2d(quarter, 2)))], 1))
+        return torch.cat([self.heat(x), self.box(x)], 1)
+
+
+def centernet_loss(output, heat_target, box_target, box_weight):
+    from torchvision.ops import sigmoid_focal_loss
+    objects = max(1.0, float((box_weight[:, 0] > 0).sum()))
+    focal = sigmoid_focal_loss(output[:, :-4], heat_target, alpha=0.25, gamma=2.0, reduction="sum")
+    return (focal + (box_weight * (output[:, -4:] - box_target).abs()).sum()) / objects
+
+
 def timed(step, rounds):
     step()
     best = float("inf")
@@ -89,14 +118,22 @@ def timed(step, rounds):
 
 results, parameters = {}, {}
 for name in names:
-    model = {"unet": lambda: UNet(CLASSES), "fcn8s": lambda: Fcn8s(CLASSES)}[name]()
+    model = {"unet": lambda: UNet(CLASSES), "fcn8s": lambda: Fcn8s(CLASSES), "centernet": lambda: CenterNet(CLASSES - 1)}[name]()
     parameters[name] = sum(p.numel() for p in model.parameters())
     x = torch.randn(batch, 1, size, size)
-    target = torch.randint(0, CLASSES, (batch, size, size))
+    if name == "centernet":
+        cells = size // 4
+        heat = (torch.rand(batch, CLASSES - 1, cells, cells) < 0.01).float()
+        box_target = torch.rand(batch, 4, cells, cells)
+        box_weight = (torch.rand(batch, 1, cells, cells) < 0.02).float() * torch.tensor([1, 1, 0.1, 0.1]).reshape(1, 4, 1, 1)
+        objective = lambda: centernet_loss(model(x), heat, box_target, box_weight)
+    else:
+        target = torch.randint(0, CLASSES, (batch, size, size))
+        objective = lambda: F.cross_entropy(model(x), target)
 
     def train_step():
         model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), target).backward()
+        objective().backward()
 
     def infer_step():
         with torch.no_grad():
