@@ -95,7 +95,9 @@ internal static class CnnTraining
                 || output[1] * ModelZoo.CenterNetStride != imageShape[1] || output[2] * ModelZoo.CenterNetStride != imageShape[2]))
             throw new ArgumentException($"A detector outputs [classes + 4, H/{ModelZoo.CenterNetStride}, W/{ModelZoo.CenterNetStride}]; this one " +
                 $"outputs {output} for {outputs} classes and images of {imageShape}.", nameof(options));
-        if (!dense && network.OutputShape.Length != outputs)        foreach (var name in options.FrozenLayers ?? [])
+        if (!dense && network.OutputShape.Length != outputs)
+            throw new ArgumentException($"The network produces {network.OutputShape.Length} outputs but {outputs} are needed.", nameof(options));
+        foreach (var name in options.FrozenLayers ?? [])
         {
             // A name freezes that layer and, as a PyTorch module path, every layer under it ("layer1" → "layer1.0.conv1").
             var nodes = network.Nodes.Where(n => n.Name == name || n.Name.StartsWith(name + ".", StringComparison.Ordinal)).ToList();
