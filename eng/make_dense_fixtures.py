@@ -7,6 +7,9 @@ upsample_<mode>_<n>.*  F.interpolate(scale_factor, mode, align_corners=False) fo
 pixelce_<n>.*  F.cross_entropy over [N, C, H, W] scores with ignore_index and class weights (x, labels, loss, dx)
 focal_<n>.*  torchvision.ops.sigmoid_focal_loss(alpha, gamma, reduction='sum') (x, targets, loss, dx)
 weightedl1_<n>.*  (w * |p - t|).sum() (p, t, w, loss, dp)
+tests/Ml.Cnn.Tests/Fixtures/torchvision/dense_<name>.onnx  torch.onnx.export (opset 13, eval mode, input "input", output
+  "output", dynamic batch, height and width) of a small U-Net (transposed convolutions, skip concatenation) and of a
+  small decoder with bilinear and nearest interpolation; beside each <name>.x.f32 (2×1×32×48) and <name>.y.f32
 
 Run from the repository root: /usr/bin/python3 eng/make_dense_fixtures.py
 """
@@ -103,7 +106,61 @@ def weighted_l1():
     save("weightedl1_0", "weighted_l1", {}, {"p": p, "t": t, "w": w, "loss": loss.reshape(1), "dp": p.grad})
 
 
+class TinyUNet(torch.nn.Module):
+    def __init__(self, classes=3, width=4):
+        super().__init__()
+
+        def twice(cin, cout):
+            return torch.nn.Sequential(torch.nn.Conv2d(cin, cout, 3, padding=1, bias=False), torch.nn.BatchNorm2d(cout), torch.nn.ReLU(),
+                                       torch.nn.Conv2d(cout, cout, 3, padding=1, bias=False), torch.nn.BatchNorm2d(cout), torch.nn.ReLU())
+
+        self.down1, self.down2, self.bottom = twice(1, width), twice(width, 2 * width), twice(2 * width, 4 * width)
+        self.up2, self.merge2 = torch.nn.ConvTranspose2d(4 * width, 2 * width, 2, stride=2), twice(4 * width, 2 * width)
+        self.up1, self.merge1 = torch.nn.ConvTranspose2d(2 * width, width, 2, stride=2), twice(2 * width, width)
+        self.head = torch.nn.Conv2d(width, classes, 1)
+
+    def forward(self, x):
+        a = self.down1(x)
+        b = self.down2(F.max_pool2d(a, 2))
+        x = self.bottom(F.max_pool2d(b, 2))
+        x = self.merge2(torch.cat([b, self.up2(x)], 1))
+        return self.head(self.merge1(torch.cat([a, self.up1(x)], 1)))
+
+
+class TinyDecoder(torch.nn.Module):
+    def __init__(self, classes=3):
+        super().__init__()
+        self.encode = torch.nn.Sequential(torch.nn.Conv2d(1, 6, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(6, 8, 3, stride=2, padding=1))
+        self.deconv = torch.nn.ConvTranspose2d(8, classes, 4, stride=2, padding=1)
+
+    def forward(self, x):
+        x = self.deconv(self.encode(x))
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False) + F.interpolate(x, scale_factor=2, mode="nearest")
+
+
+def dense_networks():
+    out = "tests/Ml.Cnn.Tests/Fixtures/torchvision"
+    for name, model in (("dense_unet", TinyUNet()), ("dense_decoder", TinyDecoder())):
+        torch.manual_seed(60)
+        for p in model.parameters():
+            torch.nn.init.normal_(p, 0, 0.3)
+        model.train()
+        with torch.no_grad():
+            for _ in range(3):
+                model(torch.randn(8, 1, 32, 48))
+        model.eval()
+        x = torch.randn(2, 1, 32, 48)
+        with torch.no_grad():
+            y = model(x)
+        torch.onnx.export(model, x, f"{out}/{name}.onnx", opset_version=13, input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "N", 2: "H", 3: "W"}, "output": {0: "N", 2: "H", 3: "W"}})
+        x.numpy().tofile(f"{out}/{name}.x.f32")
+        y.numpy().tofile(f"{out}/{name}.y.f32")
+        print(name, list(y.shape))
+
+
 if __name__ == "__main__":
+    dense_networks()
     conv_transpose()
     upsample()
     pixel_cross_entropy()

@@ -15,15 +15,20 @@ namespace Ml.Cnn.Onnx;
 /// </summary>
 public static class OnnxImporter
 {
-    /// <summary>Imports a model file.</summary>
-    public static Network Import(string path, IBackend backend, int? newClassCount = null, ulong seed = 0)
+    /// <summary>
+    /// Imports a model file. A model whose input has free sizes besides the batch (a fully convolutional export with
+    /// dynamic height and width) needs <paramref name="inputShape"/>, the per-item shape to build for; the network
+    /// then resizes to other sizes as any fully convolutional network does.
+    /// </summary>
+    public static Network Import(string path, IBackend backend, int? newClassCount = null, ulong seed = 0, TensorShape? inputShape = null)
     {
         byte[] bytes = File.ReadAllBytes(path);
-        return Import(bytes, backend, newClassCount, seed, path);
+        return Import(bytes, backend, newClassCount, seed, path, inputShape);
     }
 
-    /// <summary>Imports model bytes.</summary>
-    public static Network Import(byte[] bytes, IBackend backend, int? newClassCount = null, ulong seed = 0, string source = "ONNX model")
+    /// <summary>Imports model bytes (see the file overload for <paramref name="inputShape"/>).</summary>
+    public static Network Import(byte[] bytes, IBackend backend, int? newClassCount = null, ulong seed = 0, string source = "ONNX model",
+        TensorShape? inputShape = null)
     {
         ModelProto model;
         try
@@ -36,7 +41,7 @@ public static class OnnxImporter
         }
         if (model.Graph is null || model.Graph.Node.Count == 0)
             throw new InvalidDataException($"'{source}' holds no graph: it is truncated or not an ONNX model.");
-        return new Reader(model.Graph, source).Build(backend, newClassCount, seed);
+        return new Reader(model.Graph, source).Build(backend, newClassCount, seed, inputShape);
     }
 
     private sealed class Reader(GraphProto graph, string source)
@@ -81,13 +86,23 @@ public static class OnnxImporter
             return constants;
         }
 
-        public Network Build(IBackend backend, int? newClassCount, ulong seed)
+        public Network Build(IBackend backend, int? newClassCount, ulong seed, TensorShape? requested)
         {
             var input = graph.Input.FirstOrDefault(i => !_constants.ContainsKey(i.Name))
                 ?? throw new InvalidDataException($"'{source}': the graph has no input that is not a weight.");
             var dims = input.Type?.TensorType?.Shape?.Dim ?? throw new InvalidDataException($"'{source}': input '{input.Name}' has no tensor shape.");
-            var itemDims = dims.Skip(1).Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue is > 0 and <= int.MaxValue
-                ? (int)d.DimValue : throw new InvalidDataException($"'{source}': input '{input.Name}' needs fixed sizes after the batch dimension.")).ToArray();
+            if (requested is not null && requested.Rank != dims.Count - 1)
+                throw new ArgumentException($"'{source}': input '{input.Name}' has {dims.Count - 1} dimensions after the batch; inputShape {requested} has {requested.Rank}.",
+                    nameof(requested));
+            var itemDims = dims.Skip(1).Select((d, i) =>
+            {
+                bool fixedSize = d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue is > 0 and <= int.MaxValue;
+                if (fixedSize && requested is not null && requested[i] != d.DimValue)
+                    throw new ArgumentException($"'{source}': input '{input.Name}' has size {d.DimValue} in dimension {i + 1}; inputShape {requested} asks {requested[i]}.",
+                        nameof(requested));
+                return fixedSize ? (int)d.DimValue : requested?[i] ?? throw new InvalidDataException($"'{source}': input '{input.Name}' has a free size " +
+                    $"('{d.DimParam}') in dimension {i + 1}: give the shape to build for (Import's inputShape, e.g. [C, H, W]).");
+            }).ToArray();
             var inputShape = new TensorShape(itemDims);
             (_backend, _inputShape) = (backend, inputShape);
             _tensors[input.Name] = _builder.Input;
@@ -173,6 +188,12 @@ public static class OnnxImporter
                     return;
                 case "Conv":
                     ReadConv(node, name);
+                    return;
+                case "ConvTranspose":
+                    ReadConvTranspose(node, name);
+                    return;
+                case "Resize":
+                    ReadResize(node, name);
                     return;
                 case "Gemm":
                     ReadGemm(node, name);
@@ -503,6 +524,51 @@ public static class OnnxImporter
             AddLayer(node, conv, node.Output[0]);
         }
 
+        private void ReadConvTranspose(NodeProto node, string name)
+        {
+            var weight = Floats(node.Input[1], name);
+            var shape = Dims(node.Input[1]);
+            if (shape.Length != 4) throw Malformed(node, $"a ConvTranspose weight has 4 dimensions, '{node.Input[1]}' has {shape.Length}");
+            if (node.Attribute.Any(a => a.Name == "output_shape")) throw Unsupported(node, "output_shape is not supported; give pads and output_padding");
+            var (padH, padW) = Pads(node);
+            var strides = Ints(node, "strides", [1, 1]);
+            var dilations = Ints(node, "dilations", [1, 1]);
+            var outputPadding = Ints(node, "output_padding", [0, 0]);
+            if (shape[2] != shape[3] || padH != padW || strides[0] != strides[1] || dilations[0] != dilations[1] || outputPadding[0] != outputPadding[1])
+                throw Unsupported(node, "only square kernels, strides, padding, dilation and output padding are supported");
+            int group = checked((int)Int(node, "group", 1));
+            bool hasBias = node.Input.Count > 2 && !string.IsNullOrEmpty(node.Input[2]);
+            var layer = new ConvTranspose2d(checked((int)shape[1] * group), checked((int)shape[2]), checked((int)strides[0]), padH,
+                checked((int)outputPadding[0]), checked((int)dilations[0]), group, hasBias) { Name = Unique(name) };
+            _weights.Add((layer, "weight", weight));
+            if (hasBias) _weights.Add((layer, "bias", Floats(node.Input[2], name)));
+            AddLayer(node, layer, node.Output[0]);
+        }
+
+        /// <summary>
+        /// Resize by a whole factor, as PyTorch exports <c>interpolate(scale_factor)</c>: nearest with asymmetric
+        /// coordinates and floor, or linear with (pytorch_)half_pixel coordinates.
+        /// </summary>
+        private void ReadResize(NodeProto node, string name)
+        {
+            string Text(string attribute, string fallback) =>
+                node.Attribute.FirstOrDefault(a => a.Name == attribute)?.S.ToStringUtf8() is { Length: > 0 } text ? text : fallback;
+            if (node.Input.Count < 3 || string.IsNullOrEmpty(node.Input[2]))
+                throw Unsupported(node, "only constant scales are supported (not sizes)");
+            var scales = Floats(node.Input[2], name);
+            if (scales.Length != 4 || scales[0] != 1 || scales[1] != 1 || scales[2] != scales[3] || scales[2] < 1 || scales[2] != MathF.Floor(scales[2]))
+                throw Unsupported(node, $"only equal whole scales of height and width are supported, got [{string.Join(", ", scales)}]");
+            string mode = Text("mode", "nearest"), coordinates = Text("coordinate_transformation_mode", "half_pixel");
+            var upsample = (mode, coordinates, Text("nearest_mode", "round_prefer_floor")) switch
+            {
+                ("nearest", "asymmetric", "floor") => UpsampleMode.Nearest,
+                ("linear", "half_pixel" or "pytorch_half_pixel", _) => UpsampleMode.Bilinear,
+                _ => throw Unsupported(node, $"mode '{mode}' with coordinate_transformation_mode '{coordinates}' is not supported " +
+                    "(nearest needs asymmetric coordinates and floor, linear half_pixel ones)"),
+            };
+            AddLayer(node, new Upsample((int)scales[2], upsample) { Name = Unique(name) }, node.Output[0]);
+        }
+
         private void ReadGemm(NodeProto node, string name)
         {
             if (Float(node, "alpha", 1) != 1 || Float(node, "beta", 1) != 1 || Int(node, "transA", 0) != 0)
@@ -582,7 +648,7 @@ public static class OnnxImporter
         {
             // Only a state-dict key names a module: "/layer1/Constant_output_0" or "onnx::Conv_62" do not.
             string weight = node.Input.Count > 1 ? node.Input[1] : "";
-            if (node.OpType is "Conv" or "Gemm" or "BatchNormalization" && _constants.ContainsKey(weight)
+            if (node.OpType is "Conv" or "ConvTranspose" or "Gemm" or "BatchNormalization" && _constants.ContainsKey(weight)
                 && !weight.Contains('/') && !weight.Contains(':') && weight.LastIndexOf('.') is > 0 and int dot)
                 return weight[..dot];
             var scopes = node.Name.Split('/', StringSplitOptions.RemoveEmptyEntries);
