@@ -42,6 +42,12 @@ public interface IBackend
     /// </summary>
     void CopyChannels(Tensor src, int srcChannelOffset, Tensor dst, int dstChannelOffset, int channels);
 
+    /// <summary>
+    /// Copies a height × width window of every plane between NCHW tensors of equal batch and channels: from (srcY, srcX)
+    /// in src to (dstY, dstX) in dst; the rest of dst is left as it is (crops and their backward pass).
+    /// </summary>
+    void CopyWindow(Tensor src, int srcY, int srcX, Tensor dst, int dstY, int dstX, int height, int width);
+
     /// <summary>y[n, c, …] ← y[n, c, …] + bias[c] (the bias of a transposed convolution).</summary>
     void AddChannelBias(Tensor bias, Tensor y);
 

@@ -175,3 +175,42 @@ public sealed class Multiply : MergeLayer
         return _gate == 1 ? [da, db] : [db, da];
     }
 }
+
+/// <summary>
+/// Crops its first input's plane to the second input's height and width, centred (the extra row or column of an odd
+/// difference is cut at the bottom or right): the original U-Net's crop of encoder features to the decoder's size
+/// before they are joined, on any input size. The second input only gives the size; it receives no gradient.
+/// </summary>
+public sealed class Crop : MergeLayer
+{
+    private int _top, _left;
+
+    /// <inheritdoc />
+    protected override TensorShape OnBuild(IReadOnlyList<TensorShape> inputShapes)
+    {
+        if (inputShapes.Count != 2) throw Error($"crops one input to the size of another, got {inputShapes.Count} inputs.");
+        var (x, reference) = (inputShapes[0], inputShapes[1]);
+        if (x.Rank != 3 || reference.Rank != 3 || reference[1] > x[1] || reference[2] > x[2])
+            throw Error($"crops a [C, H, W] input to a smaller or equal [C', H', W'] plane, got {x} and {reference}.");
+        (_top, _left) = ((x[1] - reference[1]) / 2, (x[2] - reference[2]) / 2);
+        return new TensorShape(x[0], reference[1], reference[2]);
+    }
+
+    /// <summary>The rows and columns cut from the top and the left.</summary>
+    public (int Top, int Left) Offset => (_top, _left);
+
+    /// <inheritdoc />
+    protected override void OnForward(IReadOnlyList<Tensor> inputs, Tensor output) =>
+        Backend.CopyWindow(inputs[0], _top, _left, output, 0, 0, OutputShape[1], OutputShape[2]);
+
+    /// <inheritdoc />
+    public override IReadOnlyList<Tensor> Backward(Tensor dy)
+    {
+        var dx = Buffer("input gradient 0", InputShapes[0].Prepend(dy.Shape.N));
+        var none = Buffer("input gradient 1", InputShapes[1].Prepend(dy.Shape.N));
+        Backend.Fill(dx, 0);
+        Backend.Fill(none, 0);
+        Backend.CopyWindow(dy, 0, 0, dx, _top, _left, OutputShape[1], OutputShape[2]);
+        return [dx, none];
+    }
+}

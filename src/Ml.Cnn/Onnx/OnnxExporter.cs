@@ -71,7 +71,7 @@ public static class OnnxExporter
         if (network.InputShape.Rank != 3 || network.OutputShape.Rank != 3)
             throw new ArgumentException($"A dynamic image size needs [C, H, W] inputs and outputs; the network maps {network.InputShape} to " +
                 $"{network.OutputShape}.", nameof(network));
-        var fixedSize = network.Nodes.FirstOrDefault(n => n.Layer is Dense or Flatten or ChannelShuffle or GlobalAvgPool { KeepSpatialDims: false });
+        var fixedSize = network.Nodes.FirstOrDefault(n => n.Layer is Dense or Flatten or ChannelShuffle or Crop or GlobalAvgPool { KeepSpatialDims: false });
         if (fixedSize is not null)
             throw new ArgumentException($"A dynamic image size needs a fully convolutional network; layer '{fixedSize.Name}' " +
                 $"({fixedSize.Layer.GetType().Name}) is exported for one image size.", nameof(network));
@@ -163,6 +163,10 @@ public static class OnnxExporter
                 Concat => graph.Node("Concat", node.Name, node.Inputs.Select(Source), Int("axis", 1)),
                 Ml.Cnn.Layers.Add => EmitSum(graph, node.Name, node.Inputs.Select(Source).ToArray()),
                 Multiply multiply => EmitProduct(graph, node.Name, multiply, node.Inputs.Select(Source).ToArray()),
+                Crop crop => graph.Node("Slice", node.Name, [Source(node.Inputs[0]),
+                    graph.Int64Initializer(node.Name + ".starts", crop.Offset.Top, crop.Offset.Left),
+                    graph.Int64Initializer(node.Name + ".ends", crop.Offset.Top + crop.OutputShape[1], crop.Offset.Left + crop.OutputShape[2]),
+                    graph.Int64Initializer(node.Name + ".axes", 2, 3)]),
                 _ => throw new NotSupportedException($"Layer '{node.Name}' ({node.Layer.GetType().Name}) has no ONNX export."),
             };
         }

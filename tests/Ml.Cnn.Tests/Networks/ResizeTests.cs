@@ -81,6 +81,32 @@ public sealed class ResizeTests
     }
 
     [Fact]
+    public void ACropJoinRunsOnSizesThePoolingDoesNotDivide()
+    {
+        // The original U-Net's join: encoder features cropped to the decoder's plane (odd sizes lose a row in pooling).
+        var b = new NetworkBuilder();
+        var skip = b.Chain(b.Input, new Conv2d(4, 3, padding: 1), new Relu());
+        var up = b.Chain(skip, new MaxPool2d(2), new Conv2d(4, 3, padding: 1), new ConvTranspose2d(4, 2, stride: 2));
+        b.Chain(b.Merge(new Concat(), b.Merge(new Crop(), skip, up), up), new Conv2d(2, 1));
+        var network = Network.Create(b, Backend, new TensorShape(1, 8, 8), seed: 2);
+        foreach (var (h, w) in new[] { (9, 11), (8, 8), (13, 6) })
+        {
+            var y = network.Forward(TensorOf(Backend, RandomNormal(new Rng(3), h * w), 1, 1, h, w), training: true);
+            Assert.Equal(new TensorShape(1, 2, h / 2 * 2, w / 2 * 2), y.Shape);
+            network.Backward(y);
+        }
+        string folder = Directory.CreateTempSubdirectory("ml-cnn-crop-").FullName;
+        try
+        {
+            Onnx.OnnxExportTests.CheckAgainstOnnxRuntime(network, folder);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public void AJoinOfUnequalPlanesRefusesTheSizeThatCausesIt()
     {
         var network = Network.Create(EncoderDecoder(), Backend, new TensorShape(2, 8, 8), seed: 3);

@@ -86,15 +86,32 @@ public abstract class GradientCheckTests(string backendName)
     [InlineData(new[] { 3, 4, 5 }, new[] { 3, 4, 5 }, 1)] // equal shapes
     public void Multiply(int[] first, int[] second, int gate)
     {
+        var multiply = new Multiply();
+        CheckMerge(multiply, first, second);
+        Assert.Equal(gate, multiply.GateIndex);
+    }
+
+    [Theory]
+    [InlineData(new[] { 3, 7, 8 }, new[] { 5, 4, 5 })]  // odd differences: one more row and column cut at the bottom and right
+    [InlineData(new[] { 2, 6, 6 }, new[] { 2, 6, 6 })]  // nothing to cut
+    public void Cropping(int[] input, int[] reference)
+    {
+        var crop = new Crop();
+        var gradients = CheckMerge(crop, input, reference);
+        Assert.Equal(((input[1] - reference[1]) / 2, (input[2] - reference[2]) / 2), crop.Offset);
+        Assert.All(gradients[1], g => Assert.Equal(0, g));
+    }
+
+    /// <summary>Central differences of Σ r ⊙ merge(a, b) against the merge's backward pass, for both inputs.</summary>
+    private float[][] CheckMerge(MergeLayer merge, int[] first, int[] second)
+    {
         var rng = new Rng(11);
         var inputs = new[] { first, second }.Select(s => TensorOf(_backend, RandomNormal(rng, 2 * s.Aggregate(1, (p, d) => p * d)), [2, .. s])).ToArray();
-        var multiply = new Multiply();
-        multiply.Build(_backend, inputs.Select(t => t.Shape.DropBatch()).ToArray());
-        Assert.Equal(gate, multiply.GateIndex);
-        var projection = RandomNormal(rng, multiply.OutputShape.Length * 2);
-        double Objective() => multiply.Forward(inputs).ToArray().Select((v, i) => (double)v * projection[i]).Sum();
+        merge.Build(_backend, inputs.Select(t => t.Shape.DropBatch()).ToArray());
+        var projection = RandomNormal(rng, merge.OutputShape.Length * 2);
+        double Objective() => merge.Forward(inputs).ToArray().Select((v, i) => (double)v * projection[i]).Sum();
         Objective();
-        var gradients = multiply.Backward(TensorOf(_backend, projection, [2, .. multiply.OutputShape.Dims])).Select(g => g.ToArray()).ToArray();
+        var gradients = merge.Backward(TensorOf(_backend, projection, [2, .. merge.OutputShape.Dims])).Select(g => g.ToArray()).ToArray();
         for (int k = 0; k < 2; k++)
         {
             var values = inputs[k].ToArray();
@@ -109,6 +126,7 @@ public abstract class GradientCheckTests(string backendName)
                 Assert.Equal((plus - minus) / 2e-2, gradients[k][i], 2);
             }
         }
+        return gradients;
     }
 
     [Fact]

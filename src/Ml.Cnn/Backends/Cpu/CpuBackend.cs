@@ -606,6 +606,10 @@ public sealed class CpuBackend : HostBackend, IBackend
     public void UpsampleBackward(UpsampleMode mode, Tensor dy, Tensor dx) => SmallOps.UpsampleBackward(mode, dy, dx);
 
     /// <inheritdoc />
+    public void CopyWindow(Tensor src, int srcY, int srcX, Tensor dst, int dstY, int dstX, int height, int width) =>
+        SmallOps.CopyWindow(src, srcY, srcX, dst, dstY, dstX, height, width);
+
+    /// <inheritdoc />
     public void AddChannelBias(Tensor bias, Tensor y) => SmallOps.AddChannelBias(bias, y);
 
     /// <inheritdoc />

@@ -66,6 +66,17 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     }
 
     /// <inheritdoc />
+    public void CopyWindow(Tensor src, int srcY, int srcX, Tensor dst, int dstY, int dstX, int height, int width)
+    {
+        var s = Data(src);
+        var d = Data(dst);
+        int planes = src.Shape.N * src.Shape[1], sh = src.Shape[2], sw = src.Shape[3], dh = dst.Shape[2], dw = dst.Shape[3];
+        for (int p = 0; p < planes; p++)
+            for (int y = 0; y < height; y++)
+                s.Slice((p * sh + srcY + y) * sw + srcX, width).CopyTo(d.Slice((p * dh + dstY + y) * dw + dstX, width));
+    }
+
+    /// <inheritdoc />
     public void AddChannelBias(Tensor bias, Tensor y)
     {
         var sb = Data(bias);
