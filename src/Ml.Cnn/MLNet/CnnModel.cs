@@ -14,6 +14,7 @@ public sealed class CnnModel
     {
         _buffers = new BufferCache(network.Backend);
         Network = network;
+        ImageShape = network.InputShape;
         ImageInput = imageInput;
         Normalization = normalization;
         Training = training;
@@ -31,8 +32,11 @@ public sealed class CnnModel
     /// <summary>For a model trained on an image column: how its images become the network's input (null for pixel vectors).</summary>
     public ImageInput? ImageInput { get; }
 
-    /// <summary>Per-item input shape [C, H, W].</summary>
-    public TensorShape ImageShape => Network.InputShape;
+    /// <summary>
+    /// Per-item input shape [C, H, W] the model scores: fixed when it was trained, even if its fully convolutional
+    /// network has since run on another size (the network resizes back when the model scores).
+    /// </summary>
+    public TensorShape ImageShape { get; }
 
     /// <summary>
     /// Writes the model as ONNX (opset 13): input "input" [N, C, H, W] of raw features (the training standardization

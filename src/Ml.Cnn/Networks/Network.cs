@@ -171,7 +171,7 @@ public sealed class Network
         {
             ResizeNodes(inputShape);
         }
-        catch (ArgumentException)
+        catch
         {
             ResizeNodes(previous);
             throw;

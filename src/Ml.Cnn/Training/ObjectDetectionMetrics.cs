@@ -96,7 +96,7 @@ public sealed class ObjectDetectionMetrics
         double sum = 0;
         for (int r = 0; r <= 100; r++)
         {
-            double target = r / 100.0;
+            double target = r * 0.01; // np.linspace(0, 1, 101), as pycocotools reads recalls
             int at = Array.FindIndex(recall, v => v >= target);
             sum += at < 0 ? 0 : precision[at];
         }

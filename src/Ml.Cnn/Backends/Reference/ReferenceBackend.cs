@@ -731,7 +731,7 @@ public sealed class ReferenceBackend : HostBackend, IBackend
         {
             float difference = sp[i] - st[i];
             loss += sw[i] * Math.Abs(difference);
-            sd[i] = sw[i] * MathF.Sign(difference);
+            sd[i] = difference > 0 ? sw[i] : difference < 0 ? -sw[i] : 0; // NaN gives 0, not MathF.Sign's exception
         }
         return (float)loss;
     }
