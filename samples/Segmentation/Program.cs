@@ -80,7 +80,6 @@ using (var session = new InferenceSession(onnx))
         Console.WriteLine($"ONNX Runtime at {w}×{h}: {theirs.Zip(ours).Count(p => p.First == p.Second) / (double)ours.Length:P3} of pixels " +
             "get the class Ml.Cnn gives");
     }
-network.Resize(new TensorShape(1, Size, Size));
 
 // ---- the model zip, reloaded by ML.NET alone ----
 string zip = Path.Combine(output, "model.zip");

@@ -141,7 +141,7 @@ public static class SceneGenerator
                 int w = Math.Max(1, (int)MathF.Round(source.ItemShape[2] * scale));
                 int top = rng.NextInt(o.Height - h + 1), left = rng.NextInt(o.Width - w + 1);
                 source.CopyItem(index, item);
-                var resized = Resize(item, channels, source.ItemShape[1], source.ItemShape[2], h, w);
+                var resized = Interpolation.ResizeBilinear(item, channels, source.ItemShape[1], source.ItemShape[2], h, w);
                 var box = TightBox(resized, channels, h, w, o.Threshold);
                 if (box is not var (x0, y0, x1, y1)) continue; // a blank item has no object to place
                 var placed = new ObjectBox((int)source.Targets[index], left + x0, top + y0, left + x1, top + y1);
@@ -182,30 +182,5 @@ public static class SceneGenerator
                 for (int c = 0; c < channels; c++) image[c * plane + at] = item[c * h * w + y * w + x];
                 mask[at] = label;
             }
-    }
-
-    /// <summary>Bilinear resize with half-pixel centres (the rule of <c>Upsample</c>), plane by plane.</summary>
-    private static float[] Resize(float[] item, int channels, int h, int w, int outH, int outW)
-    {
-        var result = new float[channels * outH * outW];
-        float sy = (float)h / outH, sx = (float)w / outW;
-        for (int c = 0; c < channels; c++)
-            for (int y = 0; y < outH; y++)
-            {
-                float fy = Math.Clamp((y + 0.5f) * sy - 0.5f, 0, h - 1);
-                int y0 = (int)fy, y1 = Math.Min(y0 + 1, h - 1);
-                float ly = fy - y0;
-                for (int x = 0; x < outW; x++)
-                {
-                    float fx = Math.Clamp((x + 0.5f) * sx - 0.5f, 0, w - 1);
-                    int x0 = (int)fx, x1 = Math.Min(x0 + 1, w - 1);
-                    float lx = fx - x0;
-                    int p = c * h * w;
-                    result[(c * outH + y) * outW + x] =
-                        (1 - ly) * ((1 - lx) * item[p + y0 * w + x0] + lx * item[p + y0 * w + x1]) +
-                        ly * ((1 - lx) * item[p + y1 * w + x0] + lx * item[p + y1 * w + x1]);
-                }
-            }
-        return result;
     }
 }

@@ -65,13 +65,7 @@ public sealed class Conv2d : Layer
     {
         RequireRank(input, 3, "[C, H, W] images");
         int c = input[0], h = input[1], w = input[2];
-        if (OutChannels <= 0) throw Error($"output channels must be positive, got {OutChannels}.");
-        if (KernelSize.H <= 0 || KernelSize.W <= 0) throw Error($"kernel size must be positive, got {KernelSize}.");
-        if (Stride.H <= 0 || Stride.W <= 0) throw Error($"stride must be positive, got {Stride}.");
-        if (Padding.H < 0 || Padding.W < 0) throw Error($"padding must not be negative, got {Padding}.");
-        if (Dilation.H <= 0 || Dilation.W <= 0) throw Error($"dilation must be positive, got {Dilation}.");
-        if (Groups <= 0 || c % Groups != 0 || OutChannels % Groups != 0)
-            throw Error($"groups ({Groups}) must divide both input channels ({c}) and output channels ({OutChannels}).");
+        if (OptionProblem(c, OutChannels, KernelSize, Stride, Padding, Dilation, Groups) is { } problem) throw Error(problem);
         int spanH = Dilation.H * (KernelSize.H - 1) + 1, spanW = Dilation.W * (KernelSize.W - 1) + 1;
         if (spanH > h + 2 * Padding.H || spanW > w + 2 * Padding.W)
             throw Error($"kernel extent {spanH}x{spanW} is larger than the padded input {h + 2 * Padding.H}x{w + 2 * Padding.W} (input {input}, padding {Padding}).");
@@ -82,6 +76,23 @@ public sealed class Conv2d : Layer
             (values, rng) => WeightInitializer.Fill(values, Init, fanIn, fanOut, rng));
         Bias = HasBias ? AddParameter("bias", new TensorShape(OutChannels), decays: false, (values, _) => values.Fill(InitialBias)) : null;
         return new TensorShape(OutChannels, _geometry.OutH, _geometry.OutW);
+    }
+
+    /// <summary>
+    /// What is wrong with a convolution's options for <paramref name="inChannels"/> input channels, or null: the one
+    /// set of checks that <see cref="Conv2d"/> and <see cref="ConvTranspose2d"/> share.
+    /// </summary>
+    internal static string? OptionProblem(int inChannels, int outChannels, (int H, int W) kernel, (int H, int W) stride, (int H, int W) padding,
+        (int H, int W) dilation, int groups)
+    {
+        if (outChannels <= 0) return $"output channels must be positive, got {outChannels}.";
+        if (kernel.H <= 0 || kernel.W <= 0) return $"kernel size must be positive, got {kernel}.";
+        if (stride.H <= 0 || stride.W <= 0) return $"stride must be positive, got {stride}.";
+        if (padding.H < 0 || padding.W < 0) return $"padding must not be negative, got {padding}.";
+        if (dilation.H <= 0 || dilation.W <= 0) return $"dilation must be positive, got {dilation}.";
+        if (groups <= 0 || inChannels % groups != 0 || outChannels % groups != 0)
+            return $"groups ({groups}) must divide both input channels ({inChannels}) and output channels ({outChannels}).";
+        return null;
     }
 
     /// <inheritdoc />

@@ -60,15 +60,9 @@ public sealed class ConvTranspose2d : Layer
     {
         RequireRank(input, 3, "[C, H, W] images");
         int c = input[0], h = input[1], w = input[2];
-        if (OutChannels <= 0) throw Error($"output channels must be positive, got {OutChannels}.");
-        if (KernelSize.H <= 0 || KernelSize.W <= 0) throw Error($"kernel size must be positive, got {KernelSize}.");
-        if (Stride.H <= 0 || Stride.W <= 0) throw Error($"stride must be positive, got {Stride}.");
-        if (Padding.H < 0 || Padding.W < 0) throw Error($"padding must not be negative, got {Padding}.");
-        if (Dilation.H <= 0 || Dilation.W <= 0) throw Error($"dilation must be positive, got {Dilation}.");
+        if (Conv2d.OptionProblem(c, OutChannels, KernelSize, Stride, Padding, Dilation, Groups) is { } problem) throw Error(problem);
         if (OutputPadding.H < 0 || OutputPadding.W < 0 || OutputPadding.H >= Stride.H || OutputPadding.W >= Stride.W)
             throw Error($"output padding must lie in [0, stride), got {OutputPadding} with stride {Stride}.");
-        if (Groups <= 0 || c % Groups != 0 || OutChannels % Groups != 0)
-            throw Error($"groups ({Groups}) must divide both input channels ({c}) and output channels ({OutChannels}).");
         int outH = (h - 1) * Stride.H - 2 * Padding.H + Dilation.H * (KernelSize.H - 1) + OutputPadding.H + 1;
         int outW = (w - 1) * Stride.W - 2 * Padding.W + Dilation.W * (KernelSize.W - 1) + OutputPadding.W + 1;
         if (outH <= 0 || outW <= 0)

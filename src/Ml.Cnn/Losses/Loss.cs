@@ -21,6 +21,15 @@ public abstract class Loss
     /// <summary>Throws an ArgumentException when the target does not fit the output.</summary>
     protected abstract void Validate(Tensor output, Tensor target);
 
+    /// <summary>
+    /// Throws an ArgumentException (naming the loss as <paramref name="name"/>) unless a network of per-item output
+    /// <paramref name="output"/> can train on <paramref name="data"/> with this loss: checked once, before training.
+    /// </summary>
+    internal abstract void CheckFits(TensorShape output, ImageDataset data, string name);
+
+    private protected static ArgumentException PerPixelData(ImageDataset data, string name) =>
+        new($"The data has a class label per pixel ({data.TargetLength} each); {name} does not score pixel labels.", nameof(data));
+
     /// <summary>The backend computation.</summary>
     protected abstract float Evaluate(Tensor output, Tensor target, Tensor outputGradient);
 }
@@ -28,6 +37,14 @@ public abstract class Loss
 /// <summary>Losses whose target is one class index per item (stored as floats, shape [N]).</summary>
 public abstract class ClassificationLoss : Loss
 {
+    internal override void CheckFits(TensorShape output, ImageDataset data, string name)
+    {
+        if (data.ClassCount == 0) throw new ArgumentException($"{name} needs class labels, but the data has regression targets.", nameof(data));
+        if (data.IsPerPixel) throw PerPixelData(data, name);
+        if (output.Length != data.ClassCount)
+            throw new ArgumentException($"The network outputs {output.Length} scores but the data has {data.ClassCount} classes.", nameof(data));
+    }
+
     /// <inheritdoc />
     protected override void Validate(Tensor output, Tensor target)
     {
@@ -46,6 +63,13 @@ public abstract class ClassificationLoss : Loss
 /// <summary>Losses whose target has the output's shape.</summary>
 public abstract class RegressionLoss : Loss
 {
+    internal override void CheckFits(TensorShape output, ImageDataset data, string name)
+    {
+        if (data.IsPerPixel) throw PerPixelData(data, name);
+        if (output.Length != data.TargetLength)
+            throw new ArgumentException($"The network outputs {output.Length} values but each target has {data.TargetLength}.", nameof(data));
+    }
+
     /// <inheritdoc />
     protected override void Validate(Tensor output, Tensor target)
     {
@@ -123,6 +147,15 @@ public sealed class PixelCrossEntropyLoss : Loss
     /// <summary>The label of pixels that do not count.</summary>
     public int IgnoreLabel { get; }
 
+    internal override void CheckFits(TensorShape output, ImageDataset data, string name)
+    {
+        if (!data.IsPerPixel)
+            throw new ArgumentException($"{name} needs a class label per pixel, but the data has {data.TargetLength} target(s) per item.", nameof(data));
+        if (output.Rank != 3 || output[0] != data.ClassCount || output[1] * output[2] != data.TargetLength)
+            throw new ArgumentException($"The network outputs {output} but the data has {data.ClassCount} classes and " +
+                $"{data.TargetLength} pixel labels per item: a segmentation network outputs [classes, H, W].", nameof(data));
+    }
+
     /// <summary>The per-class weights, or null for equal weights.</summary>
     public IReadOnlyList<float>? ClassWeights => _classWeights;
 
@@ -173,6 +206,16 @@ public sealed class CenterNetLoss(int classes, float alpha = 0.25f, float gamma 
     /// <summary>Object classes (heatmap channels).</summary>
     public int Classes { get; } = classes > 0 ? classes : throw new ArgumentOutOfRangeException(nameof(classes), classes, "At least one class.");
 
+    internal override void CheckFits(TensorShape output, ImageDataset data, string name)
+    {
+        if (output.Rank != 3 || output[0] != CenterNet.OutputChannels(Classes))
+            throw new ArgumentException($"A CenterNet detector outputs [classes + 4, h, w]; the network outputs {output}.", nameof(data));
+        int expected = CenterNet.TargetChannels(Classes) * output[1] * output[2];
+        if (data.ClassCount != 0 || data.TargetLength != expected)
+            throw new ArgumentException($"CenterNet targets for {Classes} classes on a {output[1]}×{output[2]} map hold {expected} values per item " +
+                $"(CenterNet.Encode); the data has {data.TargetLength}{(data.ClassCount > 0 ? " class labels" : "")}.", nameof(data));
+    }
+
     /// <inheritdoc />
     protected override void Validate(Tensor output, Tensor target)
     {
@@ -191,26 +234,31 @@ public sealed class CenterNetLoss(int classes, float alpha = 0.25f, float gamma 
         var backend = output.Backend;
         int n = output.Shape.N, h = output.Shape[2], w = output.Shape[3];
         var targets = new Tensor(backend, target.Storage, new TensorShape(n, CenterNet.TargetChannels(Classes), h, w));
-        Tensor Part(string role, Tensor source, int offset, int channels)
+        Tensor Buffer(string role, int channels)
         {
             var shape = new TensorShape(n, channels, h, w);
-            if (!_buffers.TryGetValue(role, out var part) || part.Shape != shape || part.Backend != backend)
-                _buffers[role] = part = backend.Allocate(shape);
-            if (source is not null) backend.CopyChannels(source, offset, part, 0, channels);
+            if (!_buffers.TryGetValue(role, out var buffer) || buffer.Shape != shape || buffer.Backend != backend)
+                _buffers[role] = buffer = backend.Allocate(shape);
+            return buffer;
+        }
+        Tensor Channels(string role, Tensor source, int offset, int channels)
+        {
+            var part = Buffer(role, channels);
+            backend.CopyChannels(source, offset, part, 0, channels);
             return part;
         }
-        var (heat, heatTarget) = (Part("heat", output, 0, Classes), Part("heat target", targets, 0, Classes));
-        var (box, boxTarget, boxWeight) = (Part("box", output, Classes, 4), Part("box target", targets, Classes, 4),
-            Part("box weight", targets, Classes + 4, 4));
-        var (heatGradient, boxGradient) = (Part("heat gradient", null!, 0, Classes), Part("box gradient", null!, 0, 4));
+        var (heat, heatTarget) = (Channels("heat", output, 0, Classes), Channels("heat target", targets, 0, Classes));
+        var (box, boxTarget) = (Channels("box", output, Classes, 4), Channels("box target", targets, Classes, 4));
+        var boxWeight = Channels("box weight", targets, Classes + 4, 4);
+        var (heatGradient, boxGradient) = (Buffer("heat gradient", Classes), Buffer("box gradient", 4));
         float sum = backend.SigmoidFocalLoss(heat, heatTarget, alpha, gamma, heatGradient)
             + backend.WeightedAbsoluteError(box, boxTarget, boxWeight, boxGradient);
-        // Objects: the offset weights (1 at each centre cell) summed over one channel.
+        // Objects: the centre cells, where the x-offset weight is 1.
         var weights = boxWeight.ToArray();
         int objects = 0;
         for (int i = 0; i < n; i++)
             for (int p = 0; p < h * w; p++)
-                if (weights[(i * 4) * h * w + p] > 0) objects++;
+                if (weights[i * 4 * h * w + p] > 0) objects++;
         float scale = 1f / Math.Max(1, objects);
         backend.Scale(heatGradient, scale);
         backend.Scale(boxGradient, scale);

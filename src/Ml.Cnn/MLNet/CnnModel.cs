@@ -23,6 +23,16 @@ public sealed class CnnModel
     /// <summary>The trained network (its summary, layers and parameters).</summary>
     public Network Network { get; }
 
+    /// <summary>The network at <see cref="ImageShape"/>, for exports: back from any other size it has run on since.</summary>
+    internal Network ScoringNetwork
+    {
+        get
+        {
+            lock (_buffers) Network.Resize(ImageShape);
+            return Network;
+        }
+    }
+
     /// <summary>The per-channel standardization applied to inputs, if training used one.</summary>
     public ChannelNormalization? Normalization { get; }
 
@@ -51,7 +61,7 @@ public sealed class CnnModel
     /// <param name="classNames">Class names in output order, stored as the model's "class_names" metadata.</param>
     public void ExportToOnnx(string path, bool probabilities = true, string inputName = "input", string outputName = "output",
         IReadOnlyList<string>? classNames = null) =>
-        Onnx.OnnxExporter.Export(Network, path, probabilities, Normalization, inputName, outputName, classNames);
+        Onnx.OnnxExporter.Export(ScoringNetwork, path, probabilities, Normalization, inputName, outputName, classNames);
 
     /// <summary>
     /// Runs <paramref name="count"/> CHW inputs through the network up to <paramref name="layer"/> (null = output),

@@ -91,7 +91,7 @@ public sealed class CnnMulticlassTransformer : ScoringTransformer, ISingleFeatur
 
     private protected override ITransformer ToPersistable() =>
         ZipPersistence.Classifier(
-            Onnx.OnnxExporter.BuildRowScorer(Model.Network, Model.Normalization, Scorer.InputColumn, Model.Network.Nodes[^1].Name,
+            Onnx.OnnxExporter.BuildRowScorer(Model.ScoringNetwork, Model.Normalization, Scorer.InputColumn, Model.Network.Nodes[^1].Name,
                 Onnx.OnnxExporter.RowOutputs.ProbabilitiesAndClassIndex, "Score", ZipPersistence.ClassIndexColumn),
             Scorer);
 }

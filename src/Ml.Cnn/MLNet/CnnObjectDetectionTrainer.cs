@@ -113,7 +113,7 @@ public sealed class CnnObjectDetectionTransformer : ScoringTransformer, ISingleF
     /// which <see cref="CenterNet.Decode"/> turns into detections.
     /// </summary>
     public void ExportToOnnx(string path, string outputName = "output") =>
-        Onnx.OnnxExporter.Export(Model.Network, path, appendSoftmax: false, Model.Normalization, Scorer.InputColumn, outputName,
+        Onnx.OnnxExporter.Export(Model.ScoringNetwork, path, appendSoftmax: false, Model.Normalization, Scorer.InputColumn, outputName,
             dynamicImageSize: true);
 
     private protected override BatchScorer Scorer { get; }

@@ -72,7 +72,7 @@ public sealed class CnnRegressionTransformer : ScoringTransformer, ISingleFeatur
     /// into a scalar, so a loaded regressor's Score is a Vector of Single of length 1 (same value).
     /// </remarks>
     private protected override ITransformer ToPersistable() =>
-        ZipPersistence.Vector(output => Onnx.OnnxExporter.BuildRowScorer(Model.Network, Model.Normalization, Scorer.InputColumn,
+        ZipPersistence.Vector(output => Onnx.OnnxExporter.BuildRowScorer(Model.ScoringNetwork, Model.Normalization, Scorer.InputColumn,
                 Model.Network.Nodes[^1].Name, Onnx.OnnxExporter.RowOutputs.Activations, output),
             Scorer);
 }

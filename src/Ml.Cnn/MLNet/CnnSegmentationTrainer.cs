@@ -42,7 +42,7 @@ public sealed class CnnSegmentationTrainer : CnnTrainerBase<CnnSegmentationTrans
     {
         var (pixels, options, imageInput, images) = Prepare(input);
         var data = DataViewReader.ReadSegmentation(pixels, options, out int classes, out var imageShape);
-        var validation = options.ValidationSet is null ? null : DataViewReader.ReadSegmentation(options.ValidationSet, options, out int validationClasses, out _);
+        var validation = options.ValidationSet is null ? null : DataViewReader.ReadSegmentation(options.ValidationSet, options, out _, out _);
         if (validation is not null && validation.ClassCount != classes)
             throw new ArgumentException($"ValidationSet's label '{Options.LabelColumnName}' has {validation.ClassCount} keys, the training data's {classes}: " +
                 "map both with the same fitted MapValueToKey.", nameof(input));
@@ -97,7 +97,7 @@ public sealed class CnnSegmentationTransformer : ScoringTransformer, ISingleFeat
     /// W free; output <paramref name="outputName"/>, [N, classes, H, W] per-pixel class probabilities.
     /// </summary>
     public void ExportToOnnx(string path, string outputName = "Score") =>
-        Onnx.OnnxExporter.Export(Model.Network, path, appendSoftmax: true, Model.Normalization, Scorer.InputColumn, outputName,
+        Onnx.OnnxExporter.Export(Model.ScoringNetwork, path, appendSoftmax: true, Model.Normalization, Scorer.InputColumn, outputName,
             dynamicImageSize: true);
 
     private protected override BatchScorer Scorer { get; }
@@ -106,7 +106,7 @@ public sealed class CnnSegmentationTransformer : ScoringTransformer, ISingleFeat
 
     private protected override ITransformer ToPersistable() =>
         ZipPersistence.Segmenter(
-            Onnx.OnnxExporter.BuildRowScorer(Model.Network, Model.Normalization, Scorer.InputColumn, Model.Network.Nodes[^1].Name,
+            Onnx.OnnxExporter.BuildRowScorer(Model.ScoringNetwork, Model.Normalization, Scorer.InputColumn, Model.Network.Nodes[^1].Name,
                 Onnx.OnnxExporter.RowOutputs.PixelProbabilitiesAndClassIndices, "Score", ZipPersistence.ClassIndexColumn),
             Scorer);
 }
@@ -117,9 +117,7 @@ public sealed class CnnSegmentationTransformer : ScoringTransformer, ISingleFeat
 /// </summary>
 public sealed class SegmentationCatalog
 {
-    internal SegmentationCatalog(MLContext context) => (Context, Trainers) = (context, new SegmentationTrainers(context));
-
-    internal MLContext Context { get; }
+    internal SegmentationCatalog(MLContext context) => Trainers = new SegmentationTrainers(context);
 
     /// <summary>The segmentation trainers.</summary>
     public SegmentationTrainers Trainers { get; }

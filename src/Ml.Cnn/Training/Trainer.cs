@@ -45,25 +45,10 @@ public static class Trainer
         options.Augmentation?.ValidateRange(data);
         FitTo(network, data);
         var lossKind = options.Loss ?? DefaultLoss(data);
-        var loss = lossKind == LossKind.CenterNet ? DetectionLoss(network, data) : CreateLoss(lossKind);
+        // CenterNet's class count is the network's heatmaps; the check below says so when there are none.
+        var loss = lossKind == LossKind.CenterNet ? new CenterNetLoss(Math.Max(1, network.OutputShape[0] - 4)) : CreateLoss(lossKind);
+        loss.CheckFits(network.OutputShape, data, lossKind.ToString());
         bool classification = IsClassification(loss);
-        if (classification && data.ClassCount == 0)
-            throw new ArgumentException($"{lossKind} needs class labels, but the data has regression targets.", nameof(data));
-        if ((loss is PixelCrossEntropyLoss) != data.IsPerPixel)
-            throw new ArgumentException(data.IsPerPixel
-                ? $"The data has a class label per pixel ({data.TargetLength} each); {lossKind} does not score pixel labels."
-                : $"{lossKind} needs a class label per pixel, but the data has {data.TargetLength} target(s) per item.", nameof(data));
-        if (loss is PixelCrossEntropyLoss)
-        {
-            var output = network.OutputShape;
-            if (output.Rank != 3 || output[0] != data.ClassCount || output[1] * output[2] != data.TargetLength)
-                throw new ArgumentException($"The network outputs {output} but the data has {data.ClassCount} classes and " +
-                    $"{data.TargetLength} pixel labels per item: a segmentation network outputs [classes, H, W].", nameof(data));
-        }
-        else if (classification && network.OutputShape.Length != data.ClassCount)
-            throw new ArgumentException($"The network outputs {network.OutputShape.Length} scores but the data has {data.ClassCount} classes.", nameof(data));
-        if (!classification && loss is not CenterNetLoss && network.OutputShape.Length != data.TargetLength)
-            throw new ArgumentException($"The network outputs {network.OutputShape.Length} values but each target has {data.TargetLength}.", nameof(data));
 
         var (training, validation) = options.ValidationData is { } held ? (data, held) : Split(data, options.ValidationFraction, options.Seed ?? 0);
         if (classification && options.ValidationData is { } v && v.ClassCount != data.ClassCount)
@@ -229,19 +214,6 @@ public static class Trainer
         LossKind.CenterNet => throw new ArgumentException("CenterNet's loss needs the class count: new CenterNetLoss(classes).", nameof(kind)),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
-
-    /// <summary>The detection loss for the network's [classes + 4, h, w] output, after checking the targets fit it.</summary>
-    private static CenterNetLoss DetectionLoss(Network network, ImageDataset data)
-    {
-        var output = network.OutputShape;
-        if (output.Rank != 3 || output[0] < 5)
-            throw new ArgumentException($"A CenterNet detector outputs [classes + 4, h, w]; the network outputs {output}.", nameof(network));
-        int classes = output[0] - 4, expected = CenterNet.TargetChannels(classes) * output[1] * output[2];
-        if (data.ClassCount != 0 || data.TargetLength != expected)
-            throw new ArgumentException($"CenterNet targets for {classes} classes on a {output[1]}×{output[2]} map hold {expected} values per item " +
-                $"(CenterNet.Encode); the data has {data.TargetLength}{(data.ClassCount > 0 ? " class labels" : "")}.", nameof(data));
-        return new CenterNetLoss(classes);
-    }
 
     /// <summary>The loss a run uses when none is chosen: cross-entropy for labels (per item or per pixel), MSE otherwise.</summary>
     public static LossKind DefaultLoss(ImageDataset data) => data.IsPerPixel ? LossKind.PixelSoftmaxCrossEntropy

@@ -159,14 +159,7 @@ public sealed class DetectionTests : IDisposable
     [Fact]
     public async Task TheSampleTrainsEvaluatesExportsAndDrawsItsDetections()
     {
-        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "exec", Path.Combine(AppContext.BaseDirectory, "Ml.Cnn.Samples.Detection.dll"), _folder, "2", "150", "30" })
-            start.ArgumentList.Add(a);
-        using var process = System.Diagnostics.Process.Start(start)!;
-        var error = process.StandardError.ReadToEndAsync();
-        string output = await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        Assert.True(process.ExitCode == 0, $"exit code {process.ExitCode}: {await error}\n{output}");
+        string output = await Support.SampleProcess.Run("Ml.Cnn.Samples.Detection.dll", _folder, "2", "150", "30");
         Assert.Contains("test: mAP@0.5 ", output);
         Assert.Contains("ONNX Runtime on a 128×96 scene", output);
         Assert.True(new FileInfo(Path.Combine(_folder, "detection-examples.png")).Length > 1000);

@@ -145,14 +145,7 @@ public sealed class SegmentationTests : IDisposable
     [Fact]
     public async Task TheSampleTrainsExportsReloadsAndRunsTheSlidingWindowBaseline()
     {
-        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "exec", Path.Combine(AppContext.BaseDirectory, "Ml.Cnn.Samples.Segmentation.dll"), _folder, "2", "150", "30" })
-            start.ArgumentList.Add(a);
-        using var process = System.Diagnostics.Process.Start(start)!;
-        var error = process.StandardError.ReadToEndAsync();
-        string output = await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        Assert.True(process.ExitCode == 0, $"exit code {process.ExitCode}: {await error}\n{output}");
+        string output = await Support.SampleProcess.Run("Ml.Cnn.Samples.Segmentation.dll", _folder, "2", "150", "30");
         string Line(string prefix) => output.Split('\n').Single(l => l.StartsWith(prefix, StringComparison.Ordinal));
         double After(string prefix, string marker)
         {

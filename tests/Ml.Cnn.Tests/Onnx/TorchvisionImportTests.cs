@@ -92,14 +92,7 @@ public sealed class TorchvisionImportTests : IDisposable
     [Fact]
     public async Task TheTransferLearningSampleFineTunesOnAnImageFolderAndSavesAZipThatScoresTheSame()
     {
-        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "exec", Path.Combine(AppContext.BaseDirectory, "Ml.Cnn.Samples.TransferLearning.dll"), _folder, "3", "60" })
-            start.ArgumentList.Add(a);
-        using var process = System.Diagnostics.Process.Start(start)!;
-        var error = process.StandardError.ReadToEndAsync();
-        string output = await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        Assert.True(process.ExitCode == 0, $"exit code {process.ExitCode}: {await error}");
+        string output = await Support.SampleProcess.Run("Ml.Cnn.Samples.TransferLearning.dll", _folder, "3", "60");
         double Accuracy(string prefix)
         {
             var line = output.Split('\n').Single(l => l.StartsWith(prefix, StringComparison.Ordinal));

@@ -1,3 +1,4 @@
+using Ml.Cnn.Core;
 using Ml.Cnn.Tensors;
 
 namespace Ml.Cnn.Backends.Reference;
@@ -666,17 +667,20 @@ public sealed class ReferenceBackend : HostBackend, IBackend
         var sd = Data(dLogits);
         var weights = classWeights is null ? default : Data(classWeights);
         int n = logits.Shape.N, c = logits.Shape[1], plane = logits.Shape.ItemLength / c;
+        // log Σ exp per pixel, kept for the gradient: the mean divides by the summed weights, known only at the end.
+        var logSums = new double[n * plane];
         double loss = 0, total = 0;
         for (int i = 0; i < n; i++)
             for (int p = 0; p < plane; p++)
             {
                 int label = (int)sl[i * plane + p];
                 if (label == ignoreLabel) continue;
-                double w = classWeights is null ? 1 : weights[label];
                 double max = double.NegativeInfinity, sum = 0;
                 for (int j = 0; j < c; j++) max = Math.Max(max, sx[(i * c + j) * plane + p]);
                 for (int j = 0; j < c; j++) sum += Math.Exp(sx[(i * c + j) * plane + p] - max);
-                loss += w * (max + Math.Log(sum) - sx[(i * c + label) * plane + p]);
+                double w = classWeights is null ? 1 : weights[label];
+                logSums[i * plane + p] = max + Math.Log(sum);
+                loss += w * (logSums[i * plane + p] - sx[(i * c + label) * plane + p]);
                 total += w;
             }
         for (int i = 0; i < n; i++)
@@ -685,13 +689,10 @@ public sealed class ReferenceBackend : HostBackend, IBackend
                 int label = (int)sl[i * plane + p];
                 bool ignored = label == ignoreLabel || total == 0;
                 double w = ignored ? 0 : (classWeights is null ? 1 : weights[label]) / total;
-                double max = double.NegativeInfinity, sum = 0;
-                for (int j = 0; j < c; j++) max = Math.Max(max, sx[(i * c + j) * plane + p]);
-                for (int j = 0; j < c; j++) sum += Math.Exp(sx[(i * c + j) * plane + p] - max);
                 for (int j = 0; j < c; j++)
                 {
                     int at = (i * c + j) * plane + p;
-                    sd[at] = ignored ? 0 : (float)(w * (Math.Exp(sx[at] - max) / sum - (j == label ? 1 : 0)));
+                    sd[at] = ignored ? 0 : (float)(w * (Math.Exp(sx[at] - logSums[i * plane + p]) - (j == label ? 1 : 0)));
                 }
             }
         return total == 0 ? 0 : (float)(loss / total);
@@ -781,29 +782,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
                 }
     }
 
-    /// <summary>
-    /// For each output index along one axis: the two source indices and the second one's weight (PyTorch's
-    /// area_pixel_compute_source_index). Nearest puts all weight on the first.
-    /// </summary>
-    internal static (int I0, int I1, float Lambda)[] Taps(UpsampleMode mode, int inSize, int outSize)
-    {
-        var taps = new (int, int, float)[outSize];
-        float scale = (float)inSize / outSize;
-        for (int o = 0; o < outSize; o++)
-        {
-            if (mode == UpsampleMode.Nearest)
-            {
-                int i = Math.Min((int)MathF.Floor(o * scale), inSize - 1);
-                taps[o] = (i, i, 0);
-                continue;
-            }
-            float source = Math.Max(scale * (o + 0.5f) - 0.5f, 0);
-            int i0 = Math.Min((int)source, inSize - 1);
-            int i1 = Math.Min(i0 + 1, inSize - 1);
-            taps[o] = (i0, i1, i1 == i0 ? 0 : source - i0);
-        }
-        return taps;
-    }
+    private static (int I0, int I1, float Lambda)[] Taps(UpsampleMode mode, int inSize, int outSize) =>
+        mode == UpsampleMode.Nearest ? Interpolation.NearestTaps(inSize, outSize) : Interpolation.BilinearTaps(inSize, outSize);
 
     /// <inheritdoc />
     public float MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores)
