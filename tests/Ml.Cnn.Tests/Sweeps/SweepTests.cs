@@ -128,11 +128,25 @@ public sealed class SweepTests : IDisposable
     {
         var ml = new MLContext(seed: 1);
         var data = Objectives.Data(ml, EmbeddedData, 300, 100);
+        // KNN trials are so quick that one worker could take them all before the other asks: the first two trials
+        // wait for each other, so they can only finish if two workers run them at once.
+        // (The factory runs once per fold: each trial signals once.)
+        using var firstTwo = new CountdownEvent(2);
+        var signalled = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
+        IEstimator<ITransformer> Knn(TrialContext trial)
+        {
+            if (trial.Number is 0 or 1)
+            {
+                if (signalled.TryAdd(trial.Number, true)) firstTwo.Signal();
+                firstTwo.Wait(TimeSpan.FromSeconds(30));
+            }
+            return Objectives.Knn(trial);
+        }
         SweepResult Sweep(string name, int parallel)
         {
             var options = Objectives.Options("knn", Storage, name, trials: 6, sampler: "random");
             (options.ParallelTrials, options.ThreadsPerTrial, options.RefitBest) = (parallel, 1, false);
-            return Objectives.Run(ml, "knn", options, data, epochs: 0);
+            return parallel == 1 ? Objectives.Run(ml, "knn", options, data, epochs: 0) : ml.Sweep(Knn, data.Train, options);
         }
         var parallel = Sweep("parallel", 2);
         Assert.Equal(2, parallel.Trials.Select(t => t.Worker).Distinct().Count());
