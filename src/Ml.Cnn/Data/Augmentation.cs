@@ -29,6 +29,9 @@ public sealed class Augmentation
     /// <summary>Scales each image's deviation from its mean by a uniform factor in [1 − c, 1 + c].</summary>
     public float Contrast { get; init; }
 
+    /// <summary>Whether a transformation moves pixels (flips, crops, rotation), so targets tied to places must move too.</summary>
+    public bool IsGeometric => HorizontalFlip || VerticalFlip || CropPadding > 0 || MaxRotationDegrees > 0;
+
     /// <summary>Whether any transformation is enabled.</summary>
     public bool Enabled => HorizontalFlip || VerticalFlip || CropPadding > 0 || MaxRotationDegrees > 0 || Brightness > 0 || Contrast > 0;
 

@@ -54,7 +54,8 @@ public static class CenterNet
     /// The detections in one image's [classes + 4, h, w] output: cells whose class probability σ(logit) is at least
     /// <paramref name="minScore"/> and no lower than any of its eight neighbours' (CenterNet's 3×3 peak test), the
     /// <paramref name="maxDetections"/> best of them, then non-maximum suppression per class at
-    /// <paramref name="nmsIoU"/> (1 keeps everything). Boxes are clipped to the image.
+    /// <paramref name="nmsIoU"/> (1 keeps everything). Boxes are clipped to the image. An output that is not finite
+    /// (a diverged network) is refused rather than turned into detections.
     /// </summary>
     public static List<Detection> Decode(ReadOnlySpan<float> output, int classes, int height, int width, int stride,
         float minScore = 0.05f, int maxDetections = 100, float nmsIoU = 0.5f)
@@ -62,6 +63,10 @@ public static class CenterNet
         int plane = height * width;
         if (output.Length != OutputChannels(classes) * plane)
             throw new ArgumentException($"{output.Length} output values are not [{OutputChannels(classes)}, {height}, {width}].", nameof(output));
+        int bad = output.IndexOfAnyExceptInRange(float.MinValue, float.MaxValue);
+        if (bad >= 0)
+            throw new ArgumentException($"The detector's output is {output[bad]} at channel {bad / plane}, cell ({bad % plane / width}, " +
+                $"{bad % width}) (y, x); a network's outputs must be finite.", nameof(output));
         var peaks = new List<(int Class, int Cell, float Score)>();
         for (int c = 0; c < classes; c++)
             for (int y = 0; y < height; y++)

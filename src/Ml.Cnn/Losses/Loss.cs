@@ -206,6 +206,14 @@ public sealed class CenterNetLoss(int classes, float alpha = 0.25f, float gamma 
     /// <summary>Object classes (heatmap channels).</summary>
     public int Classes { get; } = classes > 0 ? classes : throw new ArgumentOutOfRangeException(nameof(classes), classes, "At least one class.");
 
+    /// <summary>The focal loss's weight of positives (negative: no weighting).</summary>
+    public float Alpha { get; } = alpha <= 1 && !float.IsNaN(alpha) ? alpha
+        : throw new ArgumentOutOfRangeException(nameof(alpha), alpha, "Expected at most 1 (a negative value weighs nothing).");
+
+    /// <summary>The focal loss's focusing exponent (0: plain cross-entropy).</summary>
+    public float Gamma { get; } = gamma >= 0 && float.IsFinite(gamma) ? gamma
+        : throw new ArgumentOutOfRangeException(nameof(gamma), gamma, "Expected a finite exponent of at least 0.");
+
     internal override void CheckFits(TensorShape output, ImageDataset data, string name)
     {
         if (output.Rank != 3 || output[0] != CenterNet.OutputChannels(Classes))
@@ -251,7 +259,7 @@ public sealed class CenterNetLoss(int classes, float alpha = 0.25f, float gamma 
         var (box, boxTarget) = (Channels("box", output, Classes, 4), Channels("box target", targets, Classes, 4));
         var boxWeight = Channels("box weight", targets, Classes + 4, 4);
         var (heatGradient, boxGradient) = (Buffer("heat gradient", Classes), Buffer("box gradient", 4));
-        float sum = backend.SigmoidFocalLoss(heat, heatTarget, alpha, gamma, heatGradient)
+        float sum = backend.SigmoidFocalLoss(heat, heatTarget, Alpha, Gamma, heatGradient)
             + backend.WeightedAbsoluteError(box, boxTarget, boxWeight, boxGradient);
         // Objects: the centre cells, where the x-offset weight is 1.
         var weights = boxWeight.ToArray();

@@ -34,9 +34,8 @@ public sealed class CnnObjectDetectionTrainer : CnnTrainerBase<CnnObjectDetectio
     {
         if (options.Loss is not (null or LossKind.CenterNet))
             throw new ArgumentOutOfRangeException(nameof(options), options.Loss, "Object detection trains with the CenterNet loss.");
-        TrainerOptions.Require(options.Augmentation is not ({ HorizontalFlip: true } or { VerticalFlip: true } or { CropPadding: > 0 }
-            or { MaxRotationDegrees: > 0 }), nameof(options.Augmentation), "geometric",
-            "would move the images but not the boxes; use only Brightness and Contrast for detection");
+        TrainerOptions.Require(options.Augmentation is not { IsGeometric: true }, nameof(options.Augmentation), "flips, crops or rotation",
+            TrainerOptions.DetectionAugmentation);
     }
 
     /// <inheritdoc />
@@ -46,8 +45,12 @@ public sealed class CnnObjectDetectionTrainer : CnnTrainerBase<CnnObjectDetectio
         var options = (CnnTrainerOptions)prepared.CopyForRun();
         options.Loss = LossKind.CenterNet;
         var data = DataViewReader.ReadDetection(pixels, options, ModelZoo.CenterNetStride, out int classes, out var imageShape);
+        int validationClasses = classes;
         var validation = options.ValidationSet is null ? null
-            : DataViewReader.ReadDetection(options.ValidationSet, options, ModelZoo.CenterNetStride, out _, out _);
+            : DataViewReader.ReadDetection(options.ValidationSet, options, ModelZoo.CenterNetStride, out validationClasses, out _);
+        if (validationClasses != classes)
+            throw new ArgumentException($"ValidationSet's label '{Options.LabelColumnName}' has {validationClasses} keys, the training data's {classes}: " +
+                "map both with the same fitted MapValueToKey.", nameof(input));
         var (network, result) = Train(options, data, validation, classes, imageShape);
         var label = input.Schema[Options.LabelColumnName];
         return new CnnObjectDetectionTransformer(new CnnModel(network, result.Normalization, result, imageInput), options.FeatureColumnName,

@@ -200,7 +200,7 @@ internal static class DataViewReader
         var shape = imageShape;
         if (shape[1] % stride != 0 || shape[2] % stride != 0)
             throw new ArgumentOutOfRangeException(nameof(data), $"Images of '{options.FeatureColumnName}' are {shape}; a detector of output stride " +
-                $"{stride} needs heights and widths divisible by {stride * 2} (resize them with ResizeImages).");
+                $"{stride} needs heights and widths divisible by {stride} (resize them with ResizeImages).");
         var items = new ItemStore(shape.Length);
         var targets = new List<float>();
         var row = new float[shape.Length];
@@ -213,6 +213,10 @@ internal static class DataViewReader
             foreach (var v in row)
                 if (!float.IsFinite(v)) throw new InvalidOperationException($"Row {position}: feature column '{options.FeatureColumnName}' contains {v}; features must be finite.");
             items.Add(row);
+            foreach (var o in objects)
+                if (!(o.X1 > o.X0 && o.Y1 > o.Y0))
+                    throw new InvalidOperationException($"Row {position}: a box of '{options.BoundingBoxColumnName}' is ({o.X0}, {o.Y0}, {o.X1}, " +
+                        $"{o.Y1}), which is empty; a detector trains on boxes with x0 < x1 and y0 < y1.");
             targets.AddRange(Data.CenterNet.Encode(objects, classes, shape[1] / stride, shape[2] / stride, stride));
         }
         classCount = classes;

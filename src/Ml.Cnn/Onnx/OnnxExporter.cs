@@ -58,7 +58,10 @@ public static class OnnxExporter
         string last = EmitNetwork(graph, network, inputName, normalization, network.Nodes[^1].Name);
         if (appendSoftmax) last = graph.Node("Softmax", "probabilities", [last], Int("axis", 1));
         graph.Node("Identity", outputName, [last]);
-        graph.Output(outputName, Dims(network.OutputShape));
+        // A detector's H/4 × W/4 map must not share the input's dimension names.
+        bool sameSize = network.InputShape.Rank == 3 && network.OutputShape.Rank == 3
+            && network.InputShape[1] == network.OutputShape[1] && network.InputShape[2] == network.OutputShape[2];
+        graph.Output(outputName, sameSize ? "" : "out_", Dims(network.OutputShape));
         var model = graph.ToModel();
         if (classNames is not null)
             model.MetadataProps.Add(new StringStringEntryProto { Key = ClassNamesKey, Value = System.Text.Json.JsonSerializer.Serialize(classNames) });

@@ -53,16 +53,18 @@ internal sealed class OnnxGraph
         Node("Reshape", name, [input, Int64Initializer(name + ".shape", shape)]);
 
     /// <summary>
-    /// Declares a float graph input or output; a null dimension is free, named "N" first (the batch) and "H" and "W"
-    /// as the last two of an image tensor.
+    /// Declares a float graph input or output; a null dimension is free, named "N" first (the batch) and
+    /// <paramref name="spatialPrefix"/> + "H" and "W" as the last two of an image tensor (one prefix per size: equal
+    /// names tell a runtime the sizes are equal).
     /// </summary>
-    public static ValueInfoProto Value(string name, IEnumerable<long?> dims, TensorProto.Types.DataType type = TensorProto.Types.DataType.Float)
+    public static ValueInfoProto Value(string name, IEnumerable<long?> dims, TensorProto.Types.DataType type = TensorProto.Types.DataType.Float,
+        string spatialPrefix = "")
     {
         var shape = new TensorShapeProto();
         var all = dims.ToArray();
         for (int i = 0; i < all.Length; i++)
             shape.Dim.Add(all[i] is { } value ? new TensorShapeProto.Types.Dimension { DimValue = value }
-                : new TensorShapeProto.Types.Dimension { DimParam = i == 0 ? "N" : all.Length == 4 && i >= 2 ? "HW"[i - 2].ToString() : $"d{i}" });
+                : new TensorShapeProto.Types.Dimension { DimParam = i == 0 ? "N" : all.Length == 4 && i >= 2 ? spatialPrefix + "HW"[i - 2] : $"d{i}" });
         return new ValueInfoProto
         {
             Name = name,
@@ -73,6 +75,9 @@ internal sealed class OnnxGraph
     public void Input(string name, params long?[] dims) => Graph.Input.Add(Value(name, dims));
 
     public void Output(string name, params long?[] dims) => Graph.Output.Add(Value(name, dims));
+
+    public void Output(string name, string spatialPrefix, params long?[] dims) =>
+        Graph.Output.Add(Value(name, dims, spatialPrefix: spatialPrefix));
 
     public ModelProto ToModel()
     {

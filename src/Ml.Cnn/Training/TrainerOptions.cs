@@ -167,6 +167,9 @@ public class TrainerOptions
         Schedule.Validate(LearningRate);
     }
 
+    internal const string DetectionAugmentation =
+        "must not be geometric for a detector: it would move the images but not the boxes (use only Brightness and Contrast)";
+
     /// <summary>
     /// Checks every option before any data is touched: <see cref="ValidateSettings"/>, then the data-dependent ones
     /// (crop padding, the validation set's shape and targets) against the training data.
@@ -185,6 +188,8 @@ public class TrainerOptions
         Augmentation?.Validate(data.ItemShape);
         Require(!data.IsPerPixel || Augmentation is not { MaxRotationDegrees: > 0 }, "Augmentation.MaxRotationDegrees",
             Augmentation?.MaxRotationDegrees ?? 0, "must be 0 for segmentation (rotating would blend pixel labels; flips and crops move them)");
+        Require(Loss != LossKind.CenterNet || Augmentation is not { IsGeometric: true }, nameof(Augmentation), "flips, crops or rotation",
+            DetectionAugmentation);
         int channels = data.ItemShape.Rank == 3 ? data.ItemShape[0] : 1;
         if (InputNormalization is { } fixedStatistics)
             Require(fixedStatistics.Mean.Length == channels, nameof(InputNormalization), $"{fixedStatistics.Mean.Length} channels",

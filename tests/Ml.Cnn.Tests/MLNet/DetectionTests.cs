@@ -148,6 +148,8 @@ public sealed class DetectionTests : IDisposable
             using var results = session.Run([NamedOnnxValue.CreateFromTensor("Features", new DenseTensor<float>(x, [1, 1, h, w]))]);
             var theirs = results.Single().AsTensor<float>();
             Assert.Equal(new[] { 1, 14, h / 4, w / 4 }, theirs.Dimensions.ToArray());
+            Assert.Equal(["N", "", "out_H", "out_W"], session.OutputMetadata["output"].SymbolicDimensions);
+            Assert.Equal(["N", "", "H", "W"], session.InputMetadata["Features"].SymbolicDimensions);
             AssertClose(network.Forward(TensorOf(network.Backend, x, 1, 1, h, w), training: false).ToArray(), theirs.ToArray(),
                 $"ONNX Runtime at {h}x{w}", rel: 1e-3, abs: 1e-4);
         }
@@ -180,6 +182,74 @@ public sealed class DetectionTests : IDisposable
         var e = Assert.Throws<InvalidOperationException>(() => ml.ObjectDetection().Trainers.ConvolutionalNetwork(epochs: 1)
             .Fit(ml.Data.LoadFromEnumerable(rows, schema)));
         Assert.Contains("2 labels in 'Labels' need 8 box values in 'Box'", e.Message);
+    }
+
+    private static IDataView BoxRows(MLContext ml, int keys, params (uint[] Labels, float[] Box)[] objects)
+    {
+        var schema = SchemaDefinition.Create(typeof(BoxRow));
+        schema["Features"].ColumnType = new VectorDataViewType(NumberDataViewType.Single, 1, 32, 48);
+        schema["Labels"].ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), keys));
+        return ml.Data.LoadFromEnumerable(objects.Select(o => new BoxRow { Features = new float[32 * 48], Labels = o.Labels, Box = o.Box }), schema);
+    }
+
+    [Fact]
+    public void AnEmptyBoxInTheTrainingDataIsRefusedWithItsRow()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = BoxRows(ml, 3, ([1], [0, 0, 8, 8]), ([2], [4, 4, 4, 12]));
+        var e = Assert.Throws<InvalidOperationException>(() => ml.ObjectDetection().Trainers.ConvolutionalNetwork(epochs: 1).Fit(data));
+        Assert.Contains("Row 1", e.Message);
+        Assert.Contains("(4, 4, 4, 12), which is empty", e.Message);
+    }
+
+    [Fact]
+    public void AnImageSizeTheZooDetectorCannotMapIsRefusedWithBothSizes()
+    {
+        var ml = new MLContext(seed: 1);
+        var schema = SchemaDefinition.Create(typeof(BoxRow));
+        schema["Features"].ColumnType = new VectorDataViewType(NumberDataViewType.Single, 1, 36, 44);
+        schema["Labels"].ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), 3));
+        var data = ml.Data.LoadFromEnumerable([new BoxRow { Features = new float[36 * 44], Labels = [1], Box = [0, 0, 8, 8] }], schema);
+        var e = Assert.ThrowsAny<ArgumentException>(() => ml.ObjectDetection().Trainers.ConvolutionalNetwork(epochs: 1).Fit(data));
+        Assert.Contains("does not fit images of [1, 36, 44]", e.Message);
+    }
+
+    [Fact]
+    public void AValidationSetWithAnotherKeyCountIsRefused()
+    {
+        var ml = new MLContext(seed: 1);
+        var trainer = ml.ObjectDetection().Trainers.ConvolutionalNetwork(new CnnTrainerOptions
+        {
+            Architecture = "centernet", LabelColumnName = "Labels", Epochs = 1, ValidationSet = BoxRows(ml, 4, ([1], [0, 0, 8, 8])),
+        });
+        var e = Assert.Throws<ArgumentException>(() => trainer.Fit(BoxRows(ml, 3, ([1], [0, 0, 8, 8]))));
+        Assert.Contains("has 4 keys, the training data's 3", e.Message);
+    }
+
+    [Fact]
+    public void TheCoreTrainerRefusesGeometricAugmentationForADetector()
+    {
+        var target = CenterNet.Encode([new ObjectBox(0, 2, 2, 10, 12)], 2, 4, 4, 4);
+        var data = new ImageDataset(new TensorShape(1, 16, 16), new float[16 * 16], target, target.Length);
+        var network = Ml.Cnn.Networks.Network.Create(Zoo.ModelZoo.CenterNetDetector(2, 4), new Backends.Cpu.CpuBackend(1), new TensorShape(1, 16, 16));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Trainer.Train(network, data, new TrainerOptions
+        {
+            Loss = LossKind.CenterNet, Epochs = 1, Augmentation = new Augmentation { CropPadding = 2 },
+        }));
+        Assert.Contains("not the boxes", e.Message);
+    }
+
+    [Fact]
+    public void DecodingRefusesAnOutputThatIsNotFinite()
+    {
+        const int classes = 2, h = 4, w = 6;
+        var output = new float[CenterNet.OutputChannels(classes) * h * w];
+        output[h * w + 2 * w + 3] = float.NaN;
+        var e = Assert.Throws<ArgumentException>(() => CenterNet.Decode(output, classes, h, w, 4));
+        Assert.Contains("NaN at channel 1, cell (2, 3)", e.Message);
+        output[h * w + 2 * w + 3] = 0;
+        output[^1] = float.PositiveInfinity;
+        Assert.Throws<ArgumentException>(() => CenterNet.Decode(output, classes, h, w, 4));
     }
 
     private sealed class BoxRow

@@ -294,6 +294,24 @@ public abstract class GradientCheckTests(string backendName)
                           .. Data.CenterNet.Encode([new(1, 2, 2, 6, 10)], 2, 3, 4, 4)];
         var output = TensorOf(_backend, Spaced(rng, 2 * 6 * 12, 0.07f), 2, 6, 3, 4);
         GradientCheck.Loss(_backend, new CenterNetLoss(2), output, TensorOf(_backend, target, 2, 10 * 12));
+        GradientCheck.Loss(_backend, new CenterNetLoss(2, gamma: 0.5f), output, TensorOf(_backend, target, 2, 10 * 12));
+    }
+
+    [Fact]
+    public void TheFocalLossOfASaturatedLogitHasAFiniteGradientForEveryExponent()
+    {
+        // γ < 1 puts (1 − pt)^(γ − 1) = ∞ at pt = 1; the gradient's limit there is 0.
+        foreach (float gamma in new[] { 0f, 0.5f, 2f })
+        {
+            var logits = TensorOf(_backend, [60, -60, 60, -60], 1, 4);
+            var gradient = _backend.Allocate(logits.Shape);
+            float loss = _backend.SigmoidFocalLoss(logits, TensorOf(_backend, [1, 0, 0, 1], 1, 4), 0.25f, gamma, gradient);
+            Assert.True(float.IsFinite(loss), $"γ = {gamma}: loss {loss}");
+            Assert.All(gradient.ToArray(), g => Assert.True(float.IsFinite(g), $"γ = {gamma}: gradient {g}"));
+            Assert.All(gradient.ToArray()[..2], g => Assert.InRange(g, -1e-20f, 1e-20f)); // right answers: no gradient
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => new CenterNetLoss(2, gamma: -1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new CenterNetLoss(2, alpha: 1.5f));
     }
 }
 

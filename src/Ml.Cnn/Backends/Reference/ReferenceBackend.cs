@@ -712,7 +712,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
             double ce = Math.Max(x, 0) - x * t + Math.Log(1 + Math.Exp(-Math.Abs(x)));
             double pt = p * t + (1 - p) * (1 - t);
             double modulation = Math.Pow(1 - pt, gamma);
-            double dModulation = gamma == 0 ? 0 : -gamma * Math.Pow(1 - pt, gamma - 1) * (2 * t - 1) * p * (1 - p);
+            // (1 − pt)^(γ−1) is infinite at pt = 1 for γ < 1, where p(1 − p) = 0 and the product's limit is 0.
+            double dModulation = gamma == 0 || pt >= 1 ? 0 : -gamma * Math.Pow(1 - pt, gamma - 1) * (2 * t - 1) * p * (1 - p);
             double weight = alpha >= 0 ? alpha * t + (1 - alpha) * (1 - t) : 1;
             loss += weight * ce * modulation;
             sd[i] = (float)(weight * ((p - t) * modulation + ce * dModulation));
