@@ -52,9 +52,10 @@ public static class CenterNet
 
     /// <summary>
     /// The detections in one image's [classes + 4, h, w] output: cells whose class probability σ(logit) is at least
-    /// <paramref name="minScore"/> and no lower than any of its eight neighbours' (CenterNet's 3×3 peak test), the
-    /// <paramref name="maxDetections"/> best of them, then non-maximum suppression per class at
-    /// <paramref name="nmsIoU"/> (1 keeps everything). Boxes are clipped to the image. An output that is not finite
+    /// <paramref name="minScore"/> and no lower than any of its eight neighbours' (CenterNet's 3×3 peak test), then
+    /// non-maximum suppression per class at <paramref name="nmsIoU"/> (1 keeps everything), then the
+    /// <paramref name="maxDetections"/> best (COCO's limit counts detections after suppression). Boxes are clipped
+    /// to the image. An output that is not finite
     /// (a diverged network) is refused rather than turned into detections.
     /// </summary>
     public static List<Detection> Decode(ReadOnlySpan<float> output, int classes, int height, int width, int stride,
@@ -78,7 +79,7 @@ public static class CenterNet
                     peaks.Add((c, y * width + x, score));
                 }
         var candidates = new List<Detection>();
-        foreach (var p in peaks.OrderByDescending(p => p.Score).Take(maxDetections))
+        foreach (var p in peaks)
         {
             int x = p.Cell % width, y = p.Cell / width;
             float cx = (x + output[classes * plane + p.Cell]) * stride, cy = (y + output[(classes + 1) * plane + p.Cell]) * stride;
@@ -87,7 +88,7 @@ public static class CenterNet
                 Math.Clamp(cx + w / 2, 0, width * stride), Math.Clamp(cy + h / 2, 0, height * stride));
             candidates.Add(new Detection(box, p.Score));
         }
-        return NonMaximumSuppression(candidates, nmsIoU);
+        return NonMaximumSuppression(candidates, nmsIoU).Take(maxDetections).ToList();
     }
 
     /// <summary>

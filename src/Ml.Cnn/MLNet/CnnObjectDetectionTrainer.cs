@@ -21,8 +21,8 @@ namespace Ml.Cnn.MLNet;
 /// <item><term>Is caching required?</term><description>No: the training data is read into memory once</description></item>
 /// <item><term>GPU</term><description>Not yet</description></item>
 /// <item><term>ONNX export / model zip</term><description>ExportToOnnx writes the network (heatmaps and box maps, any
-/// image size; decode with <c>CenterNet.Decode</c>); a model zip is not available yet (the decoding has no ONNX form
-/// here)</description></item>
+/// image size; decode with <c>CenterNet.Decode</c>); <c>mlContext.Model.Save</c> writes a zip that ML.NET loads without
+/// Ml.Cnn, its decoding (peaks, NonMaxSuppression, TopK) inside the ONNX model</description></item>
 /// </list>
 /// Architectures: <see cref="ModelZoo.DetectionNames"/> or your own network ending in [classes + 4, H/4, W/4].
 /// Geometric augmentation is refused (it would move the images but not the boxes).
@@ -92,7 +92,7 @@ public sealed class CnnObjectDetectionTransformer : ScoringTransformer, ISingleF
         var output = model.Network.OutputShape;
         Classes = output[0] - 4;
         List<Detection> Decode(ReadOnlyMemory<float> raw) =>
-            CenterNet.Decode(raw.Span, Classes, output[1], output[2], ModelZoo.CenterNetStride, MinScore);
+            CenterNet.Decode(raw.Span, Classes, output[1], output[2], ModelZoo.CenterNetStride, MinScore, MaxDetections, NmsIoU);
         Scorer = new BatchScorer(featureColumnName, model.ImageShape.Length, output.Length,
             [OutputColumn.Decoded("PredictedLabel", labelType, labelAnnotations, raw => Decode(raw).Select(d => (uint)d.Box.Label + 1).ToArray()),
              OutputColumn.Decoded("Score", NumberDataViewType.Single, null, raw => Decode(raw).Select(d => d.Score).ToArray()),
@@ -110,6 +110,12 @@ public sealed class CnnObjectDetectionTransformer : ScoringTransformer, ISingleF
     /// <summary>The lowest score a detection is reported with (0.05; mAP counts low-scoring detections too).</summary>
     public float MinScore { get; init; } = 0.05f;
 
+    /// <summary>The most detections reported per image, best first (COCO's 100).</summary>
+    public int MaxDetections { get; init; } = 100;
+
+    /// <summary>The overlap (IoU) above which a detection of a class is suppressed by a better one of that class.</summary>
+    public float NmsIoU { get; init; } = 0.5f;
+
     /// <summary>
     /// Writes the network as ONNX for any image size (sides divisible by 8): input named after the feature column,
     /// [N, C, H, W]; output <paramref name="outputName"/>, [N, classes + 4, H/4, W/4] heatmap logits and box values,
@@ -124,8 +130,8 @@ public sealed class CnnObjectDetectionTransformer : ScoringTransformer, ISingleF
     private protected override ImageInput.Preparation? Images { get; }
 
     private protected override ITransformer ToPersistable() =>
-        throw new NotSupportedException("A detector cannot be saved into a model zip yet: its decoding (peaks, top-k, non-maximum suppression) " +
-            "has no ONNX form here. Export the network with ExportToOnnx and decode its output with CenterNet.Decode.");
+        ZipPersistence.Detector(Onnx.OnnxExporter.BuildDetectionRowScorer(Model.ScoringNetwork, Model.Normalization, Scorer.InputColumn,
+            ModelZoo.CenterNetStride, MinScore, MaxDetections, NmsIoU, "Score", ZipPersistence.ClassIndexColumn, "PredictedBoundingBoxes"), Scorer);
 }
 
 /// <summary>

@@ -43,8 +43,19 @@ internal static class ZipPersistence
             perPixel: true);
     }
 
+    /// <summary>
+    /// The detection form: the ONNX model outputs Score, <see cref="ClassIndexColumn"/> (one class index per
+    /// detection) and PredictedBoundingBoxes, all of variable length, and PredictedLabel becomes a key vector.
+    /// </summary>
+    public static ITransformer Detector(IMessage onnx, BatchScorer scorer)
+    {
+        var predictedLabel = scorer.Columns.Single(c => c.Name == "PredictedLabel");
+        return LabelChain(onnx, scorer, (KeyDataViewType)((VectorDataViewType)predictedLabel.Type).ItemType, predictedLabel.Annotations,
+            perPixel: true, "PredictedBoundingBoxes");
+    }
+
     private static ITransformer LabelChain(IMessage onnx, BatchScorer scorer, KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations,
-        bool perPixel)
+        bool perPixel, params string[] moreOutputs)
     {
         var (featureColumn, featureSize) = (scorer.InputColumn, scorer.InputSize);
         var ml = new MLContext(seed: 0);
@@ -58,7 +69,7 @@ internal static class ZipPersistence
             : hashed.GetColumn<uint>(ClassHashColumn).ToArray();
         if (hashes.Distinct().Count() != classes)
             throw new InvalidOperationException($"Two of the {classes} class indices hash alike; the classifier cannot be saved into a model zip.");
-        return ml.Transforms.ApplyOnnxModel(["Score", ClassIndexColumn], [featureColumn], new MemoryStream(onnx.ToByteArray()))
+        return ml.Transforms.ApplyOnnxModel(["Score", ClassIndexColumn, .. moreOutputs], [featureColumn], new MemoryStream(onnx.ToByteArray()))
             .Append(hash)
             .Append(MapToLabelValues(ml, hashes, labelAnnotations, perPixel))
             .Append(ml.Transforms.DropColumns(perPixel ? [ClassIndexColumn, ClassHashColumn, ClassValuesColumn] : [ClassIndexColumn, ClassHashColumn]))

@@ -98,12 +98,7 @@ public static class OnnxExporter
     internal static ModelProto BuildRowScorer(Network network, ChannelNormalization? normalization, string inputName, string layer,
         RowOutputs outputs, params string[] outputNames)
     {
-        if (network.Nodes.Any(n => n.Name == inputName))
-            throw new ArgumentException($"The input column '{inputName}' has the name of a layer; rename the column or the layer.", nameof(inputName));
-        var graph = new OnnxGraph();
-        graph.Input(inputName, network.InputShape.Length);
-        string image = graph.Reshape(inputName + ".image", inputName, [1, .. network.InputShape.Dims.Select(d => (long)d)]);
-        string last = EmitNetwork(graph, network, image, normalization, layer);
+        var (graph, last) = RowScorerGraph(network, normalization, inputName, layer);
         int size = network[layer].OutputShape.Length;
         switch (outputs)
         {
@@ -132,6 +127,83 @@ public static class OnnxExporter
                 graph.Output(outputNames[1], pixels);
                 break;
             }
+        }
+        return graph.ToModel();
+    }
+
+    /// <summary>A graph taking one row [C·H·W] as <paramref name="inputName"/>, through <paramref name="layer"/> ([1, …]).</summary>
+    private static (OnnxGraph Graph, string Last) RowScorerGraph(Network network, ChannelNormalization? normalization, string inputName,
+        string layer)
+    {
+        if (network.Nodes.Any(n => n.Name == inputName))
+            throw new ArgumentException($"The input column '{inputName}' has the name of a layer; rename the column or the layer.", nameof(inputName));
+        var graph = new OnnxGraph();
+        graph.Input(inputName, network.InputShape.Length);
+        string image = graph.Reshape(inputName + ".image", inputName, [1, .. network.InputShape.Dims.Select(d => (long)d)]);
+        return (graph, EmitNetwork(graph, network, image, normalization, layer));
+    }
+
+    /// <summary>
+    /// A one-row detector model: the network's [classes + 4, h, w] output decoded as <see cref="CenterNet.Decode"/>
+    /// decodes it — 3×3 peaks (a cell equal to its max-pooled neighbourhood) of at least <paramref name="minScore"/>,
+    /// per-class NonMaxSuppression at <paramref name="nmsIoU"/>, the <paramref name="maxDetections"/> best by TopK —
+    /// with outputs [1, D] scores, [1, D] class indices (as floats) and [1, 4·D] boxes (x0, y0, x1, y1 in pixels).
+    /// The first dimension is the batch ML.NET's OnnxTransformer expects; the second is free.
+    /// </summary>
+    internal static ModelProto BuildDetectionRowScorer(Network network, ChannelNormalization? normalization, string inputName, int stride,
+        float minScore, int maxDetections, float nmsIoU, string scoreName, string classIndexName, string boxesName)
+    {
+        var (graph, output) = RowScorerGraph(network, normalization, inputName, network.Nodes[^1].Name);
+        var shape = network.OutputShape;
+        int classes = shape[0] - 4, h = shape[1], w = shape[2], cells = h * w;
+        string Slice(string name, string input, long start, long end, long axis) => graph.Node("Slice", name, [input,
+            graph.Int64Initializer(name + ".starts", start), graph.Int64Initializer(name + ".ends", end), graph.Int64Initializer(name + ".axes", axis)]);
+        string Constant(string name, float value) => graph.Initializer(name, [value], 1);
+
+        // Peaks: σ(logit) where the logit equals its 3×3 maximum (logits: σ rounds large ones alike), −1 elsewhere.
+        string logits = Slice("decode.logits", output, 0, classes, 1);
+        string pooled = graph.Node("MaxPool", "decode.pooled", [logits], Ints("kernel_shape", 3, 3), Ints("pads", 1, 1, 1, 1), Ints("strides", 1, 1));
+        string peaks = graph.Node("Where", "decode.peaks", [graph.Node("Equal", "decode.is-peak", [logits, pooled]),
+            graph.Node("Sigmoid", "decode.heat", [logits]), Constant("decode.no-peak", -1)]);
+        string scores = graph.Reshape("decode.scores", peaks, 1, classes, cells);
+
+        // Boxes of every cell: centre (cell + offset)·stride, size max(0, value)·stride, clipped to the image.
+        string values = graph.Reshape("decode.values", Slice("decode.box-values", output, classes, classes + 4, 1), 4, cells);
+        var grid = new float[2 * cells];
+        for (int c = 0; c < cells; c++) (grid[c], grid[cells + c]) = (c % w, c / w);
+        string centre = graph.Node("Mul", "decode.centre", [graph.Node("Add", "decode.cell", [graph.Initializer("decode.grid", grid, 2, cells),
+            Slice("decode.offset", values, 0, 2, 0)]), Constant("decode.stride", stride)]);
+        string half = graph.Node("Div", "decode.half", [graph.Node("Mul", "decode.size", [graph.Node("Relu", "decode.size-cells",
+            [Slice("decode.size-values", values, 2, 4, 0)]), Constant("decode.stride2", stride)]), Constant("decode.two", 2)]);
+        string limit = graph.Initializer("decode.limit", [w * stride, h * stride], 2, 1);
+        string Clip(string name, string x) => graph.Node("Min", name, [graph.Node("Max", name + ".low", [x, Constant(name + ".zero", 0)]), limit]);
+        string corners = graph.Node("Concat", "decode.corners", [Clip("decode.x0y0", graph.Node("Sub", "decode.low", [centre, half])),
+            Clip("decode.x1y1", graph.Node("Add", "decode.high", [centre, half]))], Int("axis", 0));
+        string boxes = graph.Node("Transpose", "decode.boxes", [corners], Ints("perm", 1, 0)); // [cells, 4]
+
+        // NonMaxSuppression takes [y0, x0, y1, x1]; IoU is the same with the axes swapped.
+        string selected = graph.Node("NonMaxSuppression", "decode.selected", [graph.Reshape("decode.nms-boxes", boxes, 1, cells, 4), scores,
+            graph.Int64Initializer("decode.max-per-class", maxDetections), Constant("decode.iou", nmsIoU), Constant("decode.min-score", minScore)]);
+        string Column(string name, long index) =>
+            graph.Reshape(name, graph.Node("Gather", name + ".column", [selected, graph.Int64Initializer(name + ".index", index)], Int("axis", 1)), -1);
+        string classIndex = Column("decode.class", 1), cell = Column("decode.cell-index", 2);
+        string flat = graph.Node("Add", "decode.flat", [graph.Node("Mul", "decode.class-offset", [classIndex, graph.Int64Initializer("decode.cells", cells)]), cell]);
+        string candidateScores = graph.Node("Gather", "decode.candidate-scores", [graph.Reshape("decode.all-scores", peaks, -1), flat]);
+        string count = graph.Node("Min", "decode.count", [graph.Node("Shape", "decode.candidates", [candidateScores]),
+            graph.Int64Initializer("decode.max", maxDetections)]);
+        var best = new NodeProto { OpType = "TopK", Name = "decode.best" };
+        best.Input.AddRange([candidateScores, count]);
+        best.Output.AddRange(["decode.best-scores", "decode.best-index"]);
+        graph.Graph.Node.Add(best);
+        graph.Reshape(scoreName, "decode.best-scores", 1, -1);
+        graph.Reshape(classIndexName, graph.Node("Cast", "decode.best-class", [graph.Node("Gather", "decode.best-class-index", [classIndex, "decode.best-index"])],
+            Int("to", (int)TensorProto.Types.DataType.Float)), 1, -1);
+        graph.Reshape(boxesName, graph.Node("Gather", "decode.best-boxes", [boxes, graph.Node("Gather", "decode.best-cell", [cell, "decode.best-index"])]), 1, -1);
+        foreach (var (name, size) in new[] { (scoreName, "D"), (classIndexName, "D"), (boxesName, "4D") })
+        {
+            var value = Value(name, [1, null]);
+            value.Type.TensorType.Shape.Dim[1].DimParam = size;
+            graph.Graph.Output.Add(value);
         }
         return graph.ToModel();
     }

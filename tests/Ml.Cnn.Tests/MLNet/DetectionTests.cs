@@ -135,7 +135,7 @@ public sealed class DetectionTests : IDisposable
     }
 
     [Fact]
-    public void TheOnnxExportRunsInOnnxRuntimeOnTwoImageSizesAndAModelZipIsRefusedByName()
+    public void TheOnnxExportRunsInOnnxRuntimeOnTwoImageSizes()
     {
         var (ml, model, test) = Fitted.Value;
         string path = Path.Combine(_folder, "detector.onnx");
@@ -153,9 +153,33 @@ public sealed class DetectionTests : IDisposable
             AssertClose(network.Forward(TensorOf(network.Backend, x, 1, 1, h, w), training: false).ToArray(), theirs.ToArray(),
                 $"ONNX Runtime at {h}x{w}", rel: 1e-3, abs: 1e-4);
         }
-        network.Resize(new TensorShape(1, 32, 48));
-        var e = Assert.Throws<NotSupportedException>(() => ml.Model.Save(model, test.Schema, Path.Combine(_folder, "detector.zip")));
-        Assert.Contains("ExportToOnnx", e.Message);
+    }
+
+    [Fact]
+    public void AModelZipDecodesInsideOnnxAndReloadsWithoutMlCnnGivingTheSameDetections()
+    {
+        var (ml, model, test) = Fitted.Value;
+        string zip = Path.Combine(_folder, "detector.zip");
+        model.Model.Network.Resize(new TensorShape(1, 64, 96)); // the zip holds the trained size whatever the network last ran
+        ml.Model.Save(model, test.Schema, zip);
+        var loaded = new MLContext(seed: 2).Model.Load(zip, out _);
+        Assert.DoesNotContain(Transformers(loaded), t => t.GetType().Assembly == typeof(CnnModel).Assembly);
+        var (ours, theirs) = (model.Transform(test), loaded.Transform(test));
+        Assert.Equal(((VectorDataViewType)ours.Schema["PredictedLabel"].Type).ItemType, ((VectorDataViewType)theirs.Schema["PredictedLabel"].Type).ItemType);
+        var names = default(VBuffer<ReadOnlyMemory<char>>);
+        theirs.Schema["PredictedLabel"].GetKeyValues(ref names);
+        Assert.Equal(Idx.FashionMnistClasses, names.DenseValues().Select(n => n.ToString()));
+        var (labels, scores, boxes) = (ours.GetColumn<uint[]>("PredictedLabel").ToArray(), ours.GetColumn<float[]>("Score").ToArray(),
+            ours.GetColumn<float[]>("PredictedBoundingBoxes").ToArray());
+        var (zipLabels, zipScores, zipBoxes) = (theirs.GetColumn<uint[]>("PredictedLabel").ToArray(), theirs.GetColumn<float[]>("Score").ToArray(),
+            theirs.GetColumn<float[]>("PredictedBoundingBoxes").ToArray());
+        Assert.True(labels.Sum(l => l.Length) > labels.Length, "a few detections per image");
+        for (int row = 0; row < labels.Length; row++)
+        {
+            Assert.Equal(labels[row], zipLabels[row]);
+            AssertClose(scores[row], zipScores[row], $"row {row} scores", rel: 1e-4, abs: 1e-5);
+            AssertClose(boxes[row], zipBoxes[row], $"row {row} boxes", rel: 1e-4, abs: 1e-3);
+        }
     }
 
     [Fact]
@@ -183,6 +207,38 @@ public sealed class DetectionTests : IDisposable
             .Fit(ml.Data.LoadFromEnumerable(rows, schema)));
         Assert.Contains("2 labels in 'Labels' need 8 box values in 'Box'", e.Message);
     }
+
+    [Fact]
+    public void TheOnnxDecodingAgreesWithDecodeAtOtherSettingsAndReturnsNothingWhenNothingScores()
+    {
+        var (_, model, _) = Fitted.Value;
+        var network = model.Model.ScoringNetwork;
+        var scenes = SceneGenerator.Generate(Idx.LoadFromFolder(FashionData.Folder, "t10k"), 4, SegmentationTests.Canvas(9));
+        var raw = network.Forward(TensorOf(network.Backend, scenes.SelectMany(s => s.Image).ToArray(), 4, 1, 32, 48), training: false).ToArray();
+        int plane = 14 * 8 * 12;
+        foreach (var (minScore, maxDetections, iou) in new[] { (0.01f, 3, 0.3f), (0.2f, 100, 1f), (2f, 100, 0.5f) })
+        {
+            var onnx = Ml.Cnn.Onnx.OnnxExporter.BuildDetectionRowScorer(network, model.Model.Normalization, "Features", 4, minScore, maxDetections, iou,
+                "Score", "Class", "Boxes");
+            using var session = new InferenceSession(Google.Protobuf.MessageExtensions.ToByteArray(onnx));
+            for (int i = 0; i < scenes.Count; i++)
+            {
+                var expected = CenterNet.Decode(raw.AsSpan(i * plane, plane), 10, 8, 12, 4, minScore, maxDetections, iou);
+                using var results = session.Run([NamedOnnxValue.CreateFromTensor("Features", new DenseTensor<float>(scenes[i].Image, [32 * 48]))]);
+                var outputs = results.ToDictionary(r => r.Name, r => r.AsTensor<float>().ToArray());
+                string context = $"scene {i}, min score {minScore}, at most {maxDetections}, IoU {iou}";
+                Assert.Equal(expected.Select(d => (float)d.Box.Label), outputs["Class"]);
+                AssertClose(expected.Select(d => d.Score).ToArray(), outputs["Score"], context, rel: 1e-4, abs: 1e-5);
+                AssertClose(expected.SelectMany(d => new[] { d.Box.X0, d.Box.Y0, d.Box.X1, d.Box.Y1 }).ToArray(), outputs["Boxes"], context,
+                    rel: 1e-4, abs: 1e-3);
+                if (minScore > 1) Assert.Empty(outputs["Score"]);
+                else Assert.NotEmpty(outputs["Score"]);
+            }
+        }
+    }
+
+    private static IEnumerable<ITransformer> Transformers(ITransformer transformer) =>
+        transformer is IEnumerable<ITransformer> chain ? chain.SelectMany(Transformers) : [transformer];
 
     private static IDataView BoxRows(MLContext ml, int keys, params (uint[] Labels, float[] Box)[] objects)
     {
