@@ -29,8 +29,8 @@ public sealed class Augmentation
     /// <summary>Scales each image's deviation from its mean by a uniform factor in [1 − c, 1 + c].</summary>
     public float Contrast { get; init; }
 
-    /// <summary>Whether a transformation moves pixels (flips, crops, rotation), so targets tied to places must move too.</summary>
-    public bool IsGeometric => HorizontalFlip || VerticalFlip || CropPadding > 0 || MaxRotationDegrees > 0;
+    /// <summary>Whether crops or rotation are on: they move objects off the cells a detector's targets hold them in.</summary>
+    public bool CropsOrRotates => CropPadding > 0 || MaxRotationDegrees > 0;
 
     /// <summary>Whether any transformation is enabled.</summary>
     public bool Enabled => HorizontalFlip || VerticalFlip || CropPadding > 0 || MaxRotationDegrees > 0 || Brightness > 0 || Contrast > 0;
@@ -69,20 +69,27 @@ public sealed class Augmentation
     /// Transforms <paramref name="image"/> ([channels, height, width]) in place; <paramref name="scratch"/> has its size.
     /// With <paramref name="pixelLabels"/> ([height, width], a segmentation mask) flips and crops move the labels with
     /// the pixels, and pixels shifted in from outside are labelled <see cref="ImageDataset.IgnoredLabel"/>; rotation,
-    /// which would blend labels, is not applied to masked images (options validation refuses it).
+    /// which would blend labels, is not applied to masked images (options validation refuses it). With
+    /// <paramref name="detectionClasses"/> &gt; 0, <paramref name="pixelLabels"/> is instead a CenterNet target of that
+    /// many classes at <paramref name="detectionStride"/> pixels per cell, which flips move as well (options validation
+    /// refuses crops and rotation for it).
     /// </summary>
-    public void Apply(Span<float> image, Span<float> scratch, int channels, int height, int width, Rng rng, Span<float> pixelLabels = default)
+    public void Apply(Span<float> image, Span<float> scratch, int channels, int height, int width, Rng rng, Span<float> pixelLabels = default,
+        int detectionClasses = 0, int detectionStride = 1)
     {
-        bool labels = !pixelLabels.IsEmpty;
+        bool labels = !pixelLabels.IsEmpty && detectionClasses == 0, boxes = !pixelLabels.IsEmpty && detectionClasses > 0;
+        int rows = height / detectionStride, columns = width / detectionStride;
         if (HorizontalFlip && rng.NextDouble() < 0.5)
         {
             FlipHorizontal(image, channels, height, width);
             if (labels) FlipHorizontal(pixelLabels, 1, height, width);
+            if (boxes) CenterNet.Flip(pixelLabels, detectionClasses, rows, columns, horizontal: true);
         }
         if (VerticalFlip && rng.NextDouble() < 0.5)
         {
             FlipVertical(image, channels, height, width);
             if (labels) FlipVertical(pixelLabels, 1, height, width);
+            if (boxes) CenterNet.Flip(pixelLabels, detectionClasses, rows, columns, horizontal: false);
         }
         if (CropPadding > 0)
         {

@@ -51,6 +51,26 @@ public static class CenterNet
     }
 
     /// <summary>
+    /// Mirrors one image's [classes + 8, h, w] target as <see cref="Encode"/> would write it for the mirrored image
+    /// (whose sides are the map's times the stride): the maps flip, and a centre's offset o within its cell becomes
+    /// 1 − o along the flipped axis, since w − (x + o) = (w − 1 − x) + (1 − o). (A centre on a cell border, o = 0,
+    /// stays in the mirrored cell with offset 1, where Encode would put it in the next cell with offset 0: the same box.)
+    /// </summary>
+    public static void Flip(Span<float> target, int classes, int height, int width, bool horizontal)
+    {
+        int channels = TargetChannels(classes), plane = height * width;
+        if (target.Length != channels * plane)
+            throw new ArgumentException($"{target.Length} target values are not [{channels}, {height}, {width}].", nameof(target));
+        if (horizontal) Augmentation.FlipHorizontal(target, channels, height, width);
+        else Augmentation.FlipVertical(target, channels, height, width);
+        int axis = horizontal ? 0 : 1;
+        var offset = target.Slice((classes + axis) * plane, plane);
+        var weight = target.Slice((classes + 4 + axis) * plane, plane);
+        for (int cell = 0; cell < plane; cell++)
+            if (weight[cell] > 0) offset[cell] = 1 - offset[cell];
+    }
+
+    /// <summary>
     /// The detections in one image's [classes + 4, h, w] output: cells whose class probability σ(logit) is at least
     /// <paramref name="minScore"/> and no lower than any of its eight neighbours' (CenterNet's 3×3 peak test), then
     /// non-maximum suppression per class at <paramref name="nmsIoU"/> (1 keeps everything), then the

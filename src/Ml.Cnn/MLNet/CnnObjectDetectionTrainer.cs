@@ -25,7 +25,7 @@ namespace Ml.Cnn.MLNet;
 /// Ml.Cnn, its decoding (peaks, NonMaxSuppression, TopK) inside the ONNX model</description></item>
 /// </list>
 /// Architectures: <see cref="ModelZoo.DetectionNames"/> or your own network ending in [classes + 4, H/4, W/4].
-/// Geometric augmentation is refused (it would move the images but not the boxes).
+/// Flips move the boxes with the images; crops and rotation are refused.
 /// </summary>
 public sealed class CnnObjectDetectionTrainer : CnnTrainerBase<CnnObjectDetectionTransformer>
 {
@@ -34,7 +34,7 @@ public sealed class CnnObjectDetectionTrainer : CnnTrainerBase<CnnObjectDetectio
     {
         if (options.Loss is not (null or LossKind.CenterNet))
             throw new ArgumentOutOfRangeException(nameof(options), options.Loss, "Object detection trains with the CenterNet loss.");
-        TrainerOptions.Require(options.Augmentation is not { IsGeometric: true }, nameof(options.Augmentation), "flips, crops or rotation",
+        TrainerOptions.Require(options.Augmentation is not { CropsOrRotates: true }, nameof(options.Augmentation), "crops or rotation",
             TrainerOptions.DetectionAugmentation);
     }
 

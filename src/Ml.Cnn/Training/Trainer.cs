@@ -70,7 +70,11 @@ public static class Trainer
 
         int batches = (training.Count + options.BatchSize - 1) / options.BatchSize;
         var backend = network.Backend;
-        var batch = new BatchAssembler(training, options.BatchSize, normalization, options.Augmentation, backend);
+        var batch = new BatchAssembler(training, options.BatchSize, normalization, options.Augmentation, backend)
+        {
+            // Flips move a detector's targets too: its classes, and the stride of its output map.
+            Detection = loss is CenterNetLoss centerNet ? (centerNet.Classes, data.ItemShape[1] / network.OutputShape[1]) : (0, 1),
+        };
         var clock = Stopwatch.StartNew();
         int firstEpoch = state.CompletedEpochs; // after a resume, the clock covers only this run's epochs
         for (int epoch = state.CompletedEpochs; epoch < options.Epochs && !state.StoppedEarly; epoch++)
@@ -378,6 +382,9 @@ internal sealed class BatchAssembler(ImageDataset data, int batchSize, ChannelNo
     private readonly float[] _scratch = new float[data.ItemShape.Length];
     private readonly BufferCache _buffers = new(backend);
 
+    /// <summary>For CenterNet targets, their class count and the output map's stride; (0, 1) for other targets.</summary>
+    public (int Classes, int Stride) Detection { get; init; } = (0, 1);
+
     public (Tensor X, Tensor Targets) Assemble(ReadOnlySpan<int> indices, Rng? random)
     {
         int size = data.ItemShape.Length, n = indices.Length;
@@ -389,7 +396,9 @@ internal sealed class BatchAssembler(ImageDataset data, int batchSize, ChannelNo
             data.CopyItem(indices[i], item);
             var targets = _targets.AsSpan(i * data.TargetLength, data.TargetLength);
             data.Targets.AsSpan(indices[i] * data.TargetLength, data.TargetLength).CopyTo(targets);
-            if (augment) augmentation!.Apply(item, _scratch, shape[0], shape[1], shape[2], random!, data.IsPerPixel ? targets : default);
+            if (augment)
+                augmentation!.Apply(item, _scratch, shape[0], shape[1], shape[2], random!, data.IsPerPixel || Detection.Classes > 0 ? targets : default,
+                    Detection.Classes, Detection.Stride);
             normalization?.Apply(item);
         }
         var x = _buffers.Get("x", shape.Prepend(n));

@@ -168,7 +168,7 @@ public class TrainerOptions
     }
 
     internal const string DetectionAugmentation =
-        "must not be geometric for a detector: it would move the images but not the boxes (use only Brightness and Contrast)";
+        "must not crop or rotate for a detector: it would move objects off the cells its targets hold them in (flips move the boxes too)";
 
     /// <summary>
     /// Checks every option before any data is touched: <see cref="ValidateSettings"/>, then the data-dependent ones
@@ -188,7 +188,7 @@ public class TrainerOptions
         Augmentation?.Validate(data.ItemShape);
         Require(!data.IsPerPixel || Augmentation is not { MaxRotationDegrees: > 0 }, "Augmentation.MaxRotationDegrees",
             Augmentation?.MaxRotationDegrees ?? 0, "must be 0 for segmentation (rotating would blend pixel labels; flips and crops move them)");
-        Require(Loss != LossKind.CenterNet || Augmentation is not { IsGeometric: true }, nameof(Augmentation), "flips, crops or rotation",
+        Require(Loss != LossKind.CenterNet || Augmentation is not { CropsOrRotates: true }, nameof(Augmentation), "crops or rotation",
             DetectionAugmentation);
         int channels = data.ItemShape.Rank == 3 ? data.ItemShape[0] : 1;
         if (InputNormalization is { } fixedStatistics)

@@ -190,6 +190,7 @@ public sealed class DetectionTests : IDisposable
         Assert.Contains("ONNX Runtime on a 128×96 scene", output);
         Assert.True(new FileInfo(Path.Combine(_folder, "detection-examples.png")).Length > 1000);
         Assert.True(File.Exists(Path.Combine(_folder, "detector.onnx")));
+        Assert.Contains("model.zip reloaded: mAP@0.5 ", output);
     }
 
     [Fact]
@@ -197,8 +198,8 @@ public sealed class DetectionTests : IDisposable
     {
         var ml = new MLContext(seed: 1);
         var augmentation = Assert.Throws<ArgumentOutOfRangeException>(() => ml.ObjectDetection().Trainers.ConvolutionalNetwork(
-            new CnnTrainerOptions { Architecture = "centernet", Augmentation = new Augmentation { HorizontalFlip = true } }));
-        Assert.Contains("boxes", augmentation.Message);
+            new CnnTrainerOptions { Architecture = "centernet", Augmentation = new Augmentation { HorizontalFlip = true, MaxRotationDegrees = 5 } }));
+        Assert.Contains("must not crop or rotate", augmentation.Message);
         var rows = new[] { new BoxRow { Features = new float[32 * 48], Labels = [1, 2], Box = [0, 0, 5, 5] } };
         var schema = SchemaDefinition.Create(typeof(BoxRow));
         schema["Features"].ColumnType = new VectorDataViewType(NumberDataViewType.Single, 1, 32, 48);
@@ -292,7 +293,60 @@ public sealed class DetectionTests : IDisposable
         {
             Loss = LossKind.CenterNet, Epochs = 1, Augmentation = new Augmentation { CropPadding = 2 },
         }));
-        Assert.Contains("not the boxes", e.Message);
+        Assert.Contains("must not crop or rotate", e.Message);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AFlippedTargetIsTheTargetOfTheFlippedBoxes(bool horizontal)
+    {
+        // Centres off the cell borders (one on a border stays in the mirrored cell with offset 1; Encode moves it on).
+        ObjectBox[] boxes = [new(2, 3, 5, 22, 17), new(0, 30, 8, 46.5f, 30), new(1, 10, 20, 18, 31)];
+        const int classes = 3, h = 8, w = 12, stride = 4;
+        var flipped = CenterNet.Encode(boxes, classes, h, w, stride);
+        CenterNet.Flip(flipped, classes, h, w, horizontal);
+        var mirrored = boxes.Select(b => horizontal ? new ObjectBox(b.Label, w * stride - b.X1, b.Y0, w * stride - b.X0, b.Y1)
+            : new ObjectBox(b.Label, b.X0, h * stride - b.Y1, b.X1, h * stride - b.Y0)).ToArray();
+        AssertClose(CenterNet.Encode(mirrored, classes, h, w, stride), flipped, "flipped target", rel: 1e-6, abs: 1e-5);
+    }
+
+    [Fact]
+    public void AugmentationFlipsADetectorsTargetWithItsImage()
+    {
+        const int classes = 2, h = 4, w = 6, stride = 4;
+        var target = CenterNet.Encode([new ObjectBox(1, 1, 2, 9, 7)], classes, h, w, stride);
+        var augmentation = new Augmentation { HorizontalFlip = true };
+        var rng = new Core.Rng(3);
+        int flips = 0;
+        for (int trial = 0; trial < 8; trial++)
+        {
+            var image = new float[h * stride * w * stride];
+            image[0] = 1; // the top-left pixel shows whether the image was mirrored
+            var moved = (float[])target.Clone();
+            augmentation.Apply(image, new float[image.Length], 1, h * stride, w * stride, rng, moved, classes, stride);
+            var expected = (float[])target.Clone();
+            if (image[0] == 0)
+            {
+                flips++;
+                CenterNet.Flip(expected, classes, h, w, horizontal: true);
+            }
+            Assert.Equal(expected, moved);
+        }
+        Assert.InRange(flips, 1, 7);
+    }
+
+    [Fact]
+    public void FlipsTrainADetector()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = BoxRows(ml, 3, ([1], [0, 0, 8, 8]), ([2, 3], [4, 4, 12, 20, 20, 8, 40, 30]));
+        var model = ml.ObjectDetection().Trainers.ConvolutionalNetwork(new CnnTrainerOptions
+        {
+            Architecture = "centernet", LabelColumnName = "Labels", Epochs = 2, BatchSize = 2,
+            Augmentation = new Augmentation { HorizontalFlip = true, VerticalFlip = true },
+        }).Fit(data);
+        Assert.Equal(2, model.Model.Training!.History.Count);
     }
 
     [Fact]
