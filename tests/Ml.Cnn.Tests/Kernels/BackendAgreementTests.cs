@@ -325,6 +325,24 @@ public abstract class BackendAgreementTests(int threads)
         Assert.Equal(_reference.SumOfSquares(sum.Reference), _cpu.SumOfSquares(sum.Cpu), 3);
     }
 
+    [Theory]
+    [InlineData(UpsampleMode.Bilinear, 3, 5, 8, 16)]
+    [InlineData(UpsampleMode.Bilinear, 7, 4, 14, 20)]
+    [InlineData(UpsampleMode.Nearest, 6, 6, 12, 18)]
+    public void UpsamplingForwardIsTheReferencesBitForBitAndBackwardAgrees(UpsampleMode mode, int h, int w, int outH, int outW)
+    {
+        var x = Random(3, 5, h, w);
+        var (y, dx) = (Empty(3, 5, outH, outW), Empty(3, 5, h, w));
+        var dy = Random(3, 5, outH, outW);
+        _reference.UpsampleForward(mode, x.Reference, y.Reference);
+        _cpu.UpsampleForward(mode, x.Cpu, y.Cpu);
+        Assert.Equal(y.Reference.ToArray(), y.Cpu.ToArray());
+        _cpu.Fill(dx.Cpu, float.NaN); // every gradient value is written, none accumulated onto what was there
+        _reference.UpsampleBackward(mode, dy.Reference, dx.Reference);
+        _cpu.UpsampleBackward(mode, dy.Cpu, dx.Cpu);
+        AssertClose(dx.Reference, dx.Cpu, $"upsampling {mode} backward", rel: 1e-5, abs: 1e-5);
+    }
+
     [Fact]
     public void OptimizerUpdates()
     {

@@ -600,10 +600,12 @@ public sealed class CpuBackend : HostBackend, IBackend
         SmallOps.WeightedAbsoluteError(predictions, targets, weights, dPredictions);
 
     /// <inheritdoc />
-    public void UpsampleForward(UpsampleMode mode, Tensor x, Tensor y) => SmallOps.UpsampleForward(mode, x, y);
+    public void UpsampleForward(UpsampleMode mode, Tensor x, Tensor y) =>
+        Resampling.Forward(mode, Array(x), Array(y), x.Shape.N * x.Shape[1], x.Shape[2], x.Shape[3], y.Shape[2], y.Shape[3], Threads);
 
     /// <inheritdoc />
-    public void UpsampleBackward(UpsampleMode mode, Tensor dy, Tensor dx) => SmallOps.UpsampleBackward(mode, dy, dx);
+    public void UpsampleBackward(UpsampleMode mode, Tensor dy, Tensor dx) =>
+        Resampling.Backward(mode, Array(dy), Array(dx), dx.Shape.N * dx.Shape[1], dx.Shape[2], dx.Shape[3], dy.Shape[2], dy.Shape[3], Threads);
 
     /// <inheritdoc />
     public void CopyWindow(Tensor src, int srcY, int srcX, Tensor dst, int dstY, int dstX, int height, int width) =>
