@@ -34,6 +34,7 @@ var trainer = ml.ObjectDetection().Trainers.ConvolutionalNetwork(new CnnTrainerO
 {
     Architecture = "centernet", LabelColumnName = "Labels", BoundingBoxColumnName = "Box", Epochs = epochs, BatchSize = 32,
     Optimizer = OptimizerKind.Adam, LearningRate = 2e-3f, Schedule = new LearningRateSchedule { Kind = ScheduleKind.Cosine },
+    Augmentation = new Augmentation { HorizontalFlip = true }, // the boxes move with the images
 });
 var clock = Stopwatch.StartNew();
 var model = trainer.Fit(train);

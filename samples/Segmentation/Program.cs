@@ -42,6 +42,7 @@ var trainer = ml.Segmentation().Trainers.ConvolutionalNetwork(new CnnTrainerOpti
 {
     Architecture = architecture, Epochs = epochs, BatchSize = 32, Optimizer = OptimizerKind.Adam, LearningRate = 2e-3f,
     Schedule = new LearningRateSchedule { Kind = ScheduleKind.Cosine },
+    Augmentation = new Augmentation { HorizontalFlip = true, CropPadding = 4 }, // the masks move with the images
 });
 var clock = Stopwatch.StartNew();
 var model = trainer.Fit(train);
