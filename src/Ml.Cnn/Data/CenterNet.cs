@@ -75,8 +75,7 @@ public static class CenterNet
     /// <paramref name="minScore"/> and no lower than any of its eight neighbours' (CenterNet's 3×3 peak test), then
     /// non-maximum suppression per class at <paramref name="nmsIoU"/> (1 keeps everything), then the
     /// <paramref name="maxDetections"/> best (COCO's limit counts detections after suppression). Boxes are clipped
-    /// to the image. An output that is not finite
-    /// (a diverged network) is refused rather than turned into detections.
+    /// to the image. An output that is not finite (a diverged network) is refused rather than turned into detections.
     /// </summary>
     public static List<Detection> Decode(ReadOnlySpan<float> output, int classes, int height, int width, int stride,
         float minScore = 0.05f, int maxDetections = 100, float nmsIoU = 0.5f)
