@@ -10,7 +10,7 @@ tests/Ml.Cnn.Tests/Fixtures/torchvision/<family>.onnx — torch.onnx.export (ops
 tests/Ml.Cnn.Tests/Fixtures/torch/act_<name>.* — forward and backward of relu6, hardtanh(-0.5, 1), hardsigmoid,
   hardswish and silu in float64, in the format of ../shared/fixtures/torch (see its README).
 
-Run from the repository root: /usr/bin/python3 eng/make_torchvision_fixtures.py
+Run from the repository root: /usr/bin/python3 eng/make_torchvision_fixtures.py [family ...]
 """
 import json
 import os
@@ -18,6 +18,7 @@ import os
 import torch
 import torchvision
 from torchvision.models import efficientnet, mnasnet, mobilenet_v2, mobilenetv3, squeezenet1_1
+from torchvision.models.googlenet import BasicConv2d, Inception, InceptionAux
 
 OUT = "tests/Ml.Cnn.Tests/Fixtures/torchvision"
 TORCH = "tests/Ml.Cnn.Tests/Fixtures/torch"
@@ -25,6 +26,38 @@ TORCH = "tests/Ml.Cnn.Tests/Fixtures/torch"
 
 def write(path, tensor):
     tensor.detach().to(torch.float32).contiguous().numpy().tofile(path)
+
+
+class NarrowResNet18(torchvision.models.ResNet):
+    """ResNet-18's layout (BasicBlocks [2, 2, 2, 2], 7x7 stem, max pool) at a quarter of its widths: 16-32-64-128."""
+
+    def __init__(self, num_classes):
+        super().__init__(torchvision.models.resnet.BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
+        self.inplanes = 16
+        self.conv1 = torch.nn.Conv2d(3, 16, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(16)
+        block = torchvision.models.resnet.BasicBlock
+        self.layer1 = self._make_layer(block, 16, 2)
+        self.layer2 = self._make_layer(block, 32, 2, stride=2)
+        self.layer3 = self._make_layer(block, 64, 2, stride=2)
+        self.layer4 = self._make_layer(block, 128, 2, stride=2)
+        self.fc = torch.nn.Linear(128, num_classes)
+
+
+def narrow_googlenet(num_classes):
+    """GoogLeNet's layout (nine inception blocks, ceil-mode pools) with every convolution a quarter as wide."""
+    class QuarterConv(BasicConv2d):
+        def __init__(self, in_channels, out_channels, **kwargs):
+            super().__init__(in_channels if in_channels == 3 else in_channels // 4, out_channels // 4, **kwargs)
+
+    class QuarterInception(Inception):  # GoogLeNet builds its inception blocks with their default convolution
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, conv_block=QuarterConv)
+
+    model = torchvision.models.GoogLeNet(num_classes=num_classes, aux_logits=False, init_weights=True,
+                                         blocks=[QuarterConv, QuarterInception, InceptionAux])
+    model.fc = torch.nn.Linear(1024 // 4, num_classes)
+    return model
 
 
 def families():
@@ -38,14 +71,24 @@ def families():
         "squeezenet1_1": lambda: squeezenet1_1(num_classes=10),
         "densenet": lambda: torchvision.models.DenseNet(growth_rate=8, block_config=(2, 2, 2), num_init_features=16, num_classes=10),
         "shufflenet_v2_x0_5": lambda: torchvision.models.shufflenet_v2_x0_5(num_classes=10),
+        "resnet18": lambda: NarrowResNet18(num_classes=10),
+        "googlenet": lambda: narrow_googlenet(num_classes=10),
+        # regnet_y_400mf's design (grouped bottlenecks of group width 8, squeeze-and-excitation 0.25), shallower and narrower.
+        "regnet_y": lambda: torchvision.models.RegNet(torchvision.models.regnet.BlockParams.from_init_params(
+            depth=6, w_0=16, w_a=8.0, w_m=2.0, group_width=8, se_ratio=0.25), num_classes=10, stem_width=16),
     }
 
 
-def export_families():
+def export_families(only):
     os.makedirs(OUT, exist_ok=True)
     index = {"generator": f"PyTorch {torch.__version__}, torchvision {torchvision.__version__}, "
                           "torch.onnx.export opset 13, eval mode", "models": {}}
+    if only and os.path.exists(f"{OUT}/index.json"):
+        with open(f"{OUT}/index.json") as f:
+            index["models"] = json.load(f)["models"]
     for name, make in families().items():
+        if only and name not in only:
+            continue
         torch.manual_seed(1)
         model = make()
         with torch.no_grad():
@@ -110,5 +153,8 @@ def activation_fixtures():
 
 
 if __name__ == "__main__":
-    export_families()
-    activation_fixtures()
+    import sys
+    # Family names as arguments remake only those fixtures (and keep the others' entries in index.json).
+    export_families(sys.argv[1:])
+    if len(sys.argv) == 1:
+        activation_fixtures()

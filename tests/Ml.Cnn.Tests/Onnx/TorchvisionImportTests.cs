@@ -35,6 +35,8 @@ public sealed class TorchvisionImportTests : IDisposable
         { "efficientnet_b0", "cpu2" }, { "efficientnet_b0", "reference" },
         { "mnasnet", "cpu2" }, { "squeezenet1_1", "cpu2" }, { "densenet", "cpu2" }, { "densenet", "reference" },
         { "shufflenet_v2_x0_5", "cpu2" }, { "shufflenet_v2_x0_5", "reference" },
+        { "resnet18", "cpu2" }, { "resnet18", "reference" }, { "googlenet", "cpu2" }, { "googlenet", "reference" },
+        { "regnet_y", "cpu2" }, { "regnet_y", "reference" },
     };
 
     [Theory, MemberData(nameof(Families))]
