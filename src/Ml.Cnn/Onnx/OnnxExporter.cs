@@ -169,12 +169,13 @@ public static class OnnxExporter
 
         // Boxes of every cell: centre (cell + offset)·stride, size max(0, value)·stride, clipped to the image.
         string values = graph.Reshape("decode.values", Slice("decode.box-values", output, classes, classes + 4, 1), 4, cells);
+        string strideValue = Constant("decode.stride", stride);
         var grid = new float[2 * cells];
         for (int c = 0; c < cells; c++) (grid[c], grid[cells + c]) = (c % w, c / w);
         string centre = graph.Node("Mul", "decode.centre", [graph.Node("Add", "decode.cell", [graph.Initializer("decode.grid", grid, 2, cells),
-            Slice("decode.offset", values, 0, 2, 0)]), Constant("decode.stride", stride)]);
+            Slice("decode.offset", values, 0, 2, 0)]), strideValue]);
         string half = graph.Node("Div", "decode.half", [graph.Node("Mul", "decode.size", [graph.Node("Relu", "decode.size-cells",
-            [Slice("decode.size-values", values, 2, 4, 0)]), Constant("decode.stride2", stride)]), Constant("decode.two", 2)]);
+            [Slice("decode.size-values", values, 2, 4, 0)]), strideValue]), Constant("decode.two", 2)]);
         string limit = graph.Initializer("decode.limit", [w * stride, h * stride], 2, 1);
         string Clip(string name, string x) => graph.Node("Min", name, [graph.Node("Max", name + ".low", [x, Constant(name + ".zero", 0)]), limit]);
         string corners = graph.Node("Concat", "decode.corners", [Clip("decode.x0y0", graph.Node("Sub", "decode.low", [centre, half])),
