@@ -33,7 +33,7 @@ public static class CenterNet
         {
             if ((uint)o.Label >= classes)
                 throw new ArgumentException($"An object is labelled {o.Label}; expected a class in [0, {classes - 1}].", nameof(objects));
-            if (!(o.X1 > o.X0 && o.Y1 > o.Y0))
+            if (o.IsEmpty)
                 throw new ArgumentException($"Box ({o.X0}, {o.Y0}, {o.X1}, {o.Y1}) is empty: x1 must exceed x0 and y1 y0.", nameof(objects));
             float cx = (o.X0 + o.X1) / 2 / stride, cy = (o.Y0 + o.Y1) / 2 / stride;
             int x = Math.Clamp((int)cx, 0, width - 1), y = Math.Clamp((int)cy, 0, height - 1), cell = y * width + x;

@@ -9,6 +9,9 @@ namespace Ml.Cnn.Data;
 /// </summary>
 public readonly record struct ObjectBox(int Label, float X0, float Y0, float X1, float Y1)
 {
+    /// <summary>Whether the box has no area (x1 ≤ x0 or y1 ≤ y0, or a NaN side).</summary>
+    public bool IsEmpty => !(X1 > X0 && Y1 > Y0);
+
     /// <summary>The box's area in pixels.</summary>
     public float Area => Math.Max(0, X1 - X0) * Math.Max(0, Y1 - Y0);
 

@@ -48,9 +48,7 @@ public sealed class CnnObjectDetectionTrainer : CnnTrainerBase<CnnObjectDetectio
         int validationClasses = classes;
         var validation = options.ValidationSet is null ? null
             : DataViewReader.ReadDetection(options.ValidationSet, options, ModelZoo.CenterNetStride, out validationClasses, out _);
-        if (validationClasses != classes)
-            throw new ArgumentException($"ValidationSet's label '{Options.LabelColumnName}' has {validationClasses} keys, the training data's {classes}: " +
-                "map both with the same fitted MapValueToKey.", nameof(input));
+        CnnTraining.CheckValidationKeys(Options.LabelColumnName, validationClasses, classes);
         var (network, result) = Train(options, data, validation, classes, imageShape);
         var label = input.Schema[Options.LabelColumnName];
         return new CnnObjectDetectionTransformer(new CnnModel(network, result.Normalization, result, imageInput), options.FeatureColumnName,

@@ -43,9 +43,7 @@ public sealed class CnnSegmentationTrainer : CnnTrainerBase<CnnSegmentationTrans
         var (pixels, options, imageInput, images) = Prepare(input);
         var data = DataViewReader.ReadSegmentation(pixels, options, out int classes, out var imageShape);
         var validation = options.ValidationSet is null ? null : DataViewReader.ReadSegmentation(options.ValidationSet, options, out _, out _);
-        if (validation is not null && validation.ClassCount != classes)
-            throw new ArgumentException($"ValidationSet's label '{Options.LabelColumnName}' has {validation.ClassCount} keys, the training data's {classes}: " +
-                "map both with the same fitted MapValueToKey.", nameof(input));
+        CnnTraining.CheckValidationKeys(Options.LabelColumnName, validation?.ClassCount ?? classes, classes);
         var (network, result) = Train(options, data, validation, classes, imageShape);
         var label = input.Schema[Options.LabelColumnName];
         return new CnnSegmentationTransformer(new CnnModel(network, result.Normalization, result, imageInput), options.FeatureColumnName,

@@ -141,6 +141,14 @@ internal static class CnnTraining
         }
     }
 
+    /// <summary>Throws unless a validation set's label has the training data's key count.</summary>
+    public static void CheckValidationKeys(string labelColumnName, int validationKeys, int trainingKeys)
+    {
+        if (validationKeys != trainingKeys)
+            throw new ArgumentException($"ValidationSet's label '{labelColumnName}' has {validationKeys} keys, the training data's {trainingKeys}: " +
+                "map both with the same fitted MapValueToKey.", "input");
+    }
+
     /// <summary>The named column (the last of that name, as ML.NET resolves hidden columns).</summary>
     public static SchemaShape.Column Find(SchemaShape input, string name, string role)
     {

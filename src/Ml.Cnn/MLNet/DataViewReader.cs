@@ -214,7 +214,7 @@ internal static class DataViewReader
                 if (!float.IsFinite(v)) throw new InvalidOperationException($"Row {position}: feature column '{options.FeatureColumnName}' contains {v}; features must be finite.");
             items.Add(row);
             foreach (var o in objects)
-                if (!(o.X1 > o.X0 && o.Y1 > o.Y0))
+                if (o.IsEmpty)
                     throw new InvalidOperationException($"Row {position}: a box of '{options.BoundingBoxColumnName}' is ({o.X0}, {o.Y0}, {o.X1}, " +
                         $"{o.Y1}), which is empty; a detector trains on boxes with x0 < x1 and y0 < y1.");
             targets.AddRange(Data.CenterNet.Encode(objects, classes, shape[1] / stride, shape[2] / stride, stride));
