@@ -54,6 +54,9 @@ public abstract class NetworkLayer
         _buffers = new BufferCache(backend);
     }
 
+    /// <summary>Releases the reusable activation buffers (the network's Dispose).</summary>
+    internal void ReleaseMemory() => _buffers?.Dispose();
+
     /// <summary>Builds for the node's input shapes; <paramref name="inputIsData"/> when its one input is the network's.</summary>
     internal abstract void BuildNode(IBackend backend, IReadOnlyList<TensorShape> inputShapes, Rng? rng, bool inputIsData);
 

@@ -38,6 +38,14 @@ public sealed class Parameter(string name, TensorShape shape, bool decays, Actio
     /// <summary>Frozen parameters keep their values during training (for fine-tuning).</summary>
     public bool Trainable { get; set; } = true;
 
+    /// <summary>Releases value and gradient (the network's Dispose); the parameter is unallocated afterwards.</summary>
+    internal void Release()
+    {
+        _value?.Dispose();
+        _gradient?.Dispose();
+        _value = _gradient = null;
+    }
+
     /// <summary>Allocates value and gradient on <paramref name="backend"/>; values start from the initializer, else zero.</summary>
     internal void Allocate(IBackend backend, Rng rng)
     {

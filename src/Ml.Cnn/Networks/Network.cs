@@ -8,9 +8,10 @@ namespace Ml.Cnn.Networks;
 /// <summary>
 /// A built network: layers bound to a backend in topological order, with their parameters. Forward runs the graph;
 /// backward propagates from the output gradient, summing gradients where a node feeds several consumers, and
-/// leaves every parameter's gradient in <see cref="Parameter.Gradient"/>.
+/// leaves every parameter's gradient in <see cref="Parameter.Gradient"/>. Dispose releases its memory at once, which
+/// matters on a GPU backend; host memory would otherwise wait for the garbage collector.
 /// </summary>
-public sealed class Network
+public sealed class Network : IDisposable
 {
     private readonly NetworkNode[] _nodes;
     private readonly Tensor?[] _activations;
@@ -103,6 +104,19 @@ public sealed class Network
     /// <summary>Every tensor that defines the trained model: parameter values, then buffers (running statistics).</summary>
     public IEnumerable<Tensor> StateTensors =>
         Parameters.Select(p => p.Value).Concat(_nodes.SelectMany(n => n.Layer.Buffers));
+
+    /// <summary>Releases the parameters, their gradients, the layers' state and every activation buffer.</summary>
+    public void Dispose()
+    {
+        foreach (var node in _nodes)
+        {
+            node.Layer.ReleaseMemory();
+            if (!IsAllocated) continue;
+            foreach (var p in node.Layer.Parameters) p.Release();
+            foreach (var buffer in node.Layer.Buffers) buffer.Dispose();
+        }
+        _gradientSums.Dispose();
+    }
 
     /// <summary>The layers' own generators (dropout), in node order.</summary>
     public IEnumerable<Rng> Generators => _nodes.Select(n => n.Layer.Generator).OfType<Rng>();

@@ -9,7 +9,7 @@ namespace Ml.Cnn.Tensors;
 /// nothing is reallocated epoch after epoch (large reallocations land on the large-object heap, which only full GCs
 /// reclaim). A tensor's contents are only valid until the next request for its role with another shape.
 /// </summary>
-internal sealed class BufferCache(IBackend backend)
+internal sealed class BufferCache(IBackend backend) : IDisposable
 {
     private readonly Dictionary<string, Tensor> _current = [];
 
@@ -19,7 +19,15 @@ internal sealed class BufferCache(IBackend backend)
         {
             if (tensor.Shape == shape) return tensor;
             if (tensor.Storage.Length >= shape.Length) return _current[role] = new Tensor(backend, tensor.Storage, shape);
+            tensor.Dispose();
         }
         return _current[role] = backend.Allocate(shape);
+    }
+
+    /// <summary>Releases every role's memory.</summary>
+    public void Dispose()
+    {
+        foreach (var tensor in _current.Values) tensor.Dispose();
+        _current.Clear();
     }
 }

@@ -5,11 +5,17 @@ namespace Ml.Cnn.Tensors;
 /// <summary>
 /// A dense float32 tensor owned by a backend. Its memory lives wherever the backend keeps it (host arrays for the
 /// CPU backends, device buffers for a GPU backend); <see cref="ToArray"/> and <see cref="CopyFrom"/> are the only
-/// host transfers, so a training step never round-trips through the host per operation.
+/// host transfers, so a training step never round-trips through the host per operation. Views made by
+/// <see cref="Reshape"/> share their storage; disposing any of them releases that storage for all.
 /// </summary>
-public sealed class Tensor
+public sealed class Tensor : IDisposable
 {
-    internal Tensor(IBackend backend, TensorStorage storage, TensorShape shape)
+    /// <summary>
+    /// Wraps <paramref name="storage"/> as a tensor of <paramref name="backend"/>: how a backend in another assembly
+    /// (the GPU backend) makes the tensors its <see cref="IBackend.Allocate"/> returns. The storage must hold at least
+    /// <paramref name="shape"/>'s element count.
+    /// </summary>
+    public Tensor(IBackend backend, TensorStorage storage, TensorShape shape)
     {
         if (shape.Length > storage.Length)
             throw new ArgumentException($"Shape {shape} needs {shape.Length} elements but the storage holds {storage.Length}.");
@@ -27,7 +33,11 @@ public sealed class Tensor
     /// <summary>Number of elements.</summary>
     public int Length => Shape.Length;
 
-    internal TensorStorage Storage { get; }
+    /// <summary>The backend-owned memory behind the tensor, which its backend unwraps to run kernels on.</summary>
+    public TensorStorage Storage { get; }
+
+    /// <summary>Releases the storage now (device memory is scarce; host arrays would wait for the GC).</summary>
+    public void Dispose() => Storage.Dispose();
 
     /// <summary>A view with another shape of the same length over the same memory (no copy).</summary>
     public Tensor Reshape(TensorShape shape)

@@ -1,7 +1,10 @@
 namespace Ml.Cnn.Tensors;
 
-/// <summary>Backend-owned memory behind one or more tensors (views share it).</summary>
-public abstract class TensorStorage
+/// <summary>
+/// Backend-owned memory behind one or more tensors (views share it). Device storage releases its memory on
+/// <see cref="Dispose"/>; host storage has nothing to release.
+/// </summary>
+public abstract class TensorStorage : IDisposable
 {
     /// <summary>Capacity in floats.</summary>
     public abstract int Length { get; }
@@ -11,6 +14,9 @@ public abstract class TensorStorage
 
     /// <summary>Overwrites the first <c>source.Length</c> values from the host.</summary>
     public abstract void CopyFrom(ReadOnlySpan<float> source);
+
+    /// <summary>Releases the memory; the tensors over it must not be used afterwards.</summary>
+    public virtual void Dispose() => GC.SuppressFinalize(this);
 }
 
 /// <summary>Storage in a managed host array, used by the CPU backends.</summary>

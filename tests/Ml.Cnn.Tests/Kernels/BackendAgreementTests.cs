@@ -9,15 +9,16 @@ using static Ml.Cnn.Tests.Support.Numerics;
 namespace Ml.Cnn.Tests.Kernels;
 
 /// <summary>
-/// The optimized CPU backend against the reference backend on randomized shapes, deliberately off the SIMD width
-/// (8) and the GEMM blocking (6×16 and 12×32 tiles, 144-row and 1024-deep blocks, 3072-wide panels), and the small
-/// shapes that skip packing (few columns of A·Bᵀ, shallow products).
+/// The conformance suite: a backend against the reference backend on randomized shapes, deliberately off the SIMD
+/// width (8) and the GEMM blocking (6×16 and 12×32 tiles, 144-row and 1024-deep blocks, 3072-wide panels), the small
+/// shapes that skip packing (few columns of A·Bᵀ, shallow products), and the GPU backend's tiles and batch chunks.
+/// Instantiated below for the CPU backend at several thread counts and for the GPU backend on ILGPU's CPU accelerator.
 /// </summary>
-public abstract class BackendAgreementTests(int threads)
+public abstract class BackendAgreementTests(IBackend tested, ulong seed)
 {
     private readonly ReferenceBackend _reference = new();
-    private readonly CpuBackend _cpu = new(threads);
-    private readonly Rng _rng = new((ulong)(1000 + threads));
+    private readonly IBackend _cpu = tested;
+    private readonly Rng _rng = new(seed);
 
     private (Tensor Reference, Tensor Cpu) Random(params int[] shape)
     {
@@ -375,6 +376,12 @@ public abstract class BackendAgreementTests(int threads)
     }
 }
 
-public sealed class BackendAgreement_Cpu1Thread() : BackendAgreementTests(1);
-public sealed class BackendAgreement_Cpu2Threads() : BackendAgreementTests(2);
-public sealed class BackendAgreement_Cpu3Threads() : BackendAgreementTests(3);
+public sealed class BackendAgreement_Cpu1Thread() : BackendAgreementTests(new CpuBackend(1), 1001);
+public sealed class BackendAgreement_Cpu2Threads() : BackendAgreementTests(new CpuBackend(2), 1002);
+public sealed class BackendAgreement_Cpu3Threads() : BackendAgreementTests(new CpuBackend(3), 1003);
+
+/// <summary>The GPU backend's kernels on ILGPU's CPU accelerator, one backend for the class (kernels compile once).</summary>
+public sealed class BackendAgreement_GpuOnCpuAccelerator() : BackendAgreementTests(Shared.Value, 1004)
+{
+    private static readonly Lazy<Ml.Cnn.Gpu.GpuBackend> Shared = new(Ml.Cnn.Gpu.GpuBackend.CpuAccelerator);
+}

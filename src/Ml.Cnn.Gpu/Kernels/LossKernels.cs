@@ -1,0 +1,114 @@
+using ILGPU;
+
+namespace Ml.Cnn.Gpu.Kernels;
+
+/// <summary>
+/// Softmax and the losses. Each thread writes its row's (or element's) loss term into <c>terms</c> and the gradient
+/// in place; the backend adds the terms in order on the host, the one read a loss needs.
+/// </summary>
+internal static class LossKernels
+{
+    public static void Softmax(Index1D row, ArrayView<float> x, ArrayView<float> y, int classes)
+    {
+        long o = (long)row.X * classes;
+        float max = float.NegativeInfinity;
+        for (int j = 0; j < classes; j++) max = x[o + j] > max ? x[o + j] : max;
+        double sum = 0;
+        for (int j = 0; j < classes; j++) sum += MathF.Exp(x[o + j] - max);
+        for (int j = 0; j < classes; j++) y[o + j] = (float)(MathF.Exp(x[o + j] - max) / sum);
+    }
+
+    public static void SoftmaxGradient(Index1D row, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int classes)
+    {
+        long o = (long)row.X * classes;
+        double dot = 0;
+        for (int j = 0; j < classes; j++) dot += (double)dy[o + j] * y[o + j];
+        for (int j = 0; j < classes; j++) dx[o + j] = (float)(y[o + j] * (dy[o + j] - dot));
+    }
+
+    /// <summary>Softmax cross-entropy of one row: terms[row] ← log Σ e^x − x[label]; gradient divided by the batch.</summary>
+    public static void SoftmaxCrossEntropy(Index1D row, ArrayView<float> logits, ArrayView<float> labels, ArrayView<float> grad,
+        ArrayView<double> terms, int classes, int rows)
+    {
+        long o = (long)row.X * classes;
+        int label = (int)labels[row];
+        float max = float.NegativeInfinity;
+        for (int j = 0; j < classes; j++) max = logits[o + j] > max ? logits[o + j] : max;
+        double sum = 0;
+        for (int j = 0; j < classes; j++) sum += MathF.Exp(logits[o + j] - max);
+        double logSum = max + Math.Log(sum);
+        terms[row] = logSum - logits[o + label];
+        for (int j = 0; j < classes; j++)
+            grad[o + j] = (float)((Math.Exp(logits[o + j] - logSum) - (j == label ? 1 : 0)) / rows);
+    }
+
+    /// <summary>Σ_{j≠y} max(0, s_j − s_y + 1) for one row; gradient divided by the batch.</summary>
+    public static void MulticlassHinge(Index1D row, ArrayView<float> scores, ArrayView<float> labels, ArrayView<float> grad,
+        ArrayView<double> terms, int classes, int rows)
+    {
+        long o = (long)row.X * classes;
+        int label = (int)labels[row];
+        double loss = 0;
+        int violations = 0;
+        for (int j = 0; j < classes; j++)
+        {
+            if (j == label) continue;
+            double margin = scores[o + j] - scores[o + label] + 1;
+            bool violated = margin > 0;
+            if (violated) { loss += margin; violations++; }
+            grad[o + j] = violated ? 1f / rows : 0;
+        }
+        grad[o + label] = -(float)violations / rows;
+        terms[row] = loss;
+    }
+
+    /// <summary>
+    /// The elementwise losses, by <paramref name="kind"/>: 0 squared error, 1 absolute error, 2 binary cross-entropy
+    /// with logits (all averaged: the gradient divides by <paramref name="scale"/>), 3 weighted absolute error and
+    /// 4 sigmoid focal loss with <paramref name="alpha"/> and <paramref name="gamma"/> (both summed).
+    /// </summary>
+    public static void Elementwise(Index1D i, ArrayView<float> p, ArrayView<float> t, ArrayView<float> w, ArrayView<float> grad,
+        ArrayView<double> terms, int kind, float scale, float alpha, float gamma)
+    {
+        double d = (double)p[i] - t[i];
+        switch (kind)
+        {
+            case 0:
+                terms[i] = d * d;
+                grad[i] = (float)(2 * d / scale);
+                break;
+            case 1:
+                terms[i] = Math.Abs(d);
+                grad[i] = Sign(d) / scale;
+                break;
+            case 2:
+            {
+                double x = p[i], target = t[i];
+                // log(1 + e^x) − x·t, written to stay finite for large |x|.
+                terms[i] = Math.Max(x, 0) - x * target + Math.Log(1 + Math.Exp(-Math.Abs(x)));
+                grad[i] = (float)((1 / (1 + Math.Exp(-x)) - target) / scale);
+                break;
+            }
+            case 3:
+                terms[i] = w[i] * Math.Abs(d);
+                grad[i] = w[i] * Sign(d);
+                break;
+            default:
+            {
+                double x = p[i], target = t[i], prob = 1 / (1 + Math.Exp(-x));
+                double ce = Math.Max(x, 0) - x * target + Math.Log(1 + Math.Exp(-Math.Abs(x)));
+                double pt = prob * target + (1 - prob) * (1 - target), modulation = Math.Pow(1 - pt, gamma);
+                // (1 − pt)^(γ−1) is infinite at pt = 1 for γ < 1, where p(1 − p) = 0 and the product's limit is 0.
+                double dModulation = gamma == 0 || pt >= 1 ? 0
+                    : -gamma * Math.Pow(1 - pt, gamma - 1) * (2 * target - 1) * prob * (1 - prob);
+                double weight = alpha >= 0 ? alpha * target + (1 - alpha) * (1 - target) : 1;
+                terms[i] = weight * ce * modulation;
+                grad[i] = (float)(weight * ((prob - target) * modulation + ce * dModulation));
+                break;
+            }
+        }
+    }
+
+    // NaN gives 0 (Math.Sign would throw).
+    private static float Sign(double d) => d > 0 ? 1 : d < 0 ? -1 : 0;
+}
