@@ -46,6 +46,7 @@ public sealed class GpuBackend : IBackend, IDisposable
         _group = 1 << (int)Math.Log2(maxGroup);
         _tile = (int)Math.Sqrt(Math.Min(accelerator.MaxNumThreadsPerGroup, GemmKernels.MaxTile * GemmKernels.MaxTile));
         _tile = 1 << (int)Math.Log2(_tile);
+        TiledGemm = accelerator.AcceleratorType != AcceleratorType.CPU;
     }
 
     /// <summary>
@@ -72,11 +73,19 @@ public sealed class GpuBackend : IBackend, IDisposable
     }
 
     /// <summary>ILGPU's CPU accelerator: the GPU kernels run on the host's threads (tests, and machines without a GPU).</summary>
-    public static GpuBackend CpuAccelerator()
+    public static GpuBackend CpuAccelerator() => CpuAccelerator(CPUAcceleratorMode.Auto, null);
+
+    internal static GpuBackend CpuAccelerator(CPUAcceleratorMode mode, CPUDevice? device)
     {
-        var context = Context.Create(builder => builder.CPU().Optimize(OptimizationLevel.O1));
-        return new GpuBackend(context, context.CreateCPUAccelerator(0));
+        var context = Context.Create(builder => (device is null ? builder.CPU() : builder.CPU(device)).Optimize(OptimizationLevel.O1));
+        return new GpuBackend(context, context.CreateCPUAccelerator(0, mode));
     }
+
+    /// <summary>
+    /// Whether products use the shared-memory tiled kernel (the default on a GPU) or one thread per element (the default
+    /// on the CPU accelerator, where group barriers are slow). Both give the same bits.
+    /// </summary>
+    internal bool TiledGemm { get; set; }
 
     /// <summary>The ILGPU accelerator the kernels run on.</summary>
     public Accelerator Accelerator { get; }
@@ -366,6 +375,15 @@ public sealed class GpuBackend : IBackend, IDisposable
             M = m, N = n, K = k, TransposeA = transposeA ? 1 : 0, TransposeB = transposeB ? 1 : 0, Alpha = alpha, Beta = beta,
             StrideA = strideA, StrideB = strideB, StrideC = strideC,
         };
+        if (!TiledGemm)
+        {
+            var perElement = (Action<Index3D, GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>)Cached(
+                (Action<Index3D, GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>)GemmKernels.GemmPerElement,
+                () => Accelerator.LoadAutoGroupedStreamKernel<Index3D, GemmArgs, ArrayView<float>, ArrayView<float>,
+                    ArrayView<float>>(GemmKernels.GemmPerElement));
+            perElement(new Index3D(n, m, batch), args, a, b, c);
+            return;
+        }
         var config = new KernelConfig(new Index3D((n + _tile - 1) / _tile, (m + _tile - 1) / _tile, batch), new Index3D(_tile, _tile, 1));
         Grouped<GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(GemmKernels.Gemm)(config, args, a, b, c);
     }

@@ -3,14 +3,35 @@ using ILGPU;
 namespace Ml.Cnn.Gpu.Kernels;
 
 /// <summary>
-/// Tiled SGEMM over a batch of equal products (grouped convolutions): C ← α·op(A)·op(B) + β·C, row-major. A square
-/// group of T × T threads (T ≤ <see cref="MaxTile"/>) stages T-deep slices of A and B in shared memory; each thread
-/// owns one element of C and adds its products in k order, so the result does not depend on T or on the device's
-/// scheduling. β = 0 ignores what C held (NaN included), as BLAS does.
+/// SGEMM over a batch of equal products (grouped convolutions): C ← α·op(A)·op(B) + β·C, row-major. Each thread owns
+/// one element of C and adds its products in k order, so the result does not depend on the tile size, the kernel or the
+/// device's scheduling: <see cref="Gemm"/> and <see cref="GemmPerElement"/> give the same bits. β = 0 ignores what C
+/// held (NaN included), as BLAS does.
 /// </summary>
 internal static class GemmKernels
 {
     public const int MaxTile = 16;
+
+    /// <summary>
+    /// One thread per element of C reading A and B straight from memory: no barriers, so it is the fast choice on ILGPU's
+    /// CPU accelerator, where a group barrier costs a thread handshake.
+    /// </summary>
+    public static void GemmPerElement(Index3D i, GemmArgs p, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
+    {
+        int col = i.X, row = i.Y;
+        long aBase = (long)i.Z * p.StrideA, bBase = (long)i.Z * p.StrideB;
+        float sum = 0;
+        for (int k = 0; k < p.K; k++)
+            sum += a[aBase + (p.TransposeA != 0 ? (long)k * p.M + row : (long)row * p.K + k)]
+                * b[bBase + (p.TransposeB != 0 ? (long)col * p.K + k : (long)k * p.N + col)];
+        long index = (long)i.Z * p.StrideC + (long)row * p.N + col;
+        c[index] = p.Beta == 0 ? p.Alpha * sum : p.Alpha * sum + p.Beta * c[index];
+    }
+
+    /// <summary>
+    /// The GPU's kernel: a square group of T × T threads (T ≤ <see cref="MaxTile"/>) stages T-deep slices of A and B in
+    /// shared memory.
+    /// </summary>
 
     public static void Gemm(GemmArgs p, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
     {
