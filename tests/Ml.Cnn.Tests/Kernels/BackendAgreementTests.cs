@@ -4,6 +4,7 @@ using Ml.Cnn.Backends.Reference;
 using Ml.Cnn.Core;
 using Ml.Cnn.Tensors;
 using Xunit;
+using Ml.Cnn.Tests.Support;
 using static Ml.Cnn.Tests.Support.Numerics;
 
 namespace Ml.Cnn.Tests.Kernels;
@@ -380,8 +381,5 @@ public sealed class BackendAgreement_Cpu1Thread() : BackendAgreementTests(new Cp
 public sealed class BackendAgreement_Cpu2Threads() : BackendAgreementTests(new CpuBackend(2), 1002);
 public sealed class BackendAgreement_Cpu3Threads() : BackendAgreementTests(new CpuBackend(3), 1003);
 
-/// <summary>The GPU backend's kernels on ILGPU's CPU accelerator, one backend for the class (kernels compile once).</summary>
-public sealed class BackendAgreement_GpuOnCpuAccelerator() : BackendAgreementTests(Shared.Value, 1004)
-{
-    private static readonly Lazy<Ml.Cnn.Gpu.GpuBackend> Shared = new(Ml.Cnn.Gpu.GpuBackend.CpuAccelerator);
-}
+/// <summary>The GPU backend's kernels on ILGPU's CPU accelerator.</summary>
+public sealed class BackendAgreement_GpuOnCpuAccelerator() : BackendAgreementTests(TestBackends.Create("gpu-on-cpu"), 1004);

@@ -317,3 +317,4 @@ public abstract class GradientCheckTests(string backendName)
 
 public sealed class GradientCheck_Reference() : GradientCheckTests("reference");
 public sealed class GradientCheck_Cpu() : GradientCheckTests("cpu2");
+public sealed class GradientCheck_GpuOnCpuAccelerator() : GradientCheckTests("gpu-on-cpu");

@@ -310,3 +310,4 @@ public abstract class TorchAgreementTests(string backendName)
 public sealed class TorchAgreement_Reference() : TorchAgreementTests("reference");
 public sealed class TorchAgreement_Cpu1Thread() : TorchAgreementTests("cpu1");
 public sealed class TorchAgreement_Cpu2Threads() : TorchAgreementTests("cpu2");
+public sealed class TorchAgreement_GpuOnCpuAccelerator() : TorchAgreementTests("gpu-on-cpu");

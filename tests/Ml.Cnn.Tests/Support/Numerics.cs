@@ -84,11 +84,15 @@ public static class Numerics
 /// <summary>The backends every operator suite runs on.</summary>
 public static class TestBackends
 {
+    // One GPU backend on ILGPU's CPU accelerator for the whole run: its kernels compile once.
+    private static readonly Lazy<Ml.Cnn.Gpu.GpuBackend> GpuOnCpu = new(Ml.Cnn.Gpu.GpuBackend.CpuAccelerator);
+
     public static IBackend Create(string name) => name switch
     {
         "reference" => new ReferenceBackend(),
         "cpu1" => new CpuBackend(1),
         "cpu2" => new CpuBackend(2),
+        "gpu-on-cpu" => GpuOnCpu.Value,
         _ => throw new ArgumentException(name),
     };
 }
