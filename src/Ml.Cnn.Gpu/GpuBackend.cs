@@ -5,6 +5,7 @@ using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
 using Ml.Cnn.Backends;
 using Ml.Cnn.Backends.Cpu;
+using Ml.Cnn.Core;
 using Ml.Cnn.Gpu.Kernels;
 using Ml.Cnn.Tensors;
 
@@ -113,8 +114,9 @@ public sealed class GpuBackend : IBackend, IDisposable
     /// <summary>Releases the scratch buffers and the accelerator; tensors of this backend are unusable afterwards.</summary>
     public void Dispose()
     {
-        foreach (var buffer in _scratch.Values) buffer.Dispose();
+        foreach (var buffer in _scratch.Values.Concat(_taps.Values)) buffer.Dispose();
         _scratch.Clear();
+        _taps.Clear();
         _terms?.Dispose();
         Accelerator.Dispose();
         _context.Dispose();
@@ -551,15 +553,81 @@ public sealed class GpuBackend : IBackend, IDisposable
             K<ArrayView<float>, ArrayView<float>, int>(PoolingKernels.GlobalAvgBackward)(dx.Length, V(dy), V(dx), dx.Length / dy.Length);
     }
 
-    // ---- resampling (no kernels yet) ----
+    // ---- resampling ----
+
+    private readonly Dictionary<(UpsampleMode, int, int), MemoryBuffer1D<float, Stride1D.Dense>> _taps = [];
+
+    /// <summary>
+    /// One axis's taps on the device, made once per (mode, input, output) length: (i₀, i₁, λ) per output index, then
+    /// the first and last output index that reads each input index.
+    /// </summary>
+    private (ArrayView<float> Taps, ArrayView<float> Ranges) AxisTaps(UpsampleMode mode, int inSize, int outSize)
+    {
+        if (!_taps.TryGetValue((mode, inSize, outSize), out var buffer))
+        {
+            var taps = mode == UpsampleMode.Nearest ? Interpolation.NearestTaps(inSize, outSize) : Interpolation.BilinearTaps(inSize, outSize);
+            var table = new float[3 * outSize + 2 * inSize];
+            for (int i = 0; i < inSize; i++) (table[3 * outSize + 2 * i], table[3 * outSize + 2 * i + 1]) = (outSize, -1);
+            for (int o = 0; o < outSize; o++)
+            {
+                var (i0, i1, lambda) = taps[o];
+                (table[3 * o], table[3 * o + 1], table[3 * o + 2]) = (i0, i1, lambda);
+                foreach (int i in (ReadOnlySpan<int>)[i0, i1])
+                {
+                    ref float first = ref table[3 * outSize + 2 * i];
+                    ref float last = ref table[3 * outSize + 2 * i + 1];
+                    (first, last) = (Math.Min(first, o), Math.Max(last, o));
+                }
+            }
+            buffer = _taps[(mode, inSize, outSize)] = Accelerator.Allocate1D(table);
+            CountAllocation(buffer.LengthInBytes);
+        }
+        return (buffer.View.SubView(0, 3 * outSize), buffer.View.SubView(3 * outSize, 2 * inSize));
+    }
+
+    /// <summary>
+    /// Operations forced through the host fallback although they have kernels: a kernel can be compared against the
+    /// host's arithmetic, and a test can see the fallback counted.
+    /// </summary>
+    internal HashSet<string> HostOperations { get; } = [];
 
     /// <inheritdoc />
-    public void UpsampleForward(UpsampleMode mode, Tensor x, Tensor y) =>
-        OnHost(nameof(UpsampleForward), h => _host.UpsampleForward(mode, h(x), h(y)), y);
+    public void UpsampleForward(UpsampleMode mode, Tensor x, Tensor y)
+    {
+        if (HostOperations.Contains(nameof(UpsampleForward)))
+        {
+            OnHost(nameof(UpsampleForward), h => _host.UpsampleForward(mode, h(x), h(y)), y);
+            return;
+        }
+        if (y.Length == 0) return;
+        var g = new ResampleArgs { InH = x.Shape[2], InW = x.Shape[3], OutH = y.Shape[2], OutW = y.Shape[3] };
+        int planes = x.Shape.N * x.Shape[1];
+        var rows = Scratch("resampled rows", (long)planes * g.InH * g.OutW);
+        K<ArrayView<float>, ArrayView<float>, ArrayView<float>, ResampleArgs>(ResamplingKernels.RowsForward)(
+            planes * g.InH * g.OutW, V(x), rows, AxisTaps(mode, g.InW, g.OutW).Taps, g);
+        K<ArrayView<float>, ArrayView<float>, ArrayView<float>, ResampleArgs>(ResamplingKernels.ColumnsForward)(
+            y.Length, rows, V(y), AxisTaps(mode, g.InH, g.OutH).Taps, g);
+    }
 
     /// <inheritdoc />
-    public void UpsampleBackward(UpsampleMode mode, Tensor dy, Tensor dx) =>
-        OnHost(nameof(UpsampleBackward), h => _host.UpsampleBackward(mode, h(dy), h(dx)), dx);
+    public void UpsampleBackward(UpsampleMode mode, Tensor dy, Tensor dx)
+    {
+        if (HostOperations.Contains(nameof(UpsampleBackward)))
+        {
+            OnHost(nameof(UpsampleBackward), h => _host.UpsampleBackward(mode, h(dy), h(dx)), dx);
+            return;
+        }
+        if (dx.Length == 0) return;
+        var g = new ResampleArgs { InH = dx.Shape[2], InW = dx.Shape[3], OutH = dy.Shape[2], OutW = dy.Shape[3] };
+        int planes = dx.Shape.N * dx.Shape[1];
+        var rows = Scratch("resampled rows", (long)planes * g.InH * g.OutW);
+        var (rowTaps, rowRanges) = AxisTaps(mode, g.InH, g.OutH);
+        var (columnTaps, columnRanges) = AxisTaps(mode, g.InW, g.OutW);
+        K<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ResampleArgs>(ResamplingKernels.ColumnsBackward)(
+            planes * g.InH * g.OutW, V(dy), rows, rowTaps, rowRanges, g);
+        K<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ResampleArgs>(ResamplingKernels.RowsBackward)(
+            dx.Length, rows, V(dx), columnTaps, columnRanges, g);
+    }
 
     // ---- pointwise nonlinearities and dropout ----
 
@@ -699,10 +767,27 @@ public sealed class GpuBackend : IBackend, IDisposable
     }
 
     /// <inheritdoc />
-    public float PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel, Tensor dLogits) =>
-        OnHost(nameof(PixelSoftmaxCrossEntropy),
-            h => _host.PixelSoftmaxCrossEntropy(h(logits), h(labels), classWeights is null ? null : h(classWeights), ignoreLabel, h(dLogits)),
-            dLogits);
+    public float PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel, Tensor dLogits)
+    {
+        if (HostOperations.Contains(nameof(PixelSoftmaxCrossEntropy)))
+            return OnHost(nameof(PixelSoftmaxCrossEntropy), h => _host.PixelSoftmaxCrossEntropy(
+                h(logits), h(labels), classWeights is null ? null : h(classWeights), ignoreLabel, h(dLogits)), dLogits);
+        int classes = logits.Shape[1], plane = logits.Shape.ItemLength / Math.Max(classes, 1), pixels = logits.Shape.N * plane;
+        if (pixels == 0 || classes == 0) return 0;
+        var g = new PixelLossArgs
+        {
+            Pixels = pixels, Plane = plane, Classes = classes, IgnoreLabel = ignoreLabel, Weighted = classWeights is null ? 0 : 1,
+        };
+        K<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, PixelLossArgs>(LossKernels.PixelCrossEntropy)(
+            pixels, V(logits), V(labels), VOrEmpty(classWeights), Terms(2 * pixels), g);
+        var terms = new double[2 * pixels];
+        Terms(2 * pixels).SubView(0, 2 * pixels).CopyToCPU(terms);
+        double loss = 0, total = 0;
+        for (int i = 0; i < pixels; i++) (loss, total) = (loss + terms[i], total + terms[pixels + i]);
+        K<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PixelLossArgs, double>(LossKernels.PixelCrossEntropyGradient)(
+            pixels, V(logits), V(labels), VOrEmpty(classWeights), V(dLogits), g, total);
+        return total == 0 ? 0 : (float)(loss / total);
+    }
 
     /// <inheritdoc />
     public float SigmoidFocalLoss(Tensor logits, Tensor targets, float alpha, float gamma, Tensor dLogits) =>

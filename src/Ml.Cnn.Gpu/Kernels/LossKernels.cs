@@ -42,6 +42,51 @@ internal static class LossKernels
             grad[o + j] = (float)((Math.Exp(logits[o + j] - logSum) - (j == label ? 1 : 0)) / rows);
     }
 
+    /// <summary>
+    /// Per-pixel softmax cross-entropy over [N, C, plane] logits, first pass: terms[pixel] ← w·(log Σ e^x − x[label])
+    /// and terms[pixels + pixel] ← w, the label's class weight (0 where the label is ignored). The mean divides by the
+    /// summed weights, which <see cref="PixelCrossEntropyGradient"/> is then given.
+    /// </summary>
+    public static void PixelCrossEntropy(Index1D pixel, ArrayView<float> logits, ArrayView<float> labels, ArrayView<float> weights,
+        ArrayView<double> terms, PixelLossArgs g)
+    {
+        int label = (int)labels[pixel];
+        if (label == g.IgnoreLabel)
+        {
+            terms[pixel] = 0;
+            terms[g.Pixels + pixel] = 0;
+            return;
+        }
+        double w = g.Weighted != 0 ? weights[label] : 1;
+        terms[pixel] = w * (LogSumExp(logits, g, pixel) - logits[At(g, pixel, label)]);
+        terms[g.Pixels + pixel] = w;
+    }
+
+    /// <summary>Second pass: the gradient w/Σw · (softmax − one-hot) of every class at the pixel (0 where ignored).</summary>
+    public static void PixelCrossEntropyGradient(Index1D pixel, ArrayView<float> logits, ArrayView<float> labels, ArrayView<float> weights,
+        ArrayView<float> grad, PixelLossArgs g, double total)
+    {
+        int label = (int)labels[pixel];
+        bool ignored = label == g.IgnoreLabel || total == 0;
+        double w = ignored ? 0 : (g.Weighted != 0 ? weights[label] : 1) / total;
+        double logSum = ignored ? 0 : LogSumExp(logits, g, pixel);
+        for (int j = 0; j < g.Classes; j++)
+        {
+            long at = At(g, pixel, j);
+            grad[at] = ignored ? 0 : (float)(w * (Math.Exp(logits[at] - logSum) - (j == label ? 1 : 0)));
+        }
+    }
+
+    private static long At(PixelLossArgs g, int pixel, int j) => ((long)(pixel / g.Plane) * g.Classes + j) * g.Plane + pixel % g.Plane;
+
+    private static double LogSumExp(ArrayView<float> logits, PixelLossArgs g, int pixel)
+    {
+        double max = double.NegativeInfinity, sum = 0;
+        for (int j = 0; j < g.Classes; j++) max = Math.Max(max, logits[At(g, pixel, j)]);
+        for (int j = 0; j < g.Classes; j++) sum += Math.Exp(logits[At(g, pixel, j)] - max);
+        return max + Math.Log(sum);
+    }
+
     /// <summary>Σ_{j≠y} max(0, s_j − s_y + 1) for one row; gradient divided by the batch.</summary>
     public static void MulticlassHinge(Index1D row, ArrayView<float> scores, ArrayView<float> labels, ArrayView<float> grad,
         ArrayView<double> terms, int classes, int rows)
@@ -111,4 +156,9 @@ internal static class LossKernels
 
     // NaN gives 0 (Math.Sign would throw).
     private static float Sign(double d) => d > 0 ? 1 : d < 0 ? -1 : 0;
+}
+
+internal struct PixelLossArgs
+{
+    public int Pixels, Plane, Classes, IgnoreLabel, Weighted;
 }
