@@ -48,8 +48,9 @@ public sealed class BatchNorm(float momentum = 0.1f, float epsilon = 1e-5f) : La
         RunningMean = Backend.Allocate(channels);
         RunningVariance = Backend.Allocate(channels);
         Backend.Fill(RunningVariance, 1);
-        _savedMean = Backend.Allocate(channels);
-        _savedInvStd = Backend.Allocate(channels);
+        // Per-batch statistics are scratch, held (and released with the network) by the layer's buffers.
+        _savedMean = Buffer("saved mean", channels);
+        _savedInvStd = Buffer("saved inverse std", channels);
     }
 
     /// <inheritdoc />

@@ -7,7 +7,7 @@ namespace Ml.Cnn.Optimizers;
 /// Updates trainable parameters from their gradients, with PyTorch's update rules. Weight decay applies to the
 /// parameters marked <see cref="Parameter.Decays"/> (weights), not to biases and normalization scales.
 /// </summary>
-public abstract class Optimizer
+public abstract class Optimizer : IDisposable
 {
     private readonly Dictionary<Parameter, Tensor[]> _state = [];
 
@@ -56,6 +56,14 @@ public abstract class Optimizer
             _state[p] = tensors;
         }
         return tensors;
+    }
+
+    /// <summary>Releases the state tensors (device memory on a GPU backend); the next step starts from zeroed state.</summary>
+    public void Dispose()
+    {
+        foreach (var tensors in _state.Values)
+            foreach (var t in tensors) t.Dispose();
+        _state.Clear();
     }
 
     /// <summary>Updates one parameter.</summary>

@@ -54,7 +54,7 @@ public static class Trainer
         if (classification && options.ValidationData is { } v && v.ClassCount != data.ClassCount)
             throw new ArgumentException($"The validation set has {v.ClassCount} classes, the training data {data.ClassCount}.", nameof(options));
         var normalization = options.InputNormalization ?? (options.NormalizeInputs ? ChannelNormalization.Fit(training) : null);
-        var optimizer = CreateOptimizer(network, options);
+        using var optimizer = CreateOptimizer(network, options);
         var state = new RunState(new Rng(options.Seed ?? 0));
         var checkpoint = options.CheckpointDirectory is null ? null : Path.Combine(options.CheckpointDirectory, "checkpoint.mlcnn");
         var fingerprint = RunFingerprint.Of(data, options);
@@ -70,7 +70,7 @@ public static class Trainer
 
         int batches = (training.Count + options.BatchSize - 1) / options.BatchSize;
         var backend = network.Backend;
-        var batch = new BatchAssembler(training, options.BatchSize, normalization, options.Augmentation, backend)
+        using var batch = new BatchAssembler(training, options.BatchSize, normalization, options.Augmentation, backend)
         {
             // Flips move a detector's targets too: its classes, and the stride of its output map.
             Detection = loss is CenterNetLoss centerNet ? (centerNet.Classes, data.ItemShape[1] / network.OutputShape[1]) : (0, 1),
@@ -172,7 +172,7 @@ public static class Trainer
     public static (float Loss, float Accuracy) Evaluate(Network network, ImageDataset data, Loss loss, ChannelNormalization? normalization, int batchSize = 64)
     {
         FitTo(network, data);
-        var batch = new BatchAssembler(data, batchSize, normalization, null, network.Backend);
+        using var batch = new BatchAssembler(data, batchSize, normalization, null, network.Backend);
         bool classification = IsClassification(loss);
         double lossSum = 0;
         long correct = 0, counted = 0;
@@ -195,7 +195,7 @@ public static class Trainer
     public static float[] Predict(Network network, ImageDataset data, ChannelNormalization? normalization, int batchSize = 64)
     {
         FitTo(network, data);
-        var batch = new BatchAssembler(data, batchSize, normalization, null, network.Backend);
+        using var batch = new BatchAssembler(data, batchSize, normalization, null, network.Backend);
         var result = new float[data.Count * network.OutputShape.Length];
         var indices = Enumerable.Range(0, data.Count).ToArray();
         for (int start = 0; start < data.Count; start += batchSize)
@@ -375,7 +375,8 @@ internal sealed class RunState(Rng random)
 }
 
 /// <summary>Copies items into reusable batch tensors, augmenting and normalizing on the way.</summary>
-internal sealed class BatchAssembler(ImageDataset data, int batchSize, ChannelNormalization? normalization, Augmentation? augmentation, Ml.Cnn.Backends.IBackend backend)
+internal sealed class BatchAssembler(ImageDataset data, int batchSize, ChannelNormalization? normalization, Augmentation? augmentation,
+    Ml.Cnn.Backends.IBackend backend) : IDisposable
 {
     private readonly float[] _features = new float[batchSize * data.ItemShape.Length];
     private readonly float[] _targets = new float[batchSize * data.TargetLength];
@@ -412,4 +413,7 @@ internal sealed class BatchAssembler(ImageDataset data, int batchSize, ChannelNo
     public ReadOnlySpan<float> HostTargets(int count) => _targets.AsSpan(0, count * data.TargetLength);
 
     public Tensor GradientBuffer(TensorShape shape) => _buffers.Get("output gradient", shape);
+
+    /// <summary>Releases the batch and gradient buffers (device memory on a GPU backend).</summary>
+    public void Dispose() => _buffers.Dispose();
 }

@@ -1,5 +1,6 @@
 using Ml.Cnn.Core;
 using Ml.Cnn.Gpu;
+using Ml.Cnn.Tests.Support;
 using Xunit;
 using static Ml.Cnn.Tests.Support.Numerics;
 
@@ -10,6 +11,7 @@ namespace Ml.Cnn.Tests.Gpu;
 /// per-element kernel): both add each element's products in k order, so they must agree bit for bit, on tile edges,
 /// transposes, β ≠ 0 and shallow products alike.
 /// </summary>
+[Collection(TestBackends.GpuCollection)]
 public sealed class GpuGemmTests
 {
     [Theory]
@@ -20,7 +22,8 @@ public sealed class GpuGemmTests
     [InlineData(13, 11, 21, true, true)]
     public void TiledKernelGivesThePerElementKernelsBits(int m, int n, int k, bool transA, bool transB)
     {
-        using var gpu = GpuBackend.CpuAccelerator();
+        // ILGPU's default groups of 16 threads: 4 × 4 tiles, so the shapes cross tile edges.
+        using var gpu = GpuBackend.CpuAccelerator(ILGPU.Runtime.CPU.CPUAcceleratorMode.Auto, null);
         var rng = new Rng(77);
         var a = TensorOf(gpu, RandomNormal(rng, m * k), transA ? [k, m] : [m, k]);
         var b = TensorOf(gpu, RandomNormal(rng, k * n), transB ? [n, k] : [k, n]);

@@ -381,5 +381,6 @@ public sealed class BackendAgreement_Cpu1Thread() : BackendAgreementTests(new Cp
 public sealed class BackendAgreement_Cpu2Threads() : BackendAgreementTests(new CpuBackend(2), 1002);
 public sealed class BackendAgreement_Cpu3Threads() : BackendAgreementTests(new CpuBackend(3), 1003);
 
-/// <summary>The GPU backend's kernels on ILGPU's CPU accelerator.</summary>
-public sealed class BackendAgreement_GpuOnCpuAccelerator() : BackendAgreementTests(TestBackends.Create("gpu-on-cpu"), 1004);
+/// <summary>The GPU backend's kernels on ILGPU's CPU accelerator, with groups of 16 threads as a GPU's are wide.</summary>
+[Collection(TestBackends.GpuCollection)]
+public sealed class BackendAgreement_GpuOnCpuAccelerator() : BackendAgreementTests(TestBackends.Create("gpu-on-cpu-wide-groups"), 1004);

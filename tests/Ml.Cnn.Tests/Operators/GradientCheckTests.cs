@@ -317,4 +317,5 @@ public abstract class GradientCheckTests(string backendName)
 
 public sealed class GradientCheck_Reference() : GradientCheckTests("reference");
 public sealed class GradientCheck_Cpu() : GradientCheckTests("cpu2");
+[Collection(TestBackends.GpuCollection)]
 public sealed class GradientCheck_GpuOnCpuAccelerator() : GradientCheckTests("gpu-on-cpu");

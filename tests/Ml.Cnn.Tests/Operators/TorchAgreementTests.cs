@@ -310,4 +310,5 @@ public abstract class TorchAgreementTests(string backendName)
 public sealed class TorchAgreement_Reference() : TorchAgreementTests("reference");
 public sealed class TorchAgreement_Cpu1Thread() : TorchAgreementTests("cpu1");
 public sealed class TorchAgreement_Cpu2Threads() : TorchAgreementTests("cpu2");
+[Collection(TestBackends.GpuCollection)]
 public sealed class TorchAgreement_GpuOnCpuAccelerator() : TorchAgreementTests("gpu-on-cpu");

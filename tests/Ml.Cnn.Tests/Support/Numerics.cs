@@ -84,8 +84,17 @@ public static class Numerics
 /// <summary>The backends every operator suite runs on.</summary>
 public static class TestBackends
 {
-    // One GPU backend on ILGPU's CPU accelerator for the whole run: its kernels compile once.
+    /// <summary>
+    /// The xUnit collection of every test class that uses a shared GPU backend: a backend is one stream with its own
+    /// scratch, not safe to use from two threads at once, so those classes run one after another.
+    /// </summary>
+    public const string GpuCollection = "GPU backend on ILGPU's CPU accelerator";
+
+    // GPU backends on ILGPU's CPU accelerator, one of each for the whole run (their kernels compile once): groups of 2
+    // threads (fast), and ILGPU's default groups of 16, whose reduction trees and GEMM tiles are deeper.
     private static readonly Lazy<Ml.Cnn.Gpu.GpuBackend> GpuOnCpu = new(Ml.Cnn.Gpu.GpuBackend.CpuAccelerator);
+    private static readonly Lazy<Ml.Cnn.Gpu.GpuBackend> GpuOnCpuWideGroups =
+        new(() => Ml.Cnn.Gpu.GpuBackend.CpuAccelerator(ILGPU.Runtime.CPU.CPUAcceleratorMode.Auto, null));
 
     public static IBackend Create(string name) => name switch
     {
@@ -93,6 +102,7 @@ public static class TestBackends
         "cpu1" => new CpuBackend(1),
         "cpu2" => new CpuBackend(2),
         "gpu-on-cpu" => GpuOnCpu.Value,
+        "gpu-on-cpu-wide-groups" => GpuOnCpuWideGroups.Value,
         _ => throw new ArgumentException(name),
     };
 }
