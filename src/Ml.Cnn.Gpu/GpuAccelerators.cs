@@ -4,9 +4,8 @@ using ILGPU.Runtime;
 namespace Ml.Cnn.Gpu;
 
 /// <summary>
-/// The accelerators ILGPU can see on this machine (CUDA devices, plus ILGPU's CPU simulator). The GPU backend that
-/// implements <c>Ml.Cnn.Backends.IBackend</c> on these devices is not written yet; this is the discovery step it
-/// will start from, usable today to report what hardware a machine offers.
+/// The accelerators ILGPU can see on this machine (CUDA devices, plus ILGPU's CPU simulator): what hardware a machine
+/// offers <see cref="GpuBackend"/>.
 /// </summary>
 public static class GpuAccelerators
 {

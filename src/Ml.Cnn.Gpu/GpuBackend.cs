@@ -14,15 +14,16 @@ namespace Ml.Cnn.Gpu;
 /// <summary>
 /// <see cref="IBackend"/> on an ILGPU accelerator: a CUDA device, or ILGPU's CPU accelerator, which runs the same
 /// kernels and is how CI (no GPU) tests them. Tensors live in device memory; only loss values and explicit
-/// <see cref="Tensor.ToArray"/> calls come back to the host. Operations without a kernel yet run on the host through
-/// an explicit, counted fallback (<see cref="Fallbacks"/>), so the backend comes up one operation at a time and a test
-/// can prove a network runs without any. Same seed, same device and same group size: the same model (no float
-/// atomics; every sum runs in a fixed order).
+/// <see cref="Tensor.ToArray"/> calls come back to the host. Every operation has a kernel; any can still be sent to the
+/// host through an explicit, counted fallback (<see cref="Fallbacks"/>), which is how a new operation comes up and how
+/// a test proves a network runs without one. Same seed, same device and same group size: the same model (no float
+/// atomics; every sum runs in a fixed order). One backend is one stream with its own scratch buffers: use it from one
+/// thread at a time, as a CUDA stream.
 /// </summary>
 /// <remarks>
-/// Matrix products use a tiled ILGPU SGEMM; convolutions are im2col + that SGEMM, over chunks of the batch. Not
-/// written yet: cuBLAS and cuDNN, device-resident loss values (each loss reads its terms back, one synchronisation per
-/// call), kernels for upsampling and the per-pixel cross-entropy (counted fallbacks).
+/// Matrix products use a tiled ILGPU SGEMM (one thread per element on the CPU accelerator); convolutions are im2col +
+/// that SGEMM, over chunks of the batch. Not written yet: cuBLAS and cuDNN, device-resident loss values (each loss
+/// reads its terms back, one synchronisation per call), double-buffered uploads of input batches.
 /// </remarks>
 public sealed class GpuBackend : IBackend, IDisposable
 {
@@ -100,8 +101,8 @@ public sealed class GpuBackend : IBackend, IDisposable
     public string Name => $"gpu({Accelerator.AcceleratorType}: {Accelerator.Name})";
 
     /// <summary>
-    /// How often each operation has run on the host because it has no kernel yet, by operation name. Empty when a
-    /// network ran entirely on the device.
+    /// How often each operation has run on the host through the fallback, by operation name. Empty when
+    /// a network ran entirely on the device.
     /// </summary>
     public IReadOnlyDictionary<string, int> Fallbacks => _fallbacks;
 
