@@ -863,6 +863,3 @@ public sealed class GpuBackend : IBackend, IDisposable
             param.Length, V(param), V(grad), V(m), V(v), args);
     }
 }
-
-/// <summary>No usable GPU: what was looked for and what was found.</summary>
-public sealed class GpuUnavailableException(string message) : InvalidOperationException(message);

@@ -56,7 +56,7 @@ public abstract class CnnTrainerBase<TTransformer> : IEstimator<TTransformer> wh
         int outputs, TensorShape imageShape)
     {
         ulong seed = options.Seed ?? _contextSeed;
-        var network = CnnTraining.CreateNetwork(options, outputs, imageShape, seed, _task);
+        var network = CnnTraining.CreateNetwork(options, outputs, imageShape, seed, _task, CnnTraining.BackendFor(options, _environment));
         return (network, CnnTraining.Train(network, data, options, validation, seed, _environment));
     }
 }

@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
+using Ml.Cnn.Backends;
 using Ml.Cnn.Backends.Cpu;
 using Ml.Cnn.Data;
 using Ml.Cnn.Networks;
@@ -63,6 +64,39 @@ internal static class CnnTraining
         using (channel) return Trainer.Train(network, data, run, options.Cancellation);
     }
 
+    /// <summary>
+    /// The backend a fit trains on: the CPU backend with the options' threads, or, when the context sets
+    /// <c>MLContext.GpuDeviceId</c>, that CUDA device through <c>Ml.Cnn.Gpu</c> (loaded by name, so Ml.Cnn does not
+    /// depend on it). No usable device: with <c>FallbackToCpu</c> the CPU backend and one line through
+    /// <c>MLContext.Log</c>; without it a <see cref="GpuUnavailableException"/> saying what was looked for and found.
+    /// </summary>
+    public static IBackend BackendFor(CnnTrainerOptions options, IHostEnvironment? environment)
+    {
+        var (deviceId, fallbackToCpu) = MLContextAccess.GpuSettings(environment);
+        if (deviceId is not { } id) return new CpuBackend(options.Threads);
+        try
+        {
+            var gpu = Type.GetType("Ml.Cnn.Gpu.GpuBackend, Ml.Cnn.Gpu", throwOnError: false)
+                ?? throw new GpuUnavailableException($"MLContext.GpuDeviceId is {id}, but the Ml.Cnn.Gpu assembly is not " +
+                    "part of this application: add the Ml.Cnn.Gpu package.");
+            var cuda = gpu.GetMethod("Cuda", [typeof(int)])!;
+            try
+            {
+                return (IBackend)cuda.Invoke(null, [id])!;
+            }
+            catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
+            {
+                throw e.InnerException is GpuUnavailableException unavailable ? unavailable
+                    : new GpuUnavailableException($"CUDA device {id} could not be opened: {e.InnerException.Message}", e.InnerException);
+            }
+        }
+        catch (GpuUnavailableException e) when (fallbackToCpu)
+        {
+            MLContextAccess.Log(environment, $"Training on the CPU ({options.Threads} threads, 0 = all cores): {e.Message}");
+            return new CpuBackend(options.Threads);
+        }
+    }
+
     /// <summary>What makes one fit's network: its layers and, when fine-tuning, the starting weights and frozen layers.</summary>
     private static string Describe(Network network, CnnTrainerOptions options)
     {
@@ -78,11 +112,12 @@ internal static class CnnTraining
     /// segmentation and detection the zoo is the task's, the outputs are [classes, H, W] (detection: [classes + 4,
     /// H/4, W/4]), and a starting network keeps its head and is resized to the images.
     /// </summary>
-    public static Network CreateNetwork(CnnTrainerOptions options, int outputs, TensorShape imageShape, ulong seed, CnnTask task = CnnTask.Classification)
+    public static Network CreateNetwork(CnnTrainerOptions options, int outputs, TensorShape imageShape, ulong seed, CnnTask task,
+        IBackend backend)
     {
         bool dense = task != CnnTask.Classification;
-        var network = options.StartingNetwork is { } start ? FromStartingNetwork(options, start, dense ? null : outputs, seed)
-            : FromDefinition(options, outputs, imageShape, seed, task);
+        var network = options.StartingNetwork is { } start ? FromStartingNetwork(options, start, dense ? null : outputs, seed, backend)
+            : FromDefinition(options, outputs, imageShape, seed, task, backend);
         if (dense && network.InputShape != imageShape) network.Resize(imageShape);
         if (network.InputShape != imageShape)
             throw new ArgumentException($"StartingNetwork takes images of {network.InputShape} but feature column '{options.FeatureColumnName}' " +
@@ -114,13 +149,14 @@ internal static class CnnTraining
     /// place and each fold of a cross-validation starts from the same weights), with a fresh last dense layer for
     /// <paramref name="outputs"/> when <see cref="CnnTrainerOptions.ReplaceHead"/> is set.
     /// </summary>
-    private static Network FromStartingNetwork(CnnTrainerOptions options, Network start, int? outputs, ulong seed)
+    private static Network FromStartingNetwork(CnnTrainerOptions options, Network start, int? outputs, ulong seed, IBackend backend)
     {
         var bytes = Onnx.OnnxExporter.ToBytes(start);
-        return Onnx.OnnxImporter.Import(bytes, new CpuBackend(options.Threads), options.ReplaceHead ? outputs : null, seed, "StartingNetwork");
+        return Onnx.OnnxImporter.Import(bytes, backend, options.ReplaceHead ? outputs : null, seed, "StartingNetwork");
     }
 
-    private static Network FromDefinition(CnnTrainerOptions options, int outputs, TensorShape imageShape, ulong seed, CnnTask task)
+    private static Network FromDefinition(CnnTrainerOptions options, int outputs, TensorShape imageShape, ulong seed, CnnTask task,
+        IBackend backend)
     {
         var definition = (options.Network is not null ? options.Network(outputs) : task switch
                 {
@@ -131,7 +167,7 @@ internal static class CnnTraining
             ?? throw new InvalidOperationException($"CnnTrainerOptions.Network returned null for {outputs} outputs; it must return a network definition.");
         try
         {
-            return Network.Create(definition, new CpuBackend(options.Threads), imageShape, seed);
+            return Network.Create(definition, backend, imageShape, seed);
         }
         catch (ArgumentException e)
         {

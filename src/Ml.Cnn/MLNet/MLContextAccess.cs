@@ -34,6 +34,27 @@ internal static class MLContextAccess
         environment is null ? 0 : (uint)environment.Register("Ml.Cnn").Rand.Next();
 
     /// <summary>
+    /// The context's <c>MLContext.GpuDeviceId</c> and <c>FallbackToCpu</c> (ML.NET's own settings, which its TorchSharp
+    /// and Vision trainers read), from the environment's public properties; (null, false) where absent.
+    /// </summary>
+    public static (int? DeviceId, bool FallbackToCpu) GpuSettings(IHostEnvironment? environment)
+    {
+        if (environment is null) return (null, false);
+        var type = environment.GetType();
+        var id = type.GetProperty("GpuDeviceId", BindingFlags.Instance | BindingFlags.Public)?.GetValue(environment) as int?;
+        var fallback = type.GetProperty("FallbackToCpu", BindingFlags.Instance | BindingFlags.Public)?.GetValue(environment) as bool?;
+        return (id, fallback ?? false);
+    }
+
+    /// <summary>One information line through <c>MLContext.Log</c> (source "Ml.Cnn").</summary>
+    public static void Log(IHostEnvironment? environment, string line)
+    {
+        if (environment is null || MessageConstructor is null) return;
+        using var channel = environment.Start("Ml.Cnn");
+        channel.Send((ChannelMessage)MessageConstructor.Invoke([ChannelMessageKind.Info, MessageSensitivity.None, line]));
+    }
+
+    /// <summary>
     /// Progress that writes one line per epoch to <c>MLContext.Log</c> (source "Ml.Cnn") and passes every report on to
     /// <paramref name="inner"/>; the returned channel must be disposed when training ends.
     /// </summary>

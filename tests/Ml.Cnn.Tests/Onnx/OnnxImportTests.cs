@@ -66,7 +66,8 @@ public sealed class OnnxImportTests
     {
         var start = OnnxImporter.Import(Fixture("tinyresnet.onnx"), new CpuBackend(1));
         var options = new Ml.Cnn.MLNet.CnnTrainerOptions { StartingNetwork = start, FrozenLayers = ["l1"], Threads = 1 };
-        var network = Ml.Cnn.MLNet.CnnTraining.CreateNetwork(options, 3, start.InputShape, seed: 1);
+        var network = Ml.Cnn.MLNet.CnnTraining.CreateNetwork(options, 3, start.InputShape, seed: 1, Ml.Cnn.MLNet.CnnTask.Classification,
+            new CpuBackend(1));
         var frozen = network.NamedParameters.Where(p => !p.Value.Trainable).Select(p => p.Key).ToList();
         Assert.Contains("l1.c1.weight", frozen);
         Assert.Contains("l1.c2.weight", frozen);
