@@ -164,14 +164,23 @@ public sealed class GpuBackend : IBackend, IDisposable
         return _terms.View.SubView(0, Math.Max(length, 1));
     }
 
+    private double[] _hostTerms = [];
+
+    /// <summary>The first <paramref name="length"/> terms, read into a host array reused across calls.</summary>
+    private ReadOnlySpan<double> ReadTerms(int length)
+    {
+        if (length == 0) return [];
+        if (_hostTerms.Length < length) _hostTerms = new double[length];
+        var values = _hostTerms.AsSpan(0, length);
+        Terms(length).SubView(0, length).CopyToCPU(values);
+        return values;
+    }
+
     /// <summary>The terms' sum, added on the host in index order: the loss's one read.</summary>
     private double SumTerms(int length)
     {
-        if (length == 0) return 0;
-        var values = new double[length];
-        Terms(length).SubView(0, length).CopyToCPU(values);
         double sum = 0;
-        foreach (var v in values) sum += v;
+        foreach (var v in ReadTerms(length)) sum += v;
         return sum;
     }
 
@@ -790,8 +799,7 @@ public sealed class GpuBackend : IBackend, IDisposable
         };
         K<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, PixelLossArgs>(LossKernels.PixelCrossEntropy)(
             pixels, V(logits), V(labels), VOrEmpty(classWeights), Terms(2 * pixels), g);
-        var terms = new double[2 * pixels];
-        Terms(2 * pixels).SubView(0, 2 * pixels).CopyToCPU(terms);
+        var terms = ReadTerms(2 * pixels);
         double loss = 0, total = 0;
         for (int i = 0; i < pixels; i++) (loss, total) = (loss + terms[i], total + terms[pixels + i]);
         K<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PixelLossArgs, double>(LossKernels.PixelCrossEntropyGradient)(

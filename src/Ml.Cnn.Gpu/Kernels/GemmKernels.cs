@@ -32,7 +32,6 @@ internal static class GemmKernels
     /// The GPU's kernel: a square group of T × T threads (T ≤ <see cref="MaxTile"/>) stages T-deep slices of A and B in
     /// shared memory.
     /// </summary>
-
     public static void Gemm(GemmArgs p, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
     {
         var tileA = SharedMemory.Allocate<float>(MaxTile * MaxTile);

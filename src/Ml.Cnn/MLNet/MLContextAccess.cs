@@ -51,8 +51,11 @@ internal static class MLContextAccess
     {
         if (environment is null || MessageConstructor is null) return;
         using var channel = environment.Start("Ml.Cnn");
-        channel.Send((ChannelMessage)MessageConstructor.Invoke([ChannelMessageKind.Info, MessageSensitivity.None, line]));
+        Send(channel, line);
     }
+
+    private static void Send(IChannel channel, string line) =>
+        channel.Send((ChannelMessage)MessageConstructor!.Invoke([ChannelMessageKind.Info, MessageSensitivity.None, line]));
 
     /// <summary>
     /// Progress that writes one line per epoch to <c>MLContext.Log</c> (source "Ml.Cnn") and passes every report on to
@@ -77,7 +80,7 @@ internal static class MLContextAccess
             string validation = float.IsNaN(p.ValidationLoss) ? ""
                 : $", validation loss {p.ValidationLoss:G4}" + (float.IsNaN(p.ValidationAccuracy) ? "" : $", accuracy {p.ValidationAccuracy:P2}");
             string line = $"Epoch {p.Epoch}/{p.Epochs}: loss {p.Loss:G4}{accuracy}{validation}, rate {p.LearningRate:G3}, {p.ImagesPerSecond:F0} images/s";
-            channel.Send((ChannelMessage)MessageConstructor!.Invoke([ChannelMessageKind.Info, MessageSensitivity.None, line]));
+            Send(channel, line);
         }
     }
 }
