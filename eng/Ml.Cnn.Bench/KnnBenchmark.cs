@@ -19,6 +19,8 @@ internal static class KnnBenchmark
         string fixtures = Path.Combine(AppContext.BaseDirectory, "fixtures", "sklearn");
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(fixtures, "knn_summary.json")));
         Console.WriteLine($"KNN on Fashion-MNIST: {train.Count} references, {test.Count} queries, 2 threads; peer: {summary.RootElement.GetProperty("generator").GetString()}");
+        Console.WriteLine($"L1 kernel: {(KnnSearch.PreparedReferences.Create(trainFeatures, train.Count, 784, KnnDistance.Manhattan).Bytes is null
+            ? "floats" : $"bytes (8-bit pixels), {ByteGrid.Kernel}")}; CPU: {Ml.Cnn.Backends.Cpu.CpuIsa.Describe()}");
         Console.WriteLine($"{"setting",-22} {"seconds",8} {"sklearn s",10} {"speed-up",9} {"accuracy",9} {"sklearn",8} {"same predictions",17}");
         foreach (var result in summary.RootElement.GetProperty("results").EnumerateArray())
         {

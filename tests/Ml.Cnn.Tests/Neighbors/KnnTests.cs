@@ -24,31 +24,95 @@ public sealed class KnnTests
     }
 
     [Theory]
-    [InlineData(KnnDistance.Euclidean, 1, 3)]
-    [InlineData(KnnDistance.Euclidean, 7, 37)]
-    [InlineData(KnnDistance.Manhattan, 5, 37)]
-    [InlineData(KnnDistance.Cosine, 4, 19)]
-    public void SearchEqualsNaiveBruteForce(KnnDistance distance, int k, int dimension)
+    [InlineData(KnnDistance.Euclidean, 1, 3, 1f)]
+    [InlineData(KnnDistance.Euclidean, 7, 37, 1f)]
+    [InlineData(KnnDistance.Manhattan, 5, 37, 1f)] // raw pixels: L1 over bytes
+    [InlineData(KnnDistance.Manhattan, 5, 70, 1f / 255)] // pixels scaled to [0, 1]: over bytes too
+    [InlineData(KnnDistance.Manhattan, 3, 37, 0.37f)] // off every pixel grid: L1 over floats
+    [InlineData(KnnDistance.Cosine, 4, 19, 1f)]
+    public void SearchEqualsNaiveBruteForce(KnnDistance distance, int k, int dimension, float scale)
     {
         var rng = new Rng(3);
         int references = 3000, queries = 300; // more than one query block and one reference block
-        // Pixel-like integer values with duplicated rows, so exact ties occur and must go to the lower index.
-        var refs = Enumerable.Range(0, references * dimension).Select(_ => (float)rng.NextInt(256)).ToArray();
-        for (int d = 0; d < dimension; d++) refs[2500 * dimension + d] = refs[100 * dimension + d];
-        var qs = Enumerable.Range(0, queries * dimension).Select(_ => (float)rng.NextInt(256)).ToArray();
-        for (int d = 0; d < dimension; d++) qs[d] = refs[100 * dimension + d];
+        // Pixel levels with duplicated rows, so exact ties occur and must go to the lower index.
+        var refLevels = Enumerable.Range(0, references * dimension).Select(_ => rng.NextInt(256)).ToArray();
+        for (int d = 0; d < dimension; d++) refLevels[2500 * dimension + d] = refLevels[100 * dimension + d];
+        var queryLevels = Enumerable.Range(0, queries * dimension).Select(_ => rng.NextInt(256)).ToArray();
+        for (int d = 0; d < dimension; d++) queryLevels[d] = refLevels[100 * dimension + d];
+        float[] refs = refLevels.Select(l => l * scale).ToArray(), qs = queryLevels.Select(l => l * scale).ToArray();
+        bool bytes = distance == KnnDistance.Manhattan && scale is 1f or 1f / 255;
+        Assert.Equal(bytes, KnnSearch.PreparedReferences.Create(refs, references, dimension, distance).Bytes is not null);
         var (indices, distances) = KnnSearch.Search(refs, references, qs, queries, dimension, k, distance, threads: 2);
+        // L1 is ranked on the levels, exactly: the scaled values' rounding would break its ties at random.
+        float[] rankedRefs = distance == KnnDistance.Manhattan ? refLevels.Select(l => (float)l).ToArray() : refs;
+        float[] rankedQueries = distance == KnnDistance.Manhattan ? queryLevels.Select(l => (float)l).ToArray() : qs;
+        double unit = distance == KnnDistance.Manhattan ? scale : 1;
         for (int q = 0; q < queries; q++)
         {
-            var query = qs.AsMemory(q * dimension, dimension);
+            var query = rankedQueries.AsMemory(q * dimension, dimension);
             var expected = Enumerable.Range(0, references)
-                .Select(r => (Index: r, Distance: NaiveDistance(query.Span, refs.AsSpan(r * dimension, dimension), distance)))
+                .Select(r => (Index: r, Distance: unit * NaiveDistance(query.Span, rankedRefs.AsSpan(r * dimension, dimension), distance)))
                 .OrderBy(p => p.Distance).ThenBy(p => p.Index).Take(k).ToArray();
-            Assert.Equal(expected.Select(e => e.Index), indices.AsSpan(q * k, k).ToArray());
             for (int n = 0; n < k; n++) Assert.Equal(expected[n].Distance, distances[q * k + n], expected[n].Distance * 1e-5 + 1e-4);
+            if (distance == KnnDistance.Manhattan && !bytes)
+            {
+                // Over floats, equal exact sums may round apart: each neighbour found must be one at its distance.
+                for (int n = 0; n < k; n++)
+                    Assert.Equal(expected[n].Distance, unit * NaiveDistance(query.Span, rankedRefs.AsSpan(indices[q * k + n] * dimension, dimension), distance));
+            }
+            else Assert.Equal(expected.Select(e => e.Index), indices.AsSpan(q * k, k).ToArray());
         }
         Assert.Equal(100, indices[0]);
         if (k > 1) Assert.Equal(2500, indices[1]);
+    }
+
+    [Fact]
+    public void PixelGridIsFoundOnlyWhereEveryValueIsOnIt()
+    {
+        float[] raw = [0, 255, 17, 3], scaled = [0, 1, 17 / 255f, 3 * (1f / 255)];
+        Assert.Equal(1f, ByteGrid.TryCreate(raw, 2, 2)!.Step);
+        var grid = ByteGrid.TryCreate(scaled, 2, 2)!; // both ways of scaling a pixel
+        Assert.Equal(1f / 255, grid.Step);
+        Assert.Equal<byte>([0, 255], grid.Values.AsSpan(0, 2).ToArray());
+        Assert.Equal<byte>([17, 3], grid.Values.AsSpan(grid.Stride, 2).ToArray());
+        foreach (float off in new[] { -1f, 256f, 0.5f, float.NaN, 17.5f / 255 })
+            Assert.Null(ByteGrid.TryCreate([0, 1, off, 3], 2, 2));
+    }
+
+    [Fact]
+    public unsafe void SumsOfAbsoluteDifferencesAreExactOnEveryLength()
+    {
+        var rng = new Rng(5);
+        foreach (int dimension in new[] { 1, 15, 16, 33, 64, 784, 3072 })
+        {
+            var values = Enumerable.Range(0, 3 * dimension).Select(_ => (float)rng.NextInt(256)).ToArray();
+            values[0] = 0; values[2 * dimension] = 255; // the widest difference
+            var grid = ByteGrid.TryCreate(values, 3, dimension)!;
+            long Naive(int x, int y) => Enumerable.Range(0, dimension).Sum(d => (long)Math.Abs(values[x * dimension + d] - values[y * dimension + d]));
+            fixed (byte* v = grid.Values)
+            {
+                var (d0, d1) = ByteGrid.SumsOfAbsoluteDifferences(v, v + grid.Stride, v + 2 * grid.Stride, grid.Stride);
+                Assert.True(Naive(0, 2) == d0 && Naive(1, 2) == d1, $"{ByteGrid.Kernel}, dimension {dimension}");
+            }
+        }
+    }
+
+    [Fact]
+    public void QueriesOffTheReferencesGridAreSearchedOverFloats()
+    {
+        var rng = new Rng(8);
+        int references = 500, queries = 20, dimension = 40;
+        var refs = Enumerable.Range(0, references * dimension).Select(_ => (float)rng.NextInt(256)).ToArray();
+        var qs = Enumerable.Range(0, queries * dimension).Select(_ => rng.NextInt(256) + 0.25f).ToArray();
+        var (indices, distances) = KnnSearch.Search(refs, references, qs, queries, dimension, 3, KnnDistance.Manhattan, threads: 2);
+        for (int q = 0; q < queries; q++)
+        {
+            var expected = Enumerable.Range(0, references)
+                .Select(r => (Index: r, Distance: NaiveDistance(qs.AsSpan(q * dimension, dimension), refs.AsSpan(r * dimension, dimension), KnnDistance.Manhattan)))
+                .OrderBy(p => p.Distance).ThenBy(p => p.Index).First();
+            Assert.Equal(expected.Index, indices[q * 3]);
+            Assert.Equal(expected.Distance, distances[q * 3], 1e-3);
+        }
     }
 
     [Fact]
