@@ -40,6 +40,21 @@ public readonly record struct PoolGeometry(
     /// <summary>Output width.</summary>
     public int OutW => OutputSize(InW, KernelW, StrideW, PadW, CeilMode);
 
+    /// <summary>
+    /// PyTorch's average window: the divisor counts padding (clipped to the padded input) when count-include-pad is
+    /// set, only real pixels otherwise.
+    /// </summary>
+    internal (int Y0, int Y1, int X0, int X1, int Divisor) AverageWindow(int oy, int ox)
+    {
+        int y0 = oy * StrideH - PadH, x0 = ox * StrideW - PadW;
+        int y1 = Math.Min(y0 + KernelH, InH + PadH), x1 = Math.Min(x0 + KernelW, InW + PadW);
+        int paddedCount = (y1 - y0) * (x1 - x0);
+        y0 = Math.Max(y0, 0); x0 = Math.Max(x0, 0);
+        y1 = Math.Min(y1, InH); x1 = Math.Min(x1, InW);
+        int divisor = CountIncludePad ? paddedCount : (y1 - y0) * (x1 - x0);
+        return (y0, y1, x0, x1, divisor);
+    }
+
     // PyTorch: in ceil mode the last window must start inside the input or its left padding.
     internal static int OutputSize(int input, int kernel, int stride, int pad, bool ceilMode)
     {

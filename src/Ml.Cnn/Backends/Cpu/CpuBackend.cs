@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Numerics;
 using System.Runtime.InteropServices;
-using Ml.Cnn.Backends.Reference;
 using Ml.Cnn.Tensors;
 
 namespace Ml.Cnn.Backends.Cpu;
@@ -13,10 +12,6 @@ namespace Ml.Cnn.Backends.Cpu;
 /// </summary>
 public sealed class CpuBackend : HostBackend, IBackend
 {
-    // Softmax and the losses are O(N·C) on a handful of logits per image: the reference code is already fast enough,
-    // and sharing it keeps one definition of each loss.
-    private static readonly ReferenceBackend SmallOps = new();
-
     /// <summary>Creates a backend using <paramref name="threads"/> cores (default: all).</summary>
     public CpuBackend(int threads = 0)
     {
@@ -577,27 +572,30 @@ public sealed class CpuBackend : HostBackend, IBackend
     }
 
     /// <inheritdoc />
-    public void SoftmaxForward(Tensor x, Tensor y) => SmallOps.SoftmaxForward(x, y);
+    public void SoftmaxForward(Tensor x, Tensor y) => CpuLossKernels.SoftmaxForward(Array(x), Array(y), x.Shape.N, x.Shape.ItemLength, Threads);
 
     /// <inheritdoc />
-    public void SoftmaxBackward(Tensor y, Tensor dy, Tensor dx) => SmallOps.SoftmaxBackward(y, dy, dx);
+    public void SoftmaxBackward(Tensor y, Tensor dy, Tensor dx) =>
+        CpuLossKernels.SoftmaxBackward(Array(y), Array(dy), Array(dx), y.Shape.N, y.Shape.ItemLength, Threads);
 
     // ---- losses ----
 
     /// <inheritdoc />
-    public float SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits) => SmallOps.SoftmaxCrossEntropy(logits, labels, dLogits);
+    public float SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits) =>
+        CpuLossKernels.SoftmaxCrossEntropy(Array(logits), Array(labels), Array(dLogits), logits.Shape.N, logits.Shape.ItemLength, Threads);
 
     /// <inheritdoc />
     public float PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel, Tensor dLogits) =>
-        SmallOps.PixelSoftmaxCrossEntropy(logits, labels, classWeights, ignoreLabel, dLogits);
+        CpuLossKernels.PixelSoftmaxCrossEntropy(Array(logits), Array(labels), classWeights is null ? null : Array(classWeights), ignoreLabel,
+            Array(dLogits), logits.Shape.N, logits.Shape[1], logits.Shape.ItemLength / logits.Shape[1], Threads);
 
     /// <inheritdoc />
     public float SigmoidFocalLoss(Tensor logits, Tensor targets, float alpha, float gamma, Tensor dLogits) =>
-        SmallOps.SigmoidFocalLoss(logits, targets, alpha, gamma, dLogits);
+        CpuLossKernels.SigmoidFocalLoss(Array(logits), Array(targets), alpha, gamma, Array(dLogits), logits.Length, Threads);
 
     /// <inheritdoc />
     public float WeightedAbsoluteError(Tensor predictions, Tensor targets, Tensor weights, Tensor dPredictions) =>
-        SmallOps.WeightedAbsoluteError(predictions, targets, weights, dPredictions);
+        CpuLossKernels.WeightedAbsoluteError(Array(predictions), Array(targets), Array(weights), Array(dPredictions), predictions.Length, Threads);
 
     /// <inheritdoc />
     public void UpsampleForward(UpsampleMode mode, Tensor x, Tensor y) =>
@@ -609,25 +607,32 @@ public sealed class CpuBackend : HostBackend, IBackend
 
     /// <inheritdoc />
     public void CopyWindow(Tensor src, int srcY, int srcX, Tensor dst, int dstY, int dstX, int height, int width) =>
-        SmallOps.CopyWindow(src, srcY, srcX, dst, dstY, dstX, height, width);
+        CpuLossKernels.CopyWindow(Array(src), src.Shape[2], src.Shape[3], srcY, srcX, Array(dst), dst.Shape[2], dst.Shape[3], dstY, dstX,
+            src.Shape.N * src.Shape[1], height, width, Threads);
 
     /// <inheritdoc />
-    public void AddChannelBias(Tensor bias, Tensor y) => SmallOps.AddChannelBias(bias, y);
+    public void AddChannelBias(Tensor bias, Tensor y) =>
+        CpuLossKernels.AddChannelBias(Array(bias), Array(y), y.Shape.N * y.Shape[1], y.Shape[1], y.Shape.ItemLength / y.Shape[1], Threads);
 
     /// <inheritdoc />
-    public void ChannelSums(Tensor x, Tensor sums) => SmallOps.ChannelSums(x, sums);
+    public void ChannelSums(Tensor x, Tensor sums) =>
+        CpuLossKernels.ChannelSums(Array(x), Array(sums), x.Shape.N, x.Shape[1], x.Shape.ItemLength / x.Shape[1], Threads);
 
     /// <inheritdoc />
-    public float MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores) => SmallOps.MulticlassHinge(scores, labels, dScores);
+    public float MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores) =>
+        CpuLossKernels.MulticlassHinge(Array(scores), Array(labels), Array(dScores), scores.Shape.N, scores.Shape.ItemLength, Threads);
 
     /// <inheritdoc />
-    public float MeanSquaredError(Tensor predictions, Tensor targets, Tensor dPredictions) => SmallOps.MeanSquaredError(predictions, targets, dPredictions);
+    public float MeanSquaredError(Tensor predictions, Tensor targets, Tensor dPredictions) =>
+        CpuLossKernels.MeanSquaredError(Array(predictions), Array(targets), Array(dPredictions), predictions.Length, Threads);
 
     /// <inheritdoc />
-    public float MeanAbsoluteError(Tensor predictions, Tensor targets, Tensor dPredictions) => SmallOps.MeanAbsoluteError(predictions, targets, dPredictions);
+    public float MeanAbsoluteError(Tensor predictions, Tensor targets, Tensor dPredictions) =>
+        CpuLossKernels.MeanAbsoluteError(Array(predictions), Array(targets), Array(dPredictions), predictions.Length, Threads);
 
     /// <inheritdoc />
-    public float BinaryCrossEntropyWithLogits(Tensor logits, Tensor targets, Tensor dLogits) => SmallOps.BinaryCrossEntropyWithLogits(logits, targets, dLogits);
+    public float BinaryCrossEntropyWithLogits(Tensor logits, Tensor targets, Tensor dLogits) =>
+        CpuLossKernels.BinaryCrossEntropyWithLogits(Array(logits), Array(targets), Array(dLogits), logits.Length, Threads);
 
     // ---- optimizer updates ----
 

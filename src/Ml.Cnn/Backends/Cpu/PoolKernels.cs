@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Runtime.Intrinsics;
-using Ml.Cnn.Backends.Reference;
 
 namespace Ml.Cnn.Backends.Cpu;
 
@@ -142,7 +141,7 @@ internal static unsafe class PoolKernels
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++)
             {
-                var (y0, y1, x0, x1, divisor) = ReferenceBackend.AvgWindow(g, oy, ox);
+                var (y0, y1, x0, x1, divisor) = g.AverageWindow(oy, ox);
                 float sum = 0;
                 for (int iy = y0; iy < y1; iy++)
                     for (int ix = x0; ix < x1; ix++) sum += x[iy * g.InW + ix];
@@ -157,7 +156,7 @@ internal static unsafe class PoolKernels
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++)
             {
-                var (y0, y1, x0, x1, divisor) = ReferenceBackend.AvgWindow(g, oy, ox);
+                var (y0, y1, x0, x1, divisor) = g.AverageWindow(oy, ox);
                 float share = dy[oy * ow + ox] / divisor;
                 for (int iy = y0; iy < y1; iy++)
                     for (int ix = x0; ix < x1; ix++) dx[iy * g.InW + ix] += share;

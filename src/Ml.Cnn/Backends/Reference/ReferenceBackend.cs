@@ -311,7 +311,7 @@ public sealed class ReferenceBackend : HostBackend, IBackend
                 for (int ox = 0; ox < ow; ox++)
                 {
                     double sum = 0;
-                    var (y0, y1, x0, x1, divisor) = AvgWindow(g, oy, ox);
+                    var (y0, y1, x0, x1, divisor) = g.AverageWindow(oy, ox);
                     for (int iy = y0; iy < y1; iy++)
                         for (int ix = x0; ix < x1; ix++) sum += sx[(plane * g.InH + iy) * g.InW + ix];
                     sy[(plane * oh + oy) * ow + ox] = (float)(sum / divisor);
@@ -329,26 +329,11 @@ public sealed class ReferenceBackend : HostBackend, IBackend
             for (int oy = 0; oy < oh; oy++)
                 for (int ox = 0; ox < ow; ox++)
                 {
-                    var (y0, y1, x0, x1, divisor) = AvgWindow(g, oy, ox);
+                    var (y0, y1, x0, x1, divisor) = g.AverageWindow(oy, ox);
                     float share = sdy[(plane * oh + oy) * ow + ox] / divisor;
                     for (int iy = y0; iy < y1; iy++)
                         for (int ix = x0; ix < x1; ix++) sdx[(plane * g.InH + iy) * g.InW + ix] += share;
                 }
-    }
-
-    /// <summary>
-    /// PyTorch's average window: the divisor counts padding (clipped to the padded input) when count-include-pad is
-    /// set, only real pixels otherwise.
-    /// </summary>
-    internal static (int Y0, int Y1, int X0, int X1, int Divisor) AvgWindow(in PoolGeometry g, int oy, int ox)
-    {
-        int y0 = oy * g.StrideH - g.PadH, x0 = ox * g.StrideW - g.PadW;
-        int y1 = Math.Min(y0 + g.KernelH, g.InH + g.PadH), x1 = Math.Min(x0 + g.KernelW, g.InW + g.PadW);
-        int paddedCount = (y1 - y0) * (x1 - x0);
-        y0 = Math.Max(y0, 0); x0 = Math.Max(x0, 0);
-        y1 = Math.Min(y1, g.InH); x1 = Math.Min(x1, g.InW);
-        int divisor = g.CountIncludePad ? paddedCount : (y1 - y0) * (x1 - x0);
-        return (y0, y1, x0, x1, divisor);
     }
 
     /// <inheritdoc />
