@@ -65,6 +65,12 @@ internal static class CnnTraining
     }
 
     /// <summary>
+    /// Opens the device <c>MLContext.GpuDeviceId</c> names, in place of a CUDA device: lets tests run the ML.NET
+    /// trainers on the GPU backend's kernels under ILGPU's CPU accelerator. Scoped to the caller's async flow.
+    /// </summary>
+    internal static readonly AsyncLocal<Func<int, IBackend>?> DeviceOpener = new();
+
+    /// <summary>
     /// The backend a fit trains on: the CPU backend with the options' threads, or, when the context sets
     /// <c>MLContext.GpuDeviceId</c>, that CUDA device through <c>Ml.Cnn.Gpu</c> (loaded by name, so Ml.Cnn does not
     /// depend on it). No usable device: with <c>FallbackToCpu</c> the CPU backend and one line through
@@ -74,6 +80,7 @@ internal static class CnnTraining
     {
         var (deviceId, fallbackToCpu) = MLContextAccess.GpuSettings(environment);
         if (deviceId is not { } id) return new CpuBackend(options.Threads);
+        if (DeviceOpener.Value is { } open) return open(id);
         try
         {
             var gpu = Type.GetType("Ml.Cnn.Gpu.GpuBackend, Ml.Cnn.Gpu", throwOnError: false)

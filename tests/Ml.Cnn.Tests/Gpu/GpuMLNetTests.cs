@@ -1,0 +1,70 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Ml.Cnn.Gpu;
+using Ml.Cnn.MLNet;
+using Ml.Cnn.Tests.MLNet;
+using Ml.Cnn.Tests.Support;
+using Xunit;
+using static Ml.Cnn.Tests.Support.Numerics;
+
+namespace Ml.Cnn.Tests.Gpu;
+
+/// <summary>
+/// The ML.NET trainers on a working GPU backend: <c>MLContext.GpuDeviceId</c> opens the GPU backend (its kernels run
+/// by ILGPU's CPU accelerator here, in place of a CUDA device), the fit trains and scores there, and the model zip it
+/// saves scores on the CPU without Ml.Cnn.
+/// </summary>
+[Collection(TestBackends.GpuCollection)]
+public sealed class GpuMLNetTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("ml-cnn-gpu-mlnet-").FullName;
+    private readonly List<GpuBackend> _opened = [];
+
+    public GpuMLNetTests() => CnnTraining.DeviceOpener.Value = id =>
+    {
+        Assert.Equal(0, id);
+        var backend = (GpuBackend)TestBackends.Create("gpu-on-cpu");
+        _opened.Add(backend);
+        return backend;
+    };
+
+    public void Dispose()
+    {
+        CnnTraining.DeviceOpener.Value = null;
+        Directory.Delete(_folder, recursive: true);
+    }
+
+    private static (CnnMulticlassTransformer Model, IDataView Train, IDataView Test) Fit(MLContext ml)
+    {
+        var toKey = ml.Transforms.Conversion.MapValueToKey("Label").Fit(FashionData.View(ml, train: true, 64));
+        var train = toKey.Transform(FashionData.View(ml, train: true, 64));
+        var test = toKey.Transform(FashionData.View(ml, train: false, 24));
+        var model = ml.MulticlassClassification.Trainers.ConvolutionalNetwork(new CnnTrainerOptions
+        {
+            Architecture = "lenet5", Epochs = 2, BatchSize = 16, LearningRate = 0.02f, Threads = 1,
+        }).Fit(train);
+        return (model, train, test);
+    }
+
+    [Fact]
+    public void AClassifierTrainsAndScoresOnTheDeviceLikeOnTheCpuAndItsZipScoresWithoutMlCnn()
+    {
+        var (onGpu, train, test) = Fit(new MLContext(seed: 1) { GpuDeviceId = 0 });
+        var (onCpu, _, _) = Fit(new MLContext(seed: 1));
+
+        var gpu = Assert.Single(_opened);
+        Assert.Same(gpu, onGpu.Model.Network.Backend);
+        Assert.Empty(gpu.Fallbacks);
+        AssertClose(onCpu.Model.Training!.History.Select(e => e.TrainingLoss).ToArray(),
+            onGpu.Model.Training!.History.Select(e => e.TrainingLoss).ToArray(), "epoch losses", rel: 1e-4, abs: 1e-5);
+        var gpuScores = onGpu.Transform(test).GetColumn<float[]>("Score").SelectMany(s => s).ToArray();
+        var cpuScores = onCpu.Transform(test).GetColumn<float[]>("Score").SelectMany(s => s).ToArray();
+        AssertClose(cpuScores, gpuScores, "scores of the device-trained model", rel: 1e-3, abs: 1e-4);
+
+        string path = Path.Combine(_folder, "model.zip");
+        new MLContext().Model.SaveAtomically(onGpu, train.Schema, path);
+        var loaded = new MLContext().Model.Load(path, out _);
+        var zipScores = loaded.Transform(test).GetColumn<float[]>("Score").SelectMany(s => s).ToArray();
+        AssertClose(gpuScores, zipScores, "the zip's scores on the CPU", rel: 1e-4, abs: 1e-5);
+    }
+}
