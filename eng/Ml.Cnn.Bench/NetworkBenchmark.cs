@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Ml.Cnn.Backends;
 using Ml.Cnn.Backends.Cpu;
+using Ml.Cnn.Gpu;
 using Ml.Cnn.Core;
 using Ml.Cnn.Data;
 using Ml.Cnn.Losses;
@@ -35,6 +37,14 @@ internal static class NetworkBenchmark
     public static void Run(string[] args)
     {
         if (args.Length > 1 && args[1] == "profile") { Profile(args); return; }
+        // --cuda N: our networks on the GPU backend on CUDA device N, PyTorch's on its GPU (--gpu-on-cpu: the GPU
+        // backend on ILGPU's CPU accelerator, to try the benchmark without a GPU).
+        int at = Array.IndexOf(args, "--cuda");
+        bool gpuOnCpu = args.Contains("--gpu-on-cpu");
+        Func<IBackend> newBackend = at >= 0 ? () => GpuBackend.Cuda(int.Parse(args[at + 1]))
+            : gpuOnCpu ? GpuBackend.CpuAccelerator : () => new CpuBackend(Environment.ProcessorCount);
+        if (at >= 0) Environment.SetEnvironmentVariable("ML_CNN_PEER_DEVICE", "cuda");
+        args = at >= 0 ? [.. args[..at], .. args[(at + 2)..]] : args.Where(a => a != "--gpu-on-cpu").ToArray();
         bool segmentation = args.Length > 1 && args[1] == "segmentation";
         var task = segmentation ? Segmentation : Classification;
         int first = segmentation ? 2 : 1;
@@ -46,8 +56,9 @@ internal static class NetworkBenchmark
         if (torch is null) Console.WriteLine("  (PyTorch peer unavailable: apt-get install python3-torch python3-torchvision)");
         foreach (var name in task.Networks)
         {
-            var backend = new CpuBackend(threads);
+            var backend = newBackend();
             var network = Network.Create(task.Definition(name), backend, new TensorShape(task.Channels, size, size), seed: 1);
+            if (backend is not CpuBackend) Console.WriteLine($"  {name} on {backend.Name}");
             if (torchParameters?.GetValueOrDefault(name) is { } count)
                 Console.WriteLine($"  {name}: {network.ParameterCount:N0} parameters (PyTorch's: {count:N0})");
             var rng = new Rng(2);
@@ -61,14 +72,18 @@ internal static class NetworkBenchmark
             targets.CopyFrom(detector ? DetectionTargets(batch, size, rng)
                 : Enumerable.Range(0, targets.Length).Select(i => (float)(i * 7 % classes)).ToArray());
             Loss loss = detector ? new CenterNetLoss(SegmentationClasses - 1) : Trainer.CreateLoss(task.Loss);
+            // A GPU backend queues its kernels: a step ends when the device has run them.
+            void Synchronize() => (backend as GpuBackend)?.Synchronize();
             double Timed(Action step)
             {
                 step();
+                Synchronize();
                 double best = double.MaxValue;
                 for (int r = 0; r < rounds; r++)
                 {
                     var clock = Stopwatch.StartNew();
                     step();
+                    Synchronize();
                     best = Math.Min(best, clock.Elapsed.TotalSeconds);
                 }
                 return best;
@@ -85,6 +100,13 @@ internal static class NetworkBenchmark
                 ? $", PyTorch {batch / t[what]:F1} img/s → {t[what] / ours:F2}× PyTorch's speed" : "";
             Console.WriteLine($"  {name,-13} train {batch / train,7:F1} img/s{Compare(train, "train")}");
             Console.WriteLine($"  {name,-13} infer {batch / infer,7:F1} img/s{Compare(infer, "infer")}");
+            if (backend is GpuBackend gpu)
+            {
+                Console.WriteLine($"  {name,-13} GPU memory in use {gpu.DeviceMemoryInUse >> 20} MiB, host fallbacks: " +
+                    (gpu.Fallbacks.Count == 0 ? "none" : string.Join(", ", gpu.Fallbacks.Select(f => $"{f.Key} ×{f.Value}"))));
+                network.Dispose();
+                gpu.Dispose();
+            }
         }
         Console.WriteLine($"  peak working set {Process.GetCurrentProcess().PeakWorkingSet64 >> 20} MiB (ours; PyTorch ran in its own process)");
     }
@@ -160,7 +182,9 @@ internal static class NetworkBenchmark
             process.WaitForExit();
             if (process.ExitCode != 0) return (null, null);
             using var doc = JsonDocument.Parse(output);
-            Console.WriteLine($"  PyTorch {doc.RootElement.GetProperty("torch").GetString()}");
+            var root = doc.RootElement;
+            Console.WriteLine($"  PyTorch {root.GetProperty("torch").GetString()}" + (root.TryGetProperty("gpu", out var gpu)
+                ? $" on {gpu.GetString()}, peak GPU memory {root.GetProperty("peak_gpu_memory_mib").GetDouble():F0} MiB" : ""));
             var seconds = doc.RootElement.GetProperty("seconds").EnumerateObject().ToDictionary(p => p.Name,
                 p => p.Value.EnumerateObject().ToDictionary(q => q.Name, q => q.Value.GetDouble()));
             var parameters = doc.RootElement.TryGetProperty("parameters", out var counts)

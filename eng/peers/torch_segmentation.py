@@ -1,5 +1,5 @@
-"""PyTorch peer for eng/Ml.Cnn.Bench `networks segmentation`: the zoo's U-Net, FCN-8s and CenterNet (ModelZoo.UNet(classes,
-16, 3), ModelZoo.Fcn8s, ModelZoo.CenterNetDetector(10, 16)) written again in PyTorch, forward+backward (SGD step excluded)
+"""PyTorch peer for eng/Ml.Cnn.Bench `networks segmentation`: the zoo's U-Nets, FCN-8s and CenterNet (ModelZoo.UNet(classes,
+16, 4) and (classes, 16, 3), ModelZoo.Fcn8s, ModelZoo.CenterNetDetector(10, 16)) written again in PyTorch, forward+backward (SGD step excluded)
 of the per-pixel cross-entropy (11 classes) or of CenterNet's focal and L1 loss (10 classes) in training mode, and
 forward alone in evaluation mode, on 1-channel images.
 
@@ -118,7 +118,7 @@ def timed(step, rounds):
 
 results, parameters = {}, {}
 for name in names:
-    model = {"unet": lambda: UNet(CLASSES), "fcn8s": lambda: Fcn8s(CLASSES), "centernet": lambda: CenterNet(CLASSES - 1)}[name]()
+    model = {"unet": lambda: UNet(CLASSES, depth=4), "unet-small": lambda: UNet(CLASSES), "fcn8s": lambda: Fcn8s(CLASSES), "centernet": lambda: CenterNet(CLASSES - 1)}[name]()
     parameters[name] = sum(p.numel() for p in model.parameters())
     x = torch.randn(batch, 1, size, size)
     if name == "centernet":

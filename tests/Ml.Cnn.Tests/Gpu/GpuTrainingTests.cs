@@ -101,7 +101,7 @@ public sealed class GpuTrainingTests
         var losses = new List<float>();
         foreach (bool takenAway in new[] { false, true })
         {
-            using var gpu = GpuBackend.CpuAccelerator();
+            using var gpu = TestBackends.NewGpu();
             if (takenAway) gpu.HostOperations.UnionWith(["UpsampleForward", "UpsampleBackward"]);
             using var network = Network.Create(NetworkBuilder.Sequential(
                 new Conv2d(4, 3, padding: 1), new Relu(), new MaxPool2d(2), new Upsample(2, UpsampleMode.Bilinear), new Conv2d(3, 1)),
@@ -123,7 +123,7 @@ public sealed class GpuTrainingTests
     public void TwoHundredStepsHoldDeviceMemoryFlatAndDisposingReturnsIt()
     {
         var data = TrainingData.Blobs(400, 3); // 8×8 images, 50 batches of 8 an epoch
-        using var gpu = GpuBackend.CpuAccelerator();
+        using var gpu = TestBackends.NewGpu();
         var network = Network.Create(NetworkBuilder.Sequential(
             new Conv2d(4, 3, padding: 1), new BatchNorm(), new Relu(), new MaxPool2d(2), new Dropout(0.2f), new Dense(4)),
             gpu, data.ItemShape, seed: 1);

@@ -22,7 +22,7 @@ public sealed class FashionPrediction
 
 internal static class FashionData
 {
-    public static string Folder => Path.Combine(AppContext.BaseDirectory, "Data", "fashion-mnist-subset");
+    public static string Folder => Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist-subset");
 
     private static readonly Lazy<ImageDataset> Train = new(() => Idx.LoadFromFolder(Folder, "train"));
     private static readonly Lazy<ImageDataset> Test = new(() => Idx.LoadFromFolder(Folder, "t10k"));

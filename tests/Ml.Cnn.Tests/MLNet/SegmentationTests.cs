@@ -36,7 +36,7 @@ public sealed class SegmentationTests : IDisposable
 
     private static CnnTrainerOptions Options(int epochs = 4) => new()
     {
-        Architecture = "unet", Epochs = epochs, BatchSize = 16, Optimizer = OptimizerKind.Adam, LearningRate = 3e-3f, Threads = 2,
+        Architecture = "unet-small", Epochs = epochs, BatchSize = 16, Optimizer = OptimizerKind.Adam, LearningRate = 3e-3f, Threads = 2,
     };
 
     // One fit shared by the tests that only read it.

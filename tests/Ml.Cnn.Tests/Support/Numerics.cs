@@ -90,11 +90,23 @@ public static class TestBackends
     /// </summary>
     public const string GpuCollection = "GPU backend on ILGPU's CPU accelerator";
 
-    // GPU backends on ILGPU's CPU accelerator, one of each for the whole run (their kernels compile once): groups of 2
+    /// <summary>
+    /// Set to a CUDA device's number, the GPU tests run on that device instead of ILGPU's CPU accelerator
+    /// (<c>ML_CNN_TEST_CUDA_DEVICE=0 dotnet test --filter FullyQualifiedName~Gpu</c>, or eng/gpu where no SDK is).
+    /// </summary>
+    public const string CudaDeviceVariable = "ML_CNN_TEST_CUDA_DEVICE";
+
+    private static int? CudaDevice => Environment.GetEnvironmentVariable(CudaDeviceVariable) is { Length: > 0 } id ? int.Parse(id) : null;
+
+    // GPU backends, one of each for the whole run (their kernels compile once). On ILGPU's CPU accelerator: groups of 2
     // threads (fast), and ILGPU's default groups of 16, whose reduction trees and GEMM tiles are deeper.
-    private static readonly Lazy<Ml.Cnn.Gpu.GpuBackend> GpuOnCpu = new(Ml.Cnn.Gpu.GpuBackend.CpuAccelerator);
-    private static readonly Lazy<Ml.Cnn.Gpu.GpuBackend> GpuOnCpuWideGroups =
-        new(() => Ml.Cnn.Gpu.GpuBackend.CpuAccelerator(ILGPU.Runtime.CPU.CPUAcceleratorMode.Auto, null));
+    private static readonly Lazy<Ml.Cnn.Gpu.GpuBackend> GpuOnCpu = new(NewGpu);
+    private static readonly Lazy<Ml.Cnn.Gpu.GpuBackend> GpuOnCpuWideGroups = new(() => CudaDevice is not null ? GpuOnCpu.Value
+        : Ml.Cnn.Gpu.GpuBackend.CpuAccelerator(ILGPU.Runtime.CPU.CPUAcceleratorMode.Auto, null));
+
+    /// <summary>A GPU backend of its own (for tests of memory): on the CUDA device when one is named, else on the CPU.</summary>
+    public static Ml.Cnn.Gpu.GpuBackend NewGpu() =>
+        CudaDevice is { } id ? Ml.Cnn.Gpu.GpuBackend.Cuda(id) : Ml.Cnn.Gpu.GpuBackend.CpuAccelerator();
 
     public static IBackend Create(string name) => name switch
     {

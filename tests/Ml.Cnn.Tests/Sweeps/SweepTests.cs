@@ -17,7 +17,7 @@ public sealed class SweepTests : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    internal static string EmbeddedData => Path.Combine(AppContext.BaseDirectory, "Data", "fashion-mnist-subset");
+    internal static string EmbeddedData => Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist-subset");
 
     private StudyStorage Storage => StudyStorage.Sqlite(Path.Combine(_folder, "sweeps.db"));
 

@@ -9,7 +9,7 @@ public sealed class ImageDatasetTests
     [Fact]
     public void EightBitImagesAreStoredOneBytePerValueAndReadBackExactly()
     {
-        var data = Idx.LoadFromFolder(Path.Combine(AppContext.BaseDirectory, "Data", "fashion-mnist-subset"), "t10k");
+        var data = Idx.LoadFromFolder(Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist-subset"), "t10k");
         Assert.True(data.IsCompact);
         var item = data.GetItem(7);
         Assert.All(item, v => Assert.Equal(MathF.Round(v * 255) * (1f / 255), v)); // exactly as Idx scales bytes
