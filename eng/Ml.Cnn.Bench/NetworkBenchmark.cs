@@ -58,7 +58,7 @@ internal static class NetworkBenchmark
         {
             var backend = newBackend();
             var network = Network.Create(task.Definition(name), backend, new TensorShape(task.Channels, size, size), seed: 1);
-            if (backend is not CpuBackend) Console.WriteLine($"  {name} on {backend.Name}");
+            if (backend is GpuBackend onGpu) Console.WriteLine($"  {name} on {backend.Name}; products: {onGpu.GemmLibrary}");
             if (torchParameters?.GetValueOrDefault(name) is { } count)
                 Console.WriteLine($"  {name}: {network.ParameterCount:N0} parameters (PyTorch's: {count:N0})");
             var rng = new Rng(2);

@@ -40,10 +40,18 @@ public sealed class GpuBackend : IBackend, IDisposable
     private readonly int _tile, _group;
     private long _deviceBytes;
 
+    private readonly CuBlas? _blas;
+
     private GpuBackend(Context context, Accelerator accelerator)
     {
         _context = context;
         Accelerator = accelerator;
+        if (accelerator is CudaAccelerator cuda)
+        {
+            _blas = CuBlas.TryLoad((CudaStream)cuda.DefaultStream, out var report);
+            GemmLibrary = _blas is null ? $"tiled ILGPU SGEMM: {report}" : report;
+        }
+        else GemmLibrary = "ILGPU SGEMM kernels (no cuBLAS on this accelerator)";
         int maxGroup = Math.Min(accelerator.MaxNumThreadsPerGroup, ReductionKernels.MaxGroup);
         _group = 1 << (int)Math.Log2(maxGroup);
         _tile = (int)Math.Sqrt(Math.Min(accelerator.MaxNumThreadsPerGroup, GemmKernels.MaxTile * GemmKernels.MaxTile));
@@ -94,6 +102,9 @@ public sealed class GpuBackend : IBackend, IDisposable
     /// </summary>
     internal bool TiledGemm { get; set; }
 
+    /// <summary>What computes the matrix products: cuBLAS (and from which file) or the ILGPU kernels, and why.</summary>
+    public string GemmLibrary { get; }
+
     /// <summary>The ILGPU accelerator the kernels run on.</summary>
     public Accelerator Accelerator { get; }
 
@@ -128,6 +139,7 @@ public sealed class GpuBackend : IBackend, IDisposable
         _scratch.Clear();
         _taps.Clear();
         _terms?.Dispose();
+        _blas?.Dispose();
         Accelerator.Dispose();
         _context.Dispose();
     }
@@ -391,6 +403,11 @@ public sealed class GpuBackend : IBackend, IDisposable
         ArrayView<float> c, float alpha, float beta, int batch, long strideA, long strideB, long strideC)
     {
         if (m == 0 || n == 0) return;
+        if (_blas is not null)
+        {
+            _blas.Gemm(m, n, k, a, transposeA, b, transposeB, c, alpha, beta, batch, strideA, strideB, strideC);
+            return;
+        }
         var args = new GemmArgs
         {
             M = m, N = n, K = k, TransposeA = transposeA ? 1 : 0, TransposeB = transposeB ? 1 : 0, Alpha = alpha, Beta = beta,

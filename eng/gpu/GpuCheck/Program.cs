@@ -20,6 +20,8 @@ if (args.Length == 0 || args[0] != "tests")
 string device = args.Length > 1 ? args[1] : "0";
 string filter = args.Length > 2 ? args[2] : "";
 if (device != "cpu") Environment.SetEnvironmentVariable(TestBackends.CudaDeviceVariable, device);
+var backend = (Ml.Cnn.Gpu.GpuBackend)TestBackends.Create("gpu-on-cpu");
+Console.WriteLine($"GPU backend: {backend.Name}; products: {backend.GemmLibrary}");
 
 var classes = typeof(TestBackends).Assembly.GetTypes()
     .Where(t => t is { IsClass: true, IsAbstract: false, IsPublic: true } && t.GetCustomAttributesData().Any(a =>
