@@ -56,7 +56,19 @@ public abstract class CnnTrainerBase<TTransformer> : IEstimator<TTransformer> wh
         int outputs, TensorShape imageShape)
     {
         ulong seed = options.Seed ?? _contextSeed;
-        var network = CnnTraining.CreateNetwork(options, outputs, imageShape, seed, _task, CnnTraining.BackendFor(options, _environment));
-        return (network, CnnTraining.Train(network, data, options, validation, seed, _environment));
+        var backend = CnnTraining.BackendFor(options, _environment);
+        Network? network = null;
+        try
+        {
+            network = CnnTraining.CreateNetwork(options, outputs, imageShape, seed, _task, backend);
+            return (network, CnnTraining.Train(network, data, options, validation, seed, _environment));
+        }
+        catch
+        {
+            // A failed fit returns no model to hold the device's memory: release it now (a GPU backend is disposable).
+            network?.Dispose();
+            (backend as IDisposable)?.Dispose();
+            throw;
+        }
     }
 }

@@ -67,4 +67,20 @@ public sealed class GpuMLNetTests : IDisposable
         var zipScores = loaded.Transform(test).GetColumn<float[]>("Score").SelectMany(s => s).ToArray();
         AssertClose(gpuScores, zipScores, "the zip's scores on the CPU", rel: 1e-4, abs: 1e-5);
     }
+
+    [Fact]
+    public void AFitThatFailsReleasesTheDeviceItOpened()
+    {
+        GpuBackend? opened = null;
+        CnnTraining.DeviceOpener.Value = _ => opened = TestBackends.NewGpu(); // its own: this one gets disposed
+        var ml = new MLContext(seed: 1) { GpuDeviceId = 0 };
+        var train = ml.Transforms.Conversion.MapValueToKey("Label").Fit(FashionData.View(ml, train: true, 32))
+            .Transform(FashionData.View(ml, train: true, 32));
+        var trainer = ml.MulticlassClassification.Trainers.ConvolutionalNetwork(new CnnTrainerOptions
+        {
+            Architecture = "linear", Epochs = 1, Cancellation = new CancellationToken(canceled: true),
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() => trainer.Fit(train));
+        Assert.True(opened!.Accelerator.IsDisposed);
+    }
 }
