@@ -3,7 +3,7 @@
 (PyTorch 1.13, torchvision 0.14):
 
 tests/Ml.Cnn.Tests/Fixtures/torchvision/<family>.onnx — torch.onnx.export (opset 13, eval mode, input "input", output
-  "output", dynamic batch) of torchvision classification families at 3x64x64 with 10 classes, narrowed where the full
+  "output", dynamic batch) of torchvision classification families at 3x64x64 (VGG and AlexNet at 3x224x224) with 10 classes, narrowed where the full
   width would not fit the repository; random weights (seed 1), batch-norm statistics measured on random batches
   (PyTorch folds them into the convolutions at export). Beside each: <family>.x.f32 (a batch of 2 inputs) and <family>.y.f32
   (PyTorch's outputs), raw little-endian float32; index.json lists shapes and parameter counts.
@@ -60,6 +60,37 @@ def narrow_googlenet(num_classes):
     return model
 
 
+def narrow_vgg11_bn(num_classes):
+    """VGG-11 with batch norm (configuration A) at an eighth of its widths, 8-16-32-64, and a classifier of 128 units:
+    at 3x224x224 its features are 7x7, the size its adaptive average pool keeps."""
+    features = torchvision.models.vgg.make_layers([8, "M", 16, "M", 32, 32, "M", 64, 64, "M", 64, 64, "M"], batch_norm=True)
+    model = torchvision.models.VGG(features, num_classes=num_classes, init_weights=True)
+    model.classifier = torch.nn.Sequential(
+        torch.nn.Linear(64 * 7 * 7, 128), torch.nn.ReLU(True), torch.nn.Dropout(),
+        torch.nn.Linear(128, 128), torch.nn.ReLU(True), torch.nn.Dropout(), torch.nn.Linear(128, num_classes))
+    return model
+
+
+def narrow_alexnet(num_classes):
+    """AlexNet's layout (11x11/4 stem, three max pools, five convolutions) at an eighth of its widths and a classifier
+    of 128 units: at 3x224x224 its features are 6x6, the size its adaptive average pool keeps."""
+    model = torchvision.models.AlexNet(num_classes=num_classes)
+    widths = [8, 24, 48, 32, 32]
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    for i, conv in enumerate(convs):
+        model.features[list(model.features).index(conv)] = torch.nn.Conv2d(
+            3 if i == 0 else widths[i - 1], widths[i], conv.kernel_size, conv.stride, conv.padding)
+    model.classifier = torch.nn.Sequential(
+        torch.nn.Dropout(), torch.nn.Linear(32 * 6 * 6, 128), torch.nn.ReLU(True),
+        torch.nn.Dropout(), torch.nn.Linear(128, 128), torch.nn.ReLU(True), torch.nn.Linear(128, num_classes))
+    return model
+
+
+# Families exported at 3x224x224 rather than 3x64x64: their adaptive pools keep 7x7 and 6x6 maps, which ONNX can only
+# express (as a plain average pool) where the input's maps are a multiple of them.
+SIZES = {"vgg11_bn": 224, "alexnet": 224}
+
+
 def families():
     mbv3, mbv3_last = mobilenetv3._mobilenet_v3_conf("mobilenet_v3_small", width_mult=0.5)
     eff, eff_last = efficientnet._efficientnet_conf("efficientnet_b0", width_mult=0.25, depth_mult=0.25)
@@ -76,6 +107,8 @@ def families():
         # regnet_y_400mf's design (grouped bottlenecks of group width 8, squeeze-and-excitation 0.25), shallower and narrower.
         "regnet_y": lambda: torchvision.models.RegNet(torchvision.models.regnet.BlockParams.from_init_params(
             depth=6, w_0=16, w_a=8.0, w_m=2.0, group_width=8, se_ratio=0.25), num_classes=10, stem_width=16),
+        "vgg11_bn": lambda: narrow_vgg11_bn(num_classes=10),
+        "alexnet": lambda: narrow_alexnet(num_classes=10),
     }
 
 
@@ -91,6 +124,7 @@ def export_families(only):
             continue
         torch.manual_seed(1)
         model = make()
+        size = SIZES.get(name, 64)
         with torch.no_grad():
             for m in model.modules():
                 if isinstance(m, torch.nn.BatchNorm2d):
@@ -103,9 +137,9 @@ def export_families(only):
             # and the outputs depend on the input.
             model.train()
             for _ in range(4):
-                model(torch.randn(16, 3, 64, 64))
+                model(torch.randn(16, 3, size, size))
         model.eval()
-        x = torch.randn(2, 3, 64, 64)
+        x = torch.randn(2, 3, size, size)
         with torch.no_grad():
             y = model(x)
         torch.onnx.export(model, x, f"{OUT}/{name}.onnx", opset_version=13, input_names=["input"],

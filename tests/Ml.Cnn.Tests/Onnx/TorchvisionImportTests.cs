@@ -12,7 +12,8 @@ using static Ml.Cnn.Tests.Support.Numerics;
 namespace Ml.Cnn.Tests.Onnx;
 
 /// <summary>
-/// torchvision's classification families as PyTorch 1.13 exports them (opset 13, eval mode, 3×64×64, random weights;
+/// torchvision's classification families as PyTorch 1.13 exports them (opset 13, eval mode, 3×64×64 — VGG and AlexNet
+/// 3×224×224, where their adaptive pools keep the maps' size —, random weights;
 /// eng/make_torchvision_fixtures.py): imported, they give PyTorch's outputs on both backends, and exported again they
 /// give ONNX Runtime's.
 /// </summary>
@@ -37,6 +38,7 @@ public sealed class TorchvisionImportTests : IDisposable
         { "shufflenet_v2_x0_5", "cpu2" }, { "shufflenet_v2_x0_5", "reference" },
         { "resnet18", "cpu2" }, { "resnet18", "reference" }, { "googlenet", "cpu2" }, { "googlenet", "reference" },
         { "regnet_y", "cpu2" }, { "regnet_y", "reference" },
+        { "vgg11_bn", "cpu2" }, { "vgg11_bn", "reference" }, { "alexnet", "cpu2" }, { "alexnet", "reference" },
     };
 
     [Theory, MemberData(nameof(Families))]
@@ -44,7 +46,7 @@ public sealed class TorchvisionImportTests : IDisposable
     {
         IBackend backend = TestBackends.Create(backendName);
         var network = OnnxImporter.Import(Fixture(family + ".onnx"), backend);
-        var x = TensorOf(backend, ReadFloats(family + ".x.f32"), 2, 3, 64, 64);
+        var x = TensorOf(backend, ReadFloats(family + ".x.f32"), [2, .. network.InputShape.Dims]); // 3×64×64, VGG and AlexNet 3×224×224
         AssertClose(ReadFloats(family + ".y.f32"), network.Forward(x, training: false).ToArray(), $"{family} output", rel: 1e-4, abs: 1e-4);
         if (backendName == "cpu2") OnnxExportTests.CheckAgainstOnnxRuntime(network, _folder);
     }
