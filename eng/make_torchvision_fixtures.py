@@ -86,9 +86,28 @@ def narrow_alexnet(num_classes):
     return model
 
 
-# Families exported at 3x224x224 rather than 3x64x64: their adaptive pools keep 7x7 and 6x6 maps, which ONNX can only
-# express (as a plain average pool) where the input's maps are a multiple of them.
-SIZES = {"vgg11_bn": 224, "alexnet": 224}
+def narrow_inception_v3(num_classes):
+    """Inception v3's layout (its stem, 3 A, B, 4 C, D and 2 E blocks) with every convolution an eighth as wide."""
+    from torchvision.models.inception import BasicConv2d as InceptionConv, Inception3
+
+    class EighthConv(InceptionConv):
+        def __init__(self, in_channels, out_channels, **kwargs):
+            super().__init__(in_channels if in_channels == 3 else in_channels // 8, out_channels // 8, **kwargs)
+
+    def eighth(block):  # Inception3 builds its blocks with their default convolution
+        return type(block.__name__, (block,), {"__init__": lambda self, *a, **k: block.__init__(self, *a, conv_block=EighthConv, **k)})
+
+    inception = torchvision.models.inception
+    model = Inception3(num_classes=num_classes, aux_logits=False, transform_input=False, init_weights=True,
+                       inception_blocks=[EighthConv] + [eighth(b) for b in (inception.InceptionA, inception.InceptionB,
+                                         inception.InceptionC, inception.InceptionD, inception.InceptionE, inception.InceptionAux)])
+    model.fc = torch.nn.Linear(2048 // 8, num_classes)
+    return model
+
+
+# Families exported at another size than 3x64x64: VGG's and AlexNet's adaptive pools keep 7x7 and 6x6 maps, which ONNX
+# can only express (as a plain average pool) where the input's maps are a multiple of them; Inception v3's stem needs 75.
+SIZES = {"vgg11_bn": 224, "alexnet": 224, "inception_v3": 96}  # Inception v3 needs 75 or more
 
 
 def families():
@@ -109,6 +128,7 @@ def families():
             depth=6, w_0=16, w_a=8.0, w_m=2.0, group_width=8, se_ratio=0.25), num_classes=10, stem_width=16),
         "vgg11_bn": lambda: narrow_vgg11_bn(num_classes=10),
         "alexnet": lambda: narrow_alexnet(num_classes=10),
+        "inception_v3": lambda: narrow_inception_v3(num_classes=10),
     }
 
 

@@ -13,7 +13,7 @@ namespace Ml.Cnn.Tests.Onnx;
 
 /// <summary>
 /// torchvision's classification families as PyTorch 1.13 exports them (opset 13, eval mode, 3×64×64 — VGG and AlexNet
-/// 3×224×224, where their adaptive pools keep the maps' size —, random weights;
+/// 3×224×224, where their adaptive pools keep the maps' size, Inception v3 3×96×96 —, random weights;
 /// eng/make_torchvision_fixtures.py): imported, they give PyTorch's outputs on both backends, and exported again they
 /// give ONNX Runtime's.
 /// </summary>
@@ -39,6 +39,7 @@ public sealed class TorchvisionImportTests : IDisposable
         { "resnet18", "cpu2" }, { "resnet18", "reference" }, { "googlenet", "cpu2" }, { "googlenet", "reference" },
         { "regnet_y", "cpu2" }, { "regnet_y", "reference" },
         { "vgg11_bn", "cpu2" }, { "vgg11_bn", "reference" }, { "alexnet", "cpu2" }, { "alexnet", "reference" },
+        { "inception_v3", "cpu2" }, { "inception_v3", "reference" },
     };
 
     [Theory, MemberData(nameof(Families))]
