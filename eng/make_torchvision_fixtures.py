@@ -8,16 +8,19 @@ tests/Ml.Cnn.Tests/Fixtures/torchvision/<family>.onnx — torch.onnx.export (ops
   (PyTorch folds them into the convolutions at export). Beside each: <family>.x.f32 (a batch of 2 inputs) and <family>.y.f32
   (PyTorch's outputs), raw little-endian float32; index.json lists shapes and parameter counts.
 tests/Ml.Cnn.Tests/Fixtures/torch/act_<name>.* — forward and backward of relu6, hardtanh(-0.5, 1), hardsigmoid,
-  hardswish and silu in float64, in the format of ../shared/fixtures/torch (see its README).
+  hardswish, silu and gelu in float64, in the format of ../shared/fixtures/torch (see its README);
+  layernorm_<case>.* — LayerNorm over the channels of an image (as ConvNeXt applies it, through a channels-last view)
+  and over the features of a vector, with its parameter gradients.
 
-Run from the repository root: /usr/bin/python3 eng/make_torchvision_fixtures.py [family ...]
+Run from the repository root: /usr/bin/python3 eng/make_torchvision_fixtures.py [family ... | ops]
+(no argument: every family and the operator fixtures).
 """
 import json
 import os
 
 import torch
 import torchvision
-from torchvision.models import efficientnet, mnasnet, mobilenet_v2, mobilenetv3, squeezenet1_1
+from torchvision.models import convnext, efficientnet, mnasnet, mobilenet_v2, mobilenetv3, squeezenet1_1
 from torchvision.models.googlenet import BasicConv2d, Inception, InceptionAux
 
 OUT = "tests/Ml.Cnn.Tests/Fixtures/torchvision"
@@ -129,6 +132,10 @@ def families():
         "vgg11_bn": lambda: narrow_vgg11_bn(num_classes=10),
         "alexnet": lambda: narrow_alexnet(num_classes=10),
         "inception_v3": lambda: narrow_inception_v3(num_classes=10),
+        # ConvNeXt's design (patchify stem, depthwise 7x7, channels-last LayerNorm and Linear, GELU, layer scale) in
+        # three stages of 16-32-64 channels.
+        "convnext": lambda: convnext.ConvNeXt([convnext.CNBlockConfig(16, 32, 1), convnext.CNBlockConfig(32, 64, 1),
+                                               convnext.CNBlockConfig(64, None, 2)], stochastic_depth_prob=0.1, num_classes=10),
     }
 
 
@@ -153,6 +160,11 @@ def export_families(only):
                     m.momentum = None  # a cumulative average over the batches below
                 if isinstance(m, torch.nn.Linear):
                     m.weight.normal_(0, m.in_features ** -0.5)  # torchvision's 0.01 would make every output alike
+                if isinstance(m, torch.nn.LayerNorm):
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.uniform_(-0.3, 0.3)
+                if isinstance(m, convnext.CNBlock):
+                    m.layer_scale.uniform_(0.5, 1.5)  # ConvNeXt's 1e-6 would hide every block from the test
             # Batch-norm statistics from data rather than 0/1, so activations keep their scale through the depth
             # and the outputs depend on the input.
             model.train()
@@ -185,6 +197,7 @@ def activation_fixtures():
         "hardsigmoid": (torch.nn.functional.hardsigmoid, {}),
         "hardswish": (torch.nn.functional.hardswish, {}),
         "silu": (torch.nn.functional.silu, {}),
+        "gelu": (torch.nn.functional.gelu, {}),
     }
     torch.manual_seed(1)
     for name, (f, params) in cases.items():
@@ -206,9 +219,34 @@ def activation_fixtures():
         print(case)
 
 
+def layernorm_fixtures():
+    torch.manual_seed(2)
+    # An image normalized over its channels at each pixel, as ConvNeXt does it: LayerNorm(C) on x.permute(0, 2, 3, 1).
+    image = lambda x, g, b, eps: torch.nn.functional.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), g, b, eps).permute(0, 3, 1, 2)
+    vector = lambda x, g, b, eps: torch.nn.functional.layer_norm(x, (x.shape[1],), g, b, eps)
+    for case, shape, f, eps in (("layernorm_image", (3, 6, 5, 4), image, 1e-6), ("layernorm_vector", (4, 7), vector, 1e-5)):
+        x = (torch.randn(*shape, dtype=torch.float64) * 2 + 0.5).requires_grad_(True)
+        gamma = (torch.rand(shape[1], dtype=torch.float64) + 0.5).requires_grad_(True)
+        beta = (torch.rand(shape[1], dtype=torch.float64) - 0.5).requires_grad_(True)
+        y = f(x, gamma, beta, eps)
+        dy = torch.randn_like(y)
+        y.backward(dy)
+        tensors = {"x": x, "gamma": gamma, "beta": beta, "y": y, "dy": dy, "dx": x.grad, "dgamma": gamma.grad, "dbeta": beta.grad}
+        for t, v in tensors.items():
+            write(f"{TORCH}/{case}.{t}.f32", v)
+        with open(f"{TORCH}/{case}.json", "w") as out:
+            json.dump({"case": case, "op": "layer_norm", "params": {"eps": eps}, "note": "float64", "tensors": [
+                {"name": t, "shape": list(v.shape), "file": f"{case}.{t}.f32"} for t, v in tensors.items()]}, out, indent=1)
+        print(case)
+
+
 if __name__ == "__main__":
     import sys
-    # Family names as arguments remake only those fixtures (and keep the others' entries in index.json).
-    export_families(sys.argv[1:])
-    if len(sys.argv) == 1:
+    # Family names as arguments remake only those fixtures (and keep the others' entries in index.json); "ops" the
+    # operator fixtures.
+    families_asked = [a for a in sys.argv[1:] if a != "ops"]
+    if families_asked or len(sys.argv) == 1:
+        export_families(families_asked)
+    if "ops" in sys.argv or len(sys.argv) == 1:
         activation_fixtures()
+        layernorm_fixtures()

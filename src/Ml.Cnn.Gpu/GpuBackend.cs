@@ -754,6 +754,28 @@ public sealed class GpuBackend : IBackend, IDisposable
                 batchStatistics ? 1 : 0);
     }
 
+    /// <inheritdoc />
+    public void LayerNormForward(Tensor x, Tensor gamma, Tensor beta, float epsilon, Tensor y, Tensor savedMean, Tensor savedInvStd)
+    {
+        if (y.Length > 0)
+            K<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ChannelArgs,
+                float>(LayerNormKernels.Forward)(savedMean.Length, V(x), V(gamma), V(beta), V(y), V(savedMean), V(savedInvStd),
+                ChannelsOf(x), epsilon);
+    }
+
+    /// <inheritdoc />
+    public void LayerNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor savedMean, Tensor savedInvStd, Tensor dx, Tensor dgamma,
+        Tensor dbeta)
+    {
+        var a = ChannelsOf(x);
+        Grouped<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ChannelArgs>(
+            LayerNormKernels.ParameterGradients)(PerChannel(a.Channels), V(x), V(dy), V(savedMean), V(savedInvStd), V(dgamma),
+            V(dbeta), a);
+        if (dx.Length > 0)
+            K<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ChannelArgs>(
+                LayerNormKernels.InputGradient)(savedMean.Length, V(x), V(dy), V(gamma), V(savedMean), V(savedInvStd), V(dx), a);
+    }
+
     private static LrnArgs ArgsOf(Tensor x, int size, float alpha, float beta, float k) => new()
     {
         Channels = x.Shape[1], Plane = x.Shape.ItemLength / x.Shape[1], Size = size, Alpha = alpha, Beta = beta, K = k,

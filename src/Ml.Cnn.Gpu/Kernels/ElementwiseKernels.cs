@@ -1,4 +1,5 @@
 using ILGPU;
+using Ml.Cnn.Core;
 
 namespace Ml.Cnn.Gpu.Kernels;
 
@@ -40,7 +41,7 @@ internal static class ElementwiseKernels
     public static void ActivationGradient(Index1D i, ArrayView<float> x, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx,
         int kind, float alpha, float beta) => dx[i] = Slope(kind, x[i], y[i], alpha, beta) * dy[i];
 
-    // The ActivationKind order: Relu, LeakyRelu, Elu, Sigmoid, Tanh, Clip, HardSigmoid, HardSwish, Silu.
+    // The ActivationKind order: Relu, LeakyRelu, Elu, Sigmoid, Tanh, Clip, HardSigmoid, HardSwish, Silu, Gelu.
     private static float Activate(int kind, float v, float alpha, float beta) => kind switch
     {
         0 => v > 0 ? v : 0,
@@ -51,7 +52,8 @@ internal static class ElementwiseKernels
         5 => Clamp(v, alpha, beta),
         6 => Clamp(alpha * v + beta, 0, 1),
         7 => v * Clamp(v / 6 + 0.5f, 0, 1),
-        _ => v * Sigmoid(v),
+        8 => v * Sigmoid(v),
+        _ => SpecialFunctions.Gelu(v),
     };
 
     // PyTorch's conventions at the kinks: the flat side's slope.
@@ -67,7 +69,8 @@ internal static class ElementwiseKernels
             case 5: return v > alpha && v < beta ? 1 : 0;
             case 6: { float z = alpha * v + beta; return z > 0 && z < 1 ? alpha : 0; }
             case 7: return v < -3 ? 0 : v <= 3 ? v / 3 + 0.5f : 1;
-            default: { float s = Sigmoid(v); return s * (1 + v * (1 - s)); }
+            case 8: { float s = Sigmoid(v); return s * (1 + v * (1 - s)); }
+            default: return SpecialFunctions.GeluSlope(v);
         }
     }
 

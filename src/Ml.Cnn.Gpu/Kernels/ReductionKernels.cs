@@ -12,7 +12,7 @@ internal static class ReductionKernels
     public const int MaxGroup = 256;
 
     /// <summary>Σ over the channel of v(x), after which every thread of the group holds the total.</summary>
-    private static double GroupSum(ArrayView<double> shared, double own)
+    internal static double GroupSum(ArrayView<double> shared, double own)
     {
         int t = Group.IdxX;
         shared[t] = own;
@@ -135,6 +135,71 @@ internal struct ChannelArgs
 }
 
 /// <summary>Local response normalization across channels, PyTorch's form, one thread per element.</summary>
+/// <summary>
+/// Layer normalization over the channels of each position: a thread per position walks its channels in order, and the
+/// per-channel parameter gradients use <see cref="ReductionKernels"/>' fixed-order group sums.
+/// </summary>
+internal static class LayerNormKernels
+{
+    private static long At(int position, int c, ChannelArgs a) =>
+        ((long)(position / a.Plane) * a.Channels + c) * a.Plane + position % a.Plane;
+
+    public static void Forward(Index1D position, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta,
+        ArrayView<float> y, ArrayView<float> savedMean, ArrayView<float> savedInvStd, ChannelArgs a, float epsilon)
+    {
+        double sum = 0, squares = 0;
+        for (int c = 0; c < a.Channels; c++) sum += x[At(position, c, a)];
+        double mean = sum / a.Channels;
+        for (int c = 0; c < a.Channels; c++) { double d = x[At(position, c, a)] - mean; squares += d * d; }
+        double invStd = 1 / Math.Sqrt(squares / a.Channels + epsilon);
+        savedMean[position] = (float)mean;
+        savedInvStd[position] = (float)invStd;
+        for (int c = 0; c < a.Channels; c++)
+        {
+            long i = At(position, c, a);
+            y[i] = (float)((x[i] - mean) * invStd * gamma[c] + beta[c]);
+        }
+    }
+
+    public static void InputGradient(Index1D position, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> gamma,
+        ArrayView<float> savedMean, ArrayView<float> savedInvStd, ArrayView<float> dx, ChannelArgs a)
+    {
+        double mean = savedMean[position], invStd = savedInvStd[position], sumG = 0, sumGXhat = 0;
+        for (int c = 0; c < a.Channels; c++)
+        {
+            long i = At(position, c, a);
+            double g = (double)dy[i] * gamma[c];
+            sumG += g;
+            sumGXhat += g * (x[i] - mean) * invStd;
+        }
+        for (int c = 0; c < a.Channels; c++)
+        {
+            long i = At(position, c, a);
+            double xhat = (x[i] - mean) * invStd;
+            dx[i] = (float)(invStd * ((double)dy[i] * gamma[c] - (sumG + xhat * sumGXhat) / a.Channels));
+        }
+    }
+
+    /// <summary>dγ (Σ dy·x̂) and dβ (Σ dy) of channel Grid.IdxX over every position.</summary>
+    public static void ParameterGradients(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> savedMean,
+        ArrayView<float> savedInvStd, ArrayView<float> dgamma, ArrayView<float> dbeta, ChannelArgs a)
+    {
+        var shared = SharedMemory.Allocate<double>(ReductionKernels.MaxGroup);
+        int c = Grid.IdxX, positions = a.Items * a.Plane;
+        double sumDy = 0, sumDyXhat = 0;
+        for (int k = Group.IdxX; k < positions; k += Group.DimX)
+        {
+            long i = At(k, c, a);
+            sumDy += dy[i];
+            sumDyXhat += dy[i] * (x[i] - savedMean[k]) * savedInvStd[k];
+        }
+        double totalDy = ReductionKernels.GroupSum(shared, sumDy), totalDyXhat = ReductionKernels.GroupSum(shared, sumDyXhat);
+        if (Group.IdxX != 0) return;
+        dbeta[c] = (float)totalDy;
+        dgamma[c] = (float)totalDyXhat;
+    }
+}
+
 internal static class LrnKernels
 {
     public static void Forward(Index1D i, ArrayView<float> x, ArrayView<float> y, ArrayView<float> scale, LrnArgs a)

@@ -21,6 +21,8 @@ public enum ActivationKind
     HardSwish,
     /// <summary>x · σ(x), also called swish (EfficientNet).</summary>
     Silu,
+    /// <summary>x · Φ(x), Φ the standard normal CDF (ConvNeXt, transformers; PyTorch's exact form).</summary>
+    Gelu,
 }
 
 /// <summary>How <see cref="IBackend.UpsampleForward"/> interpolates.</summary>

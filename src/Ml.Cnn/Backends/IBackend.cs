@@ -154,6 +154,18 @@ public interface IBackend
         Tensor dx, Tensor dgamma, Tensor dbeta);
 
     /// <summary>
+    /// Layer normalization over axis 1 at every position: each pixel's C channels of an [N, C, H, W] tensor
+    /// (PyTorch's LayerNorm on channels-last images, ConvNeXt's LayerNorm2d), or each row of an [N, F] one;
+    /// y = (x − μ)/√(σ² + ε)·γ + β with per-channel γ and β and the biased variance. Saves μ and 1/σ of each of the
+    /// N·H·W positions for backward.
+    /// </summary>
+    void LayerNormForward(Tensor x, Tensor gamma, Tensor beta, float epsilon, Tensor y, Tensor savedMean, Tensor savedInvStd);
+
+    /// <summary>Backward of <see cref="LayerNormForward"/>: writes dx, dγ and dβ.</summary>
+    void LayerNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor savedMean, Tensor savedInvStd, Tensor dx, Tensor dgamma,
+        Tensor dbeta);
+
+    /// <summary>
     /// Local response normalization across channels (PyTorch's form): y = x / (k + α/n · Σ x²)^β over a window of
     /// n channels; <paramref name="scale"/> receives the bracket for backward.
     /// </summary>

@@ -6,7 +6,7 @@ namespace Ml.Cnn.Layers;
 
 /// <summary>
 /// A pointwise nonlinearity; see <see cref="Relu"/>, <see cref="LeakyRelu"/>, <see cref="Elu"/>, <see cref="Sigmoid"/>,
-/// <see cref="Tanh"/>, <see cref="Clip"/>, <see cref="HardSigmoid"/>, <see cref="HardSwish"/>, <see cref="Silu"/>.
+/// <see cref="Tanh"/>, <see cref="Clip"/>, <see cref="HardSigmoid"/>, <see cref="HardSwish"/>, <see cref="Silu"/>, <see cref="Gelu"/>.
 /// </summary>
 public abstract class Activation(ActivationKind kind, float alpha, float beta = 0) : Layer
 {
@@ -81,3 +81,6 @@ public sealed class HardSwish() : Activation(ActivationKind.HardSwish, 0);
 
 /// <summary>x · σ(x), also called swish (EfficientNet's activation).</summary>
 public sealed class Silu() : Activation(ActivationKind.Silu, 0);
+
+/// <summary>x · Φ(x), Φ the standard normal distribution function (ConvNeXt's activation; PyTorch's exact GELU).</summary>
+public sealed class Gelu() : Activation(ActivationKind.Gelu, 0);

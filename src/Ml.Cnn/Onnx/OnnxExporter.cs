@@ -309,6 +309,14 @@ public static class OnnxExporter
             case HardSwish:
                 return graph.Node("Mul", name, [input, graph.Node("HardSigmoid", name + ".gate", [input], Float("alpha", 1f / 6), Float("beta", 0.5f))]);
             case Silu: return graph.Node("Mul", name, [input, graph.Node("Sigmoid", name + ".gate", [input])]);
+            // Gelu is an operator from opset 20 on; at opset 13 it is x · (1 + erf(x / √2)) / 2, as PyTorch writes it.
+            case Gelu:
+            {
+                string scaled = graph.Node("Div", name + ".scaled", [input, graph.Initializer(name + ".sqrt2", [MathF.Sqrt(2)])]);
+                string onePlusErf = graph.Node("Add", name + ".one_plus_erf", [graph.Node("Erf", name + ".erf", [scaled]),
+                    graph.Initializer(name + ".one", [1f])]);
+                return graph.Node("Mul", name, [graph.Node("Mul", name + ".gated", [input, onePlusErf]), graph.Initializer(name + ".half", [0.5f])]);
+            }
             case Dropout: return input;
             case ChannelSlice slice:
                 return graph.Node("Slice", name, [input, graph.Int64Initializer($"{name}.starts", slice.Start),
@@ -327,6 +335,20 @@ public static class OnnxExporter
                     [input, Initializer(graph, $"{name}.gamma", bn.Gamma.Value), Initializer(graph, $"{name}.beta", bn.Beta.Value),
                      Initializer(graph, $"{name}.running_mean", bn.RunningMean), Initializer(graph, $"{name}.running_var", bn.RunningVariance)],
                     Float("epsilon", bn.Epsilon));
+            // LayerNormalization is an operator from opset 17 on; at opset 13 it is its arithmetic over axis 1.
+            case LayerNorm norm:
+            {
+                long[] perChannel = layer.InputShape.Rank == 3 ? [layer.InputShape[0], 1, 1] : [layer.InputShape[0]];
+                string mean = graph.Node("ReduceMean", name + ".mean", [input], Ints("axes", 1), Int("keepdims", 1));
+                string centred = graph.Node("Sub", name + ".centred", [input, mean]);
+                string square = graph.Node("Pow", name + ".square", [centred, graph.Initializer(name + ".two", [2f])]);
+                string variance = graph.Node("ReduceMean", name + ".variance", [square], Ints("axes", 1), Int("keepdims", 1));
+                string deviation = graph.Node("Sqrt", name + ".deviation",
+                    [graph.Node("Add", name + ".variance_plus_epsilon", [variance, graph.Initializer(name + ".epsilon", [norm.Epsilon])])]);
+                string scaled = graph.Node("Mul", name + ".scaled", [graph.Node("Div", name + ".normalized", [centred, deviation]),
+                    graph.Initializer($"{name}.gamma", norm.Gamma.Value.ToArray(), perChannel)]);
+                return graph.Node("Add", name, [scaled, graph.Initializer($"{name}.beta", norm.Beta.Value.ToArray(), perChannel)]);
+            }
             case LocalResponseNorm lrn:
                 // ONNX centres an even window one channel later than PyTorch (and Ml.Cnn); odd windows agree.
                 if (lrn.Size % 2 == 0)

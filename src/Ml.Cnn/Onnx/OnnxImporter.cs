@@ -63,8 +63,19 @@ public static class OnnxImporter
         // batch size. Views PyTorch takes for a channel shuffle: [N, g, C/g, H, W], then its transpose.
         private readonly Dictionary<string, long?[]> _integers = [];
         private readonly Dictionary<string, (string Source, int Groups)> _groupedViews = [], _shuffledViews = [];
+        // Layer normalization and GELU as PyTorch writes them at opset 13 (ReduceMean, Sub, Pow, ReduceMean, Add ε,
+        // Sqrt, Div, then Mul γ and Add β; Div √2, Erf, Add 1, Mul x, Mul ½): each step's tensor, what it is and the
+        // tensor the pattern started from; the last step makes one LayerNorm or Gelu layer.
+        private readonly Dictionary<string, (Step Step, string Input, float Epsilon)> _partials = [];
+        // Tensors PyTorch transposed to channels-last ([N, H, W, C]) to normalize or multiply over channels; Ml.Cnn
+        // keeps them channels-first and reads the ops between the two Transposes as per-channel ones.
+        private readonly HashSet<string> _channelsLast = [];
+        private (LayerNorm Layer, Node Node, bool Scaled)? _lastNorm;
+        private (Conv2d Layer, Node Node)? _lastPointwise;
         private IBackend _backend = null!;
         private TensorShape _inputShape = null!;
+
+        private enum Step { Mean, Centred, Square, Variance, VariancePlusEpsilon, Deviation, GeluScaled, GeluErf, GeluOnePlusErf, GeluTimesX }
 
         private static Dictionary<string, List<string>> Consumers(GraphProto graph)
         {
@@ -170,6 +181,10 @@ public static class OnnxImporter
             string name = LayerName(node);
             string Out = node.Output[0];
             if (Fold(node)) return;
+            if (ReadPattern(node, name)) return;
+            if (node.Input.FirstOrDefault(_channelsLast.Contains) is { } last && !ChannelsLastSafe(node))
+                throw Unsupported(node, $"it reads '{last}', a channels-last view (after Transpose [0, 2, 3, 1]); only layer " +
+                    "normalization, MatMul, GELU and elementwise operators are supported there");
             switch (node.OpType)
             {
                 case "Constant":
@@ -323,6 +338,180 @@ public static class OnnxImporter
                 default:
                     throw Unsupported(node, "this operator is not supported");
             }
+        }
+
+        /// <summary>
+        /// The operators of the patterns above, of channels-last views and of per-channel constants (ConvNeXt's layer
+        /// scale); true when the node was one of them.
+        /// </summary>
+        private bool ReadPattern(NodeProto node, string name)
+        {
+            string Out = node.Output[0];
+            (Step Step, string Input, float Epsilon)? Partial(int i) =>
+                i < node.Input.Count && _partials.TryGetValue(node.Input[i], out var p) ? p : null;
+            bool Made(int i) => i < node.Input.Count && _tensors.ContainsKey(node.Input[i]);
+            float? Value(int i) => i < node.Input.Count && _constants.TryGetValue(node.Input[i], out var t)
+                && t.DataType == (int)TensorProto.Types.DataType.Float && Floats(node.Input[i], name) is [var v] ? v : null;
+            int? ConstantAt = node.Input.Count == 2 && !_partials.ContainsKey(node.Input[0]) && !_partials.ContainsKey(node.Input[1])
+                ? node.Input.ToList().FindIndex(_constants.ContainsKey) is >= 0 and var k ? k : null : null;
+            void Mark(Step step, string input, float epsilon = 0) => _partials[Out] = (step, input, epsilon);
+
+            switch (node.OpType)
+            {
+                case "Transpose" when Ints(node, "perm", []).SequenceEqual([0L, 2, 3, 1]) && Made(0)
+                    && !_channelsLast.Contains(node.Input[0]) && _rank.GetValueOrDefault(node.Input[0], 3) == 3:
+                    Alias(node, Out);
+                    _channelsLast.Add(Out);
+                    return true;
+                case "Transpose" when Ints(node, "perm", []).SequenceEqual([0L, 3, 1, 2]) && _channelsLast.Contains(node.Input[0]):
+                    Alias(node, Out);
+                    _channelsLast.Remove(Out);
+                    return true;
+                case "ReduceMean" when OverChannels(node) && Int(node, "keepdims", 1) == 1 && Partial(0) is (Step.Square, var x, _):
+                    Mark(Step.Variance, x);
+                    return true;
+                case "ReduceMean" when OverChannels(node) && Int(node, "keepdims", 1) == 1 && Made(0):
+                    Mark(Step.Mean, node.Input[0]);
+                    return true;
+                case "Sub" when Partial(1) is (Step.Mean, var x, _) && node.Input[0] == x:
+                    Mark(Step.Centred, x);
+                    return true;
+                case "Pow" when Partial(0) is (Step.Centred, var x, _) && Value(1) == 2:
+                    Mark(Step.Square, x);
+                    return true;
+                case "Add" when Partial(0) is (Step.Variance, var x, _) && Value(1) is float epsilon:
+                    Mark(Step.VariancePlusEpsilon, x, epsilon);
+                    return true;
+                case "Sqrt" when Partial(0) is (Step.VariancePlusEpsilon, var x, var epsilon):
+                    Mark(Step.Deviation, x, epsilon);
+                    return true;
+                case "Div" when Partial(0) is (Step.Centred, var x, _) && Partial(1) is (Step.Deviation, var y, var epsilon) && x == y:
+                {
+                    var norm = new LayerNorm(epsilon) { Name = Unique(name) };
+                    AddLayerOn(node, x, norm, Out);
+                    _lastNorm = (norm, _tensors[Out], false);
+                    return true;
+                }
+                case "LayerNormalization":
+                {
+                    // Opset 17's operator over the last axis: the channels of a channels-last view, or a vector's features.
+                    long axis = Int(node, "axis", -1);
+                    bool overChannels = _channelsLast.Contains(node.Input[0]) ? axis is -1 or 3 : _rank.GetValueOrDefault(node.Input[0], 3) == 1 && axis is -1 or 1;
+                    if (!overChannels) throw Unsupported(node, "LayerNormalization is supported over the channels (the last axis of a channels-last view) only");
+                    var norm = new LayerNorm(Float(node, "epsilon", 1e-5f)) { Name = Unique(name) };
+                    _weights.Add((norm, "gamma", Floats(node.Input[1], name)));
+                    if (node.Input.Count > 2 && !string.IsNullOrEmpty(node.Input[2])) _weights.Add((norm, "beta", Floats(node.Input[2], name)));
+                    AddLayer(node, norm, Out);
+                    return true;
+                }
+                case "Mul" when ConstantAt is int c && _lastNorm is { Scaled: false } last && _tensors.GetValueOrDefault(node.Input[1 - c]) == last.Node:
+                    _weights.Add((last.Layer, "gamma", PerChannel(node, c, last.Layer, name)));
+                    _lastNorm = last with { Scaled = true };
+                    _tensors[Out] = last.Node;
+                    _rank[Out] = _rank[node.Input[1 - c]];
+                    if (_channelsLast.Contains(node.Input[1 - c])) _channelsLast.Add(Out);
+                    return true;
+                case "Add" when ConstantAt is int c && _lastNorm is { } last && _tensors.GetValueOrDefault(node.Input[1 - c]) == last.Node:
+                    _weights.Add((last.Layer, "beta", PerChannel(node, c, last.Layer, name)));
+                    last.Layer.Name = Unique(name); // the layer is named after the node that completes it, as PyTorch's module is
+                    _lastNorm = null;
+                    Alias(node, Out, node.Input[1 - c]);
+                    return true;
+                case "Gelu":
+                    if (node.Attribute.FirstOrDefault(a => a.Name == "approximate")?.S.ToStringUtf8() is { Length: > 0 } approximate && approximate != "none")
+                        throw Unsupported(node, $"only the exact GELU is supported, not approximate='{approximate}'");
+                    AddLayer(node, new Gelu { Name = Unique(name) }, Out);
+                    return true;
+                case "Div" when Made(0) && Value(1) is float root && MathF.Abs(root - MathF.Sqrt(2)) < 1e-5f:
+                    Mark(Step.GeluScaled, node.Input[0]);
+                    return true;
+                case "Erf" when Partial(0) is (Step.GeluScaled, var x, _):
+                    Mark(Step.GeluErf, x);
+                    return true;
+                case "Add" when node.Input.Count == 2 && Enumerable.Range(0, 2).FirstOrDefault(i => Partial(i) is (Step.GeluErf, _, _), -1) is >= 0 and var e
+                                && Value(1 - e) == 1:
+                    Mark(Step.GeluOnePlusErf, Partial(e)!.Value.Input);
+                    return true;
+                case "Mul" when node.Input.Count == 2 && Enumerable.Range(0, 2).FirstOrDefault(i => Partial(i) is (Step.GeluOnePlusErf, _, _), -1) is >= 0 and var g
+                                && Partial(g)!.Value.Input == node.Input[1 - g]:
+                    Mark(Step.GeluTimesX, node.Input[1 - g]);
+                    return true;
+                case "Mul" when node.Input.Count == 2 && Enumerable.Range(0, 2).FirstOrDefault(i => Partial(i) is (Step.GeluTimesX, _, _), -1) is >= 0 and var h
+                                && Value(1 - h) == 0.5f:
+                    AddLayerOn(node, Partial(h)!.Value.Input, new Gelu { Name = Unique(name) }, Out);
+                    return true;
+                case "MatMul" when _channelsLast.Contains(node.Input[0]):
+                {
+                    // A Linear over the channels of a channels-last view is a 1×1 convolution.
+                    var shape = Dims(node.Input[1]);
+                    if (shape.Length != 2) throw Unsupported(node, "MatMul on a channels-last view needs a 2-D weight initializer");
+                    var (inputs, outputs) = (checked((int)shape[0]), checked((int)shape[1]));
+                    var conv = new Conv2d(outputs, 1, bias: false) { Name = Unique(name) };
+                    _weights.Add((conv, "weight", Transpose(Floats(node.Input[1], name), inputs, outputs)));
+                    AddLayer(node, conv, Out);
+                    _lastPointwise = (conv, _tensors[Out]);
+                    return true;
+                }
+                case "Add" when ConstantAt is int c && _lastPointwise is { } pointwise && _tensors.GetValueOrDefault(node.Input[1 - c]) == pointwise.Node:
+                {
+                    var bias = Floats(node.Input[c], name);
+                    var withBias = new Conv2d(pointwise.Layer.OutChannels, 1) { Name = pointwise.Layer.Name };
+                    if (bias.Length != withBias.OutChannels) throw Malformed(node, $"the bias has {bias.Length} values for {withBias.OutChannels} channels");
+                    _builder.ReplaceLayer(pointwise.Node, withBias);
+                    var weight = _weights.Single(w => w.Layer == pointwise.Layer);
+                    _weights.Remove(weight);
+                    _weights.Add((withBias, "weight", weight.Values));
+                    _weights.Add((withBias, "bias", bias));
+                    _lastPointwise = null;
+                    Alias(node, Out, node.Input[1 - c]);
+                    return true;
+                }
+                case "Mul" when ConstantAt is int c && Made(1 - c) && _rank.GetValueOrDefault(node.Input[1 - c], 3) == 3:
+                {
+                    // A constant per channel (ConvNeXt's layer scale) is a depthwise 1×1 convolution: trainable, exported as Conv.
+                    var scale = PerChannel(node, c, null, name);
+                    var conv = new Conv2d(scale.Length, 1, groups: scale.Length, bias: false) { Name = Unique(name) };
+                    _weights.Add((conv, "weight", scale));
+                    AddLayerOn(node, node.Input[1 - c], conv, Out);
+                    return true;
+                }
+                default:
+                    return false;
+            }
+        }
+
+        /// <summary>Operators that mean the same on a channels-last view as on the channels-first tensor Ml.Cnn holds.</summary>
+        private bool ChannelsLastSafe(NodeProto node) => node.OpType switch
+        {
+            "Identity" or "Dropout" or "Relu" or "Sigmoid" or "Tanh" or "LeakyRelu" or "Elu" or "Clip" or "HardSigmoid" or "HardSwish" => true,
+            "Add" or "Mul" => node.Input.All(_channelsLast.Contains), // equal shapes in the same layout, or SiLU
+            _ => false,
+        };
+
+        /// <summary>A ReduceMean over the channels: the last axis of a channels-last view, or axis 1.</summary>
+        private bool OverChannels(NodeProto node)
+        {
+            var axes = Ints(node, "axes", []);
+            string input = _partials.TryGetValue(node.Input[0], out var partial) ? partial.Input : node.Input[0];
+            return _channelsLast.Contains(input) ? axes is [-1 or 3] : axes is [1] || axes is [-1] && _rank.GetValueOrDefault(input, 3) == 1;
+        }
+
+        /// <summary>
+        /// A constant with one value per channel of the node's other input: shaped [C] on a channels-last view or a
+        /// vector, [C, 1, 1] or [1, C, 1, 1] on an image (a [C] constant would broadcast along the width there).
+        /// </summary>
+        private float[] PerChannel(NodeProto node, int constant, Layer? layer, string name)
+        {
+            string other = node.Input[1 - constant];
+            var dims = Dims(node.Input[constant]);
+            var values = Floats(node.Input[constant], name);
+            bool lastAxis = _channelsLast.Contains(other) || _rank.GetValueOrDefault(other, 3) == 1;
+            bool shaped = lastAxis ? dims.Length == 1 : dims.Length is 3 or 4 && dims[^1] == 1 && dims[^2] == 1 && (dims.Length == 3 || dims[0] == 1);
+            int channels = ShapeOf(node, other)[0];
+            if (!shaped || values.Length != channels)
+                throw Unsupported(node, $"a constant [{string.Join(", ", dims)}] does not hold one value per channel of {ShapeOf(node, other)}" +
+                    (lastAxis ? "" : " (on an image: [C, 1, 1])") + (layer is null ? "" : $" for layer '{layer.Name}'"));
+            return values;
         }
 
         /// <summary>
@@ -614,26 +803,36 @@ public static class OnnxImporter
             return (checked((int)pads[0]), checked((int)pads[1]));
         }
 
-        private void AddLayer(NodeProto node, Layer layer, string output, int? rank = null)
+        private void AddLayer(NodeProto node, Layer layer, string output, int? rank = null) => AddLayerOn(node, node.Input[0], layer, output, rank);
+
+        private void AddLayerOn(NodeProto node, string input, Layer layer, string output, int? rank = null)
         {
-            var input = Source(node, node.Input[0]);
-            _tensors[output] = _builder.Add(layer, input);
-            _rank[output] = rank ?? _rank.GetValueOrDefault(node.Input[0], 3);
+            _tensors[output] = _builder.Add(layer, Source(node, input));
+            _rank[output] = rank ?? _rank.GetValueOrDefault(input, 3);
+            if (_channelsLast.Contains(input) && rank is null) _channelsLast.Add(output);
         }
 
         private void AddMerge(NodeProto node, MergeLayer merge, string output)
         {
+            if (node.Input.Select(_channelsLast.Contains).Distinct().Count() > 1)
+                throw Unsupported(node, "it combines a channels-last view with a channels-first tensor");
             _tensors[output] = _builder.Merge(merge, node.Input.Select(i => Source(node, i)).ToArray());
             _rank[output] = _rank.GetValueOrDefault(node.Input[0], 3);
+            if (_channelsLast.Contains(node.Input[0])) _channelsLast.Add(output);
         }
 
-        private void Alias(NodeProto node, string output)
+        private void Alias(NodeProto node, string output, string? input = null)
         {
-            _tensors[output] = Source(node, node.Input[0]);
-            _rank[output] = _rank.GetValueOrDefault(node.Input[0], 3);
+            input ??= node.Input[0];
+            _tensors[output] = Source(node, input);
+            _rank[output] = _rank.GetValueOrDefault(input, 3);
+            if (_channelsLast.Contains(input)) _channelsLast.Add(output);
         }
 
         private Node Source(NodeProto node, string tensor) => _tensors.TryGetValue(tensor, out var n) ? n
+            : _partials.TryGetValue(tensor, out var partial)
+                ? throw Unsupported(node, $"it reads '{tensor}', a step ({partial.Step}) of the layer normalization or GELU computed " +
+                    $"from '{partial.Input}', which Ml.Cnn computes as one layer")
             : throw new InvalidDataException($"'{source}': node '{node.Name}' ({node.OpType}) reads '{tensor}', which no earlier node produces.");
 
         private readonly HashSet<string> _names = [];

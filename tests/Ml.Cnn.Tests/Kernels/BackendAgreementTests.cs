@@ -201,6 +201,7 @@ public abstract class BackendAgreementTests(IBackend tested, ulong seed)
     [InlineData(ActivationKind.HardSigmoid, 2f, 0.5f)]
     [InlineData(ActivationKind.HardSwish, 0f, 0f)]
     [InlineData(ActivationKind.Silu, 0f, 0f)]
+    [InlineData(ActivationKind.Gelu, 0f, 0f)]
     public void Activations(ActivationKind kind, float alpha, float beta)
     {
         var x = Random(3, 37, 41);
@@ -276,6 +277,27 @@ public abstract class BackendAgreementTests(IBackend tested, ulong seed)
         AssertClose(dx.Reference, dx.Cpu, "batch norm dx", abs: 1e-4);
         AssertClose(dgamma.Reference, dgamma.Cpu, "batch norm dgamma", abs: 1e-4);
         AssertClose(dbeta.Reference, dbeta.Cpu, "batch norm dbeta", abs: 1e-4);
+    }
+
+    [Theory]
+    [InlineData(new[] { 5, 7, 9, 3 })] // each pixel over its channels
+    [InlineData(new[] { 33, 13 })]     // each row over its features
+    public void LayerNorm(int[] shape)
+    {
+        int c = shape[1], positions = shape[0] * (shape.Aggregate(1, (a, d) => a * d) / shape[0] / c);
+        var x = Random(shape);
+        var (y, dx, dy) = (Empty(shape), Empty(shape), Random(shape));
+        var (gamma, beta, dgamma, dbeta) = (Random(c), Random(c), Empty(c), Empty(c));
+        var (mean, invStd) = (Empty(positions), Empty(positions));
+        _reference.LayerNormForward(x.Reference, gamma.Reference, beta.Reference, 1e-6f, y.Reference, mean.Reference, invStd.Reference);
+        _cpu.LayerNormForward(x.Cpu, gamma.Cpu, beta.Cpu, 1e-6f, y.Cpu, mean.Cpu, invStd.Cpu);
+        AssertClose(y.Reference, y.Cpu, "layer norm forward");
+        _reference.LayerNormBackward(x.Reference, dy.Reference, gamma.Reference, mean.Reference, invStd.Reference, dx.Reference,
+            dgamma.Reference, dbeta.Reference);
+        _cpu.LayerNormBackward(x.Cpu, dy.Cpu, gamma.Cpu, mean.Cpu, invStd.Cpu, dx.Cpu, dgamma.Cpu, dbeta.Cpu);
+        AssertClose(dx.Reference, dx.Cpu, "layer norm dx", abs: 1e-4);
+        AssertClose(dgamma.Reference, dgamma.Cpu, "layer norm dgamma", abs: 1e-4);
+        AssertClose(dbeta.Reference, dbeta.Cpu, "layer norm dbeta", abs: 1e-4);
     }
 
     [Theory]

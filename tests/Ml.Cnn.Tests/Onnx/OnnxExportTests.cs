@@ -66,6 +66,34 @@ public sealed class OnnxExportTests : IDisposable
         foreach (var name in new[] { "relu6", "hswish", "act" }) Assert.Contains(imported.Nodes, n => n.Name == name);
     }
 
+    /// <summary>ConvNeXt's layers: layer normalization over an image's channels and over a vector's features, GELU.</summary>
+    private static Network NormalizedBlocks()
+    {
+        var b = new NetworkBuilder();
+        var x = b.Chain(b.Input, new Conv2d(6, 3, padding: 1), new LayerNorm(1e-6f) { Name = "norm" }, new Gelu { Name = "gelu" });
+        b.Chain(x, new GlobalAvgPool(), new Dense(5), new LayerNorm { Name = "head_norm" }, new Gelu(), new Dense(3));
+        var network = Network.Create(b, new CpuBackend(2), new TensorShape(3, 7, 7), seed: 6);
+        var rng = new Rng(8);
+        foreach (var p in network.Parameters) p.Value.CopyFrom(RandomNormal(rng, p.Value.Length, 0.7));
+        return network;
+    }
+
+    [Fact]
+    public void NormalizedBlocksMatchOnnxRuntime() => CheckAgainstOnnxRuntime(NormalizedBlocks());
+
+    [Fact]
+    public void NormalizedBlocksImportAgainWithTheirNamesAndOutputs()
+    {
+        var original = NormalizedBlocks();
+        var imported = OnnxImporter.Import(OnnxExporter.ToBytes(original), new CpuBackend(2));
+        var values = RandomNormal(new Rng(3), 2 * 3 * 7 * 7);
+        var expected = original.Forward(TensorOf(original.Backend, values, 2, 3, 7, 7), false).ToArray();
+        Assert.Equal(expected, imported.Forward(TensorOf(imported.Backend, values, 2, 3, 7, 7), false).ToArray());
+        Assert.Equal(original.ParameterCount, imported.ParameterCount);
+        foreach (var name in new[] { "norm", "gelu", "head_norm" }) Assert.Contains(imported.Nodes, n => n.Name == name);
+        Assert.Equal(2, imported.Nodes.Count(n => n.Layer is LayerNorm));
+    }
+
     [Fact]
     public void UserWrittenDagMatchesOnnxRuntime()
     {

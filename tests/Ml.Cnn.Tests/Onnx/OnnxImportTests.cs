@@ -132,6 +132,23 @@ public sealed class OnnxImportTests
         Assert.Contains($"'{model.Graph.Node[1].Name}'", error.Message);
     }
 
+    [Theory]
+    [InlineData("Transpose", "MaxPool", "channels-last view")] // pooling a channels-last view would pool the channels
+    [InlineData("Div", "Relu", "step (GeluScaled)")]          // a step of GELU read by another operator
+    [InlineData("Pow", "Relu", "step (Square)")]              // a step of layer normalization read by another operator
+    public void ConvNextsViewsAndStepsReadElsewhereAreRefusedByName(string producer, string reader, string expected)
+    {
+        var path = Path.Combine(AppContext.BaseDirectory, "Fixtures", "torchvision", "convnext.onnx");
+        var model = Ml.Cnn.Onnx.Proto.ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+        int at = model.Graph.Node.ToList().FindIndex(n => n.OpType == producer && (producer != "Div" || n.Name.Contains("block.4")));
+        var extra = new Ml.Cnn.Onnx.Proto.NodeProto { OpType = reader, Name = "extra", Input = { model.Graph.Node[at].Output[0] }, Output = { "extra_out" } };
+        if (reader == "MaxPool") extra.Attribute.Add(new Ml.Cnn.Onnx.Proto.AttributeProto { Name = "kernel_shape", Ints = { 2, 2 } });
+        model.Graph.Node.Insert(at + 1, extra);
+        var error = Assert.Throws<NotSupportedException>(() => OnnxImporter.Import(Google.Protobuf.MessageExtensions.ToByteArray(model), new CpuBackend(1)));
+        Assert.Contains("'extra'", error.Message);
+        Assert.Contains(expected, error.Message);
+    }
+
     [Fact]
     public void AnInitializerPassedThroughIdentityIsAConstant()
     {

@@ -39,7 +39,7 @@ public sealed class TorchvisionImportTests : IDisposable
         { "resnet18", "cpu2" }, { "resnet18", "reference" }, { "googlenet", "cpu2" }, { "googlenet", "reference" },
         { "regnet_y", "cpu2" }, { "regnet_y", "reference" },
         { "vgg11_bn", "cpu2" }, { "vgg11_bn", "reference" }, { "alexnet", "cpu2" }, { "alexnet", "reference" },
-        { "inception_v3", "cpu2" }, { "inception_v3", "reference" },
+        { "inception_v3", "cpu2" }, { "inception_v3", "reference" }, { "convnext", "cpu2" }, { "convnext", "reference" },
     };
 
     [Theory, MemberData(nameof(Families))]

@@ -80,6 +80,9 @@ public abstract class GradientCheckTests(string backendName)
     [Fact]
     public void Silu() => GradientCheck.Layer(_backend, new Silu(), [2, 3, 4, 5]);
 
+    [Fact]
+    public void Gelu() => GradientCheck.Layer(_backend, new Gelu(), [2, 3, 4, 5]);
+
     [Theory]
     [InlineData(new[] { 3, 4, 5 }, new[] { 3, 1, 1 }, 1)] // input × per-channel gate (squeeze-and-excitation)
     [InlineData(new[] { 3 }, new[] { 3, 4, 5 }, 0)]      // a [C] gate first
@@ -165,6 +168,11 @@ public abstract class GradientCheckTests(string backendName)
     [InlineData(new[] { 3, 4, 3, 5 })]
     [InlineData(new[] { 5, 6 })]
     public void BatchNormTraining(int[] shape) => GradientCheck.Layer(_backend, new BatchNorm(), shape);
+
+    [Theory]
+    [InlineData(new[] { 3, 4, 3, 5 })] // each pixel over its channels
+    [InlineData(new[] { 5, 6 })]       // each row over its features
+    public void LayerNorm(int[] shape) => GradientCheck.Layer(_backend, new LayerNorm(), shape);
 
     [Fact]
     public void BatchNormEvaluation() => GradientCheck.Layer(_backend, new BatchNorm(), [3, 4, 3, 5], training: false);

@@ -101,6 +101,7 @@ public abstract class TorchAgreementTests(string backendName)
     [InlineData("act_hardsigmoid")]
     [InlineData("act_hardswish")]
     [InlineData("act_silu")]
+    [InlineData("act_gelu")]
     public void Activations(string name)
     {
         var f = TorchFixture.Load(name);
@@ -115,6 +116,7 @@ public abstract class TorchAgreementTests(string backendName)
             "act_hardsigmoid" => new HardSigmoid(),
             "act_hardswish" => new HardSwish(),
             "act_silu" => new Silu(),
+            "act_gelu" => new Gelu(),
             _ => new Tanh(),
         };
         CheckForwardBackward(f, RunLayer(f, layer));
@@ -133,6 +135,19 @@ public abstract class TorchAgreementTests(string backendName)
         AssertClose(f.Values("dbeta"), bn.Beta.Gradient.ToArray(), $"{name} dbeta");
         AssertClose(f.Values("running_mean_after"), bn.RunningMean.ToArray(), $"{name} running mean");
         AssertClose(f.Values("running_var_after"), bn.RunningVariance.ToArray(), $"{name} running var");
+    }
+
+    [Theory, MemberData(nameof(Cases), "layernorm_", MemberType = typeof(TorchAgreementTests))]
+    public void LayerNormalization(string name)
+    {
+        var f = TorchFixture.Load(name);
+        var norm = new LayerNorm(f.Float("eps"));
+        RunLayer(f, norm);
+        norm.Gamma.Value.CopyFrom(f.Values("gamma"));
+        norm.Beta.Value.CopyFrom(f.Values("beta"));
+        CheckForwardBackward(f, norm);
+        AssertClose(f.Values("dgamma"), norm.Gamma.Gradient.ToArray(), $"{name} dgamma");
+        AssertClose(f.Values("dbeta"), norm.Beta.Gradient.ToArray(), $"{name} dbeta");
     }
 
     [Theory, MemberData(nameof(Cases), "batchnorm_eval_", MemberType = typeof(TorchAgreementTests))]

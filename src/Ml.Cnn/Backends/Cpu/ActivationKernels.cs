@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
+using Ml.Cnn.Core;
 
 namespace Ml.Cnn.Backends.Cpu;
 
@@ -50,6 +51,9 @@ internal static class ActivationKernels
                 break;
             case ActivationKind.Silu:
                 for (int i = 0; i < x.Length; i++) y[i] = x[i] / (1 + MathF.Exp(-x[i]));
+                break;
+            case ActivationKind.Gelu:
+                for (int i = 0; i < x.Length; i++) y[i] = SpecialFunctions.Gelu(x[i]);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(kind), kind, null);
@@ -109,6 +113,9 @@ internal static class ActivationKernels
                     float s = 1 / (1 + MathF.Exp(-x[i]));
                     dx[i] = dy[i] * s * (1 + x[i] * (1 - s));
                 }
+                break;
+            case ActivationKind.Gelu:
+                for (int i = 0; i < x.Length; i++) dx[i] = dy[i] * SpecialFunctions.GeluSlope(x[i]);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(kind), kind, null);

@@ -511,6 +511,85 @@ public sealed class CpuBackend : HostBackend, IBackend
     }
 
     /// <inheritdoc />
+    public void LayerNormForward(Tensor x, Tensor gamma, Tensor beta, float epsilon, Tensor y, Tensor savedMean, Tensor savedInvStd)
+    {
+        var (fx, fy, fg, fb, fm, fs) = (Array(x), Array(y), Array(gamma), Array(beta), Array(savedMean), Array(savedInvStd));
+        int c = x.Shape[1], plane = x.Shape.ItemLength / c;
+        // Items in parallel; within one, channel planes are walked in order, so the sums do not depend on threads.
+        For(x.Shape.N, n =>
+        {
+            var mean = fm.AsSpan(n * plane, plane);
+            var invStd = fs.AsSpan(n * plane, plane);
+            mean.Clear();
+            invStd.Clear();
+            for (int ch = 0; ch < c; ch++) Pointwise.AddInto(mean, fx.AsSpan((n * c + ch) * plane, plane));
+            for (int p = 0; p < plane; p++) mean[p] /= c;
+            for (int ch = 0; ch < c; ch++)
+            {
+                var xc = fx.AsSpan((n * c + ch) * plane, plane);
+                for (int p = 0; p < plane; p++) invStd[p] += (xc[p] - mean[p]) * (xc[p] - mean[p]);
+            }
+            for (int p = 0; p < plane; p++) invStd[p] = 1 / MathF.Sqrt(invStd[p] / c + epsilon);
+            for (int ch = 0; ch < c; ch++)
+            {
+                var xc = fx.AsSpan((n * c + ch) * plane, plane);
+                var yc = fy.AsSpan((n * c + ch) * plane, plane);
+                for (int p = 0; p < plane; p++) yc[p] = (xc[p] - mean[p]) * invStd[p] * fg[ch] + fb[ch];
+            }
+        });
+    }
+
+    /// <inheritdoc />
+    public void LayerNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor savedMean, Tensor savedInvStd, Tensor dx, Tensor dgamma,
+        Tensor dbeta)
+    {
+        var (fx, fdy, fdx, fg, fm, fs) = (Array(x), Array(dy), Array(dx), Array(gamma), Array(savedMean), Array(savedInvStd));
+        int items = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
+        // Each item's share of dγ and dβ, added in item order afterwards: the same bits for any thread count.
+        var shares = new double[items, 2, c];
+        For(items, n =>
+        {
+            var mean = fm.AsSpan(n * plane, plane);
+            var invStd = fs.AsSpan(n * plane, plane);
+            var sumG = new float[plane];
+            var sumGXhat = new float[plane];
+            for (int ch = 0; ch < c; ch++)
+            {
+                var xc = fx.AsSpan((n * c + ch) * plane, plane);
+                var dyc = fdy.AsSpan((n * c + ch) * plane, plane);
+                double dg = 0, db = 0;
+                for (int p = 0; p < plane; p++)
+                {
+                    float xhat = (xc[p] - mean[p]) * invStd[p], g = dyc[p] * fg[ch];
+                    sumG[p] += g;
+                    sumGXhat[p] += g * xhat;
+                    dg += dyc[p] * xhat;
+                    db += dyc[p];
+                }
+                (shares[n, 0, ch], shares[n, 1, ch]) = (dg, db);
+            }
+            for (int ch = 0; ch < c; ch++)
+            {
+                var xc = fx.AsSpan((n * c + ch) * plane, plane);
+                var dyc = fdy.AsSpan((n * c + ch) * plane, plane);
+                var dxc = fdx.AsSpan((n * c + ch) * plane, plane);
+                for (int p = 0; p < plane; p++)
+                {
+                    float xhat = (xc[p] - mean[p]) * invStd[p];
+                    dxc[p] = invStd[p] * (dyc[p] * fg[ch] - (sumG[p] + xhat * sumGXhat[p]) / c);
+                }
+            }
+        });
+        var (fdg, fdb) = (Array(dgamma), Array(dbeta));
+        for (int ch = 0; ch < c; ch++)
+        {
+            double dg = 0, db = 0;
+            for (int n = 0; n < items; n++) (dg, db) = (dg + shares[n, 0, ch], db + shares[n, 1, ch]);
+            (fdg[ch], fdb[ch]) = ((float)dg, (float)db);
+        }
+    }
+
+    /// <inheritdoc />
     public void LrnForward(Tensor x, Tensor y, Tensor scale, int size, float alpha, float beta, float k)
     {
         var (fx, fy, fs) = (Array(x), Array(y), Array(scale));

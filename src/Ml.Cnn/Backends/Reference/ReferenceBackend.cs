@@ -378,6 +378,7 @@ public sealed class ReferenceBackend : HostBackend, IBackend
                 ActivationKind.HardSigmoid => Math.Clamp(alpha * v + beta, 0, 1),
                 ActivationKind.HardSwish => v * Math.Clamp(v / 6 + 0.5, 0, 1),
                 ActivationKind.Silu => v / (1 + Math.Exp(-v)),
+                ActivationKind.Gelu => 0.5 * v * (1 + SpecialFunctions.Erf(v / Math.Sqrt(2))),
                 _ => throw new ArgumentOutOfRangeException(nameof(kind)),
             });
         }
@@ -405,6 +406,7 @@ public sealed class ReferenceBackend : HostBackend, IBackend
                 ActivationKind.HardSigmoid => alpha * v + beta is > 0 and < 1 ? alpha : 0,
                 ActivationKind.HardSwish => v < -3 ? 0 : v <= 3 ? v / 3 + 0.5 : 1,
                 ActivationKind.Silu => Sigmoid(v) * (1 + v * (1 - Sigmoid(v))),
+                ActivationKind.Gelu => 0.5 * (1 + SpecialFunctions.Erf(v / Math.Sqrt(2))) + v * Math.Exp(-v * v / 2) / Math.Sqrt(2 * Math.PI),
                 _ => throw new ArgumentOutOfRangeException(nameof(kind)),
             };
             sdx[i] = (float)(slope * sdy[i]);
@@ -543,6 +545,58 @@ public sealed class ReferenceBackend : HostBackend, IBackend
                         : (float)(gm * invStd * sdy[idx]);
                 }
         }
+    }
+
+    /// <inheritdoc />
+    public void LayerNormForward(Tensor x, Tensor gamma, Tensor beta, float epsilon, Tensor y, Tensor savedMean, Tensor savedInvStd)
+    {
+        var (sx, sy, sg, sb, sm, ss) = (Array(x), Array(y), Array(gamma), Array(beta), Array(savedMean), Array(savedInvStd));
+        int c = x.Shape[1], plane = x.Shape.ItemLength / c;
+        for (int n = 0; n < x.Shape.N; n++)
+            for (int p = 0; p < plane; p++)
+            {
+                int first = n * c * plane + p;
+                double sum = 0, squares = 0;
+                for (int ch = 0; ch < c; ch++) sum += sx[first + ch * plane];
+                double mean = sum / c;
+                for (int ch = 0; ch < c; ch++) squares += Math.Pow(sx[first + ch * plane] - mean, 2);
+                double invStd = 1 / Math.Sqrt(squares / c + epsilon);
+                sm[n * plane + p] = (float)mean;
+                ss[n * plane + p] = (float)invStd;
+                for (int ch = 0; ch < c; ch++)
+                    sy[first + ch * plane] = (float)((sx[first + ch * plane] - mean) * invStd * sg[ch] + sb[ch]);
+            }
+    }
+
+    /// <inheritdoc />
+    public void LayerNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor savedMean, Tensor savedInvStd, Tensor dx, Tensor dgamma,
+        Tensor dbeta)
+    {
+        var (sx, sdy, sdx, sg, sm, ss) = (Array(x), Array(dy), Array(dx), Array(gamma), Array(savedMean), Array(savedInvStd));
+        int c = x.Shape[1], plane = x.Shape.ItemLength / c;
+        var (dg, db) = (new double[c], new double[c]);
+        for (int n = 0; n < x.Shape.N; n++)
+            for (int p = 0; p < plane; p++)
+            {
+                int first = n * c * plane + p;
+                double mean = sm[n * plane + p], invStd = ss[n * plane + p], sumG = 0, sumGXhat = 0;
+                for (int ch = 0; ch < c; ch++)
+                {
+                    int i = first + ch * plane;
+                    double xhat = (sx[i] - mean) * invStd, g = sdy[i] * (double)sg[ch];
+                    sumG += g;
+                    sumGXhat += g * xhat;
+                    dg[ch] += sdy[i] * xhat;
+                    db[ch] += sdy[i];
+                }
+                for (int ch = 0; ch < c; ch++)
+                {
+                    int i = first + ch * plane;
+                    double xhat = (sx[i] - mean) * invStd;
+                    sdx[i] = (float)(invStd * (sdy[i] * (double)sg[ch] - sumG / c - xhat * sumGXhat / c));
+                }
+            }
+        for (int ch = 0; ch < c; ch++) (Array(dgamma)[ch], Array(dbeta)[ch]) = ((float)dg[ch], (float)db[ch]);
     }
 
     /// <inheritdoc />
