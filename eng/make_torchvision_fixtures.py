@@ -47,6 +47,31 @@ class NarrowResNet18(torchvision.models.ResNet):
         self.fc = torch.nn.Linear(128, num_classes)
 
 
+class NarrowResNeXt(torchvision.models.ResNet):
+    """ResNeXt's bottlenecks (32x4d's grouping: 4 groups of width 4 per 64 planes) in one block per stage, at a quarter
+    of ResNet-50's widths: 64-128-256-512 out."""
+
+    def __init__(self, num_classes):
+        block = torchvision.models.resnet.Bottleneck
+        super().__init__(block, [1, 1, 1, 1], num_classes=num_classes, groups=4, width_per_group=16)
+        self.inplanes = 16
+        self.conv1 = torch.nn.Conv2d(3, 16, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(16)
+        self.layer1 = self._make_layer(block, 16, 1)
+        self.layer2 = self._make_layer(block, 32, 1, stride=2)
+        self.layer3 = self._make_layer(block, 64, 1, stride=2)
+        self.layer4 = self._make_layer(block, 128, 1, stride=2)
+        self.fc = torch.nn.Linear(128 * block.expansion, num_classes)
+
+
+def narrow_efficientnet_v2(num_classes):
+    """EfficientNetV2's design (fused MBConv stages, then MBConv with squeeze-and-excitation) in four small stages."""
+    FusedMBConvConfig, MBConvConfig = efficientnet.FusedMBConvConfig, efficientnet.MBConvConfig
+    setting = [FusedMBConvConfig(1, 3, 1, 16, 16, 1), FusedMBConvConfig(4, 3, 2, 16, 24, 2),
+               MBConvConfig(4, 3, 2, 24, 32, 1), MBConvConfig(6, 3, 2, 32, 48, 2)]
+    return efficientnet.EfficientNet(setting, 0.2, last_channel=128, num_classes=num_classes)
+
+
 def narrow_googlenet(num_classes):
     """GoogLeNet's layout (nine inception blocks, ceil-mode pools) with every convolution a quarter as wide."""
     class QuarterConv(BasicConv2d):
@@ -132,6 +157,8 @@ def families():
         "vgg11_bn": lambda: narrow_vgg11_bn(num_classes=10),
         "alexnet": lambda: narrow_alexnet(num_classes=10),
         "inception_v3": lambda: narrow_inception_v3(num_classes=10),
+        "resnext": lambda: NarrowResNeXt(num_classes=10),
+        "efficientnet_v2": lambda: narrow_efficientnet_v2(num_classes=10),
         # ConvNeXt's design (patchify stem, depthwise 7x7, channels-last LayerNorm and Linear, GELU, layer scale) in
         # three stages of 16-32-64 channels.
         "convnext": lambda: convnext.ConvNeXt([convnext.CNBlockConfig(16, 32, 1), convnext.CNBlockConfig(32, 64, 1),
