@@ -31,11 +31,12 @@ public static class CnnCatalog
     /// <summary>A k-nearest-neighbour classifier (exact search; K and distance optionally chosen by cross-validation).</summary>
     public static KnnTrainer KNearestNeighbors(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         string labelColumnName = "Label", string featureColumnName = "Features", int k = 5, Neighbors.KnnDistance distance = Neighbors.KnnDistance.Euclidean) =>
-        new(new KnnOptions { LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, K = k, Distance = distance });
+        new(new KnnOptions { LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, K = k, Distance = distance },
+            MLContextAccess.EnvironmentOf(catalog));
 
     /// <summary>A k-nearest-neighbour classifier with every option.</summary>
     public static KnnTrainer KNearestNeighbors(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, KnnOptions options) =>
-        new(options ?? throw new ArgumentNullException(nameof(options)));
+        new(options ?? throw new ArgumentNullException(nameof(options)), MLContextAccess.EnvironmentOf(catalog));
 
     /// <summary>The segmentation task: its trainers and its evaluator (pixel accuracy, IoU).</summary>
     public static SegmentationCatalog Segmentation(this MLContext context) =>

@@ -76,10 +76,13 @@ internal static class CnnTraining
     /// depend on it). No usable device: with <c>FallbackToCpu</c> the CPU backend and one line through
     /// <c>MLContext.Log</c>; without it a <see cref="GpuUnavailableException"/> saying what was looked for and found.
     /// </summary>
-    public static IBackend BackendFor(CnnTrainerOptions options, IHostEnvironment? environment)
+    public static IBackend BackendFor(CnnTrainerOptions options, IHostEnvironment? environment) => BackendFor(options.Threads, environment);
+
+    /// <summary>The backend for a fit with <paramref name="threads"/> CPU threads (0: all cores); see the options overload.</summary>
+    internal static IBackend BackendFor(int threads, IHostEnvironment? environment)
     {
         var (deviceId, fallbackToCpu) = MLContextAccess.GpuSettings(environment);
-        if (deviceId is not { } id) return new CpuBackend(options.Threads);
+        if (deviceId is not { } id) return new CpuBackend(threads);
         if (DeviceOpener.Value is { } open) return open(id);
         try
         {
@@ -99,8 +102,8 @@ internal static class CnnTraining
         }
         catch (GpuUnavailableException e) when (fallbackToCpu)
         {
-            MLContextAccess.Log(environment, $"Training on the CPU ({options.Threads} threads, 0 = all cores): {e.Message}");
-            return new CpuBackend(options.Threads);
+            MLContextAccess.Log(environment, $"Training on the CPU ({threads} threads, 0 = all cores): {e.Message}");
+            return new CpuBackend(threads);
         }
     }
 

@@ -1,5 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using Ml.Cnn.Backends;
 using Ml.Cnn.Neighbors;
 
 namespace Ml.Cnn.MLNet;
@@ -52,7 +54,9 @@ public sealed class KnnOptions
 /// </summary>
 public sealed class KnnTrainer : IEstimator<KnnTransformer>
 {
-    internal KnnTrainer(KnnOptions options)
+    private readonly IHostEnvironment? _environment;
+
+    internal KnnTrainer(KnnOptions options, IHostEnvironment? environment = null)
     {
         if ((options.CandidateK ?? [options.K]).Any(k => k < 1))
             throw new ArgumentOutOfRangeException(nameof(options), $"K must be at least 1, got {string.Join(", ", options.CandidateK ?? [options.K])}.");
@@ -66,6 +70,7 @@ public sealed class KnnTrainer : IEstimator<KnnTransformer>
         Require(options.LabelColumnName is not null, nameof(KnnOptions.LabelColumnName), "null", "must name a column");
         Require(options.FeatureColumnName is not null, nameof(KnnOptions.FeatureColumnName), "null", "must name a column");
         Options = options;
+        _environment = environment;
     }
 
     /// <summary>The options this trainer was created with.</summary>
@@ -82,19 +87,22 @@ public sealed class KnnTrainer : IEstimator<KnnTransformer>
         var candidateDistances = Options.CandidateDistances ?? [Options.Distance];
         if (candidateK.Max() > labels.Length)
             throw new ArgumentOutOfRangeException(nameof(input), $"K ({candidateK.Max()}) is larger than the training set ({labels.Length} rows).");
+        // MLContext.GpuDeviceId puts the training vectors and the search's products on that device, as for the CNN trainers.
+        var backend = CnnTraining.BackendFor(Options.Threads, _environment);
+        var device = backend is HostBackend ? null : backend;
         IReadOnlyList<KnnCandidateResult> table = [];
         int k = candidateK[0];
         var distance = candidateDistances[0];
         if (candidateK.Length > 1 || candidateDistances.Length > 1)
         {
             table = KnnClassifier.CrossValidate(features, labels, dimension, classes, candidateK, candidateDistances, Options.Weighting,
-                Options.Folds, (ulong)Options.Seed, Options.Threads);
+                Options.Folds, (ulong)Options.Seed, Options.Threads, device);
             // Best mean accuracy; among equals, the first candidate as the user listed them.
             var best = table.OrderByDescending(r => r.MeanAccuracy)
                 .ThenBy(r => Array.IndexOf(candidateDistances, r.Distance)).ThenBy(r => Array.IndexOf(candidateK, r.K)).First();
             (k, distance) = (best.K, best.Distance);
         }
-        var classifier = new KnnClassifier(features, labels, dimension, classes, k, distance, Options.Weighting, Options.Threads);
+        var classifier = new KnnClassifier(features, labels, dimension, classes, k, distance, Options.Weighting, Options.Threads, device);
         var label = input.Schema[Options.LabelColumnName];
         return new KnnTransformer(classifier, table, Options.FeatureColumnName, (KeyDataViewType)label.Type, label.Annotations);
     }

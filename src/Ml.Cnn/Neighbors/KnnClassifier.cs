@@ -1,3 +1,4 @@
+using Ml.Cnn.Backends;
 using Ml.Cnn.Core;
 
 namespace Ml.Cnn.Neighbors;
@@ -18,10 +19,14 @@ public sealed record KnnCandidateResult(int K, KnnDistance Distance, double Mean
 /// A k-nearest-neighbour classifier over stored training vectors. Scores are the classes' vote shares; the
 /// prediction is the class with the largest share, ties going to the lowest class index (as scipy's mode does).
 /// </summary>
-public sealed class KnnClassifier
+public sealed class KnnClassifier : IDisposable
 {
-    /// <summary>Stores the training set; labels are class indices in [0, classCount).</summary>
-    public KnnClassifier(float[] features, float[] labels, int dimension, int classCount, int k, KnnDistance distance, KnnWeighting weighting, int threads = 0)
+    /// <summary>
+    /// Stores the training set; labels are class indices in [0, classCount). With a device <paramref name="backend"/>
+    /// (the GPU's) the training vectors also go there, and the products of L2 and cosine searches run on it.
+    /// </summary>
+    public KnnClassifier(float[] features, float[] labels, int dimension, int classCount, int k, KnnDistance distance, KnnWeighting weighting,
+        int threads = 0, IBackend? backend = null)
     {
         int count = labels.Length;
         if (features.Length != count * dimension) throw new ArgumentException($"{count} labels need {count * dimension} feature values, got {features.Length}.", nameof(features));
@@ -35,8 +40,14 @@ public sealed class KnnClassifier
         Distance = distance;
         Weighting = weighting;
         Threads = threads;
-        Prepared = KnnSearch.PreparedReferences.Create(features, count, dimension, distance);
+        Prepared = KnnSearch.PreparedReferences.Create(features, count, dimension, distance, backend);
     }
+
+    /// <summary>The device the searches' products run on; null on the host.</summary>
+    public IBackend? Device => Prepared.Device?.Backend;
+
+    /// <summary>Releases the training vectors' device copy, if any.</summary>
+    public void Dispose() => Prepared.Dispose();
 
     internal KnnSearch.PreparedReferences Prepared { get; }
 
@@ -90,7 +101,8 @@ public sealed class KnnClassifier
     /// neighbours are searched once per fold and distance with the largest K, and every K is read off that list.
     /// </summary>
     public static IReadOnlyList<KnnCandidateResult> CrossValidate(float[] features, float[] labels, int dimension, int classCount,
-        IReadOnlyList<int> candidateK, IReadOnlyList<KnnDistance> candidateDistances, KnnWeighting weighting, int folds, ulong seed, int threads = 0)
+        IReadOnlyList<int> candidateK, IReadOnlyList<KnnDistance> candidateDistances, KnnWeighting weighting, int folds, ulong seed, int threads = 0,
+        IBackend? backend = null)
     {
         int count = labels.Length;
         if (folds < 2) throw new ArgumentOutOfRangeException(nameof(folds), folds, "Cross-validation needs at least 2 folds.");
@@ -112,7 +124,8 @@ public sealed class KnnClassifier
             var (testFeatures, testLabels) = Gather(features, labels, dimension, test);
             foreach (var distance in candidateDistances.Distinct())
             {
-                var (indices, distances) = KnnSearch.Search(trainFeatures, train.Length, testFeatures, test.Length, dimension, maxK, distance, threads);
+                var (indices, distances) = KnnSearch.Search(trainFeatures, train.Length, testFeatures, test.Length, dimension, maxK, distance, threads,
+                    backend);
                 foreach (int k in candidateK.Distinct())
                 {
                     var scores = Vote(indices, distances, test.Length, maxK, k, trainLabels, classCount, weighting);

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.Intrinsics;
+using Ml.Cnn.Backends;
 using Ml.Cnn.Backends.Cpu;
 
 namespace Ml.Cnn.Neighbors;
@@ -22,7 +23,9 @@ public enum KnnDistance
 /// the shortlist with exact double-precision distances. For L2 both sides are first centred on the references' mean
 /// (distances do not change), so a large offset shared by all vectors cannot drown the differences in rounding.
 /// L1 uses a SIMD kernel: over bytes when every value is an 8-bit pixel (<see cref="ByteGrid"/>: exact and about four
-/// times faster), over floats otherwise. Ties in distance go to the lower reference index.
+/// times faster), over floats otherwise. Ties in distance go to the lower reference index. Given a device backend
+/// (the GPU's), the L2 and cosine products run there (<see cref="IBackend.MatMul"/>) and the rest on the host; L1 stays
+/// on the host.
 /// </summary>
 public static class KnnSearch
 {
@@ -32,11 +35,15 @@ public static class KnnSearch
 
     /// <summary>
     /// For each of <paramref name="queryCount"/> queries, the indices and distances of its <paramref name="k"/>
-    /// nearest references, nearest first.
+    /// nearest references, nearest first. With a <paramref name="backend"/> that is not a host one, the products of
+    /// L2 and cosine run on it.
     /// </summary>
     public static (int[] Indices, float[] Distances) Search(float[] references, int referenceCount, float[] queries, int queryCount,
-        int dimension, int k, KnnDistance distance, int threads = 0) =>
-        Search(PreparedReferences.Create(references, referenceCount, dimension, distance), queries, queryCount, k, threads);
+        int dimension, int k, KnnDistance distance, int threads = 0, IBackend? backend = null)
+    {
+        using var prepared = PreparedReferences.Create(references, referenceCount, dimension, distance, backend);
+        return Search(prepared, queries, queryCount, k, threads);
+    }
 
     /// <summary>
     /// Searches references prepared once (centred copy, norms, ranking-key coefficients), so that a classifier
@@ -67,11 +74,13 @@ public static class KnnSearch
             int qn = Math.Min(QueryBlock, queryCount - q0);
             int queryOffset = mean is null ? q0 * dimension : 0;
             if (mean is not null) Centre(queries, q0, qn, dimension, mean, centredQueries, options);
+            prepared.Device?.SetQueries(centredQueries.AsSpan(queryOffset), qn);
             var heaps = Enumerable.Range(0, qn).Select(_ => new TopK(shortlist)).ToArray();
             for (int r0 = 0; r0 < referenceCount; r0 += ReferenceBlock)
             {
                 int rn = Math.Min(ReferenceBlock, referenceCount - r0);
-                if (viaDot) // block[i, j] = q_i · r_j (centred for L2)
+                if (viaDot && prepared.Device is { } device) device.Multiply(r0 / ReferenceBlock, block);
+                else if (viaDot) // block[i, j] = q_i · r_j (centred for L2)
                 {
                     Sgemm.Multiply(false, true, qn, rn, dimension, 1f, centredQueries.AsSpan(queryOffset, qn * dimension), dimension,
                         prepared.Vectors.AsSpan(r0 * dimension, rn * dimension), dimension, 0f, block, rn, threads);
@@ -117,7 +126,7 @@ public static class KnnSearch
         distance == KnnDistance.Manhattan ? k : Math.Min(referenceCount, Math.Max(2 * k, k + 16));
 
     /// <summary>Everything about the references that does not depend on the queries.</summary>
-    internal sealed class PreparedReferences
+    internal sealed class PreparedReferences : IDisposable
     {
         public required float[] Raw { get; init; }
         public required float[] Vectors { get; init; } // centred for L2, the raw vectors otherwise
@@ -129,8 +138,10 @@ public static class KnnSearch
         public required double[] Norms { get; init; }
         public required float[] KeyOffsets { get; init; }
         public required float[] KeyScales { get; init; }
+        public DeviceProducts? Device { get; init; } // the products on a device backend; null on the host
 
-        public static PreparedReferences Create(float[] references, int count, int dimension, KnnDistance distance)
+        /// <summary>Prepares the references; a device <paramref name="backend"/> gets them for the products of L2 and cosine.</summary>
+        public static PreparedReferences Create(float[] references, int count, int dimension, KnnDistance distance, IBackend? backend = null)
         {
             float[]? mean = distance == KnnDistance.Euclidean ? KnnSearch.Mean(references, count, dimension) : null;
             var vectors = references;
@@ -159,8 +170,12 @@ public static class KnnSearch
             {
                 Raw = references, Vectors = vectors, Count = count, Dimension = dimension, Distance = distance, Mean = mean,
                 Bytes = distance == KnnDistance.Manhattan ? ByteGrid.TryCreate(references, count, dimension) : null, Norms = norms, KeyOffsets = offsets, KeyScales = scales,
+                Device = backend is null or HostBackend || distance == KnnDistance.Manhattan ? null
+                    : new DeviceProducts(backend, vectors, count, dimension, ReferenceBlock),
             };
         }
+
+        public void Dispose() => Device?.Dispose();
     }
 
     private static double[] SquaredNorms(float[] vectors, int count, int dimension, float[]? mean)

@@ -2,6 +2,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Ml.Cnn.Gpu;
 using Ml.Cnn.MLNet;
+using Ml.Cnn.Neighbors;
 using Ml.Cnn.Tests.MLNet;
 using Ml.Cnn.Tests.Support;
 using Xunit;
@@ -66,6 +67,33 @@ public sealed class GpuMLNetTests : IDisposable
         var loaded = new MLContext().Model.Load(path, out _);
         var zipScores = loaded.Transform(test).GetColumn<float[]>("Score").SelectMany(s => s).ToArray();
         AssertClose(gpuScores, zipScores, "the zip's scores on the CPU", rel: 1e-4, abs: 1e-5);
+    }
+
+    [Theory]
+    [InlineData(KnnDistance.Euclidean)]
+    [InlineData(KnnDistance.Cosine)]
+    public void KNearestNeighboursSearchOnTheDeviceAndFindTheCpusNeighbours(KnnDistance distance)
+    {
+        KnnTransformer Fit(MLContext ml, out IDataView test)
+        {
+            var toKey = ml.Transforms.Conversion.MapValueToKey("Label").Fit(FashionData.View(ml, train: true, 300));
+            test = toKey.Transform(FashionData.View(ml, train: false, 100));
+            return ml.MulticlassClassification.Trainers.KNearestNeighbors(new KnnOptions
+            {
+                CandidateK = [1, 3, 7], CandidateDistances = [distance], Folds = 3, Threads = 1,
+            }).Fit(toKey.Transform(FashionData.View(ml, train: true, 300)));
+        }
+        var onGpu = Fit(new MLContext(seed: 1) { GpuDeviceId = 0 }, out var test);
+        var onCpu = Fit(new MLContext(seed: 1), out _);
+
+        Assert.Same(Assert.Single(_opened), onGpu.Classifier.Device);
+        Assert.Null(onCpu.Classifier.Device);
+        Assert.Equal(onCpu.CrossValidationResults.Select(r => r.MeanAccuracy), onGpu.CrossValidationResults.Select(r => r.MeanAccuracy));
+        Assert.Equal(onCpu.Classifier.K, onGpu.Classifier.K);
+        // The device's products only shortlist; the exact re-ranking on the host makes the votes the CPU's.
+        Assert.Equal(onCpu.Transform(test).GetColumn<float[]>("Score").SelectMany(s => s),
+            onGpu.Transform(test).GetColumn<float[]>("Score").SelectMany(s => s));
+        onGpu.Classifier.Dispose();
     }
 
     [Fact]
