@@ -331,12 +331,27 @@ public sealed class GpuBackend : IBackend, IDisposable
     }
 
     /// <inheritdoc />
-    public double SumOfSquares(Tensor t)
+    public double SumOfSquares(Tensor t) => SumOfSquares([t]);
+
+    /// <inheritdoc />
+    public double SumOfSquares(IReadOnlyList<Tensor> tensors)
     {
-        if (t.Length == 0) return 0;
-        Grouped<ArrayView<float>, ArrayView<double>, int>(ReductionKernels.SumOfSquares)(
-            new KernelConfig(new Index1D(SquareSlices), new Index1D(_group)), V(t), Terms(SquareSlices), t.Length);
-        return SumTerms(SquareSlices);
+        var terms = Terms(SquareSlices * tensors.Count);
+        for (int i = 0; i < tensors.Count; i++)
+            if (tensors[i].Length > 0)
+                Grouped<ArrayView<float>, ArrayView<double>, int>(ReductionKernels.SumOfSquares)(
+                    new KernelConfig(new Index1D(SquareSlices), new Index1D(_group)), V(tensors[i]),
+                    terms.SubView(i * SquareSlices, SquareSlices), tensors[i].Length);
+        var values = ReadTerms(SquareSlices * tensors.Count);
+        double sum = 0;
+        for (int i = 0; i < tensors.Count; i++)
+        {
+            if (tensors[i].Length == 0) continue;
+            double own = 0;
+            foreach (var v in values.Slice(i * SquareSlices, SquareSlices)) own += v;
+            sum += own;
+        }
+        return sum;
     }
 
     /// <inheritdoc />

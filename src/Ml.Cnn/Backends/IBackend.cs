@@ -37,6 +37,12 @@ public interface IBackend
     double SumOfSquares(Tensor t);
 
     /// <summary>
+    /// Σ t² over all the tensors, each tensor's sum added in order: gradient clipping's and the L2 penalty's one norm
+    /// over every parameter, read back once rather than once per tensor.
+    /// </summary>
+    double SumOfSquares(IReadOnlyList<Tensor> tensors);
+
+    /// <summary>
     /// Copies <paramref name="channels"/> channels of every batch item between NC… tensors of equal batch and spatial
     /// size: the primitive under channel concatenation and its backward pass.
     /// </summary>

@@ -9,12 +9,11 @@ public static class L2Regularization
     public static float Apply(IEnumerable<Parameter> parameters, float lambda)
     {
         if (!(lambda >= 0)) throw new ArgumentOutOfRangeException(nameof(lambda), lambda, "The L2 strength must be non-negative.");
-        double penalty = 0;
-        foreach (var p in parameters.Where(p => p.Decays && p.Trainable))
-        {
-            penalty += p.Value.Backend.SumOfSquares(p.Value);
-            p.Value.Backend.Axpy(lambda, p.Value, p.Gradient);
-        }
+        var decaying = parameters.Where(p => p.Decays && p.Trainable).ToArray();
+        if (decaying.Length == 0) return 0;
+        // One norm over every weight: a device backend reads it back once.
+        double penalty = decaying[0].Value.Backend.SumOfSquares(decaying.Select(p => p.Value).ToArray());
+        foreach (var p in decaying) p.Value.Backend.Axpy(lambda, p.Value, p.Gradient);
         return (float)(0.5 * lambda * penalty);
     }
 }

@@ -259,7 +259,7 @@ public static class Trainer
     private static void ClipGradients(Network network, float maxNorm)
     {
         var gradients = network.Parameters.Where(p => p.Trainable).Select(p => p.Gradient).ToArray();
-        double norm = Math.Sqrt(gradients.Sum(g => g.Backend.SumOfSquares(g)));
+        double norm = Math.Sqrt(network.Backend.SumOfSquares(gradients));
         if (!(norm > maxNorm)) return;
         float scale = (float)(maxNorm / norm);
         foreach (var g in gradients) g.Backend.Scale(g, scale);

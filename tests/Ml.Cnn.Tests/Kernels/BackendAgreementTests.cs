@@ -415,6 +415,17 @@ public abstract class BackendAgreementTests(IBackend tested, ulong seed)
         Assert.Equal(_reference.SumOfSquares(sum.Reference), _cpu.SumOfSquares(sum.Cpu), 3);
     }
 
+    [Fact]
+    public void OneNormOverManyTensorsIsTheSumOfTheirNorms()
+    {
+        // Sizes across the GPU's 64 slices, as a network's parameters come.
+        var tensors = new[] { Random(3, 5), Random(1), Random(7, 3, 5, 3), Random(70_001) };
+        double separately = tensors.Sum(t => _cpu.SumOfSquares(t.Cpu));
+        Assert.Equal(separately, _cpu.SumOfSquares(tensors.Select(t => t.Cpu).ToArray()));
+        Assert.Equal(_reference.SumOfSquares(tensors.Select(t => t.Reference).ToArray()), separately, 2);
+        Assert.Equal(0, _cpu.SumOfSquares([]));
+    }
+
     [Theory]
     [InlineData(UpsampleMode.Bilinear, 3, 5, 8, 16)]
     [InlineData(UpsampleMode.Bilinear, 7, 4, 14, 20)]

@@ -92,6 +92,14 @@ public sealed class CpuBackend : HostBackend, IBackend
     }
 
     /// <inheritdoc />
+    public double SumOfSquares(IReadOnlyList<Tensor> tensors)
+    {
+        double sum = 0;
+        foreach (var t in tensors) sum += SumOfSquares(t);
+        return sum;
+    }
+
+    /// <inheritdoc />
     public void CopyChannels(Tensor src, int srcChannelOffset, Tensor dst, int dstChannelOffset, int channels)
     {
         int n = src.Shape.N, srcC = src.Shape[1], dstC = dst.Shape[1];
