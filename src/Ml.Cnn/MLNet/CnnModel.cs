@@ -6,7 +6,7 @@ using Ml.Cnn.Training;
 namespace Ml.Cnn.MLNet;
 
 /// <summary>A trained network with what scoring needs besides it: the image shape and the input standardization.</summary>
-public sealed class CnnModel
+public sealed class CnnModel : IDisposable
 {
     private readonly BufferCache _buffers;
 
@@ -18,6 +18,17 @@ public sealed class CnnModel
         ImageInput = imageInput;
         Normalization = normalization;
         Training = training;
+    }
+
+    /// <summary>
+    /// Releases the network's memory and the backend its fit opened (on a GPU, its device memory); the transformer
+    /// holding the model does this when disposed.
+    /// </summary>
+    public void Dispose()
+    {
+        _buffers.Dispose();
+        Network.Dispose();
+        (Network.Backend as IDisposable)?.Dispose();
     }
 
     /// <summary>The trained network (its summary, layers and parameters).</summary>

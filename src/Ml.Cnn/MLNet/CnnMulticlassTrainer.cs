@@ -85,6 +85,8 @@ public sealed class CnnMulticlassTransformer : ScoringTransformer, ISingleFeatur
 
     private protected override BatchScorer Scorer { get; }
 
+    private protected override void Release() => Model.Dispose();
+
     private protected override ImageInput.Preparation? Images { get; }
 
     private protected override ITransformer ToPersistable() =>

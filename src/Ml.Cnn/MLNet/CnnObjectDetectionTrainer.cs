@@ -125,6 +125,8 @@ public sealed class CnnObjectDetectionTransformer : ScoringTransformer, ISingleF
 
     private protected override BatchScorer Scorer { get; }
 
+    private protected override void Release() => Model.Dispose();
+
     private protected override ImageInput.Preparation? Images { get; }
 
     private protected override ITransformer ToPersistable() =>

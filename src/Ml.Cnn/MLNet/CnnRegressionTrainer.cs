@@ -65,6 +65,8 @@ public sealed class CnnRegressionTransformer : ScoringTransformer, ISingleFeatur
 
     private protected override BatchScorer Scorer { get; }
 
+    private protected override void Release() => Model.Dispose();
+
     private protected override ImageInput.Preparation? Images { get; }
 
     /// <remarks>

@@ -100,6 +100,8 @@ public sealed class CnnSegmentationTransformer : ScoringTransformer, ISingleFeat
 
     private protected override BatchScorer Scorer { get; }
 
+    private protected override void Release() => Model.Dispose();
+
     private protected override ImageInput.Preparation? Images { get; }
 
     private protected override ITransformer ToPersistable() =>

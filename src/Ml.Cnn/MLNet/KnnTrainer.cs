@@ -141,6 +141,13 @@ public sealed class KnnTransformer : ScoringTransformer, ISingleFeaturePredictio
 
     private protected override BatchScorer Scorer { get; }
 
+    private protected override void Release()
+    {
+        var device = Classifier.Device; // the fit opened it (MLContext.GpuDeviceId) for this model alone
+        Classifier.Dispose();
+        (device as IDisposable)?.Dispose();
+    }
+
     /// <remarks>The zip holds the training set (as the fitted model does), inside an ONNX model that repeats the search.</remarks>
     private protected override ITransformer ToPersistable() =>
         ZipPersistence.Classifier(Onnx.KnnOnnxExporter.BuildRowScorer(Classifier, Scorer.InputColumn, "Score", ZipPersistence.ClassIndexColumn), Scorer);

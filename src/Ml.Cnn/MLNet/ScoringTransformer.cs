@@ -8,9 +8,24 @@ namespace Ml.Cnn.MLNet;
 /// Shared ITransformer plumbing: each transformer appends columns computed from one float vector column by a
 /// <see cref="BatchScorer"/>, lazily and a batch of rows at a time; PredictionEngine scores row by row.
 /// </summary>
-public abstract class ScoringTransformer : ITransformer
+public abstract class ScoringTransformer : ITransformer, IDisposable
 {
     private protected ScoringTransformer() { }
+
+    /// <summary>
+    /// Releases what the model holds outside the managed heap at once, rather than when the process exits: the
+    /// network a fit trained and the backend the fit opened (a GPU's device memory), or a KNN model's device copy of
+    /// its training vectors. ML.NET's <c>TransformerChain</c> disposes the transformers it holds. The transformer
+    /// cannot score afterwards; a model zip saved from it still loads.
+    /// </summary>
+    public void Dispose()
+    {
+        Release();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>What <see cref="Dispose"/> releases; nothing by default (a featurizer's network is its caller's).</summary>
+    private protected virtual void Release() { }
 
     private protected abstract BatchScorer Scorer { get; }
 

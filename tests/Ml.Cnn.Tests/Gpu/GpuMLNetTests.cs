@@ -97,6 +97,28 @@ public sealed class GpuMLNetTests : IDisposable
     }
 
     [Fact]
+    public void DisposingAFittedModelReleasesTheDeviceItsFitOpened()
+    {
+        var opened = new List<GpuBackend>();
+        CnnTraining.DeviceOpener.Value = _ =>
+        {
+            opened.Add(TestBackends.NewGpu()); // their own: these get disposed
+            return opened[^1];
+        };
+        var ml = new MLContext(seed: 1) { GpuDeviceId = 0 };
+        var train = ml.Transforms.Conversion.MapValueToKey("Label").Fit(FashionData.View(ml, train: true, 32))
+            .Transform(FashionData.View(ml, train: true, 32));
+        var cnn = ml.MulticlassClassification.Trainers.ConvolutionalNetwork(new CnnTrainerOptions { Architecture = "linear", Epochs = 1 })
+            .Fit(train);
+        var knn = ml.MulticlassClassification.Trainers.KNearestNeighbors(k: 3).Fit(train);
+        Assert.Equal(2, opened.Count);
+        Assert.All(opened, gpu => Assert.False(gpu.Accelerator.IsDisposed));
+        // A chain of them, as ML.NET pipelines return it, disposes both.
+        new TransformerChain<ITransformer>(cnn, knn).Dispose();
+        Assert.All(opened, gpu => Assert.True(gpu.Accelerator.IsDisposed));
+    }
+
+    [Fact]
     public void AFitThatFailsReleasesTheDeviceItOpened()
     {
         GpuBackend? opened = null;
