@@ -55,15 +55,18 @@ public sealed class OnnxExportTests : IDisposable
     public void MobileBlocksMatchOnnxRuntime() => CheckAgainstOnnxRuntime(MobileBlocks());
 
     [Fact]
-    public void MobileBlocksImportAgainWithTheirNamesAndOutputs()
+    public void MobileBlocksImportAgainWithTheirNamesAndOutputs() => ImportsAgain(MobileBlocks(), "relu6", "hswish", "act");
+
+    /// <summary>A 3×7×7 network exported and imported again gives the same outputs and keeps its parameters and names.</summary>
+    private static Network ImportsAgain(Network original, params string[] names)
     {
-        var original = MobileBlocks();
         var imported = OnnxImporter.Import(OnnxExporter.ToBytes(original), new CpuBackend(2));
         var values = RandomNormal(new Rng(3), 2 * 3 * 7 * 7);
         var expected = original.Forward(TensorOf(original.Backend, values, 2, 3, 7, 7), false).ToArray();
         Assert.Equal(expected, imported.Forward(TensorOf(imported.Backend, values, 2, 3, 7, 7), false).ToArray());
         Assert.Equal(original.ParameterCount, imported.ParameterCount);
-        foreach (var name in new[] { "relu6", "hswish", "act" }) Assert.Contains(imported.Nodes, n => n.Name == name);
+        foreach (var name in names) Assert.Contains(imported.Nodes, n => n.Name == name);
+        return imported;
     }
 
     /// <summary>ConvNeXt's layers: layer normalization over an image's channels and over a vector's features, GELU.</summary>
@@ -84,13 +87,7 @@ public sealed class OnnxExportTests : IDisposable
     [Fact]
     public void NormalizedBlocksImportAgainWithTheirNamesAndOutputs()
     {
-        var original = NormalizedBlocks();
-        var imported = OnnxImporter.Import(OnnxExporter.ToBytes(original), new CpuBackend(2));
-        var values = RandomNormal(new Rng(3), 2 * 3 * 7 * 7);
-        var expected = original.Forward(TensorOf(original.Backend, values, 2, 3, 7, 7), false).ToArray();
-        Assert.Equal(expected, imported.Forward(TensorOf(imported.Backend, values, 2, 3, 7, 7), false).ToArray());
-        Assert.Equal(original.ParameterCount, imported.ParameterCount);
-        foreach (var name in new[] { "norm", "gelu", "head_norm" }) Assert.Contains(imported.Nodes, n => n.Name == name);
+        var imported = ImportsAgain(NormalizedBlocks(), "norm", "gelu", "head_norm");
         Assert.Equal(2, imported.Nodes.Count(n => n.Layer is LayerNorm));
     }
 
