@@ -85,13 +85,18 @@ public static class Trainer
             double lossSum = 0;
             long correct = 0, counted = 0, seen = 0;
             float learningRate = options.LearningRate;
-            for (int b = 0; b < batches; b++)
+            // A leftover last batch of a single item cannot be normalized by its own statistics; it is dropped (one
+            // item an epoch). A batch size of 1 chosen on purpose trains item by item.
+            int Size(int b) => Math.Min(options.BatchSize, training.Count - b * options.BatchSize);
+            var steps = Enumerable.Range(0, batches).Where(b => Size(b) > 1 || options.BatchSize == 1).ToArray();
+            for (int s = 0; s < steps.Length; s++)
             {
-                var indices = order.AsSpan(b * options.BatchSize, Math.Min(options.BatchSize, training.Count - b * options.BatchSize));
-                // A leftover last batch of a single item cannot be normalized by its own statistics; it is dropped (one
-                // item an epoch). A batch size of 1 chosen on purpose trains item by item.
-                if (indices.Length == 1 && options.BatchSize > 1) continue;
-                var (x, targets) = batch.Assemble(indices, state.Random);
+                int b = steps[s];
+                var indices = order.AsSpan(b * options.BatchSize, Size(b));
+                var (x, targets) = s == 0 ? batch.Assemble(indices, state.Random) : batch.UploadPrefetched();
+                // The next batch of the epoch is filled on the host while this one trains (on a GPU, while the device
+                // works), with the same random draws in the same order as one batch after another.
+                if (s + 1 < steps.Length) batch.Prefetch(order.AsMemory(steps[s + 1] * options.BatchSize, Size(steps[s + 1])), state.Random);
                 var output = network.Forward(x, training: true);
                 var gradient = batch.GradientBuffer(output.Shape);
                 float batchLoss = loss.Compute(output, targets, gradient);
@@ -374,46 +379,107 @@ internal sealed class RunState(Rng random)
     }
 }
 
-/// <summary>Copies items into reusable batch tensors, augmenting and normalizing on the way.</summary>
+/// <summary>
+/// Copies items into reusable batch tensors, augmenting and normalizing on the way. Two host slots let the next batch
+/// be filled by a background task (<see cref="Prefetch"/>) while the current one trains; only one fill runs at a time,
+/// and uploads stay on the caller's thread, which alone uses the backend.
+/// </summary>
 internal sealed class BatchAssembler(ImageDataset data, int batchSize, ChannelNormalization? normalization, Augmentation? augmentation,
     Ml.Cnn.Backends.IBackend backend) : IDisposable
 {
-    private readonly float[] _features = new float[batchSize * data.ItemShape.Length];
-    private readonly float[] _targets = new float[batchSize * data.TargetLength];
+    private readonly float[][] _features = [new float[batchSize * data.ItemShape.Length], new float[batchSize * data.ItemShape.Length]];
+    private readonly float[][] _targets = [new float[batchSize * data.TargetLength], new float[batchSize * data.TargetLength]];
     private readonly float[] _scratch = new float[data.ItemShape.Length];
     private readonly BufferCache _buffers = new(backend);
+    private int _slot; // the slot of the batch last uploaded
+    private Task<int>? _pending; // fills the other slot; its result is the batch's size
 
     /// <summary>For CenterNet targets, their class count and the output map's stride; (0, 1) for other targets.</summary>
     public (int Classes, int Stride) Detection { get; init; } = (0, 1);
 
+    /// <summary>Fills and uploads a batch now.</summary>
     public (Tensor X, Tensor Targets) Assemble(ReadOnlySpan<int> indices, Rng? random)
     {
-        int size = data.ItemShape.Length, n = indices.Length;
+        WaitForPending();
+        Fill(_slot, indices, random);
+        return Upload(_slot, indices.Length);
+    }
+
+    /// <summary>
+    /// Starts filling the next batch in the other slot; <paramref name="random"/> must not be used elsewhere until
+    /// <see cref="UploadPrefetched"/> (or <see cref="Dispose"/>) returns.
+    /// </summary>
+    public void Prefetch(ReadOnlyMemory<int> indices, Rng? random)
+    {
+        WaitForPending();
+        int slot = 1 - _slot;
+        _pending = Task.Run(() =>
+        {
+            Fill(slot, indices.Span, random);
+            return indices.Length;
+        });
+    }
+
+    /// <summary>Uploads the prefetched batch (waiting for its fill) and makes its slot the current one.</summary>
+    public (Tensor X, Tensor Targets) UploadPrefetched()
+    {
+        var pending = _pending ?? throw new InvalidOperationException("No batch was prefetched.");
+        _pending = null;
+        int count = pending.GetAwaiter().GetResult(); // a fill's exception surfaces here, as it would have inline
+        _slot = 1 - _slot;
+        return Upload(_slot, count);
+    }
+
+    private void Fill(int slot, ReadOnlySpan<int> indices, Rng? random)
+    {
+        int size = data.ItemShape.Length;
         var shape = data.ItemShape;
         bool augment = random is not null && augmentation is { Enabled: true } && shape.Rank == 3;
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < indices.Length; i++)
         {
-            var item = _features.AsSpan(i * size, size);
+            var item = _features[slot].AsSpan(i * size, size);
             data.CopyItem(indices[i], item);
-            var targets = _targets.AsSpan(i * data.TargetLength, data.TargetLength);
+            var targets = _targets[slot].AsSpan(i * data.TargetLength, data.TargetLength);
             data.Targets.AsSpan(indices[i] * data.TargetLength, data.TargetLength).CopyTo(targets);
             if (augment)
                 augmentation!.Apply(item, _scratch, shape[0], shape[1], shape[2], random!, data.IsPerPixel || Detection.Classes > 0 ? targets : default,
                     Detection.Classes, Detection.Stride);
             normalization?.Apply(item);
         }
-        var x = _buffers.Get("x", shape.Prepend(n));
+    }
+
+    private (Tensor X, Tensor Targets) Upload(int slot, int n)
+    {
+        var x = _buffers.Get("x", data.ItemShape.Prepend(n));
         var y = _buffers.Get("y", data.TargetLength == 1 ? new TensorShape(n) : new TensorShape(n, data.TargetLength));
-        x.CopyFrom(_features.AsSpan(0, n * size));
-        y.CopyFrom(_targets.AsSpan(0, n * data.TargetLength));
+        x.CopyFrom(_features[slot].AsSpan(0, n * data.ItemShape.Length));
+        y.CopyFrom(_targets[slot].AsSpan(0, n * data.TargetLength));
         return (x, y);
     }
 
-    /// <summary>The targets of the last assembled batch, as copied on the host.</summary>
-    public ReadOnlySpan<float> HostTargets(int count) => _targets.AsSpan(0, count * data.TargetLength);
+    private void WaitForPending()
+    {
+        if (_pending is null) return;
+        try
+        {
+            _pending.Wait();
+        }
+        catch (AggregateException)
+        {
+            // An abandoned fill's failure: the batch it filled is not used.
+        }
+        _pending = null;
+    }
+
+    /// <summary>The targets of the last uploaded batch, as copied on the host.</summary>
+    public ReadOnlySpan<float> HostTargets(int count) => _targets[_slot].AsSpan(0, count * data.TargetLength);
 
     public Tensor GradientBuffer(TensorShape shape) => _buffers.Get("output gradient", shape);
 
-    /// <summary>Releases the batch and gradient buffers (device memory on a GPU backend).</summary>
-    public void Dispose() => _buffers.Dispose();
+    /// <summary>Waits for a fill still running (a run that stopped early), then releases the buffers (device memory on a GPU).</summary>
+    public void Dispose()
+    {
+        WaitForPending();
+        _buffers.Dispose();
+    }
 }

@@ -1,3 +1,4 @@
+using Ml.Cnn.Backends.Cpu;
 using Ml.Cnn.Core;
 using Ml.Cnn.Data;
 using Ml.Cnn.Training;
@@ -9,6 +10,31 @@ public sealed class AugmentationAndScheduleTests
 {
     // A 1×3×3 image:  1 2 3 / 4 5 6 / 7 8 9
     private static float[] Image() => [1, 2, 3, 4, 5, 6, 7, 8, 9];
+
+    [Fact]
+    public void PrefetchedBatchesAreTheBatchesAssembledOneAfterAnother()
+    {
+        // What the trainer does (fill the next batch in the background while one trains) against one batch after another:
+        // the same augmented values, the same targets and the same random draws, so the same model.
+        var data = TrainingData.Blobs(50, 3, size: 8);
+        var augmentation = new Augmentation { HorizontalFlip = true, CropPadding = 2 };
+        var order = Enumerable.Range(0, 50).Reverse().ToArray();
+        var (inline, prefetched) = (new Rng(7), new Rng(7));
+        using var one = new BatchAssembler(data, 16, null, augmentation, new CpuBackend(1));
+        using var other = new BatchAssembler(data, 16, null, augmentation, new CpuBackend(1));
+        var (x, y) = other.Assemble(order.AsSpan(0, 16), prefetched);
+        for (int start = 0; start < 50; start += 16)
+        {
+            int count = Math.Min(16, 50 - start);
+            var (expectedX, expectedY) = one.Assemble(order.AsSpan(start, count), inline);
+            if (start > 0) (x, y) = other.UploadPrefetched();
+            if (start + 16 < 50) other.Prefetch(order.AsMemory(start + 16, Math.Min(16, 50 - start - 16)), prefetched);
+            Assert.Equal(expectedX.ToArray(), x.ToArray());
+            Assert.Equal(expectedY.ToArray(), y.ToArray());
+            Assert.Equal(one.HostTargets(count).ToArray(), other.HostTargets(count).ToArray());
+        }
+        Assert.Equal(inline.GetState(), prefetched.GetState());
+    }
 
     [Fact]
     public void Flips()
