@@ -76,7 +76,8 @@ internal static class CnnTraining
     /// depend on it). No usable device: with <c>FallbackToCpu</c> the CPU backend and one line through
     /// <c>MLContext.Log</c>; without it a <see cref="GpuUnavailableException"/> saying what was looked for and found.
     /// </summary>
-    public static IBackend BackendFor(CnnTrainerOptions options, IHostEnvironment? environment) => BackendFor(options.Threads, environment);
+    public static IBackend BackendFor(CnnTrainerOptions options, IHostEnvironment? environment) =>
+        BackendFor(options.Threads, environment);
 
     /// <summary>The backend for a fit with <paramref name="threads"/> CPU threads (0: all cores); see the options overload.</summary>
     internal static IBackend BackendFor(int threads, IHostEnvironment? environment)

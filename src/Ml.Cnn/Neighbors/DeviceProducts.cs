@@ -47,8 +47,9 @@ internal sealed class DeviceProducts : IDisposable
     public void Multiply(int block, Span<float> products)
     {
         var references = _references[block];
-        var key = (_queries!.Shape[0], references.Shape[0]);
-        if (!_products.TryGetValue(key, out var result)) _products[key] = result = _backend.Allocate(new TensorShape(key.Item1, key.Item2));
+        (int Queries, int References) key = (_queries!.Shape[0], references.Shape[0]);
+        if (!_products.TryGetValue(key, out var result))
+            _products[key] = result = _backend.Allocate(new TensorShape(key.Queries, key.References));
         _backend.MatMul(_queries, false, references, true, result);
         result.Storage.CopyTo(products[..result.Length]);
     }

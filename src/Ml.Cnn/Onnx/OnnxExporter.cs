@@ -315,7 +315,8 @@ public static class OnnxExporter
                 string scaled = graph.Node("Div", name + ".scaled", [input, graph.Initializer(name + ".sqrt2", [MathF.Sqrt(2)])]);
                 string onePlusErf = graph.Node("Add", name + ".one_plus_erf", [graph.Node("Erf", name + ".erf", [scaled]),
                     graph.Initializer(name + ".one", [1f])]);
-                return graph.Node("Mul", name, [graph.Node("Mul", name + ".gated", [input, onePlusErf]), graph.Initializer(name + ".half", [0.5f])]);
+                string gated = graph.Node("Mul", name + ".gated", [input, onePlusErf]);
+                return graph.Node("Mul", name, [gated, graph.Initializer(name + ".half", [0.5f])]);
             }
             case Dropout: return input;
             case ChannelSlice slice:
@@ -343,8 +344,9 @@ public static class OnnxExporter
                 string centred = graph.Node("Sub", name + ".centred", [input, mean]);
                 string square = graph.Node("Pow", name + ".square", [centred, graph.Initializer(name + ".two", [2f])]);
                 string variance = graph.Node("ReduceMean", name + ".variance", [square], Ints("axes", 1), Int("keepdims", 1));
-                string deviation = graph.Node("Sqrt", name + ".deviation",
-                    [graph.Node("Add", name + ".variance_plus_epsilon", [variance, graph.Initializer(name + ".epsilon", [norm.Epsilon])])]);
+                string plusEpsilon = graph.Node("Add", name + ".variance_plus_epsilon",
+                    [variance, graph.Initializer(name + ".epsilon", [norm.Epsilon])]);
+                string deviation = graph.Node("Sqrt", name + ".deviation", [plusEpsilon]);
                 string scaled = graph.Node("Mul", name + ".scaled", [graph.Node("Div", name + ".normalized", [centred, deviation]),
                     graph.Initializer($"{name}.gamma", norm.Gamma.Value.ToArray(), perChannel)]);
                 return graph.Node("Add", name, [scaled, graph.Initializer($"{name}.beta", norm.Beta.Value.ToArray(), perChannel)]);

@@ -75,7 +75,11 @@ public static class OnnxImporter
         private IBackend _backend = null!;
         private TensorShape _inputShape = null!;
 
-        private enum Step { Mean, Centred, Square, Variance, VariancePlusEpsilon, Deviation, GeluScaled, GeluErf, GeluOnePlusErf, GeluTimesX }
+        private enum Step
+        {
+            Mean, Centred, Square, Variance, VariancePlusEpsilon, Deviation, // layer normalization
+            GeluScaled, GeluErf, GeluOnePlusErf, GeluTimesX,                 // GELU
+        }
 
         private static Dictionary<string, List<string>> Consumers(GraphProto graph)
         {
@@ -355,6 +359,9 @@ public static class OnnxImporter
             int? ConstantAt = node.Input.Count == 2 && !_partials.ContainsKey(node.Input[0]) && !_partials.ContainsKey(node.Input[1])
                 ? node.Input.ToList().FindIndex(_constants.ContainsKey) is >= 0 and var k ? k : null : null;
             void Mark(Step step, string input, float epsilon = 0) => _partials[Out] = (step, input, epsilon);
+            // Which of two inputs holds a step of the patterns (either order), and the other.
+            (int Other, string Input)? Holding(Step step) => node.Input.Count != 2 ? null
+                : Partial(0) is { } a && a.Step == step ? (1, a.Input) : Partial(1) is { } b && b.Step == step ? (0, b.Input) : null;
 
             switch (node.OpType)
             {
@@ -396,15 +403,19 @@ public static class OnnxImporter
                 {
                     // Opset 17's operator over the last axis: the channels of a channels-last view, or a vector's features.
                     long axis = Int(node, "axis", -1);
-                    bool overChannels = _channelsLast.Contains(node.Input[0]) ? axis is -1 or 3 : _rank.GetValueOrDefault(node.Input[0], 3) == 1 && axis is -1 or 1;
-                    if (!overChannels) throw Unsupported(node, "LayerNormalization is supported over the channels (the last axis of a channels-last view) only");
+                    bool overChannels = _channelsLast.Contains(node.Input[0]) ? axis is -1 or 3
+                        : _rank.GetValueOrDefault(node.Input[0], 3) == 1 && axis is -1 or 1;
+                    if (!overChannels)
+                        throw Unsupported(node, "LayerNormalization is supported over the channels (the last axis of a channels-last view) only");
                     var norm = new LayerNorm(Float(node, "epsilon", 1e-5f)) { Name = Unique(name) };
                     _weights.Add((norm, "gamma", Floats(node.Input[1], name)));
-                    if (node.Input.Count > 2 && !string.IsNullOrEmpty(node.Input[2])) _weights.Add((norm, "beta", Floats(node.Input[2], name)));
+                    if (node.Input.Count > 2 && !string.IsNullOrEmpty(node.Input[2]))
+                        _weights.Add((norm, "beta", Floats(node.Input[2], name)));
                     AddLayer(node, norm, Out);
                     return true;
                 }
-                case "Mul" when ConstantAt is int c && _lastNorm is { Scaled: false } last && _tensors.GetValueOrDefault(node.Input[1 - c]) == last.Node:
+                case "Mul" when ConstantAt is int c && _lastNorm is { Scaled: false } last
+                                && _tensors.GetValueOrDefault(node.Input[1 - c]) == last.Node:
                     _weights.Add((last.Layer, "gamma", PerChannel(node, c, last.Layer, name)));
                     _lastNorm = last with { Scaled = true };
                     _tensors[Out] = last.Node;
@@ -418,7 +429,8 @@ public static class OnnxImporter
                     Alias(node, Out, node.Input[1 - c]);
                     return true;
                 case "Gelu":
-                    if (node.Attribute.FirstOrDefault(a => a.Name == "approximate")?.S.ToStringUtf8() is { Length: > 0 } approximate && approximate != "none")
+                    if (node.Attribute.FirstOrDefault(a => a.Name == "approximate")?.S.ToStringUtf8() is { Length: > 0 } approximate
+                        && approximate != "none")
                         throw Unsupported(node, $"only the exact GELU is supported, not approximate='{approximate}'");
                     AddLayer(node, new Gelu { Name = Unique(name) }, Out);
                     return true;
@@ -428,17 +440,14 @@ public static class OnnxImporter
                 case "Erf" when Partial(0) is (Step.GeluScaled, var x, _):
                     Mark(Step.GeluErf, x);
                     return true;
-                case "Add" when node.Input.Count == 2 && Enumerable.Range(0, 2).FirstOrDefault(i => Partial(i) is (Step.GeluErf, _, _), -1) is >= 0 and var e
-                                && Value(1 - e) == 1:
-                    Mark(Step.GeluOnePlusErf, Partial(e)!.Value.Input);
+                case "Add" when Holding(Step.GeluErf) is (var other, var x) && Value(other) == 1:
+                    Mark(Step.GeluOnePlusErf, x);
                     return true;
-                case "Mul" when node.Input.Count == 2 && Enumerable.Range(0, 2).FirstOrDefault(i => Partial(i) is (Step.GeluOnePlusErf, _, _), -1) is >= 0 and var g
-                                && Partial(g)!.Value.Input == node.Input[1 - g]:
-                    Mark(Step.GeluTimesX, node.Input[1 - g]);
+                case "Mul" when Holding(Step.GeluOnePlusErf) is (var other, var x) && node.Input[other] == x:
+                    Mark(Step.GeluTimesX, x);
                     return true;
-                case "Mul" when node.Input.Count == 2 && Enumerable.Range(0, 2).FirstOrDefault(i => Partial(i) is (Step.GeluTimesX, _, _), -1) is >= 0 and var h
-                                && Value(1 - h) == 0.5f:
-                    AddLayerOn(node, Partial(h)!.Value.Input, new Gelu { Name = Unique(name) }, Out);
+                case "Mul" when Holding(Step.GeluTimesX) is (var other, var x) && Value(other) == 0.5f:
+                    AddLayerOn(node, x, new Gelu { Name = Unique(name) }, Out);
                     return true;
                 case "MatMul" when _channelsLast.Contains(node.Input[0]):
                 {
@@ -452,11 +461,13 @@ public static class OnnxImporter
                     _lastPointwise = (conv, _tensors[Out]);
                     return true;
                 }
-                case "Add" when ConstantAt is int c && _lastPointwise is { } pointwise && _tensors.GetValueOrDefault(node.Input[1 - c]) == pointwise.Node:
+                case "Add" when ConstantAt is int c && _lastPointwise is { } pointwise
+                                && _tensors.GetValueOrDefault(node.Input[1 - c]) == pointwise.Node:
                 {
                     var bias = Floats(node.Input[c], name);
                     var withBias = new Conv2d(pointwise.Layer.OutChannels, 1) { Name = pointwise.Layer.Name };
-                    if (bias.Length != withBias.OutChannels) throw Malformed(node, $"the bias has {bias.Length} values for {withBias.OutChannels} channels");
+                    if (bias.Length != withBias.OutChannels)
+                        throw Malformed(node, $"the bias has {bias.Length} values for {withBias.OutChannels} channels");
                     _builder.ReplaceLayer(pointwise.Node, withBias);
                     var weight = _weights.Single(w => w.Layer == pointwise.Layer);
                     _weights.Remove(weight);
@@ -483,7 +494,8 @@ public static class OnnxImporter
         /// <summary>Operators that mean the same on a channels-last view as on the channels-first tensor Ml.Cnn holds.</summary>
         private bool ChannelsLastSafe(NodeProto node) => node.OpType switch
         {
-            "Identity" or "Dropout" or "Relu" or "Sigmoid" or "Tanh" or "LeakyRelu" or "Elu" or "Clip" or "HardSigmoid" or "HardSwish" => true,
+            "Identity" or "Dropout" or "Relu" or "Sigmoid" or "Tanh" or "LeakyRelu" or "Elu" or "Clip" or "HardSigmoid"
+                or "HardSwish" => true,
             "Add" or "Mul" => node.Input.All(_channelsLast.Contains), // equal shapes in the same layout, or SiLU
             _ => false,
         };
@@ -493,7 +505,8 @@ public static class OnnxImporter
         {
             var axes = Ints(node, "axes", []);
             string input = _partials.TryGetValue(node.Input[0], out var partial) ? partial.Input : node.Input[0];
-            return _channelsLast.Contains(input) ? axes is [-1 or 3] : axes is [1] || axes is [-1] && _rank.GetValueOrDefault(input, 3) == 1;
+            return _channelsLast.Contains(input) ? axes is [-1 or 3]
+                : axes is [1] || axes is [-1] && _rank.GetValueOrDefault(input, 3) == 1;
         }
 
         /// <summary>
@@ -506,7 +519,8 @@ public static class OnnxImporter
             var dims = Dims(node.Input[constant]);
             var values = Floats(node.Input[constant], name);
             bool lastAxis = _channelsLast.Contains(other) || _rank.GetValueOrDefault(other, 3) == 1;
-            bool shaped = lastAxis ? dims.Length == 1 : dims.Length is 3 or 4 && dims[^1] == 1 && dims[^2] == 1 && (dims.Length == 3 || dims[0] == 1);
+            bool shaped = lastAxis ? dims.Length == 1
+                : dims.Length is 3 or 4 && dims[^1] == 1 && dims[^2] == 1 && (dims.Length == 3 || dims[0] == 1);
             int channels = ShapeOf(node, other)[0];
             if (!shaped || values.Length != channels)
                 throw Unsupported(node, $"a constant [{string.Join(", ", dims)}] does not hold one value per channel of {ShapeOf(node, other)}" +
@@ -803,7 +817,8 @@ public static class OnnxImporter
             return (checked((int)pads[0]), checked((int)pads[1]));
         }
 
-        private void AddLayer(NodeProto node, Layer layer, string output, int? rank = null) => AddLayerOn(node, node.Input[0], layer, output, rank);
+        private void AddLayer(NodeProto node, Layer layer, string output, int? rank = null) =>
+            AddLayerOn(node, node.Input[0], layer, output, rank);
 
         private void AddLayerOn(NodeProto node, string input, Layer layer, string output, int? rank = null)
         {

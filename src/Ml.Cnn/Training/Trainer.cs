@@ -96,7 +96,8 @@ public static class Trainer
                 var (x, targets) = s == 0 ? batch.Assemble(indices, state.Random) : batch.UploadPrefetched();
                 // The next batch of the epoch is filled on the host while this one trains (on a GPU, while the device
                 // works), with the same random draws in the same order as one batch after another.
-                if (s + 1 < steps.Length) batch.Prefetch(order.AsMemory(steps[s + 1] * options.BatchSize, Size(steps[s + 1])), state.Random);
+                if (s + 1 < steps.Length)
+                    batch.Prefetch(order.AsMemory(steps[s + 1] * options.BatchSize, Size(steps[s + 1])), state.Random);
                 var output = network.Forward(x, training: true);
                 var gradient = batch.GradientBuffer(output.Shape);
                 float batchLoss = loss.Compute(output, targets, gradient);

@@ -414,7 +414,8 @@ public sealed class ReferenceBackend : HostBackend, IBackend
                 ActivationKind.HardSigmoid => alpha * v + beta is > 0 and < 1 ? alpha : 0,
                 ActivationKind.HardSwish => v < -3 ? 0 : v <= 3 ? v / 3 + 0.5 : 1,
                 ActivationKind.Silu => Sigmoid(v) * (1 + v * (1 - Sigmoid(v))),
-                ActivationKind.Gelu => 0.5 * (1 + SpecialFunctions.Erf(v / Math.Sqrt(2))) + v * Math.Exp(-v * v / 2) / Math.Sqrt(2 * Math.PI),
+                ActivationKind.Gelu => 0.5 * (1 + SpecialFunctions.Erf(v / Math.Sqrt(2)))
+                    + v * Math.Exp(-v * v / 2) / Math.Sqrt(2 * Math.PI),
                 _ => throw new ArgumentOutOfRangeException(nameof(kind)),
             };
             sdx[i] = (float)(slope * sdy[i]);
