@@ -151,7 +151,7 @@ public sealed class CpuBackend : HostBackend, IBackend
     private const int ColumnBudget = 1 << 22; // floats in one chunk's im2col matrix (16 MiB)
 
     // Scratch matrices of the calling thread, kept between calls: renting 16 MiB arrays per call costs more than the copy.
-    [ThreadStatic] private static float[]? t_columns, t_matrix;
+    [ThreadStatic] private static float[]? t_columns, t_matrix, t_layerNormShares, t_layerNormSums;
 
     private static int ImagesPerChunk(in ConvGeometry g)
     {
@@ -554,13 +554,16 @@ public sealed class CpuBackend : HostBackend, IBackend
         var (fx, fdy, fdx, fg, fm, fs) = (Array(x), Array(dy), Array(dx), Array(gamma), Array(savedMean), Array(savedInvStd));
         int items = x.Shape.N, c = x.Shape[1], plane = x.Shape.ItemLength / c;
         // Each item's share of dγ and dβ, added in item order afterwards: the same bits for any thread count.
-        var shares = new double[items, 2, c];
+        var shares = CpuWork.Scratch(ref t_layerNormShares, 2L * items * c);
         For(items, n =>
         {
             var mean = fm.AsSpan(n * plane, plane);
             var invStd = fs.AsSpan(n * plane, plane);
-            var sumG = new float[plane];
-            var sumGXhat = new float[plane];
+            var sums = CpuWork.Scratch(ref t_layerNormSums, 2L * plane); // Σ g and Σ g·x̂ over channels, per position
+            var sumG = sums.AsSpan(0, plane);
+            var sumGXhat = sums.AsSpan(plane, plane);
+            sumG.Clear();
+            sumGXhat.Clear();
             for (int ch = 0; ch < c; ch++)
             {
                 var xc = fx.AsSpan((n * c + ch) * plane, plane);
@@ -574,7 +577,7 @@ public sealed class CpuBackend : HostBackend, IBackend
                     dg += dyc[p] * xhat;
                     db += dyc[p];
                 }
-                (shares[n, 0, ch], shares[n, 1, ch]) = (dg, db);
+                (shares[(n * 2) * c + ch], shares[(n * 2 + 1) * c + ch]) = ((float)dg, (float)db);
             }
             for (int ch = 0; ch < c; ch++)
             {
@@ -592,7 +595,7 @@ public sealed class CpuBackend : HostBackend, IBackend
         for (int ch = 0; ch < c; ch++)
         {
             double dg = 0, db = 0;
-            for (int n = 0; n < items; n++) (dg, db) = (dg + shares[n, 0, ch], db + shares[n, 1, ch]);
+            for (int n = 0; n < items; n++) (dg, db) = (dg + shares[(n * 2) * c + ch], db + shares[(n * 2 + 1) * c + ch]);
             (fdg[ch], fdb[ch]) = ((float)dg, (float)db);
         }
     }
