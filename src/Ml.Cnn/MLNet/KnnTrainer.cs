@@ -90,21 +90,30 @@ public sealed class KnnTrainer : IEstimator<KnnTransformer>
         // MLContext.GpuDeviceId puts the training vectors and the search's products on that device, as for the CNN trainers.
         var backend = CnnTraining.BackendFor(Options.Threads, _environment);
         var device = backend is HostBackend ? null : backend;
-        IReadOnlyList<KnnCandidateResult> table = [];
-        int k = candidateK[0];
-        var distance = candidateDistances[0];
-        if (candidateK.Length > 1 || candidateDistances.Length > 1)
+        try
         {
-            table = KnnClassifier.CrossValidate(features, labels, dimension, classes, candidateK, candidateDistances, Options.Weighting,
-                Options.Folds, (ulong)Options.Seed, Options.Threads, device);
-            // Best mean accuracy; among equals, the first candidate as the user listed them.
-            var best = table.OrderByDescending(r => r.MeanAccuracy)
-                .ThenBy(r => Array.IndexOf(candidateDistances, r.Distance)).ThenBy(r => Array.IndexOf(candidateK, r.K)).First();
-            (k, distance) = (best.K, best.Distance);
+            IReadOnlyList<KnnCandidateResult> table = [];
+            int k = candidateK[0];
+            var distance = candidateDistances[0];
+            if (candidateK.Length > 1 || candidateDistances.Length > 1)
+            {
+                table = KnnClassifier.CrossValidate(features, labels, dimension, classes, candidateK, candidateDistances, Options.Weighting,
+                    Options.Folds, (ulong)Options.Seed, Options.Threads, device);
+                // Best mean accuracy; among equals, the first candidate as the user listed them.
+                var best = table.OrderByDescending(r => r.MeanAccuracy)
+                    .ThenBy(r => Array.IndexOf(candidateDistances, r.Distance)).ThenBy(r => Array.IndexOf(candidateK, r.K)).First();
+                (k, distance) = (best.K, best.Distance);
+            }
+            var classifier = new KnnClassifier(features, labels, dimension, classes, k, distance, Options.Weighting, Options.Threads, device);
+            var label = input.Schema[Options.LabelColumnName];
+            return new KnnTransformer(classifier, table, Options.FeatureColumnName, (KeyDataViewType)label.Type, label.Annotations);
         }
-        var classifier = new KnnClassifier(features, labels, dimension, classes, k, distance, Options.Weighting, Options.Threads, device);
-        var label = input.Schema[Options.LabelColumnName];
-        return new KnnTransformer(classifier, table, Options.FeatureColumnName, (KeyDataViewType)label.Type, label.Annotations);
+        catch
+        {
+            // A failed fit returns no model to hold the device's memory: release it now, as the CNN trainers do.
+            (device as IDisposable)?.Dispose();
+            throw;
+        }
     }
 
     /// <inheritdoc />
