@@ -10,7 +10,10 @@ tests/Ml.Cnn.Tests/Fixtures/torchvision/<family>.onnx — torch.onnx.export (ops
 tests/Ml.Cnn.Tests/Fixtures/torch/act_<name>.* — forward and backward of relu6, hardtanh(-0.5, 1), hardsigmoid,
   hardswish, silu and gelu in float64, in the format of ../shared/fixtures/torch (see its README);
   layernorm_<case>.* — LayerNorm over the channels of an image (as ConvNeXt applies it, through a channels-last view)
-  and over the features of a vector, with its parameter gradients.
+  and over the features of a vector, with its parameter gradients;
+  attention_<case>.* — multi-head self-attention on [N, 3C, H, W] queries, keys and values (Ml.Cnn's SelfAttention:
+  the H·W positions are the tokens), with its input gradient; tokens_<case>.* — ViT's class token and position
+  embedding on a [N, C, H, W] patch grid, then the class token read back, with the parameters' gradients.
 
 Run from the repository root: /usr/bin/python3 eng/make_torchvision_fixtures.py [family ... | ops]
 (no argument: every family and the operator fixtures).
@@ -22,6 +25,7 @@ import torch
 import torchvision
 from torchvision.models import convnext, efficientnet, mnasnet, mobilenet_v2, mobilenetv3, squeezenet1_1
 from torchvision.models.googlenet import BasicConv2d, Inception, InceptionAux
+from torchvision.models.vision_transformer import VisionTransformer
 
 OUT = "tests/Ml.Cnn.Tests/Fixtures/torchvision"
 TORCH = "tests/Ml.Cnn.Tests/Fixtures/torch"
@@ -163,6 +167,10 @@ def families():
         # three stages of 16-32-64 channels.
         "convnext": lambda: convnext.ConvNeXt([convnext.CNBlockConfig(16, 32, 1), convnext.CNBlockConfig(32, 64, 1),
                                                convnext.CNBlockConfig(64, None, 2)], stochastic_depth_prob=0.1, num_classes=10),
+        # ViT's design (patchify stem, class token, position embedding, pre-norm encoder blocks of multi-head attention
+        # and a GELU MLP) at 8x8 patches (65 tokens), 3 heads of 16 channels, two blocks.
+        "vit": lambda: VisionTransformer(image_size=64, patch_size=8, num_layers=2, num_heads=3, hidden_dim=48, mlp_dim=96,
+                                         num_classes=10),
     }
 
 
@@ -192,6 +200,12 @@ def export_families(only):
                     m.bias.uniform_(-0.3, 0.3)
                 if isinstance(m, convnext.CNBlock):
                     m.layer_scale.uniform_(0.5, 1.5)  # ConvNeXt's 1e-6 would hide every block from the test
+                if isinstance(m, VisionTransformer):  # its zero class token and σ = 0.02 embedding would hide them
+                    m.class_token.normal_(0, 1)
+                    m.encoder.pos_embedding.normal_(0, 0.5)
+                if isinstance(m, torch.nn.MultiheadAttention):
+                    m.in_proj_bias.uniform_(-0.3, 0.3)
+                    m.out_proj.bias.uniform_(-0.3, 0.3)
             # Batch-norm statistics from data rather than 0/1, so activations keep their scale through the depth
             # and the outputs depend on the input.
             model.train()
@@ -267,6 +281,47 @@ def layernorm_fixtures():
         print(case)
 
 
+def write_case(case, op, params, tensors):
+    for t, v in tensors.items():
+        write(f"{TORCH}/{case}.{t}.f32", v)
+    with open(f"{TORCH}/{case}.json", "w") as out:
+        json.dump({"case": case, "op": op, "params": params, "note": "float64", "tensors": [
+            {"name": t, "shape": list(v.shape), "file": f"{case}.{t}.f32"} for t, v in tensors.items()]}, out, indent=1)
+    print(case)
+
+
+def attention(qkv, heads, scale):
+    """Ml.Cnn's SelfAttention in PyTorch's operators: [N, 3C, H, W] -> [N, C, H, W], the H*W positions the tokens."""
+    n, c3, h, w = qkv.shape
+    c = c3 // 3
+    q, k, v = qkv.reshape(n, 3, heads, c // heads, h * w).unbind(1)  # each [N, heads, d, T]
+    p = torch.softmax(q.transpose(2, 3) @ k * scale, dim=-1)  # [N, heads, T, T]
+    return (v @ p.transpose(2, 3)).reshape(n, c, h, w)
+
+
+def attention_fixtures():
+    torch.manual_seed(3)
+    for case, shape, heads in (("attention_tokens", (2, 24, 1, 5), 2), ("attention_image", (2, 18, 2, 3), 3)):
+        x = (torch.randn(*shape, dtype=torch.float64) * 1.5).requires_grad_(True)
+        scale = (shape[1] // 3 // heads) ** -0.5
+        y = attention(x, heads, scale)
+        dy = torch.randn_like(y)
+        y.backward(dy)
+        write_case(case, "self_attention", {"heads": heads}, {"x": x, "y": y, "dy": dy, "dx": x.grad})
+    # ViT's token handling on a 2x3 patch grid of 4 channels: flatten the grid, prepend the class token, add the
+    # position embedding (the output y); and the class token read back from y (the output cls).
+    x = torch.randn(2, 4, 2, 3, dtype=torch.float64).requires_grad_(True)
+    token = torch.randn(4, dtype=torch.float64).requires_grad_(True)
+    embedding = torch.randn(7, 4, dtype=torch.float64).requires_grad_(True)
+    tokens = torch.cat([token.expand(2, 1, 4), x.flatten(2).transpose(1, 2)], dim=1) + embedding  # [N, 7, C]
+    y = tokens.transpose(1, 2).unsqueeze(2)  # Ml.Cnn's [N, C, 1, 7]
+    dy = torch.randn_like(y)
+    y.backward(dy)
+    write_case("tokens_0", "class_token_position_embedding", {}, {
+        "x": x, "token": token, "embedding": embedding.t().reshape(4, 1, 7), "y": y, "dy": dy, "dx": x.grad,
+        "dtoken": token.grad, "dembedding": embedding.grad.t().reshape(4, 1, 7)})
+
+
 if __name__ == "__main__":
     import sys
     # Family names as arguments remake only those fixtures (and keep the others' entries in index.json); "ops" the
@@ -277,3 +332,4 @@ if __name__ == "__main__":
     if "ops" in sys.argv or len(sys.argv) == 1:
         activation_fixtures()
         layernorm_fixtures()
+        attention_fixtures()

@@ -812,6 +812,38 @@ public sealed class GpuBackend : IBackend, IDisposable
                 dx.Length, V(x), V(y), V(scale), V(dy), V(dx), ArgsOf(x, size, alpha, beta, 0));
     }
 
+    private static AttentionArgs AttentionOf(Tensor y, int heads, float scale) => new()
+    {
+        Heads = heads, Channels = y.Shape[1], Tokens = y.Shape.ItemLength / y.Shape[1], Scale = scale,
+    };
+
+    /// <inheritdoc />
+    public void AttentionForward(Tensor qkv, int heads, float scale, Tensor probabilities, Tensor y)
+    {
+        if (y.Length == 0) return;
+        var a = AttentionOf(y, heads, scale);
+        K<ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionKernels.Scores)(probabilities.Length, V(qkv), V(probabilities), a);
+        K<ArrayView<float>, ArrayView<float>, int>(LossKernels.Softmax)(probabilities.Length / a.Tokens, V(probabilities), V(probabilities),
+            a.Tokens);
+        K<ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionKernels.Output)(y.Length, V(qkv), V(probabilities),
+            V(y), a);
+    }
+
+    /// <inheritdoc />
+    public void AttentionBackward(Tensor qkv, Tensor probabilities, Tensor dy, int heads, float scale, Tensor scratch, Tensor dqkv)
+    {
+        if (dy.Length == 0) return;
+        var a = AttentionOf(dy, heads, scale);
+        K<ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionKernels.ValueGradient)(dy.Length, V(probabilities),
+            V(dy), V(dqkv), a);
+        K<ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionKernels.ProbabilityGradient)(scratch.Length,
+            V(qkv), V(dy), V(scratch), a);
+        K<ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(LossKernels.SoftmaxGradient)(scratch.Length / a.Tokens,
+            V(probabilities), V(scratch), V(scratch), a.Tokens);
+        K<ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionKernels.QueryKeyGradient)(dy.Length, V(qkv),
+            V(scratch), V(dqkv), a);
+    }
+
     /// <inheritdoc />
     public void SoftmaxForward(Tensor x, Tensor y)
     {

@@ -180,6 +180,23 @@ public interface IBackend
     /// <summary>Backward of <see cref="LrnForward"/>.</summary>
     void LrnBackward(Tensor x, Tensor y, Tensor scale, Tensor dy, Tensor dx, int size, float alpha, float beta);
 
+    // ---- attention ----
+
+    /// <summary>
+    /// Multi-head scaled dot-product self-attention over the positions of each item. <paramref name="qkv"/> is
+    /// [N, 3C, H, W]: channels [0, C) are the queries, [C, 2C) the keys, [2C, 3C) the values, and head h owns channels
+    /// [h·d, (h + 1)·d) of each, d = C / heads; the T = H·W positions are the tokens. For each item and head:
+    /// P = softmax over keys of scale · QᵀK ([T, T], saved into <paramref name="probabilities"/> [N, heads, T, T]),
+    /// and y [N, C, H, W] ← V·Pᵀ (PyTorch's <c>MultiheadAttention</c> between its in- and out-projections).
+    /// </summary>
+    void AttentionForward(Tensor qkv, int heads, float scale, Tensor probabilities, Tensor y);
+
+    /// <summary>
+    /// Backward of <see cref="AttentionForward"/>: dqkv ← ∂L/∂qkv given dy; <paramref name="scratch"/> has the
+    /// probabilities' shape and receives the scores' gradient.
+    /// </summary>
+    void AttentionBackward(Tensor qkv, Tensor probabilities, Tensor dy, int heads, float scale, Tensor scratch, Tensor dqkv);
+
     /// <summary>Row-wise softmax of a [N, C] tensor.</summary>
     void SoftmaxForward(Tensor x, Tensor y);
 

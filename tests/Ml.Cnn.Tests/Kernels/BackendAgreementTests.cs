@@ -301,6 +301,27 @@ public abstract class BackendAgreementTests(IBackend tested, ulong seed)
     }
 
     [Theory]
+    [InlineData(2, 3, 8, 1, 17)]  // a vision transformer's tokens: 17 of them, 3 heads of 8 channels
+    [InlineData(3, 1, 5, 4, 9)]   // one head over an image's 36 pixels, 9-channel heads off the SIMD width
+    [InlineData(1, 4, 16, 1, 70)] // rows of 70 scores: past a GEMM tile and the vector width
+    public void SelfAttention(int items, int heads, int headSize, int height, int width)
+    {
+        int c = heads * headSize, t = height * width;
+        var qkv = Random(items, 3 * c, height, width);
+        var (y, p, dqkv, scratch) = (Empty(items, c, height, width), Empty(items, heads, t, t), Empty(items, 3 * c, height, width),
+            Empty(items, heads, t, t));
+        var dy = Random(items, c, height, width);
+        float scale = 1 / MathF.Sqrt(headSize);
+        _reference.AttentionForward(qkv.Reference, heads, scale, p.Reference, y.Reference);
+        _cpu.AttentionForward(qkv.Cpu, heads, scale, p.Cpu, y.Cpu);
+        AssertClose(p.Reference, p.Cpu, "attention probabilities", abs: 1e-5);
+        AssertClose(y.Reference, y.Cpu, "attention forward", abs: 1e-4);
+        _reference.AttentionBackward(qkv.Reference, p.Reference, dy.Reference, heads, scale, scratch.Reference, dqkv.Reference);
+        _cpu.AttentionBackward(qkv.Cpu, p.Cpu, dy.Cpu, heads, scale, scratch.Cpu, dqkv.Cpu);
+        AssertClose(dqkv.Reference, dqkv.Cpu, "attention dqkv", abs: 1e-4);
+    }
+
+    [Theory]
     [InlineData(5)]
     [InlineData(4)]
     public void LocalResponseNorm(int size)

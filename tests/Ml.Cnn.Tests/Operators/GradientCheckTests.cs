@@ -174,6 +174,20 @@ public abstract class GradientCheckTests(string backendName)
     [InlineData(new[] { 5, 6 })]       // each row over its features
     public void LayerNorm(int[] shape) => GradientCheck.Layer(_backend, new LayerNorm(), shape);
 
+    [Theory]
+    [InlineData(1, new[] { 2, 12, 1, 5 })] // a token sequence, one head
+    [InlineData(2, new[] { 2, 12, 2, 3 })] // an image's pixels, two heads
+    public void SelfAttention(int heads, int[] shape) => GradientCheck.Layer(_backend, new SelfAttention(heads), shape);
+
+    [Fact]
+    public void ClassToken() => GradientCheck.Layer(_backend, new ClassToken(), [2, 3, 2, 3]);
+
+    [Fact]
+    public void PositionEmbedding() => GradientCheck.Layer(_backend, new PositionEmbedding(), [3, 4, 1, 5]);
+
+    [Fact]
+    public void TokenAt() => GradientCheck.Layer(_backend, new TokenAt(4), [2, 3, 2, 3]);
+
     [Fact]
     public void BatchNormEvaluation() => GradientCheck.Layer(_backend, new BatchNorm(), [3, 4, 3, 5], training: false);
 

@@ -150,6 +150,37 @@ public abstract class TorchAgreementTests(string backendName)
         AssertClose(f.Values("dbeta"), norm.Beta.Gradient.ToArray(), $"{name} dbeta");
     }
 
+    [Theory, MemberData(nameof(Cases), "attention_", MemberType = typeof(TorchAgreementTests))]
+    public void SelfAttention(string name)
+    {
+        var f = TorchFixture.Load(name);
+        CheckForwardBackward(f, RunLayer(f, new SelfAttention(f.Int("heads"))));
+    }
+
+    [Fact]
+    public void ClassTokenAndPositionEmbedding()
+    {
+        var f = TorchFixture.Load("tokens_0");
+        var (token, embedding) = (new ClassToken(), new PositionEmbedding());
+        RunLayer(f, token);
+        embedding.Build(_backend, token.OutputShape, new Rng(1));
+        token.Token.Value.CopyFrom(f.Values("token"));
+        embedding.Embedding.Value.CopyFrom(f.Values("embedding"));
+        var y = embedding.Forward(token.Forward(Load(f, "x"), training: true), training: true);
+        AssertClose(f.Values("y"), y.ToArray(), "tokens y");
+        var dx = token.Backward(embedding.Backward(Load(f, "dy"))!)!;
+        AssertClose(f.Values("dx"), dx.ToArray(), "tokens dx");
+        AssertClose(f.Values("dtoken"), token.Token.Gradient.ToArray(), "tokens dtoken");
+        AssertClose(f.Values("dembedding"), embedding.Embedding.Gradient.ToArray(), "tokens dembedding");
+        // The class token reads back from position 0.
+        var readout = new TokenAt(0);
+        readout.Build(_backend, embedding.OutputShape, new Rng(1));
+        var cls = readout.Forward(y, training: false).ToArray();
+        var expected = y.ToArray();
+        for (int n = 0; n < 2; n++)
+            for (int c = 0; c < 4; c++) Assert.Equal(expected[(n * 4 + c) * 7], cls[n * 4 + c]);
+    }
+
     [Theory, MemberData(nameof(Cases), "batchnorm_eval_", MemberType = typeof(TorchAgreementTests))]
     public void BatchNormEvaluation(string name)
     {

@@ -662,6 +662,16 @@ public sealed class CpuBackend : HostBackend, IBackend
     }
 
     /// <inheritdoc />
+    public void AttentionForward(Tensor qkv, int heads, float scale, Tensor probabilities, Tensor y) =>
+        CpuAttentionKernels.Forward(Array(qkv), Array(probabilities), Array(y), y.Shape.N, heads, y.Shape[1], y.Shape.ItemLength / y.Shape[1],
+            scale, Threads);
+
+    /// <inheritdoc />
+    public void AttentionBackward(Tensor qkv, Tensor probabilities, Tensor dy, int heads, float scale, Tensor scratch, Tensor dqkv) =>
+        CpuAttentionKernels.Backward(Array(qkv), Array(probabilities), Array(dy), Array(scratch), Array(dqkv), dy.Shape.N, heads, dy.Shape[1],
+            dy.Shape.ItemLength / dy.Shape[1], scale, Threads);
+
+    /// <inheritdoc />
     public void SoftmaxForward(Tensor x, Tensor y) => CpuLossKernels.SoftmaxForward(Array(x), Array(y), x.Shape.N, x.Shape.ItemLength, Threads);
 
     /// <inheritdoc />

@@ -40,7 +40,7 @@ internal static class CpuLossKernels
     private static int RowsPerTask(int columns) => Math.Max(1, 4096 / Math.Max(1, columns));
 
     /// <summary>max + log Σ exp(x − max) of a row, computed stably.</summary>
-    private static float LogSumExp(ReadOnlySpan<float> row)
+    internal static float LogSumExp(ReadOnlySpan<float> row)
     {
         float max = float.NegativeInfinity;
         foreach (float v in row) max = MathF.Max(max, v);

@@ -656,6 +656,90 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     }
 
     /// <inheritdoc />
+    public void AttentionForward(Tensor qkv, int heads, float scale, Tensor probabilities, Tensor y)
+    {
+        var (sq, sp, sy) = (Array(qkv), Array(probabilities), Array(y));
+        int c = y.Shape[1], t = y.Shape.ItemLength / c, d = c / heads;
+        var scores = new double[t];
+        for (int n = 0; n < y.Shape.N; n++)
+            for (int h = 0; h < heads; h++)
+            {
+                // Row r of head h's query, key or value block: channel part·C + h·d + r of item n.
+                int Q(int r) => ((n * 3 + 0) * c + h * d + r) * t;
+                int K(int r) => ((n * 3 + 1) * c + h * d + r) * t;
+                int V(int r) => ((n * 3 + 2) * c + h * d + r) * t;
+                int rows = (n * heads + h) * t * t;
+                for (int i = 0; i < t; i++)
+                {
+                    double max = double.NegativeInfinity, sum = 0;
+                    for (int j = 0; j < t; j++)
+                    {
+                        double s = 0;
+                        for (int r = 0; r < d; r++) s += (double)sq[Q(r) + i] * sq[K(r) + j];
+                        scores[j] = s * scale;
+                        max = Math.Max(max, scores[j]);
+                    }
+                    for (int j = 0; j < t; j++) sum += scores[j] = Math.Exp(scores[j] - max);
+                    for (int j = 0; j < t; j++) sp[rows + i * t + j] = (float)(scores[j] / sum);
+                }
+                for (int r = 0; r < d; r++)
+                    for (int i = 0; i < t; i++)
+                    {
+                        double o = 0;
+                        for (int j = 0; j < t; j++) o += (double)sq[V(r) + j] * sp[rows + i * t + j];
+                        sy[((n * c) + h * d + r) * t + i] = (float)o;
+                    }
+            }
+    }
+
+    /// <inheritdoc />
+    public void AttentionBackward(Tensor qkv, Tensor probabilities, Tensor dy, int heads, float scale, Tensor scratch, Tensor dqkv)
+    {
+        var (sq, sp, sdy, ds, sdq) = (Array(qkv), Array(probabilities), Array(dy), Array(scratch), Array(dqkv));
+        int c = dy.Shape[1], t = dy.Shape.ItemLength / c, d = c / heads;
+        for (int n = 0; n < dy.Shape.N; n++)
+            for (int h = 0; h < heads; h++)
+            {
+                int Q(int r) => ((n * 3 + 0) * c + h * d + r) * t;
+                int K(int r) => ((n * 3 + 1) * c + h * d + r) * t;
+                int V(int r) => ((n * 3 + 2) * c + h * d + r) * t;
+                int O(int r) => (n * c + h * d + r) * t;
+                int rows = (n * heads + h) * t * t;
+                // dV = dO·P; dP = dOᵀ·V; dS = P ⊙ (dP − Σⱼ dP ⊙ P) row-wise; dQ = scale·K·dSᵀ; dK = scale·Q·dS.
+                for (int r = 0; r < d; r++)
+                    for (int j = 0; j < t; j++)
+                    {
+                        double v = 0;
+                        for (int i = 0; i < t; i++) v += (double)sdy[O(r) + i] * sp[rows + i * t + j];
+                        sdq[V(r) + j] = (float)v;
+                    }
+                for (int i = 0; i < t; i++)
+                {
+                    double dot = 0;
+                    var dp = new double[t];
+                    for (int j = 0; j < t; j++)
+                    {
+                        for (int r = 0; r < d; r++) dp[j] += (double)sdy[O(r) + i] * sq[V(r) + j];
+                        dot += dp[j] * sp[rows + i * t + j];
+                    }
+                    for (int j = 0; j < t; j++) ds[rows + i * t + j] = (float)(sp[rows + i * t + j] * (dp[j] - dot));
+                }
+                for (int r = 0; r < d; r++)
+                    for (int i = 0; i < t; i++)
+                    {
+                        double q = 0, k = 0;
+                        for (int j = 0; j < t; j++)
+                        {
+                            q += (double)sq[K(r) + j] * ds[rows + i * t + j];
+                            k += (double)sq[Q(r) + j] * ds[rows + j * t + i];
+                        }
+                        sdq[Q(r) + i] = (float)(q * scale);
+                        sdq[K(r) + i] = (float)(k * scale);
+                    }
+            }
+    }
+
+    /// <inheritdoc />
     public void SoftmaxForward(Tensor x, Tensor y)
     {
         var sx = Data(x);
