@@ -13,7 +13,7 @@ namespace Ml.Cnn.Onnx;
 /// to a matrix, MatMul + Add) into a trainable <see cref="Network"/>, weights included. Optionally replaces the last
 /// dense layer with a fresh one for another class count, for fine-tuning.
 /// </summary>
-public static class OnnxImporter
+public static partial class OnnxImporter
 {
     /// <summary>
     /// Imports a model file. A model whose input has free sizes besides the batch (a fully convolutional export with
@@ -44,7 +44,7 @@ public static class OnnxImporter
         return new Reader(model.Graph, source).Build(backend, newClassCount, seed, inputShape);
     }
 
-    private sealed class Reader(GraphProto graph, string source)
+    private sealed partial class Reader(GraphProto graph, string source)
     {
         private readonly Dictionary<string, TensorProto> _constants = Initializers(graph, source);
         private readonly NetworkBuilder _builder = new();
@@ -185,6 +185,7 @@ public static class OnnxImporter
             string name = LayerName(node);
             string Out = node.Output[0];
             if (Fold(node)) return;
+            if (ReadTransformer(node, name)) return;
             if (ReadPattern(node, name)) return;
             if (node.Input.FirstOrDefault(_channelsLast.Contains) is { } last && !ChannelsLastSafe(node))
                 throw Unsupported(node, $"it reads '{last}', a channels-last view (after Transpose [0, 2, 3, 1]); only layer " +
@@ -403,7 +404,7 @@ public static class OnnxImporter
                 {
                     // Opset 17's operator over the last axis: the channels of a channels-last view, or a vector's features.
                     long axis = Int(node, "axis", -1);
-                    bool overChannels = _channelsLast.Contains(node.Input[0]) ? axis is -1 or 3
+                    bool overChannels = _channelsLast.Contains(node.Input[0]) ? axis == -1 || axis == (_sequences.Contains(node.Input[0]) ? 2 : 3)
                         : _rank.GetValueOrDefault(node.Input[0], 3) == 1 && axis is -1 or 1;
                     if (!overChannels)
                         throw Unsupported(node, "LayerNormalization is supported over the channels (the last axis of a channels-last view) only");
@@ -420,7 +421,7 @@ public static class OnnxImporter
                     _lastNorm = last with { Scaled = true };
                     _tensors[Out] = last.Node;
                     _rank[Out] = _rank[node.Input[1 - c]];
-                    if (_channelsLast.Contains(node.Input[1 - c])) _channelsLast.Add(Out);
+                    KeepView(node.Input[1 - c], Out);
                     return true;
                 case "Add" when ConstantAt is int c && _lastNorm is { } last && _tensors.GetValueOrDefault(node.Input[1 - c]) == last.Node:
                     _weights.Add((last.Layer, "beta", PerChannel(node, c, last.Layer, name)));
@@ -505,7 +506,7 @@ public static class OnnxImporter
         {
             var axes = Ints(node, "axes", []);
             string input = _partials.TryGetValue(node.Input[0], out var partial) ? partial.Input : node.Input[0];
-            return _channelsLast.Contains(input) ? axes is [-1 or 3]
+            return _channelsLast.Contains(input) ? axes is [-1] || axes is [2] && _sequences.Contains(input) || axes is [3] && !_sequences.Contains(input)
                 : axes is [1] || axes is [-1] && _rank.GetValueOrDefault(input, 3) == 1;
         }
 
@@ -572,7 +573,20 @@ public static class OnnxImporter
             long?[]? Known(int i) => i < node.Input.Count ? Integers(node.Input[i]) : null;
             long?[]? result = node.OpType switch
             {
-                "Shape" when _tensors.ContainsKey(node.Input[0]) => ShapeRange(node, [null, .. ShapeOf(node, node.Input[0]).Dims.Select(d => (long?)d)]),
+                "Shape" when _tensors.ContainsKey(node.Input[0]) || _attention.ContainsKey(node.Input[0]) =>
+                    ShapeRange(node, OnnxDims(node, node.Input[0])),
+                "Shape" when Known(0) is { } values => [values.Length],
+                "Reshape" when Known(0) is { } values && Known(1) is [-1] => values,
+                "ConstantOfShape" when Known(0) is [long length] && length is >= 0 and <= 8
+                                       && node.Attribute.SingleOrDefault(a => a.Name == "value")?.T is { } value
+                                       && value.DataType == (int)TensorProto.Types.DataType.Int64 =>
+                    Enumerable.Repeat((long?)(value.RawData.Length > 0 ? BitConverter.ToInt64(value.RawData.Span) : value.Int64Data[0]),
+                        (int)length).ToArray(),
+                "Equal" when Known(0) is { } a && Known(1) is { } b && a.Length == b.Length =>
+                    a.Zip(b, (x, y) => x is null || y is null ? null : (long?)(x == y ? 1 : 0)).ToArray(),
+                "Where" when Known(0) is { } condition && Known(1) is { } yes && Known(2) is { } no
+                             && yes.Length == condition.Length && no.Length == condition.Length =>
+                    condition.Select((c, i) => c is null ? null : c != 0 ? yes[i] : no[i]).ToArray(),
                 "Gather" when Known(0) is { } data && Known(1) is { } indices && Int(node, "axis", 0) == 0 =>
                     indices.Select(i => i is { } k && k >= -data.Length && k < data.Length ? data[k < 0 ? k + data.Length : k]
                         : throw Malformed(node, $"index {i} is outside the {data.Length} values")).ToArray(),
@@ -664,6 +678,13 @@ public static class OnnxImporter
             {
                 // [C] to [N, C, 1, 1]: a per-channel gate as ONNX broadcasts it (Ml.Cnn's Multiply takes [C] gates as they are).
                 Alias(node, Out);
+                return;
+            }
+            if (batch && input.Rank == 3 && shape.Length == 3 && shape[1] == input[0] && shape[2] == input[1] * input[2])
+            {
+                // [N, C, H·W]: the planes flattened, a vision transformer's patches on their way to tokens.
+                Alias(node, Out);
+                _planeViews.Add(Out);
                 return;
             }
             if (batch && input.Rank == 3 && shape.Length == 5 && shape[1] * shape[2] == input[0] && shape[3] == input[1] && shape[4] == input[2])
@@ -824,7 +845,7 @@ public static class OnnxImporter
         {
             _tensors[output] = _builder.Add(layer, Source(node, input));
             _rank[output] = rank ?? _rank.GetValueOrDefault(input, 3);
-            if (_channelsLast.Contains(input) && rank is null) _channelsLast.Add(output);
+            if (rank is null) KeepView(input, output);
         }
 
         private void AddMerge(NodeProto node, MergeLayer merge, string output)
@@ -833,7 +854,7 @@ public static class OnnxImporter
                 throw Unsupported(node, "it combines a channels-last view with a channels-first tensor");
             _tensors[output] = _builder.Merge(merge, node.Input.Select(i => Source(node, i)).ToArray());
             _rank[output] = _rank.GetValueOrDefault(node.Input[0], 3);
-            if (_channelsLast.Contains(node.Input[0])) _channelsLast.Add(output);
+            KeepView(node.Input[0], output);
         }
 
         private void Alias(NodeProto node, string output, string? input = null)
@@ -841,7 +862,14 @@ public static class OnnxImporter
             input ??= node.Input[0];
             _tensors[output] = Source(node, input);
             _rank[output] = _rank.GetValueOrDefault(input, 3);
+            KeepView(input, output);
+        }
+
+        /// <summary>The output of a per-position operator is the same kind of view as its input: channels-last, tokens.</summary>
+        private void KeepView(string input, string output)
+        {
             if (_channelsLast.Contains(input)) _channelsLast.Add(output);
+            if (_sequences.Contains(input)) _sequences.Add(output);
         }
 
         private Node Source(NodeProto node, string tensor) => _tensors.TryGetValue(tensor, out var n) ? n

@@ -41,6 +41,7 @@ public sealed class TorchvisionImportTests : IDisposable
         { "vgg11_bn", "cpu2" }, { "vgg11_bn", "reference" }, { "alexnet", "cpu2" }, { "alexnet", "reference" },
         { "inception_v3", "cpu2" }, { "inception_v3", "reference" }, { "convnext", "cpu2" }, { "convnext", "reference" },
         { "resnext", "cpu2" }, { "resnext", "reference" }, { "efficientnet_v2", "cpu2" }, { "efficientnet_v2", "reference" },
+        { "vit", "cpu2" }, { "vit", "reference" },
     };
 
     [Theory, MemberData(nameof(Families))]
