@@ -351,6 +351,45 @@ public static class OnnxExporter
                     graph.Initializer($"{name}.gamma", norm.Gamma.Value.ToArray(), perChannel)]);
                 return graph.Node("Add", name, [scaled, graph.Initializer($"{name}.beta", norm.Beta.Value.ToArray(), perChannel)]);
             }
+            case ClassToken token:
+            {
+                var (c, t) = (layer.InputShape[0], (long)layer.InputShape[1] * layer.InputShape[2]);
+                string batch = graph.Node("Slice", name + ".batch", [graph.Node("Shape", name + ".shape", [input]),
+                    graph.Int64Initializer(name + ".batch.starts", 0), graph.Int64Initializer(name + ".batch.ends", 1)]);
+                string broadcast = graph.Node("Concat", name + ".broadcast", [batch, graph.Int64Initializer(name + ".rest", c, 1, 1)],
+                    Int("axis", 0));
+                string tokens = graph.Node("Expand", name + ".tokens", [graph.Initializer($"{name}.token", token.Token.Value.ToArray(),
+                    1, c, 1, 1), broadcast]);
+                return graph.Node("Concat", name, [tokens, graph.Reshape(name + ".positions", input, 0, c, 1, t)], Int("axis", 3));
+            }
+            case PositionEmbedding embedding:
+                return graph.Node("Add", name, [input, graph.Initializer($"{name}.embedding", embedding.Embedding.Value.ToArray(),
+                    [1, .. layer.InputShape.Dims.Select(d => (long)d)])]);
+            case TokenAt at:
+            {
+                var (c, t) = (layer.InputShape[0], (long)layer.InputShape[1] * layer.InputShape[2]);
+                string token = graph.Node("Slice", name + ".token", [graph.Reshape(name + ".positions", input, 0, c, t),
+                    graph.Int64Initializer(name + ".starts", at.Index), graph.Int64Initializer(name + ".ends", at.Index + 1),
+                    graph.Int64Initializer(name + ".axes", 2)]);
+                return graph.Node("Flatten", name, [token], Int("axis", 1));
+            }
+            // Per head: P = softmax(scale · QᵀK) over the keys, Y = V·Pᵀ, on [N, heads, d, T] views of the 3C channels.
+            case SelfAttention attention:
+            {
+                var (c, h, w) = (layer.OutputShape[0], layer.OutputShape[1], layer.OutputShape[2]);
+                long heads = attention.Heads, t = (long)h * w;
+                string blocks = graph.Reshape(name + ".heads", input, 0, 3 * heads, c / heads, t);
+                string Block(string part, long index) => graph.Node("Slice", $"{name}.{part}", [blocks,
+                    graph.Int64Initializer($"{name}.{part}.starts", index * heads), graph.Int64Initializer($"{name}.{part}.ends", (index + 1) * heads),
+                    graph.Int64Initializer($"{name}.{part}.axes", 1)]);
+                string queries = graph.Node("Transpose", name + ".queries_t", [Block("queries", 0)], Ints("perm", 0, 1, 3, 2));
+                string scores = graph.Node("Mul", name + ".scores", [graph.Node("MatMul", name + ".products", [queries, Block("keys", 1)]),
+                    graph.Initializer(name + ".scale", [attention.Scale])]);
+                string probabilities = graph.Node("Softmax", name + ".probabilities", [scores], Int("axis", 3));
+                string attended = graph.Node("MatMul", name + ".attended", [Block("values", 2),
+                    graph.Node("Transpose", name + ".probabilities_t", [probabilities], Ints("perm", 0, 1, 3, 2))]);
+                return graph.Reshape(name, attended, 0, c, h, w);
+            }
             case LocalResponseNorm lrn:
                 // ONNX centres an even window one channel later than PyTorch (and Ml.Cnn); odd windows agree.
                 if (lrn.Size % 2 == 0)

@@ -51,6 +51,10 @@ public static partial class OnnxImporter
             return [null, .. shape.Dims.Select(d => (long?)d)];
         }
 
+        /// <summary>A layer that is one parameter of PyTorch's model is named after it ("class_token"), if it has a state-dict key.</summary>
+        private static string ModuleName(string parameter, string fallback) =>
+            parameter.Contains('/') || parameter.Contains(':') ? fallback : parameter;
+
         /// <summary>The token-sequence operators; true when the node was one of them.</summary>
         private bool ReadTransformer(NodeProto node, string name)
         {
@@ -74,7 +78,7 @@ public static partial class OnnxImporter
                 case "Concat" when node.Input.Count == 2 && _expanded.TryGetValue(node.Input[0], out var token) && Sequence(1):
                 {
                     if (Int(node, "axis", 0) != 1) throw Unsupported(node, "a class token is concatenated along the tokens (axis 1) only");
-                    var layer = new ClassToken { Name = Unique(name) };
+                    var layer = new ClassToken { Name = Unique(ModuleName(token, name)) };
                     var values = Floats(token, name);
                     if (values.Length != ShapeOf(node, node.Input[1])[0])
                         throw Malformed(node, $"the class token has {values.Length} values for {ShapeOf(node, node.Input[1])[0]} channels");
@@ -95,7 +99,7 @@ public static partial class OnnxImporter
                     if (dims is not ([1, _, _] or [_, _]) || dims[^1] != channels || dims[^2] != tokens)
                         throw Unsupported(node, $"a constant [{string.Join(", ", dims)}] added to {tokens} tokens of {channels} channels " +
                             $"must be a position embedding of shape [1, {tokens}, {channels}]");
-                    var layer = new PositionEmbedding { Name = Unique(name) };
+                    var layer = new PositionEmbedding { Name = Unique(ModuleName(node.Input[c], name)) };
                     _weights.Add((layer, "embedding", Transpose(Floats(node.Input[c], name), tokens, channels)));
                     AddLayerOn(node, node.Input[1 - c], layer, Out);
                     _sequences.Add(Out);

@@ -90,15 +90,17 @@ public sealed class GpuTrainingTests
         Assert.Empty(gpu.Fallbacks);
     }
 
-    [Fact]
-    public void AnImportedConvNeXtGivesPyTorchsOutputsAndTrainsWithoutFallingBack()
+    [Theory]
+    [InlineData("convnext")] // layer normalization over channels, GELU and 7×7 depthwise convolutions
+    [InlineData("vit")]      // class token, position embedding, multi-head self-attention
+    public void AnImportedTransformerEraNetworkGivesPyTorchsOutputsAndTrainsWithoutFallingBack(string family)
     {
-        // Layer normalization over channels, GELU and 7×7 depthwise convolutions, as torchvision's ConvNeXt has them.
         string Fixture(string file) => Path.Combine(AppContext.BaseDirectory, "Fixtures", "torchvision", file);
         var gpu = (GpuBackend)TestBackends.Create("gpu-on-cpu");
-        using var network = Ml.Cnn.Onnx.OnnxImporter.Import(Fixture("convnext.onnx"), gpu);
-        var x = TensorOf(gpu, ReadFloats(Fixture("convnext.x.f32")), [2, .. network.InputShape.Dims]);
-        AssertClose(ReadFloats(Fixture("convnext.y.f32")), network.Forward(x, training: false).ToArray(), "ConvNeXt output", rel: 1e-4, abs: 1e-4);
+        using var network = Ml.Cnn.Onnx.OnnxImporter.Import(Fixture(family + ".onnx"), gpu);
+        var x = TensorOf(gpu, ReadFloats(Fixture(family + ".x.f32")), [2, .. network.InputShape.Dims]);
+        AssertClose(ReadFloats(Fixture(family + ".y.f32")), network.Forward(x, training: false).ToArray(), $"{family} output",
+            rel: 1e-4, abs: 1e-4);
         var y = network.Forward(x, training: true);
         network.Backward(TensorOf(gpu, RandomNormal(new Rng(2), y.Length), [.. y.Shape.Dims]));
         Assert.True(double.IsFinite(gpu.SumOfSquares(network.Parameters.Select(p => p.Gradient).ToArray())));

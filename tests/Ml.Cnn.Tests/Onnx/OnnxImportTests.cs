@@ -149,6 +149,35 @@ public sealed class OnnxImportTests
         Assert.Contains(expected, error.Message);
     }
 
+    [Theory]
+    [InlineData("Softmax", "Relu", "step (Probabilities) of the multi-head attention")] // attention weights read elsewhere
+    [InlineData("Concat", "MaxPool", "channels-last view")]                             // pooling the tokens' view
+    public void VisionTransformerStepsReadElsewhereAreRefusedByName(string producer, string reader, string expected)
+    {
+        var path = Path.Combine(AppContext.BaseDirectory, "Fixtures", "torchvision", "vit.onnx");
+        var model = Ml.Cnn.Onnx.Proto.ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+        // The first float Concat: the class token before the patches (the others concatenate shape values).
+        int at = model.Graph.Node.ToList().FindIndex(n => n.OpType == producer && (producer != "Concat" || n.Name == "/Concat_2"));
+        var extra = new Ml.Cnn.Onnx.Proto.NodeProto { OpType = reader, Name = "extra", Input = { model.Graph.Node[at].Output[0] }, Output = { "extra_out" } };
+        if (reader == "MaxPool") extra.Attribute.Add(new Ml.Cnn.Onnx.Proto.AttributeProto { Name = "kernel_shape", Ints = { 2, 2 } });
+        model.Graph.Node.Insert(at + 1, extra);
+        var error = Assert.Throws<NotSupportedException>(() => OnnxImporter.Import(Google.Protobuf.MessageExtensions.ToByteArray(model), new CpuBackend(1)));
+        Assert.Contains("'extra'", error.Message);
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void AnAttentionWhoseSoftmaxIsOverTheQueriesIsRefused()
+    {
+        var path = Path.Combine(AppContext.BaseDirectory, "Fixtures", "torchvision", "vit.onnx");
+        var model = Ml.Cnn.Onnx.Proto.ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+        var softmax = model.Graph.Node.First(n => n.OpType == "Softmax");
+        softmax.Attribute.Single(a => a.Name == "axis").I = 1;
+        var error = Assert.Throws<NotSupportedException>(() => OnnxImporter.Import(Google.Protobuf.MessageExtensions.ToByteArray(model), new CpuBackend(1)));
+        Assert.Contains($"'{softmax.Name}'", error.Message);
+        Assert.Contains("over the keys", error.Message);
+    }
+
     [Fact]
     public void AnInitializerPassedThroughIdentityIsAConstant()
     {

@@ -88,6 +88,34 @@ public sealed class TorchvisionImportTests : IDisposable
         Assert.InRange(ml.MulticlassClassification.Evaluate(model.Transform(data)).MicroAccuracy, 0.7, 1.0); // chance is 0.5; a random backbone limits the rest
     }
 
+    [Fact]
+    public void AnImportedVisionTransformerFineTunesWithItsEncoderFrozen()
+    {
+        var network = OnnxImporter.Import(Fixture("vit.onnx"), new CpuBackend(2), newClassCount: 2, seed: 3);
+        var frozen = network.NamedParameters.Where(p => !p.Key.StartsWith("heads.")).ToDictionary(p => p.Key, p => p.Value);
+        Assert.Contains(frozen.Keys, k => k.Contains("self_attention"));
+        foreach (var p in frozen.Values) p.Trainable = false;
+        var before = frozen.ToDictionary(p => p.Key, p => p.Value.Value.ToArray());
+        // Two classes of noisy 3×64×64 images, reddish or bluish.
+        var rng = new Ml.Cnn.Core.Rng(5);
+        int items = 32, length = 3 * 64 * 64;
+        var features = new float[items * length];
+        var labels = new float[items];
+        for (int i = 0; i < items; i++)
+        {
+            labels[i] = i % 2;
+            for (int k = 0; k < length; k++) features[i * length + k] = (float)rng.NextGaussian() * 0.5f + (k / (64 * 64) == 2 * (i % 2) ? 1f : 0f);
+        }
+        var data = new Ml.Cnn.Data.ImageDataset(new Ml.Cnn.Tensors.TensorShape(3, 64, 64), features, labels, classCount: 2);
+        var run = Trainer.Train(network, data, new TrainerOptions
+        {
+            Epochs = 6, BatchSize = 8, Optimizer = OptimizerKind.Adam, LearningRate = 1e-2f, ValidationFraction = 0, Seed = 1,
+        });
+        Assert.True(run.History[^1].TrainingLoss < 0.8 * run.History[0].TrainingLoss,
+            $"loss {run.History[0].TrainingLoss} → {run.History[^1].TrainingLoss}");
+        foreach (var (name, values) in before) Assert.True(values.SequenceEqual(frozen[name].Value.ToArray()), $"{name} changed while frozen");
+    }
+
     private sealed class ImageRow
     {
         public string Label { get; set; } = "";
