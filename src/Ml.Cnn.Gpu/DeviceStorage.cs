@@ -29,7 +29,9 @@ internal sealed class DeviceStorage : TensorStorage
 
     public override void CopyTo(Span<float> destination)
     {
-        if (destination.Length > 0) View(destination.Length).CopyToCPU(destination);
+        if (destination.Length == 0) return;
+        _owner.CountRead();
+        View(destination.Length).CopyToCPU(destination);
     }
 
     public override void CopyFrom(ReadOnlySpan<float> source)

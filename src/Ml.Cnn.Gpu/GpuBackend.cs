@@ -126,6 +126,16 @@ public sealed class GpuBackend : IBackend, IDisposable
 
     internal void CountAllocation(long bytes) => Interlocked.Add(ref _deviceBytes, bytes);
 
+    /// <summary>
+    /// Reads from the device to the host so far (tensor downloads and reduction results): each waits for the device
+    /// to finish its queue. Training reads one window of losses and counts every few batches, not per batch.
+    /// </summary>
+    public long HostReads => Interlocked.Read(ref _hostReads);
+
+    private long _hostReads;
+
+    internal void CountRead() => Interlocked.Increment(ref _hostReads);
+
     /// <summary>Waits until every queued kernel has finished.</summary>
     public void Synchronize() => Accelerator.Synchronize();
 
@@ -184,16 +194,9 @@ public sealed class GpuBackend : IBackend, IDisposable
         if (length == 0) return [];
         if (_hostTerms.Length < length) _hostTerms = new double[length];
         var values = _hostTerms.AsSpan(0, length);
+        CountRead();
         Terms(length).SubView(0, length).CopyToCPU(values);
         return values;
-    }
-
-    /// <summary>The terms' sum, added on the host in index order: the loss's one read.</summary>
-    private double SumTerms(int length)
-    {
-        double sum = 0;
-        foreach (var v in ReadTerms(length)) sum += v;
-        return sum;
     }
 
     // ---- the host fallback ----
@@ -280,6 +283,10 @@ public sealed class GpuBackend : IBackend, IDisposable
     private Action<KernelConfig, T1, T2, T3, T4> Grouped<T1, T2, T3, T4>(Action<T1, T2, T3, T4> kernel)
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct =>
         (Action<KernelConfig, T1, T2, T3, T4>)Cached(kernel, () => Accelerator.LoadStreamKernel(kernel));
+
+    private Action<KernelConfig, T1, T2, T3, T4, T5> Grouped<T1, T2, T3, T4, T5>(Action<T1, T2, T3, T4, T5> kernel)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct =>
+        (Action<KernelConfig, T1, T2, T3, T4, T5>)Cached(kernel, () => Accelerator.LoadStreamKernel(kernel));
 
     private Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7> Grouped<T1, T2, T3, T4, T5, T6, T7>(Action<T1, T2, T3, T4, T5, T6, T7> kernel)
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
@@ -861,74 +868,97 @@ public sealed class GpuBackend : IBackend, IDisposable
 
     // ---- losses ----
 
+    /// <summary>losses[slot] += scale · Σ of the first <paramref name="count"/> terms, on the device.</summary>
+    private void AddTerms(int count, Tensor values, int slot, double scale) =>
+        Grouped<ArrayView<double>, ArrayView<float>, int, int, double>(LossKernels.AddTerms)(PerChannel(1), Terms(count), V(values), count,
+            slot, scale);
+
     /// <inheritdoc />
-    public float SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits)
+    public void SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits, Tensor losses, int slot)
     {
         int rows = logits.Shape.N;
-        if (rows == 0) return 0;
+        if (rows == 0) return;
         K<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, int, int>(LossKernels.SoftmaxCrossEntropy)(
             rows, V(logits), V(labels), V(dLogits), Terms(rows), logits.Shape.ItemLength, rows);
-        return (float)(SumTerms(rows) / rows);
+        AddTerms(rows, losses, slot, 1.0 / rows);
     }
 
     /// <inheritdoc />
-    public float PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel, Tensor dLogits)
+    public void PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel, Tensor dLogits, Tensor losses,
+        int slot)
     {
         if (HostOperations.Contains(nameof(PixelSoftmaxCrossEntropy)))
-            return OnHost(nameof(PixelSoftmaxCrossEntropy), h => _host.PixelSoftmaxCrossEntropy(
-                h(logits), h(labels), classWeights is null ? null : h(classWeights), ignoreLabel, h(dLogits)), dLogits);
+        {
+            OnHost(nameof(PixelSoftmaxCrossEntropy), h => _host.PixelSoftmaxCrossEntropy(
+                h(logits), h(labels), classWeights is null ? null : h(classWeights), ignoreLabel, h(dLogits), h(losses), slot), dLogits, losses);
+            return;
+        }
         int classes = logits.Shape[1], plane = logits.Shape.ItemLength / Math.Max(classes, 1), pixels = logits.Shape.N * plane;
-        if (pixels == 0 || classes == 0) return 0;
+        if (pixels == 0 || classes == 0) return;
         var g = new PixelLossArgs
         {
             Pixels = pixels, Plane = plane, Classes = classes, IgnoreLabel = ignoreLabel, Weighted = classWeights is null ? 0 : 1,
         };
+        // Terms: each pixel's loss, then its weight, then the two totals the gradient divides by.
+        var terms = Terms(2 * pixels + 2);
         K<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, PixelLossArgs>(LossKernels.PixelCrossEntropy)(
-            pixels, V(logits), V(labels), VOrEmpty(classWeights), Terms(2 * pixels), g);
-        var terms = ReadTerms(2 * pixels);
-        double loss = 0, total = 0;
-        for (int i = 0; i < pixels; i++) (loss, total) = (loss + terms[i], total + terms[pixels + i]);
-        K<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PixelLossArgs, double>(LossKernels.PixelCrossEntropyGradient)(
-            pixels, V(logits), V(labels), VOrEmpty(classWeights), V(dLogits), g, total);
-        return total == 0 ? 0 : (float)(loss / total);
+            pixels, V(logits), V(labels), VOrEmpty(classWeights), terms, g);
+        var totals = terms.SubView(2 * pixels, 2);
+        Grouped<ArrayView<double>, ArrayView<double>, ArrayView<float>, int, int>(LossKernels.PixelTotals)(PerChannel(1), terms, totals,
+            V(losses), pixels, slot);
+        K<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PixelLossArgs, ArrayView<double>>(
+            LossKernels.PixelCrossEntropyGradient)(pixels, V(logits), V(labels), VOrEmpty(classWeights), V(dLogits), g, totals);
     }
 
     /// <inheritdoc />
-    public float SigmoidFocalLoss(Tensor logits, Tensor targets, float alpha, float gamma, Tensor dLogits) =>
-        (float)ElementwiseLoss(4, logits, targets, null, dLogits, 1, alpha, gamma);
+    public void SigmoidFocalLoss(Tensor logits, Tensor targets, float alpha, float gamma, float scale, Tensor dLogits, Tensor losses,
+        int slot) => ElementwiseLoss(4, logits, targets, null, dLogits, scale, losses, slot, alpha, gamma);
 
     /// <inheritdoc />
-    public float WeightedAbsoluteError(Tensor predictions, Tensor targets, Tensor weights, Tensor dPredictions) =>
-        (float)ElementwiseLoss(3, predictions, targets, weights, dPredictions, 1);
+    public void WeightedAbsoluteError(Tensor predictions, Tensor targets, Tensor weights, float scale, Tensor dPredictions, Tensor losses,
+        int slot) => ElementwiseLoss(3, predictions, targets, weights, dPredictions, scale, losses, slot);
 
     /// <inheritdoc />
-    public float MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores)
+    public void MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores, Tensor losses, int slot)
     {
         int rows = scores.Shape.N;
-        if (rows == 0) return 0;
+        if (rows == 0) return;
         K<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, int, int>(LossKernels.MulticlassHinge)(
             rows, V(scores), V(labels), V(dScores), Terms(rows), scores.Shape.ItemLength, rows);
-        return (float)(SumTerms(rows) / rows);
+        AddTerms(rows, losses, slot, 1.0 / rows);
     }
 
     /// <inheritdoc />
-    public float MeanSquaredError(Tensor predictions, Tensor targets, Tensor dPredictions) =>
-        (float)(ElementwiseLoss(0, predictions, targets, null, dPredictions, predictions.Length) / predictions.Length);
+    public void MeanSquaredError(Tensor predictions, Tensor targets, Tensor dPredictions, Tensor losses, int slot) =>
+        ElementwiseLoss(0, predictions, targets, null, dPredictions, 1f / predictions.Length, losses, slot);
 
     /// <inheritdoc />
-    public float MeanAbsoluteError(Tensor predictions, Tensor targets, Tensor dPredictions) =>
-        (float)(ElementwiseLoss(1, predictions, targets, null, dPredictions, predictions.Length) / predictions.Length);
+    public void MeanAbsoluteError(Tensor predictions, Tensor targets, Tensor dPredictions, Tensor losses, int slot) =>
+        ElementwiseLoss(1, predictions, targets, null, dPredictions, 1f / predictions.Length, losses, slot);
 
     /// <inheritdoc />
-    public float BinaryCrossEntropyWithLogits(Tensor logits, Tensor targets, Tensor dLogits) =>
-        (float)(ElementwiseLoss(2, logits, targets, null, dLogits, logits.Length) / logits.Length);
+    public void BinaryCrossEntropyWithLogits(Tensor logits, Tensor targets, Tensor dLogits, Tensor losses, int slot) =>
+        ElementwiseLoss(2, logits, targets, null, dLogits, 1f / logits.Length, losses, slot);
 
-    private double ElementwiseLoss(int kind, Tensor p, Tensor t, Tensor? w, Tensor grad, float scale, float alpha = 0, float gamma = 0)
+    /// <inheritdoc />
+    public void CountCorrect(Tensor scores, Tensor labels, int ignoreLabel, Tensor correct, int slot)
     {
-        if (p.Length == 0) return 0;
+        if (labels.Length == 0) return;
+        int classes = scores.Shape[1];
+        K<ArrayView<float>, ArrayView<float>, ArrayView<double>, int, int, int>(LossKernels.Correct)(labels.Length, V(scores), V(labels),
+            Terms(labels.Length), classes, scores.Shape.ItemLength / classes, ignoreLabel);
+        AddTerms(labels.Length, correct, slot, 1);
+    }
+
+    // The elementwise losses: the kernel writes each element's term and its gradient times the scale, the terms' sum
+    // times the scale goes to the slot.
+    private void ElementwiseLoss(int kind, Tensor p, Tensor t, Tensor? w, Tensor grad, float scale, Tensor losses, int slot,
+        float alpha = 0, float gamma = 0)
+    {
+        if (p.Length == 0) return;
         K<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, int, float, float, float>(
             LossKernels.Elementwise)(p.Length, V(p), V(t), VOrEmpty(w), V(grad), Terms(p.Length), kind, scale, alpha, gamma);
-        return SumTerms(p.Length);
+        AddTerms(p.Length, losses, slot, scale);
     }
 
     // ---- optimizer updates ----

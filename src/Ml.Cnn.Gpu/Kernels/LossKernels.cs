@@ -4,7 +4,7 @@ namespace Ml.Cnn.Gpu.Kernels;
 
 /// <summary>
 /// Softmax and the losses. Each thread writes its row's (or element's) loss term into <c>terms</c> and the gradient
-/// in place; the backend adds the terms in order on the host, the one read a loss needs.
+/// in place; <see cref="AddTerms"/> then adds the terms on the device into the loss's slot, so a loss costs no read.
 /// </summary>
 internal static class LossKernels
 {
@@ -62,10 +62,51 @@ internal static class LossKernels
         terms[g.Pixels + pixel] = w;
     }
 
+    /// <summary>
+    /// values[slot] += scale · Σ terms[0 … count): one group, each thread adding a strided share in double and the
+    /// shares combined by a fixed-order tree, so the sum repeats bit for bit.
+    /// </summary>
+    public static void AddTerms(ArrayView<double> terms, ArrayView<float> values, int count, int slot, double scale)
+    {
+        var shared = SharedMemory.Allocate<double>(ReductionKernels.MaxGroup);
+        double own = 0;
+        for (int k = Group.IdxX; k < count; k += Group.DimX) own += terms[k];
+        double total = ReductionKernels.GroupSum(shared, own);
+        if (Group.IdxX == 0) values[slot] += (float)(total * scale);
+    }
+
+    /// <summary>
+    /// Between the per-pixel passes: the summed losses and weights into totals[0] and totals[1], for the gradient pass,
+    /// and their ratio added to values[slot] (nothing when every pixel is ignored). One group, as <see cref="AddTerms"/>.
+    /// </summary>
+    public static void PixelTotals(ArrayView<double> terms, ArrayView<double> totals, ArrayView<float> values, int pixels, int slot)
+    {
+        var shared = SharedMemory.Allocate<double>(ReductionKernels.MaxGroup);
+        double loss = 0, weight = 0;
+        for (int k = Group.IdxX; k < pixels; k += Group.DimX) (loss, weight) = (loss + terms[k], weight + terms[pixels + k]);
+        double totalLoss = ReductionKernels.GroupSum(shared, loss), totalWeight = ReductionKernels.GroupSum(shared, weight);
+        if (Group.IdxX != 0) return;
+        (totals[0], totals[1]) = (totalLoss, totalWeight);
+        if (totalWeight != 0) values[slot] += (float)(totalLoss / totalWeight);
+    }
+
+    /// <summary>terms[i] ← 1 where the first maximum of position i's scores is its label, else 0 (and 0 where ignored).</summary>
+    public static void Correct(Index1D i, ArrayView<float> scores, ArrayView<float> labels, ArrayView<double> terms, int classes, int plane,
+        int ignoreLabel)
+    {
+        int position = i;
+        long first = (long)(position / plane) * classes * plane + position % plane; // class c's score is at first + c·plane
+        int best = 0;
+        for (int c = 1; c < classes; c++)
+            if (scores[first + (long)c * plane] > scores[first + (long)best * plane]) best = c;
+        terms[i] = labels[i] != ignoreLabel && best == (int)labels[i] ? 1 : 0;
+    }
+
     /// <summary>Second pass: the gradient w/Σw · (softmax − one-hot) of every class at the pixel (0 where ignored).</summary>
     public static void PixelCrossEntropyGradient(Index1D pixel, ArrayView<float> logits, ArrayView<float> labels, ArrayView<float> weights,
-        ArrayView<float> grad, PixelLossArgs g, double total)
+        ArrayView<float> grad, PixelLossArgs g, ArrayView<double> totals)
     {
+        double total = totals[1];
         int label = (int)labels[pixel];
         bool ignored = label == g.IgnoreLabel || total == 0;
         double w = ignored ? 0 : (g.Weighted != 0 ? weights[label] : 1) / total;
@@ -109,8 +150,9 @@ internal static class LossKernels
 
     /// <summary>
     /// The elementwise losses, by <paramref name="kind"/>: 0 squared error, 1 absolute error, 2 binary cross-entropy
-    /// with logits (all averaged: the gradient divides by <paramref name="scale"/>), 3 weighted absolute error and
-    /// 4 sigmoid focal loss with <paramref name="alpha"/> and <paramref name="gamma"/> (both summed).
+    /// with logits (averaged: <paramref name="scale"/> is one over the count), 3 weighted absolute error and 4 sigmoid
+    /// focal loss with <paramref name="alpha"/> and <paramref name="gamma"/> (summed, then scaled); the gradient is the
+    /// scaled one.
     /// </summary>
     public static void Elementwise(Index1D i, ArrayView<float> p, ArrayView<float> t, ArrayView<float> w, ArrayView<float> grad,
         ArrayView<double> terms, int kind, float scale, float alpha, float gamma)
@@ -120,23 +162,23 @@ internal static class LossKernels
         {
             case 0:
                 terms[i] = d * d;
-                grad[i] = (float)(2 * d / scale);
+                grad[i] = (float)(2 * d * scale);
                 break;
             case 1:
                 terms[i] = Math.Abs(d);
-                grad[i] = Sign(d) / scale;
+                grad[i] = Sign(d) * scale;
                 break;
             case 2:
             {
                 double x = p[i], target = t[i];
                 // log(1 + e^x) − x·t, written to stay finite for large |x|.
                 terms[i] = Math.Max(x, 0) - x * target + Math.Log(1 + Math.Exp(-Math.Abs(x)));
-                grad[i] = (float)((1 / (1 + Math.Exp(-x)) - target) / scale);
+                grad[i] = (float)((1 / (1 + Math.Exp(-x)) - target) * scale);
                 break;
             }
             case 3:
                 terms[i] = w[i] * Math.Abs(d);
-                grad[i] = w[i] * Sign(d);
+                grad[i] = w[i] * Sign(d) * scale;
                 break;
             default:
             {
@@ -148,7 +190,7 @@ internal static class LossKernels
                     : -gamma * Math.Pow(1 - pt, gamma - 1) * (2 * target - 1) * prob * (1 - prob);
                 double weight = alpha >= 0 ? alpha * target + (1 - alpha) * (1 - target) : 1;
                 terms[i] = weight * ce * modulation;
-                grad[i] = (float)(weight * ((prob - target) * modulation + ce * dModulation));
+                grad[i] = (float)(scale * weight * ((prob - target) * modulation + ce * dModulation));
                 break;
             }
         }

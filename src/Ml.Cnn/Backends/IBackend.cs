@@ -203,40 +203,53 @@ public interface IBackend
     /// <summary>dx ← y ⊙ (dy − Σ dy ⊙ y) row-wise.</summary>
     void SoftmaxBackward(Tensor y, Tensor dy, Tensor dx);
 
-    // ---- losses: return the mean loss and write its gradient ----
+    // ---- losses: each adds its value to losses[slot] and writes its gradient ----
+    // The value stays where the backend keeps its tensors: a trainer reads a window of batches' losses at once (one
+    // device synchronisation per window, not one per batch), and Loss.Compute reads one for a caller that wants it now.
 
-    /// <summary>Softmax cross-entropy of logits [N, C] against class indices [N] (stored as floats).</summary>
-    float SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits);
+    /// <summary>Softmax cross-entropy of logits [N, C] against class indices [N] (stored as floats), averaged over the batch.</summary>
+    void SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits, Tensor losses, int slot);
 
     /// <summary>
     /// Per-pixel softmax cross-entropy of logits [N, C, H, W] against labels [N, H·W] (class indices stored as floats):
     /// pixels labelled <paramref name="ignoreLabel"/> add nothing; with <paramref name="classWeights"/> [C] each pixel
     /// counts w[label] and the mean divides by the summed weights (PyTorch's <c>cross_entropy(weight, ignore_index)</c>).
-    /// Returns 0 with a zero gradient when every pixel is ignored.
+    /// Adds 0, with a zero gradient, when every pixel is ignored.
     /// </summary>
-    float PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel, Tensor dLogits);
+    void PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel, Tensor dLogits, Tensor losses,
+        int slot);
 
     /// <summary>
-    /// The sum over all elements of the sigmoid focal loss (Lin et al., 2017; torchvision's <c>sigmoid_focal_loss</c>):
-    /// α_t · (1 − p_t)^γ · BCE(x, t), with p = σ(x), p_t = p·t + (1 − p)(1 − t), α_t = α·t + (1 − α)(1 − t), and no α
-    /// weighting when α &lt; 0. Writes the gradient of that sum.
+    /// <paramref name="scale"/> times the sum over all elements of the sigmoid focal loss (Lin et al., 2017;
+    /// torchvision's <c>sigmoid_focal_loss</c>): α_t · (1 − p_t)^γ · BCE(x, t), with p = σ(x), p_t = p·t + (1 − p)(1 − t),
+    /// α_t = α·t + (1 − α)(1 − t), and no α weighting when α &lt; 0; the gradient is that of the scaled sum.
     /// </summary>
-    float SigmoidFocalLoss(Tensor logits, Tensor targets, float alpha, float gamma, Tensor dLogits);
+    void SigmoidFocalLoss(Tensor logits, Tensor targets, float alpha, float gamma, float scale, Tensor dLogits, Tensor losses, int slot);
 
-    /// <summary>Σ w · |p − t| over all elements, and its gradient w · sign(p − t) (box regression on chosen cells).</summary>
-    float WeightedAbsoluteError(Tensor predictions, Tensor targets, Tensor weights, Tensor dPredictions);
+    /// <summary>
+    /// <paramref name="scale"/> · Σ w · |p − t| over all elements, and its gradient scale · w · sign(p − t) (box regression
+    /// on chosen cells).
+    /// </summary>
+    void WeightedAbsoluteError(Tensor predictions, Tensor targets, Tensor weights, float scale, Tensor dPredictions, Tensor losses, int slot);
 
     /// <summary>Multiclass SVM loss Σ_{j≠y} max(0, s_j − s_y + 1), averaged over the batch.</summary>
-    float MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores);
+    void MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores, Tensor losses, int slot);
 
     /// <summary>Mean squared error over all elements.</summary>
-    float MeanSquaredError(Tensor predictions, Tensor targets, Tensor dPredictions);
+    void MeanSquaredError(Tensor predictions, Tensor targets, Tensor dPredictions, Tensor losses, int slot);
 
     /// <summary>Mean absolute error over all elements.</summary>
-    float MeanAbsoluteError(Tensor predictions, Tensor targets, Tensor dPredictions);
+    void MeanAbsoluteError(Tensor predictions, Tensor targets, Tensor dPredictions, Tensor losses, int slot);
 
     /// <summary>Binary cross-entropy with logits, averaged over all elements.</summary>
-    float BinaryCrossEntropyWithLogits(Tensor logits, Tensor targets, Tensor dLogits);
+    void BinaryCrossEntropyWithLogits(Tensor logits, Tensor targets, Tensor dLogits, Tensor losses, int slot);
+
+    /// <summary>
+    /// Adds to correct[slot] how many of the batch's labels the scores' first maximum matches: one per item for [N, C]
+    /// scores against labels [N], one per pixel for [N, C, H, W] against [N, H·W], where pixels labelled
+    /// <paramref name="ignoreLabel"/> count for nothing (a classifier's accuracy without downloading its scores).
+    /// </summary>
+    void CountCorrect(Tensor scores, Tensor labels, int ignoreLabel, Tensor correct, int slot);
 
     // ---- optimizer updates (PyTorch semantics) ----
 

@@ -4,22 +4,42 @@ using Ml.Cnn.Tensors;
 namespace Ml.Cnn.Losses;
 
 /// <summary>
-/// A training objective: <see cref="Compute"/> returns the mean loss over the batch and writes its gradient with
-/// respect to the network output.
+/// A training objective: the mean loss over a batch and its gradient with respect to the network output. The value is
+/// computed where the backend keeps its tensors; <see cref="Compute(Tensor, Tensor, Tensor)"/> reads it back at once,
+/// <see cref="Compute(Tensor, Tensor, Tensor, Tensor, int, bool)"/> leaves it there for a later read of many batches'.
 /// </summary>
 public abstract class Loss
 {
-    /// <summary>Validates shapes and labels, then computes the loss and gradient.</summary>
+    private Tensor? _value;
+
+    /// <summary>Validates shapes and labels, computes the loss and gradient, and returns the loss (one read from the backend).</summary>
     public float Compute(Tensor output, Tensor target, Tensor outputGradient)
+    {
+        if (_value is null || _value.Backend != output.Backend) _value = output.Backend.Allocate(new TensorShape(1));
+        output.Backend.Fill(_value, 0);
+        Compute(output, target, outputGradient, _value, 0);
+        return _value.ToArray()[0];
+    }
+
+    /// <summary>
+    /// Validates shapes (and, with <paramref name="checkLabels"/>, the labels' values: a read of the targets), computes
+    /// the gradient and adds the loss to <paramref name="losses"/>[<paramref name="slot"/>] without reading it.
+    /// </summary>
+    public void Compute(Tensor output, Tensor target, Tensor outputGradient, Tensor losses, int slot, bool checkLabels = true)
     {
         if (outputGradient.Shape != output.Shape)
             throw new ArgumentException($"{GetType().Name}: gradient shape {outputGradient.Shape} must equal output shape {output.Shape}.", nameof(outputGradient));
-        Validate(output, target);
-        return Evaluate(output, target, outputGradient);
+        if (slot < 0 || slot >= losses.Length)
+            throw new ArgumentOutOfRangeException(nameof(slot), slot, $"{GetType().Name}: the losses tensor {losses.Shape} has no slot {slot}.");
+        Validate(output, target, checkLabels);
+        Evaluate(output, target, outputGradient, losses, slot);
     }
 
-    /// <summary>Throws an ArgumentException when the target does not fit the output.</summary>
-    protected abstract void Validate(Tensor output, Tensor target);
+    /// <summary>
+    /// Throws an ArgumentException when the target does not fit the output; the labels' values are checked only when
+    /// <paramref name="labels"/> is set.
+    /// </summary>
+    protected abstract void Validate(Tensor output, Tensor target, bool labels);
 
     /// <summary>
     /// Throws an ArgumentException (naming the loss as <paramref name="name"/>) unless a network of per-item output
@@ -30,8 +50,8 @@ public abstract class Loss
     private protected static ArgumentException PerPixelData(ImageDataset data, string name) =>
         new($"The data has a class label per pixel ({data.TargetLength} each); {name} does not score pixel labels.", nameof(data));
 
-    /// <summary>The backend computation.</summary>
-    protected abstract float Evaluate(Tensor output, Tensor target, Tensor outputGradient);
+    /// <summary>The backend computation: adds the loss to losses[slot] and writes the gradient.</summary>
+    protected abstract void Evaluate(Tensor output, Tensor target, Tensor outputGradient, Tensor losses, int slot);
 }
 
 /// <summary>Losses whose target is one class index per item (stored as floats, shape [N]).</summary>
@@ -46,17 +66,18 @@ public abstract class ClassificationLoss : Loss
     }
 
     /// <inheritdoc />
-    protected override void Validate(Tensor output, Tensor target)
+    protected override void Validate(Tensor output, Tensor target, bool labels)
     {
         if (output.Shape.Rank != 2)
             throw new ArgumentException($"{GetType().Name}: expected scores of shape [N, classes], got {output.Shape}.", nameof(output));
         if (target.Length != output.Shape.N)
             throw new ArgumentException($"{GetType().Name}: expected {output.Shape.N} labels for scores {output.Shape}, got labels {target.Shape}.", nameof(target));
+        if (!labels) return;
         int classes = output.Shape[1];
-        var labels = target.ToArray();
-        for (int i = 0; i < labels.Length; i++)
-            if (!(labels[i] >= 0 && labels[i] < classes) || labels[i] != MathF.Floor(labels[i]))
-                throw new ArgumentException($"{GetType().Name}: label {i} is {labels[i]}, expected a class index in [0, {classes - 1}].", nameof(target));
+        var values = target.ToArray();
+        for (int i = 0; i < values.Length; i++)
+            if (!(values[i] >= 0 && values[i] < classes) || values[i] != MathF.Floor(values[i]))
+                throw new ArgumentException($"{GetType().Name}: label {i} is {values[i]}, expected a class index in [0, {classes - 1}].", nameof(target));
     }
 }
 
@@ -71,7 +92,7 @@ public abstract class RegressionLoss : Loss
     }
 
     /// <inheritdoc />
-    protected override void Validate(Tensor output, Tensor target)
+    protected override void Validate(Tensor output, Tensor target, bool labels)
     {
         if (target.Length != output.Length)
             throw new ArgumentException($"{GetType().Name}: target {target.Shape} must have as many values as output {output.Shape}.", nameof(target));
@@ -82,40 +103,40 @@ public abstract class RegressionLoss : Loss
 public sealed class SoftmaxCrossEntropyLoss : ClassificationLoss
 {
     /// <inheritdoc />
-    protected override float Evaluate(Tensor output, Tensor target, Tensor outputGradient) =>
-        output.Backend.SoftmaxCrossEntropy(output, target, outputGradient);
+    protected override void Evaluate(Tensor output, Tensor target, Tensor outputGradient, Tensor losses, int slot) =>
+        output.Backend.SoftmaxCrossEntropy(output, target, outputGradient, losses, slot);
 }
 
 /// <summary>The multiclass SVM loss Σ_{j≠y} max(0, s_j − s_y + 1), averaged over the batch.</summary>
 public sealed class MulticlassHingeLoss : ClassificationLoss
 {
     /// <inheritdoc />
-    protected override float Evaluate(Tensor output, Tensor target, Tensor outputGradient) =>
-        output.Backend.MulticlassHinge(output, target, outputGradient);
+    protected override void Evaluate(Tensor output, Tensor target, Tensor outputGradient, Tensor losses, int slot) =>
+        output.Backend.MulticlassHinge(output, target, outputGradient, losses, slot);
 }
 
 /// <summary>Mean squared error over all elements.</summary>
 public sealed class MeanSquaredErrorLoss : RegressionLoss
 {
     /// <inheritdoc />
-    protected override float Evaluate(Tensor output, Tensor target, Tensor outputGradient) =>
-        output.Backend.MeanSquaredError(output, target, outputGradient);
+    protected override void Evaluate(Tensor output, Tensor target, Tensor outputGradient, Tensor losses, int slot) =>
+        output.Backend.MeanSquaredError(output, target, outputGradient, losses, slot);
 }
 
 /// <summary>Mean absolute error (L1) over all elements.</summary>
 public sealed class L1Loss : RegressionLoss
 {
     /// <inheritdoc />
-    protected override float Evaluate(Tensor output, Tensor target, Tensor outputGradient) =>
-        output.Backend.MeanAbsoluteError(output, target, outputGradient);
+    protected override void Evaluate(Tensor output, Tensor target, Tensor outputGradient, Tensor losses, int slot) =>
+        output.Backend.MeanAbsoluteError(output, target, outputGradient, losses, slot);
 }
 
 /// <summary>Binary cross-entropy on logits (sigmoid folded in for stability), averaged over all elements.</summary>
 public sealed class BinaryCrossEntropyWithLogitsLoss : RegressionLoss
 {
     /// <inheritdoc />
-    protected override float Evaluate(Tensor output, Tensor target, Tensor outputGradient) =>
-        output.Backend.BinaryCrossEntropyWithLogits(output, target, outputGradient);
+    protected override void Evaluate(Tensor output, Tensor target, Tensor outputGradient, Tensor losses, int slot) =>
+        output.Backend.BinaryCrossEntropyWithLogits(output, target, outputGradient, losses, slot);
 }
 
 /// <summary>
@@ -160,7 +181,7 @@ public sealed class PixelCrossEntropyLoss : Loss
     public IReadOnlyList<float>? ClassWeights => _classWeights;
 
     /// <inheritdoc />
-    protected override void Validate(Tensor output, Tensor target)
+    protected override void Validate(Tensor output, Tensor target, bool labels)
     {
         if (output.Shape.Rank != 4)
             throw new ArgumentException($"{nameof(PixelCrossEntropyLoss)}: expected scores of shape [N, classes, H, W], got {output.Shape}.", nameof(output));
@@ -170,10 +191,11 @@ public sealed class PixelCrossEntropyLoss : Loss
                 $"{output.Shape}, got labels {target.Shape}.", nameof(target));
         if (_classWeights is not null && _classWeights.Length != classes)
             throw new ArgumentException($"{nameof(PixelCrossEntropyLoss)}: {_classWeights.Length} class weights for {classes} classes.", nameof(output));
-        var labels = target.ToArray();
-        for (int i = 0; i < labels.Length; i++)
+        if (!labels) return;
+        var values = target.ToArray();
+        for (int i = 0; i < values.Length; i++)
         {
-            float label = labels[i];
+            float label = values[i];
             if (label == IgnoreLabel) continue;
             if (!(label >= 0 && label < classes) || label != MathF.Floor(label))
                 throw new ArgumentException($"{nameof(PixelCrossEntropyLoss)}: pixel {i % pixels} of item {i / pixels} is labelled {label}, " +
@@ -182,14 +204,14 @@ public sealed class PixelCrossEntropyLoss : Loss
     }
 
     /// <inheritdoc />
-    protected override float Evaluate(Tensor output, Tensor target, Tensor outputGradient)
+    protected override void Evaluate(Tensor output, Tensor target, Tensor outputGradient, Tensor losses, int slot)
     {
         if (_classWeights is not null && (_weights is null || _weights.Backend != output.Backend))
         {
             _weights = output.Backend.Allocate(new TensorShape(_classWeights.Length));
             _weights.CopyFrom(_classWeights);
         }
-        return output.Backend.PixelSoftmaxCrossEntropy(output, target, _weights, IgnoreLabel, outputGradient);
+        output.Backend.PixelSoftmaxCrossEntropy(output, target, _weights, IgnoreLabel, outputGradient, losses, slot);
     }
 }
 
@@ -202,6 +224,7 @@ public sealed class PixelCrossEntropyLoss : Loss
 public sealed class CenterNetLoss(int classes, float alpha = 0.25f, float gamma = 2f) : Loss
 {
     private readonly Dictionary<string, Tensor> _buffers = [];
+    private readonly Dictionary<Backends.IBackend, Tensor> _objects = [];
 
     /// <summary>Object classes (heatmap channels).</summary>
     public int Classes { get; } = classes > 0 ? classes : throw new ArgumentOutOfRangeException(nameof(classes), classes, "At least one class.");
@@ -225,7 +248,7 @@ public sealed class CenterNetLoss(int classes, float alpha = 0.25f, float gamma 
     }
 
     /// <inheritdoc />
-    protected override void Validate(Tensor output, Tensor target)
+    protected override void Validate(Tensor output, Tensor target, bool labels)
     {
         if (output.Shape.Rank != 4 || output.Shape[1] != CenterNet.OutputChannels(Classes))
             throw new ArgumentException($"{nameof(CenterNetLoss)}: expected outputs [N, {CenterNet.OutputChannels(Classes)}, h, w] for {Classes} classes, " +
@@ -237,7 +260,7 @@ public sealed class CenterNetLoss(int classes, float alpha = 0.25f, float gamma 
     }
 
     /// <inheritdoc />
-    protected override float Evaluate(Tensor output, Tensor target, Tensor outputGradient)
+    protected override void Evaluate(Tensor output, Tensor target, Tensor outputGradient, Tensor losses, int slot)
     {
         var backend = output.Backend;
         int n = output.Shape.N, h = output.Shape[2], w = output.Shape[3];
@@ -259,19 +282,13 @@ public sealed class CenterNetLoss(int classes, float alpha = 0.25f, float gamma 
         var (box, boxTarget) = (Channels("box", output, Classes, 4), Channels("box target", targets, Classes, 4));
         var boxWeight = Channels("box weight", targets, Classes + 4, 4);
         var (heatGradient, boxGradient) = (Buffer("heat gradient", Classes), Buffer("box gradient", 4));
-        float sum = backend.SigmoidFocalLoss(heat, heatTarget, Alpha, Gamma, heatGradient)
-            + backend.WeightedAbsoluteError(box, boxTarget, boxWeight, boxGradient);
-        // Objects: the centre cells, where the x-offset weight is 1.
-        var weights = boxWeight.ToArray();
-        int objects = 0;
-        for (int i = 0; i < n; i++)
-            for (int p = 0; p < h * w; p++)
-                if (weights[i * 4 * h * w + p] > 0) objects++;
-        float scale = 1f / Math.Max(1, objects);
-        backend.Scale(heatGradient, scale);
-        backend.Scale(boxGradient, scale);
+        // Objects: the centre cells, where the x-offset weight is 1; their count scales both sums (one read per batch).
+        if (!_objects.TryGetValue(backend, out var objects)) _objects[backend] = objects = backend.Allocate(new TensorShape(4));
+        backend.ChannelSums(boxWeight, objects);
+        float scale = 1f / Math.Max(1, objects.ToArray()[0]);
+        backend.SigmoidFocalLoss(heat, heatTarget, Alpha, Gamma, scale, heatGradient, losses, slot);
+        backend.WeightedAbsoluteError(box, boxTarget, boxWeight, scale, boxGradient, losses, slot);
         backend.CopyChannels(heatGradient, 0, outputGradient, 0, Classes);
         backend.CopyChannels(boxGradient, 0, outputGradient, Classes, 4);
-        return sum * scale;
     }
 }

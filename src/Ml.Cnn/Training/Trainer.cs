@@ -75,6 +75,7 @@ public static class Trainer
             // Flips move a detector's targets too: its classes, and the stride of its output map.
             Detection = loss is CenterNetLoss centerNet ? (centerNet.Classes, data.ItemShape[1] / network.OutputShape[1]) : (0, 1),
         };
+        using var metrics = new MetricsWindow(backend);
         var clock = Stopwatch.StartNew();
         int firstEpoch = state.CompletedEpochs; // after a resume, the clock covers only this run's epochs
         for (int epoch = state.CompletedEpochs; epoch < options.Epochs && !state.StoppedEarly; epoch++)
@@ -100,22 +101,31 @@ public static class Trainer
                     batch.Prefetch(order.AsMemory(steps[s + 1] * options.BatchSize, Size(steps[s + 1])), state.Random);
                 var output = network.Forward(x, training: true);
                 var gradient = batch.GradientBuffer(output.Shape);
-                float batchLoss = loss.Compute(output, targets, gradient);
-                divergence.CheckBatch(epoch + 1, b + 1, batchLoss, optimizer.LearningRate);
+                // The loss and right answers stay on the backend; the window is read every few batches (a GPU
+                // synchronises once then) and at the epoch's end, and each batch is checked and counted in order.
+                int slot = metrics.Next(new MetricsWindow.Batch(b, indices.Length,
+                    classification ? Labelled(batch.HostTargets(indices.Length)) : 0, optimizer.LearningRate));
+                loss.Compute(output, targets, gradient, metrics.Values, slot, checkLabels: false);
+                if (classification) backend.CountCorrect(output, targets, ImageDataset.IgnoredLabel, metrics.Values, metrics.CorrectSlot(slot));
                 network.Backward(gradient);
                 if (options.GradientClipNorm > 0) ClipGradients(network, options.GradientClipNorm);
                 learningRate = options.Schedule.Rate(options.LearningRate, epoch, b, batches, options.Epochs);
                 optimizer.LearningRate = learningRate;
                 optimizer.Step();
 
-                lossSum += batchLoss * indices.Length;
-                seen += indices.Length;
-                if (classification) CountCorrect(output, batch.HostTargets(indices.Length), ref correct, ref counted);
-                double rate = seen / epochClock.Elapsed.TotalSeconds;
-                double remainingItems = (options.Epochs - epoch) * (double)training.Count - seen;
-                options.Progress?.Report(new TrainingProgress(epoch + 1, options.Epochs, b + 1, batches, (float)(lossSum / seen),
-                    classification ? (float)correct / Math.Max(1, counted) : float.NaN, learningRate, rate, TimeSpan.FromSeconds(remainingItems / rate),
-                    false, float.NaN, float.NaN));
+                if (metrics.Full || s == steps.Length - 1)
+                    metrics.Read((done, batchLoss, right) =>
+                    {
+                        divergence.CheckBatch(epoch + 1, done.Index + 1, batchLoss, done.LearningRate);
+                        lossSum += batchLoss * done.Items;
+                        seen += done.Items;
+                        (correct, counted) = (correct + right, counted + done.Labelled);
+                        double rate = seen / epochClock.Elapsed.TotalSeconds;
+                        double remainingItems = (options.Epochs - epoch) * (double)training.Count - seen;
+                        options.Progress?.Report(new TrainingProgress(epoch + 1, options.Epochs, done.Index + 1, batches, (float)(lossSum / seen),
+                            classification ? (float)correct / Math.Max(1, counted) : float.NaN, learningRate, rate,
+                            TimeSpan.FromSeconds(remainingItems / rate), false, float.NaN, float.NaN));
+                    });
                 cancellation.ThrowIfCancellationRequested();
             }
 
@@ -178,19 +188,26 @@ public static class Trainer
     public static (float Loss, float Accuracy) Evaluate(Network network, ImageDataset data, Loss loss, ChannelNormalization? normalization, int batchSize = 64)
     {
         FitTo(network, data);
+        loss.CheckFits(network.OutputShape, data, loss.GetType().Name);
         using var batch = new BatchAssembler(data, batchSize, normalization, null, network.Backend);
+        using var metrics = new MetricsWindow(network.Backend);
         bool classification = IsClassification(loss);
         double lossSum = 0;
         long correct = 0, counted = 0;
+        void Count(MetricsWindow.Batch done, float batchLoss, long right) =>
+            (lossSum, correct, counted) = (lossSum + batchLoss * done.Items, correct + right, counted + done.Labelled);
         var indices = Enumerable.Range(0, data.Count).ToArray();
         for (int start = 0; start < data.Count; start += batchSize)
         {
             var span = indices.AsSpan(start, Math.Min(batchSize, data.Count - start));
             var (x, targets) = batch.Assemble(span, null);
             var output = network.Forward(x, training: false);
-            lossSum += loss.Compute(output, targets, batch.GradientBuffer(output.Shape)) * span.Length;
-            if (classification) CountCorrect(output, batch.HostTargets(span.Length), ref correct, ref counted);
+            int slot = metrics.Next(new MetricsWindow.Batch(start, span.Length, classification ? Labelled(batch.HostTargets(span.Length)) : 0, 0));
+            loss.Compute(output, targets, batch.GradientBuffer(output.Shape), metrics.Values, slot, checkLabels: false);
+            if (classification) network.Backend.CountCorrect(output, targets, ImageDataset.IgnoredLabel, metrics.Values, metrics.CorrectSlot(slot));
+            if (metrics.Full) metrics.Read(Count);
         }
+        metrics.Read(Count);
         return ((float)(lossSum / data.Count), classification ? (float)correct / Math.Max(1, counted) : float.NaN);
     }
 
@@ -271,23 +288,13 @@ public static class Trainer
         foreach (var g in gradients) g.Backend.Scale(g, scale);
     }
 
-    /// <summary>
-    /// Adds the batch's right answers and counted labels: one per item for [N, classes] scores, one per labelled
-    /// pixel for [N, classes, H, W] (ignored pixels count for neither).
-    /// </summary>
-    private static void CountCorrect(Tensor output, ReadOnlySpan<float> labels, ref long correct, ref long counted)
+    /// <summary>The labels that count: one per item, or one per pixel that is not ignored.</summary>
+    private static long Labelled(ReadOnlySpan<float> labels)
     {
-        var scores = output.ToArray();
-        int classes = output.Shape[1], plane = output.Shape.ItemLength / classes;
-        for (int i = 0; i < labels.Length; i++)
-        {
-            if (labels[i] == ImageDataset.IgnoredLabel) continue;
-            int item = i / plane, pixel = i % plane, best = 0;
-            for (int c = 1; c < classes; c++)
-                if (scores[(item * classes + c) * plane + pixel] > scores[(item * classes + best) * plane + pixel]) best = c;
-            counted++;
-            if (best == (int)labels[i]) correct++;
-        }
+        long labelled = 0;
+        foreach (float label in labels)
+            if (label != ImageDataset.IgnoredLabel) labelled++;
+        return labelled;
     }
 }
 
@@ -352,6 +359,8 @@ internal sealed class DivergenceCheck(float factor, int patience, IReadOnlyList<
 
     public void CheckWeights(Network network, int epoch, int batch, float learningRate)
     {
+        // One norm over every parameter (one read); only a non-finite one is looked for parameter by parameter.
+        if (double.IsFinite(network.Backend.SumOfSquares(network.Parameters.Select(p => p.Value).ToArray()))) return;
         foreach (var p in network.Parameters)
             if (!double.IsFinite(p.Value.Backend.SumOfSquares(p.Value)))
                 throw new TrainingDivergedException(epoch, batch, float.NaN, learningRate,

@@ -47,6 +47,28 @@ public sealed class GpuTrainingTests
             onGpu.Parameters.First().Value.ToArray());
     }
 
+    [Fact]
+    public void TrainingReadsTheDeviceOncePerWindowOfBatchesNotEveryBatch()
+    {
+        // 64 items in batches of 2: 32 steps, each of which used to read its labels, its loss and its scores.
+        var data = TrainingData.Blobs(64, 12, size: 12);
+        using var gpu = TestBackends.NewGpu();
+        using var network = Network.Create(NetworkBuilder.Sequential(new Conv2d(4, 3, padding: 1), new Relu(), new GlobalAvgPool(),
+            new Dense(4)), gpu, data.ItemShape, seed: 1);
+        var progress = new List<TrainingProgress>();
+        long before = gpu.HostReads;
+        var run = Trainer.Train(network, data, new TrainerOptions
+        {
+            Epochs = 1, BatchSize = 2, LearningRate = 0.02f, ValidationFraction = 0, Seed = 2, Progress = new SynchronousProgress(progress.Add),
+        });
+        long reads = gpu.HostReads - before;
+        // Two windows of 16 batches' losses and right answers, and the end of the epoch's one norm over the weights.
+        Assert.Equal(32 / MetricsWindow.DeviceBatches + 1, reads);
+        // Every batch is still counted and reported, in order.
+        Assert.Equal(Enumerable.Range(1, 32), progress.Where(p => !p.EpochEnd).Select(p => p.Batch));
+        Assert.InRange(run.History[0].TrainingAccuracy, 0.0, 1.0);
+    }
+
     /// <summary>
     /// One of each family of the zoo (every layer kind the zoo builds: convolutions plain, grouped, depthwise and
     /// transposed, batch and local response norms, every pooling, concatenation, residual sums, upsampling, dropout),

@@ -343,9 +343,10 @@ public abstract class BackendAgreementTests(IBackend tested, ulong seed)
     private (Tensor Reference, Tensor Cpu) Labels(int count, int classes, int ignoreEvery = 0) =>
         Of(Enumerable.Range(0, count).Select(i => ignoreEvery > 0 && i % ignoreEvery == 0 ? -100f : _rng.NextInt(classes)).ToArray(), count);
 
-    private void AssertLoss(string what, Func<IBackend, Tensor, float> loss, (Tensor Reference, Tensor Cpu) gradient)
+    private void AssertLoss(string what, Action<IBackend, Tensor, Tensor, int> loss, (Tensor Reference, Tensor Cpu) gradient)
     {
-        float expected = loss(_reference, gradient.Reference), actual = loss(_cpu, gradient.Cpu);
+        float expected = LossValue(_reference, (l, s) => loss(_reference, gradient.Reference, l, s));
+        float actual = LossValue(_cpu, (l, s) => loss(_cpu, gradient.Cpu, l, s));
         Assert.True(Math.Abs(expected - actual) <= 1e-5 * Math.Abs(expected) + 1e-6, $"{what}: {actual}, the reference's {expected}");
         AssertClose(gradient.Reference, gradient.Cpu, what + " gradient");
     }
@@ -356,8 +357,8 @@ public abstract class BackendAgreementTests(IBackend tested, ulong seed)
         // Rows and elements enough for several of a backend's tasks (the CPU's elementwise losses go 16,384 at a time).
         var logits = Random(37, 11);
         var labels = Labels(37, 11);
-        AssertLoss("softmax cross-entropy", (b, d) => b.SoftmaxCrossEntropy(Pick(b, logits), Pick(b, labels), d), Empty(37, 11));
-        AssertLoss("multiclass hinge", (b, d) => b.MulticlassHinge(Pick(b, logits), Pick(b, labels), d), Empty(37, 11));
+        AssertLoss("softmax cross-entropy", (b, d, l, s) => b.SoftmaxCrossEntropy(Pick(b, logits), Pick(b, labels), d, l, s), Empty(37, 11));
+        AssertLoss("multiclass hinge", (b, d, l, s) => b.MulticlassHinge(Pick(b, logits), Pick(b, labels), d, l, s), Empty(37, 11));
         var (probabilities, dx) = (Empty(37, 11), Empty(37, 11));
         _reference.SoftmaxForward(logits.Reference, probabilities.Reference);
         _cpu.SoftmaxForward(logits.Cpu, probabilities.Cpu);
@@ -370,9 +371,9 @@ public abstract class BackendAgreementTests(IBackend tested, ulong seed)
         var pixels = Random(3, 5, 17, 19);
         var masks = Labels(3 * 17 * 19, 5, ignoreEvery: 7);
         var classWeights = Of([0.5f, 1, 2, 0.25f, 3], 5);
-        AssertLoss("per-pixel cross-entropy", (b, d) => b.PixelSoftmaxCrossEntropy(Pick(b, pixels), Pick(b, masks), null, -100, d), Empty(3, 5, 17, 19));
+        AssertLoss("per-pixel cross-entropy", (b, d, l, s) => b.PixelSoftmaxCrossEntropy(Pick(b, pixels), Pick(b, masks), null, -100, d, l, s), Empty(3, 5, 17, 19));
         AssertLoss("weighted per-pixel cross-entropy",
-            (b, d) => b.PixelSoftmaxCrossEntropy(Pick(b, pixels), Pick(b, masks), Pick(b, classWeights), -100, d), Empty(3, 5, 17, 19));
+            (b, d, l, s) => b.PixelSoftmaxCrossEntropy(Pick(b, pixels), Pick(b, masks), Pick(b, classWeights), -100, d, l, s), Empty(3, 5, 17, 19));
 
         int length = 40_000;
         var predictions = Random(4, length / 4);
@@ -380,11 +381,11 @@ public abstract class BackendAgreementTests(IBackend tested, ulong seed)
         var probabilitiesOf = Of(Enumerable.Range(0, length).Select(_ => (float)_rng.NextDouble()).ToArray(), 4, length / 4);
         var binary = Of(Enumerable.Range(0, length).Select(_ => _rng.NextInt(2) * 1f).ToArray(), 4, length / 4);
         var weights = Of(Enumerable.Range(0, length).Select(_ => (float)_rng.NextDouble()).ToArray(), 4, length / 4);
-        AssertLoss("mean squared error", (b, d) => b.MeanSquaredError(Pick(b, predictions), Pick(b, targets), d), Empty(4, length / 4));
-        AssertLoss("mean absolute error", (b, d) => b.MeanAbsoluteError(Pick(b, predictions), Pick(b, targets), d), Empty(4, length / 4));
-        AssertLoss("binary cross-entropy", (b, d) => b.BinaryCrossEntropyWithLogits(Pick(b, predictions), Pick(b, probabilitiesOf), d), Empty(4, length / 4));
-        AssertLoss("focal loss", (b, d) => b.SigmoidFocalLoss(Pick(b, predictions), Pick(b, binary), 0.25f, 2, d), Empty(4, length / 4));
-        AssertLoss("weighted absolute error", (b, d) => b.WeightedAbsoluteError(Pick(b, predictions), Pick(b, targets), Pick(b, weights), d), Empty(4, length / 4));
+        AssertLoss("mean squared error", (b, d, l, s) => b.MeanSquaredError(Pick(b, predictions), Pick(b, targets), d, l, s), Empty(4, length / 4));
+        AssertLoss("mean absolute error", (b, d, l, s) => b.MeanAbsoluteError(Pick(b, predictions), Pick(b, targets), d, l, s), Empty(4, length / 4));
+        AssertLoss("binary cross-entropy", (b, d, l, s) => b.BinaryCrossEntropyWithLogits(Pick(b, predictions), Pick(b, probabilitiesOf), d, l, s), Empty(4, length / 4));
+        AssertLoss("focal loss", (b, d, l, s) => b.SigmoidFocalLoss(Pick(b, predictions), Pick(b, binary), 0.25f, 2, 1, d, l, s), Empty(4, length / 4));
+        AssertLoss("weighted absolute error", (b, d, l, s) => b.WeightedAbsoluteError(Pick(b, predictions), Pick(b, targets), Pick(b, weights), 1, d, l, s), Empty(4, length / 4));
 
         var maps = Random(3, 4, 9, 10);
         var bias = Random(4);

@@ -327,7 +327,8 @@ public abstract class GradientCheckTests(string backendName)
         {
             var logits = TensorOf(_backend, [60, -60, 60, -60], 1, 4);
             var gradient = _backend.Allocate(logits.Shape);
-            float loss = _backend.SigmoidFocalLoss(logits, TensorOf(_backend, [1, 0, 0, 1], 1, 4), 0.25f, gamma, gradient);
+            float loss = LossValue(_backend, (l, s) => _backend.SigmoidFocalLoss(logits, TensorOf(_backend, [1, 0, 0, 1], 1, 4), 0.25f, gamma, 1,
+                gradient, l, s));
             Assert.True(float.IsFinite(loss), $"γ = {gamma}: loss {loss}");
             Assert.All(gradient.ToArray(), g => Assert.True(float.IsFinite(g), $"γ = {gamma}: gradient {g}"));
             Assert.All(gradient.ToArray()[..2], g => Assert.InRange(g, -1e-20f, 1e-20f)); // right answers: no gradient

@@ -73,6 +73,20 @@ public static class Numerics
         return values;
     }
 
+    /// <summary>
+    /// What a backend's loss (or count) adds into its slot: computed into slot 1 of three, whose neighbours must keep
+    /// their values (a slot is written, not the tensor).
+    /// </summary>
+    public static float LossValue(IBackend backend, Action<Tensor, int> compute)
+    {
+        var slots = TensorOf(backend, [7, 0, 11], 3);
+        compute(slots, 1);
+        var values = slots.ToArray();
+        Xunit.Assert.Equal(7, values[0]);
+        Xunit.Assert.Equal(11, values[2]);
+        return values[1];
+    }
+
     public static Tensor TensorOf(IBackend backend, float[] values, params int[] shape)
     {
         var t = backend.Allocate(new TensorShape(shape));

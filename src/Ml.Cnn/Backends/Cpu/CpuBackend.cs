@@ -681,21 +681,27 @@ public sealed class CpuBackend : HostBackend, IBackend
     // ---- losses ----
 
     /// <inheritdoc />
-    public float SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits) =>
-        CpuLossKernels.SoftmaxCrossEntropy(Array(logits), Array(labels), Array(dLogits), logits.Shape.N, logits.Shape.ItemLength, Threads);
+    public void SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits, Tensor losses, int slot) =>
+        Array(losses)[slot] += CpuLossKernels.SoftmaxCrossEntropy(Array(logits), Array(labels), Array(dLogits), logits.Shape.N, logits.Shape.ItemLength, Threads);
 
     /// <inheritdoc />
-    public float PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel, Tensor dLogits) =>
-        CpuLossKernels.PixelSoftmaxCrossEntropy(Array(logits), Array(labels), classWeights is null ? null : Array(classWeights), ignoreLabel,
+    public void PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel, Tensor dLogits, Tensor losses, int slot) =>
+        Array(losses)[slot] += CpuLossKernels.PixelSoftmaxCrossEntropy(Array(logits), Array(labels), classWeights is null ? null : Array(classWeights), ignoreLabel,
             Array(dLogits), logits.Shape.N, logits.Shape[1], logits.Shape.ItemLength / logits.Shape[1], Threads);
 
     /// <inheritdoc />
-    public float SigmoidFocalLoss(Tensor logits, Tensor targets, float alpha, float gamma, Tensor dLogits) =>
-        CpuLossKernels.SigmoidFocalLoss(Array(logits), Array(targets), alpha, gamma, Array(dLogits), logits.Length, Threads);
+    public void SigmoidFocalLoss(Tensor logits, Tensor targets, float alpha, float gamma, float scale, Tensor dLogits, Tensor losses, int slot)
+    {
+        Array(losses)[slot] += scale * CpuLossKernels.SigmoidFocalLoss(Array(logits), Array(targets), alpha, gamma, Array(dLogits), logits.Length, Threads);
+        if (scale != 1) Scale(dLogits, scale);
+    }
 
     /// <inheritdoc />
-    public float WeightedAbsoluteError(Tensor predictions, Tensor targets, Tensor weights, Tensor dPredictions) =>
-        CpuLossKernels.WeightedAbsoluteError(Array(predictions), Array(targets), Array(weights), Array(dPredictions), predictions.Length, Threads);
+    public void WeightedAbsoluteError(Tensor predictions, Tensor targets, Tensor weights, float scale, Tensor dPredictions, Tensor losses, int slot)
+    {
+        Array(losses)[slot] += scale * CpuLossKernels.WeightedAbsoluteError(Array(predictions), Array(targets), Array(weights), Array(dPredictions), predictions.Length, Threads);
+        if (scale != 1) Scale(dPredictions, scale);
+    }
 
     /// <inheritdoc />
     public void UpsampleForward(UpsampleMode mode, Tensor x, Tensor y) =>
@@ -719,20 +725,25 @@ public sealed class CpuBackend : HostBackend, IBackend
         CpuLossKernels.ChannelSums(Array(x), Array(sums), x.Shape.N, x.Shape[1], x.Shape.ItemLength / x.Shape[1], Threads);
 
     /// <inheritdoc />
-    public float MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores) =>
-        CpuLossKernels.MulticlassHinge(Array(scores), Array(labels), Array(dScores), scores.Shape.N, scores.Shape.ItemLength, Threads);
+    public void MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores, Tensor losses, int slot) =>
+        Array(losses)[slot] += CpuLossKernels.MulticlassHinge(Array(scores), Array(labels), Array(dScores), scores.Shape.N, scores.Shape.ItemLength, Threads);
 
     /// <inheritdoc />
-    public float MeanSquaredError(Tensor predictions, Tensor targets, Tensor dPredictions) =>
-        CpuLossKernels.MeanSquaredError(Array(predictions), Array(targets), Array(dPredictions), predictions.Length, Threads);
+    public void MeanSquaredError(Tensor predictions, Tensor targets, Tensor dPredictions, Tensor losses, int slot) =>
+        Array(losses)[slot] += CpuLossKernels.MeanSquaredError(Array(predictions), Array(targets), Array(dPredictions), predictions.Length, Threads);
 
     /// <inheritdoc />
-    public float MeanAbsoluteError(Tensor predictions, Tensor targets, Tensor dPredictions) =>
-        CpuLossKernels.MeanAbsoluteError(Array(predictions), Array(targets), Array(dPredictions), predictions.Length, Threads);
+    public void MeanAbsoluteError(Tensor predictions, Tensor targets, Tensor dPredictions, Tensor losses, int slot) =>
+        Array(losses)[slot] += CpuLossKernels.MeanAbsoluteError(Array(predictions), Array(targets), Array(dPredictions), predictions.Length, Threads);
 
     /// <inheritdoc />
-    public float BinaryCrossEntropyWithLogits(Tensor logits, Tensor targets, Tensor dLogits) =>
-        CpuLossKernels.BinaryCrossEntropyWithLogits(Array(logits), Array(targets), Array(dLogits), logits.Length, Threads);
+    public void BinaryCrossEntropyWithLogits(Tensor logits, Tensor targets, Tensor dLogits, Tensor losses, int slot) =>
+        Array(losses)[slot] += CpuLossKernels.BinaryCrossEntropyWithLogits(Array(logits), Array(targets), Array(dLogits), logits.Length, Threads);
+
+    /// <inheritdoc />
+    public void CountCorrect(Tensor scores, Tensor labels, int ignoreLabel, Tensor correct, int slot) =>
+        Array(correct)[slot] += CpuLossKernels.CountCorrect(Array(scores), Array(labels), ignoreLabel, scores.Shape[1],
+            scores.Shape.ItemLength / scores.Shape[1], labels.Length);
 
     // ---- optimizer updates ----
 

@@ -73,6 +73,21 @@ internal static class CpuLossKernels
             }
         });
 
+    /// <summary>How many labels the first maximum of their position's scores matches (ignored labels count for nothing).</summary>
+    public static int CountCorrect(float[] scores, float[] labels, int ignoreLabel, int classes, int plane, int count)
+    {
+        int correct = 0;
+        for (int i = 0; i < count; i++)
+        {
+            if (labels[i] == ignoreLabel) continue;
+            int item = i / plane, pixel = i % plane, best = 0;
+            for (int c = 1; c < classes; c++)
+                if (scores[(item * classes + c) * plane + pixel] > scores[(item * classes + best) * plane + pixel]) best = c;
+            if (best == (int)labels[i]) correct++;
+        }
+        return correct;
+    }
+
     /// <summary>Mean over rows of −log softmax(x)[label]; the gradient is (softmax − one-hot) / rows.</summary>
     public static float SoftmaxCrossEntropy(float[] logits, float[] labels, float[] dLogits, int rows, int columns, int threads)
     {

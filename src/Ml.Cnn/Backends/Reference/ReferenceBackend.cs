@@ -770,7 +770,7 @@ public sealed class ReferenceBackend : HostBackend, IBackend
     }
 
     /// <inheritdoc />
-    public float SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits)
+    public void SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits, Tensor losses, int slot)
     {
         var sx = Data(logits);
         var sl = Data(labels);
@@ -788,11 +788,11 @@ public sealed class ReferenceBackend : HostBackend, IBackend
             for (int j = 0; j < c; j++)
                 sd[i * c + j] = (float)((Math.Exp(sx[i * c + j] - logSum) - (j == label ? 1 : 0)) / n);
         }
-        return (float)(loss / n);
+        Data(losses)[slot] += (float)(loss / n);
     }
 
     /// <inheritdoc />
-    public float PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel, Tensor dLogits)
+    public void PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel, Tensor dLogits, Tensor losses, int slot)
     {
         var sx = Data(logits);
         var sl = Data(labels);
@@ -827,11 +827,11 @@ public sealed class ReferenceBackend : HostBackend, IBackend
                     sd[at] = ignored ? 0 : (float)(w * (Math.Exp(sx[at] - logSums[i * plane + p]) - (j == label ? 1 : 0)));
                 }
             }
-        return total == 0 ? 0 : (float)(loss / total);
+        Data(losses)[slot] += total == 0 ? 0 : (float)(loss / total);
     }
 
     /// <inheritdoc />
-    public float SigmoidFocalLoss(Tensor logits, Tensor targets, float alpha, float gamma, Tensor dLogits)
+    public void SigmoidFocalLoss(Tensor logits, Tensor targets, float alpha, float gamma, float scale, Tensor dLogits, Tensor losses, int slot)
     {
         var sx = Data(logits);
         var st = Data(targets);
@@ -848,13 +848,13 @@ public sealed class ReferenceBackend : HostBackend, IBackend
             double dModulation = gamma == 0 || pt >= 1 ? 0 : -gamma * Math.Pow(1 - pt, gamma - 1) * (2 * t - 1) * p * (1 - p);
             double weight = alpha >= 0 ? alpha * t + (1 - alpha) * (1 - t) : 1;
             loss += weight * ce * modulation;
-            sd[i] = (float)(weight * ((p - t) * modulation + ce * dModulation));
+            sd[i] = (float)(scale * weight * ((p - t) * modulation + ce * dModulation));
         }
-        return (float)loss;
+        Data(losses)[slot] += (float)(scale * loss);
     }
 
     /// <inheritdoc />
-    public float WeightedAbsoluteError(Tensor predictions, Tensor targets, Tensor weights, Tensor dPredictions)
+    public void WeightedAbsoluteError(Tensor predictions, Tensor targets, Tensor weights, float scale, Tensor dPredictions, Tensor losses, int slot)
     {
         var sp = Data(predictions);
         var st = Data(targets);
@@ -865,9 +865,26 @@ public sealed class ReferenceBackend : HostBackend, IBackend
         {
             float difference = sp[i] - st[i];
             loss += sw[i] * Math.Abs(difference);
-            sd[i] = difference > 0 ? sw[i] : difference < 0 ? -sw[i] : 0; // NaN gives 0, not MathF.Sign's exception
+            sd[i] = scale * (difference > 0 ? sw[i] : difference < 0 ? -sw[i] : 0); // NaN gives 0, not MathF.Sign's exception
         }
-        return (float)loss;
+        Data(losses)[slot] += (float)(scale * loss);
+    }
+
+    /// <inheritdoc />
+    public void CountCorrect(Tensor scores, Tensor labels, int ignoreLabel, Tensor correct, int slot)
+    {
+        var ss = Data(scores);
+        var sl = Data(labels);
+        int classes = scores.Shape[1], plane = scores.Shape.ItemLength / classes, right = 0;
+        for (int i = 0; i < sl.Length; i++)
+        {
+            if (sl[i] == ignoreLabel) continue;
+            int item = i / plane, pixel = i % plane, best = 0;
+            for (int c = 1; c < classes; c++)
+                if (ss[(item * classes + c) * plane + pixel] > ss[(item * classes + best) * plane + pixel]) best = c;
+            if (best == (int)sl[i]) right++;
+        }
+        Data(correct)[slot] += right;
     }
 
     // ---- resampling ----
@@ -919,7 +936,7 @@ public sealed class ReferenceBackend : HostBackend, IBackend
         mode == UpsampleMode.Nearest ? Interpolation.NearestTaps(inSize, outSize) : Interpolation.BilinearTaps(inSize, outSize);
 
     /// <inheritdoc />
-    public float MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores)
+    public void MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores, Tensor losses, int slot)
     {
         var ss = Data(scores);
         var sl = Data(labels);
@@ -940,11 +957,11 @@ public sealed class ReferenceBackend : HostBackend, IBackend
                 sd[i * c + label] -= 1f / n;
             }
         }
-        return (float)(loss / n);
+        Data(losses)[slot] += (float)(loss / n);
     }
 
     /// <inheritdoc />
-    public float MeanSquaredError(Tensor predictions, Tensor targets, Tensor dPredictions)
+    public void MeanSquaredError(Tensor predictions, Tensor targets, Tensor dPredictions, Tensor losses, int slot)
     {
         var sp = Data(predictions);
         var st = Data(targets);
@@ -956,11 +973,11 @@ public sealed class ReferenceBackend : HostBackend, IBackend
             loss += diff * diff;
             sd[i] = (float)(2 * diff / sp.Length);
         }
-        return (float)(loss / sp.Length);
+        Data(losses)[slot] += (float)(loss / sp.Length);
     }
 
     /// <inheritdoc />
-    public float MeanAbsoluteError(Tensor predictions, Tensor targets, Tensor dPredictions)
+    public void MeanAbsoluteError(Tensor predictions, Tensor targets, Tensor dPredictions, Tensor losses, int slot)
     {
         var sp = Data(predictions);
         var st = Data(targets);
@@ -972,11 +989,11 @@ public sealed class ReferenceBackend : HostBackend, IBackend
             loss += Math.Abs(diff);
             sd[i] = (float)Math.Sign(diff) / sp.Length;
         }
-        return (float)(loss / sp.Length);
+        Data(losses)[slot] += (float)(loss / sp.Length);
     }
 
     /// <inheritdoc />
-    public float BinaryCrossEntropyWithLogits(Tensor logits, Tensor targets, Tensor dLogits)
+    public void BinaryCrossEntropyWithLogits(Tensor logits, Tensor targets, Tensor dLogits, Tensor losses, int slot)
     {
         var sx = Data(logits);
         var st = Data(targets);
@@ -988,7 +1005,7 @@ public sealed class ReferenceBackend : HostBackend, IBackend
             loss += Math.Max(v, 0) - v * t + Math.Log(1 + Math.Exp(-Math.Abs(v)));
             sd[i] = (float)((1 / (1 + Math.Exp(-v)) - t) / sx.Length);
         }
-        return (float)(loss / sx.Length);
+        Data(losses)[slot] += (float)(loss / sx.Length);
     }
 
     /// <inheritdoc />
