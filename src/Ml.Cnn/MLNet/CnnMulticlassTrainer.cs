@@ -15,7 +15,7 @@ namespace Ml.Cnn.MLNet;
 /// <item><term>Output columns</term><description>Score: vector of Single class probabilities; PredictedLabel: the label's key type</description></item>
 /// <item><term>Is normalization required?</term><description>No (optional per-channel standardization: NormalizeInputs)</description></item>
 /// <item><term>Is caching required?</term><description>No: the training data is read into memory once</description></item>
-/// <item><term>GPU</term><description>Not yet (CPU backend: AVX-512, AVX2 or 128-bit SIMD on all cores)</description></item>
+/// <item><term>GPU</term><description>CUDA through Ml.Cnn.Gpu: set MLContext.GpuDeviceId (FallbackToCpu trains on the CPU when no device is usable); else the CPU backend, AVX-512, AVX2 or 128-bit SIMD on all cores</description></item>
 /// <item><term>ONNX export / model zip</term><description>Yes: <c>Model.ExportToOnnx</c>; <c>mlContext.Model.Save</c> stores it as ONNX inside the zip, loadable without Ml.Cnn</description></item>
 /// </list>
 /// </summary>

@@ -19,7 +19,7 @@ namespace Ml.Cnn.MLNet;
 /// PredictedBoundingBoxes: vector of Single, four values per detection (x0, y0, x1, y1)</description></item>
 /// <item><term>Is normalization required?</term><description>No (optional per-channel standardization: NormalizeInputs)</description></item>
 /// <item><term>Is caching required?</term><description>No: the training data is read into memory once</description></item>
-/// <item><term>GPU</term><description>Not yet</description></item>
+/// <item><term>GPU</term><description>CUDA through Ml.Cnn.Gpu: set MLContext.GpuDeviceId (FallbackToCpu trains on the CPU when no device is usable)</description></item>
 /// <item><term>ONNX export / model zip</term><description>ExportToOnnx writes the network (heatmaps and box maps, any
 /// image size; decode with <c>CenterNet.Decode</c>); <c>mlContext.Model.Save</c> writes a zip that ML.NET loads without
 /// Ml.Cnn, its decoding (peaks, NonMaxSuppression, TopK) inside the ONNX model</description></item>

@@ -13,7 +13,7 @@ namespace Ml.Cnn.MLNet;
 /// image column (MLImage, from LoadImages), resized and extracted by the model itself</description></item>
 /// <item><term>Example weights</term><description>Not supported (no exampleWeightColumnName): resample or repeat rows to weight them</description></item>
 /// <item><term>Output columns</term><description>Score: Single</description></item>
-/// <item><term>GPU</term><description>Not yet</description></item>
+/// <item><term>GPU</term><description>CUDA through Ml.Cnn.Gpu: set MLContext.GpuDeviceId (FallbackToCpu trains on the CPU when no device is usable)</description></item>
 /// <item><term>ONNX export / model zip</term><description>Yes (a reloaded Score is a one-element vector: ML.NET's OnnxTransformer has no scalar outputs)</description></item>
 /// </list>
 /// </summary>

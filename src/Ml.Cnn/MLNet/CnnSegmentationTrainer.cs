@@ -18,7 +18,7 @@ namespace Ml.Cnn.MLNet;
 /// of Single, the class probabilities of every pixel (classes × H × W)</description></item>
 /// <item><term>Is normalization required?</term><description>No (optional per-channel standardization: NormalizeInputs)</description></item>
 /// <item><term>Is caching required?</term><description>No: the training data is read into memory once</description></item>
-/// <item><term>GPU</term><description>Not yet</description></item>
+/// <item><term>GPU</term><description>CUDA through Ml.Cnn.Gpu: set MLContext.GpuDeviceId (FallbackToCpu trains on the CPU when no device is usable)</description></item>
 /// <item><term>ONNX export / model zip</term><description>Yes: <c>ExportToOnnx</c> writes a model of any image size;
 /// <c>mlContext.Model.Save</c> stores the network as ONNX inside the zip, loadable without Ml.Cnn</description></item>
 /// </list>

@@ -47,7 +47,7 @@ public sealed class KnnOptions
 /// <item><term>Input columns</term><description>Label: key type; Features: known-size vector of Single</description></item>
 /// <item><term>Output columns</term><description>Score: vector of Single vote shares; PredictedLabel: the label's key type</description></item>
 /// <item><term>Is normalization required?</term><description>Distances use raw values: normalize if features have different scales</description></item>
-/// <item><term>GPU</term><description>No</description></item>
+/// <item><term>GPU</term><description>L2 and cosine distance products on the CUDA device of MLContext.GpuDeviceId (Ml.Cnn.Gpu); L1 and the re-ranking on the CPU</description></item>
 /// <item><term>ONNX export / model zip</term><description>Model zip: yes, as an ONNX model holding the training set (loads without Ml.Cnn)</description></item>
 /// </list>
 /// Ties in distance go to the earlier training row; ties in the vote to the lower class key.
