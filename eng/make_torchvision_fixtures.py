@@ -226,7 +226,8 @@ def export_families(only):
     # The zoo's full-size forms, whose parameter counts the zoo tests assert (3x224x224, 1000 classes).
     index["zoo_parameters"] = {name: sum(p.numel() for p in make().parameters()) for name, make in
                                {"mobilenet_v2": torchvision.models.mobilenet_v2,
-                                "densenet121": torchvision.models.densenet121}.items()}
+                                "densenet121": torchvision.models.densenet121,
+                                "vit_b_16": torchvision.models.vit_b_16}.items()}
     with open(f"{OUT}/index.json", "w") as f:
         json.dump(index, f, indent=1)
 

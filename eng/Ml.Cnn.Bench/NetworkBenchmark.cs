@@ -14,9 +14,10 @@ using Ml.Cnn.Zoo;
 namespace Ml.Cnn.Bench;
 
 /// <summary>
-/// `networks [SIZE] [BATCH]`: MobileNetV2 and ResNet-18 (torchvision's forms, 10 classes) forward+backward in training
-/// mode and forward in evaluation mode, images per second beside torchvision's same networks in the same run
-/// (eng/peers/torch_networks.py), both on the benchmark's threads. Best of a few rounds.
+/// `networks [SIZE] [BATCH] [NAME...]`: MobileNetV2 and ResNet-18 (torchvision's forms, 10 classes; or the named
+/// networks: vit-b16 too) forward+backward in training mode and forward in evaluation mode, images per second beside
+/// torchvision's same networks in the same run (eng/peers/torch_networks.py), both on the benchmark's threads. Best of
+/// a few rounds.
 /// `networks segmentation [SIZE] [BATCH]`: the same for the zoo's U-Net and FCN-8s (per-pixel cross-entropy, 11 classes)
 /// and CenterNet detector (focal and L1 loss, 10 classes) on 1-channel images, beside the same networks written in
 /// PyTorch (eng/peers/torch_segmentation.py).
@@ -49,6 +50,8 @@ internal static class NetworkBenchmark
         var task = segmentation ? Segmentation : Classification;
         int first = segmentation ? 2 : 1;
         int size = args.Length > first ? int.Parse(args[first]) : 64, batch = args.Length > first + 1 ? int.Parse(args[first + 1]) : 32;
+        // Names after the batch size choose other networks of the zoo (e.g. vit-b16), which the peer knows too.
+        if (args.Length > first + 2) task = task with { Networks = args[(first + 2)..] };
         int threads = Environment.ProcessorCount;
         int rounds = size >= 128 ? 3 : 5;
         Console.WriteLine($"Networks at {task.Channels}×{size}×{size}, batch {batch}, {threads} threads, best of {rounds} rounds:");

@@ -38,9 +38,12 @@ def timed(step, rounds):
     return best
 
 
-results = {}
+results, parameters = {}, {}
 for name in names:
-    model = {"mobilenet-v2": torchvision.models.mobilenet_v2, "resnet18": torchvision.models.resnet18}[name](num_classes=10).to(device)
+    model = {"mobilenet-v2": lambda: torchvision.models.mobilenet_v2(num_classes=10),
+             "resnet18": lambda: torchvision.models.resnet18(num_classes=10),
+             "vit-b16": lambda: torchvision.models.vit_b_16(num_classes=10, image_size=size)}[name]().to(device)
+    parameters[name] = sum(p.numel() for p in model.parameters())
     x = torch.randn(batch, 3, size, size, device=device)
     target = torch.randint(0, 10, (batch,), device=device)
     loss = torch.nn.CrossEntropyLoss()
@@ -59,7 +62,7 @@ for name in names:
     model.eval()
     infer = timed(infer_step, rounds)
     results[name] = {"train": train, "infer": infer}
-summary = {"torch": torch.__version__, "device": str(device), "seconds": results}
+summary = {"torch": torch.__version__, "device": str(device), "seconds": results, "parameters": parameters}
 if device.type == "cuda":
     summary["gpu"] = torch.cuda.get_device_name(device)
     summary["peak_gpu_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20

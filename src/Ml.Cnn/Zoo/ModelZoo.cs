@@ -17,7 +17,7 @@ public static class ModelZoo
     [
         "linear", "mlp", "lenet5", "reference-cnn", "alexnet",
         "vgg11", "vgg13", "vgg16", "vgg19", "vgg11-bn", "vgg13-bn", "vgg16-bn", "vgg19-bn",
-        "googlenet", "resnet18", "resnet34", "resnet50", "resnet20", "resnet56", "densenet121", "mobilenet-v2",
+        "googlenet", "resnet18", "resnet34", "resnet50", "resnet20", "resnet56", "densenet121", "mobilenet-v2", "vit-b16",
     ];
 
     /// <summary>A definition by name (see <see cref="Names"/>); "mlp" uses two hidden layers of 256.</summary>
@@ -44,6 +44,7 @@ public static class ModelZoo
         "resnet56" => CifarResNet(56, classes),
         "densenet121" => DenseNet(32, [6, 12, 24, 16], 64, classes),
         "mobilenet-v2" => MobileNetV2(classes),
+        "vit-b16" => VisionTransformer(16, 12, 12, 768, 3072, classes),
         _ => throw new ArgumentException($"Unknown architecture '{name}'. Known: {string.Join(", ", Names)}.", nameof(name)),
     };
 
@@ -244,6 +245,30 @@ public static class ModelZoo
                 channels = c;
             }
         b.Chain(x, new Conv2d(1280, 1, bias: false), new BatchNorm(), new Clip(), new GlobalAvgPool(), new Dropout(0.2f), new Dense(classes));
+        return b;
+    }
+
+    /// <summary>
+    /// The vision transformer ViT (Dosovitskiy et al., 2021) in torchvision's form ("vit-b16": patches of 16, 12 blocks
+    /// of 12 heads, 768 wide, MLPs of 3072): a patch × patch convolution of stride patch makes the tokens, a class token
+    /// goes before them and a learned position embedding is added; each block is pre-norm multi-head self-attention and
+    /// a GELU MLP, both residual; the class token's features, normalized, go to the classifier. Tokens are kept as a
+    /// [C, 1, T] image, so the projections are 1×1 convolutions. The position embedding fixes the input size.
+    /// </summary>
+    public static NetworkBuilder VisionTransformer(int patch, int layers, int heads, int hidden, int mlp, int classes)
+    {
+        var b = new NetworkBuilder();
+        var x = b.Chain(b.Input, new Conv2d(hidden, patch, patch), new ClassToken(), new PositionEmbedding());
+        for (int i = 0; i < layers; i++)
+        {
+            var attended = b.Chain(x, new LayerNorm(1e-6f), new Conv2d(3 * hidden, 1, init: WeightInit.XavierUniform),
+                new SelfAttention(heads), new Conv2d(hidden, 1, init: WeightInit.XavierUniform));
+            x = b.Merge(new Add(), x, attended);
+            var transformed = b.Chain(x, new LayerNorm(1e-6f), new Conv2d(mlp, 1, init: WeightInit.XavierUniform), new Gelu(),
+                new Conv2d(hidden, 1, init: WeightInit.XavierUniform));
+            x = b.Merge(new Add(), x, transformed);
+        }
+        b.Chain(x, new LayerNorm(1e-6f), new TokenAt(0), new Dense(classes));
         return b;
     }
 

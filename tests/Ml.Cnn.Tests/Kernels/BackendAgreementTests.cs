@@ -97,6 +97,9 @@ public abstract class BackendAgreementTests(IBackend tested, ulong seed)
         { 2, 16, 8, 40, 16, 7, 1, 3, 1, 1 },
         { 2, 16, 10, 12, 24, 3, 1, 0, 1, 1 },
         { 3, 17, 9, 8, 16, 1, 1, 0, 1, 1 },
+        // 1×1 on small planes with ≥ 32 output channels go to the batch-wide GEMM (a vision transformer's 17 tokens; an 8×8 map).
+        { 3, 48, 1, 17, 144, 1, 1, 0, 1, 1 },
+        { 2, 40, 8, 8, 64, 1, 1, 0, 1, 1 },
         { 9, 16, 6, 20, 32, 3, 1, 1, 1, 1 },
         { 2, 3, 9, 20, 16, 3, 1, 4, 1, 1 },   // pixel-lane forward (short reduction) with whole kernel rows on padding
         // Winograd (5×5 and 3×3, ≥ 16 channels in and out per group, ≥ 7 wide; backward-data swaps them), F(2×2, 5×5):
@@ -130,6 +133,15 @@ public abstract class BackendAgreementTests(IBackend tested, ulong seed)
         { 2, 16, 12, 12, 16, 3, 1, 2, 2, 1 },
         { 2, 16, 16, 16, 64, 2, 2, 0, 1, 1 },
     };
+
+    [Fact]
+    public void PointwiseConvolutionsOnSmallPlanesGoToTheGemmAndLargeOnesToTheDirectKernel()
+    {
+        var tokens = new ConvGeometry(32, 768, 1, 17, 2304, 1, 1, 1, 1, 0, 0);
+        Assert.True(DirectConvolution.PointwiseByGemm(tokens) && !DirectConvolution.Fits(tokens), "a ViT projection");
+        var thin = new ConvGeometry(32, 96, 32, 32, 16, 1, 1, 1, 1, 0, 0); // MobileNetV2's 96 → 16 on 32×32
+        Assert.True(!DirectConvolution.PointwiseByGemm(thin) && DirectConvolution.Fits(thin), "a thin pointwise layer on a large map");
+    }
 
     [Theory, MemberData(nameof(ConvShapes))]
     public void Convolution(int n, int c, int h, int w, int outC, int k, int stride, int pad, int dilation, int groups)

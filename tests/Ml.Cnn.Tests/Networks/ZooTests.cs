@@ -45,6 +45,16 @@ public sealed class ZooTests
     }
 
     [Fact]
+    public void VisionTransformerB16HasTorchvisionsParameterCount()
+    {
+        // torchvision 0.14's vit_b_16() at 1000 classes and 3×224×224 (197 tokens), as eng/make_torchvision_fixtures.py
+        // records it.
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "torchvision", "index.json")));
+        long expected = doc.RootElement.GetProperty("zoo_parameters").GetProperty("vit_b_16").GetInt64();
+        Assert.Equal(expected, Count("vit-b16", 1000, 3, 224, 224));
+    }
+
+    [Fact]
     public void SmallerModelsHaveTheirTextbookSizes()
     {
         Assert.Equal(61_706, Count("lenet5", 10, 1, 28, 28));
@@ -61,6 +71,7 @@ public sealed class ZooTests
     [InlineData("alexnet", 3, 96)]
     [InlineData("densenet121", 3, 64)]
     [InlineData("mobilenet-v2", 3, 64)]
+    [InlineData("vit-b16", 3, 64)]
     public void ArchitecturesAdaptToOtherInputSizes(string architecture, int channels, int size)
     {
         var network = Network.Create(ModelZoo.Get(architecture, 7), new CpuBackend(1), new TensorShape(channels, size, size), allocate: false);
