@@ -232,6 +232,15 @@ def export_families(only):
         json.dump(index, f, indent=1)
 
 
+def write_case(case, op, params, tensors):
+    for t, v in tensors.items():
+        write(f"{TORCH}/{case}.{t}.f32", v)
+    with open(f"{TORCH}/{case}.json", "w") as out:
+        json.dump({"case": case, "op": op, "params": params, "note": "float64", "tensors": [
+            {"name": t, "shape": list(v.shape), "file": f"{case}.{t}.f32"} for t, v in tensors.items()]}, out, indent=1)
+    print(case)
+
+
 def activation_fixtures():
     cases = {
         "relu6": (torch.nn.functional.relu6, {}),
@@ -252,13 +261,7 @@ def activation_fixtures():
         y = f(x)
         dy = torch.randn_like(y)
         y.backward(dy)
-        tensors = {"x": x, "y": y, "dy": dy, "dx": x.grad}
-        for t, v in tensors.items():
-            write(f"{TORCH}/{case}.{t}.f32", v)
-        with open(f"{TORCH}/{case}.json", "w") as out:
-            json.dump({"case": case, "op": name, "params": params, "note": "float64", "tensors": [
-                {"name": t, "shape": list(v.shape), "file": f"{case}.{t}.f32"} for t, v in tensors.items()]}, out, indent=1)
-        print(case)
+        write_case(case, name, params, {"x": x, "y": y, "dy": dy, "dx": x.grad})
 
 
 def layernorm_fixtures():
@@ -273,22 +276,8 @@ def layernorm_fixtures():
         y = f(x, gamma, beta, eps)
         dy = torch.randn_like(y)
         y.backward(dy)
-        tensors = {"x": x, "gamma": gamma, "beta": beta, "y": y, "dy": dy, "dx": x.grad, "dgamma": gamma.grad, "dbeta": beta.grad}
-        for t, v in tensors.items():
-            write(f"{TORCH}/{case}.{t}.f32", v)
-        with open(f"{TORCH}/{case}.json", "w") as out:
-            json.dump({"case": case, "op": "layer_norm", "params": {"eps": eps}, "note": "float64", "tensors": [
-                {"name": t, "shape": list(v.shape), "file": f"{case}.{t}.f32"} for t, v in tensors.items()]}, out, indent=1)
-        print(case)
-
-
-def write_case(case, op, params, tensors):
-    for t, v in tensors.items():
-        write(f"{TORCH}/{case}.{t}.f32", v)
-    with open(f"{TORCH}/{case}.json", "w") as out:
-        json.dump({"case": case, "op": op, "params": params, "note": "float64", "tensors": [
-            {"name": t, "shape": list(v.shape), "file": f"{case}.{t}.f32"} for t, v in tensors.items()]}, out, indent=1)
-    print(case)
+        write_case(case, "layer_norm", {"eps": eps}, {"x": x, "gamma": gamma, "beta": beta, "y": y, "dy": dy, "dx": x.grad,
+                                                      "dgamma": gamma.grad, "dbeta": beta.grad})
 
 
 def attention(qkv, heads, scale):

@@ -682,24 +682,31 @@ public sealed class CpuBackend : HostBackend, IBackend
 
     /// <inheritdoc />
     public void SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor dLogits, Tensor losses, int slot) =>
-        Array(losses)[slot] += CpuLossKernels.SoftmaxCrossEntropy(Array(logits), Array(labels), Array(dLogits), logits.Shape.N, logits.Shape.ItemLength, Threads);
+        Array(losses)[slot] += CpuLossKernels.SoftmaxCrossEntropy(Array(logits), Array(labels), Array(dLogits),
+            logits.Shape.N, logits.Shape.ItemLength, Threads);
 
     /// <inheritdoc />
-    public void PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel, Tensor dLogits, Tensor losses, int slot) =>
-        Array(losses)[slot] += CpuLossKernels.PixelSoftmaxCrossEntropy(Array(logits), Array(labels), classWeights is null ? null : Array(classWeights), ignoreLabel,
+    public void PixelSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor? classWeights, int ignoreLabel,
+        Tensor dLogits, Tensor losses, int slot) =>
+        Array(losses)[slot] += CpuLossKernels.PixelSoftmaxCrossEntropy(Array(logits), Array(labels),
+            classWeights is null ? null : Array(classWeights), ignoreLabel,
             Array(dLogits), logits.Shape.N, logits.Shape[1], logits.Shape.ItemLength / logits.Shape[1], Threads);
 
     /// <inheritdoc />
-    public void SigmoidFocalLoss(Tensor logits, Tensor targets, float alpha, float gamma, float scale, Tensor dLogits, Tensor losses, int slot)
+    public void SigmoidFocalLoss(Tensor logits, Tensor targets, float alpha, float gamma, float scale, Tensor dLogits,
+        Tensor losses, int slot)
     {
-        Array(losses)[slot] += scale * CpuLossKernels.SigmoidFocalLoss(Array(logits), Array(targets), alpha, gamma, Array(dLogits), logits.Length, Threads);
+        Array(losses)[slot] += scale * CpuLossKernels.SigmoidFocalLoss(Array(logits), Array(targets), alpha, gamma,
+            Array(dLogits), logits.Length, Threads);
         if (scale != 1) Scale(dLogits, scale);
     }
 
     /// <inheritdoc />
-    public void WeightedAbsoluteError(Tensor predictions, Tensor targets, Tensor weights, float scale, Tensor dPredictions, Tensor losses, int slot)
+    public void WeightedAbsoluteError(Tensor predictions, Tensor targets, Tensor weights, float scale,
+        Tensor dPredictions, Tensor losses, int slot)
     {
-        Array(losses)[slot] += scale * CpuLossKernels.WeightedAbsoluteError(Array(predictions), Array(targets), Array(weights), Array(dPredictions), predictions.Length, Threads);
+        Array(losses)[slot] += scale * CpuLossKernels.WeightedAbsoluteError(Array(predictions), Array(targets),
+            Array(weights), Array(dPredictions), predictions.Length, Threads);
         if (scale != 1) Scale(dPredictions, scale);
     }
 
@@ -726,19 +733,23 @@ public sealed class CpuBackend : HostBackend, IBackend
 
     /// <inheritdoc />
     public void MulticlassHinge(Tensor scores, Tensor labels, Tensor dScores, Tensor losses, int slot) =>
-        Array(losses)[slot] += CpuLossKernels.MulticlassHinge(Array(scores), Array(labels), Array(dScores), scores.Shape.N, scores.Shape.ItemLength, Threads);
+        Array(losses)[slot] += CpuLossKernels.MulticlassHinge(Array(scores), Array(labels), Array(dScores),
+            scores.Shape.N, scores.Shape.ItemLength, Threads);
 
     /// <inheritdoc />
     public void MeanSquaredError(Tensor predictions, Tensor targets, Tensor dPredictions, Tensor losses, int slot) =>
-        Array(losses)[slot] += CpuLossKernels.MeanSquaredError(Array(predictions), Array(targets), Array(dPredictions), predictions.Length, Threads);
+        Array(losses)[slot] += CpuLossKernels.MeanSquaredError(Array(predictions), Array(targets), Array(dPredictions),
+            predictions.Length, Threads);
 
     /// <inheritdoc />
     public void MeanAbsoluteError(Tensor predictions, Tensor targets, Tensor dPredictions, Tensor losses, int slot) =>
-        Array(losses)[slot] += CpuLossKernels.MeanAbsoluteError(Array(predictions), Array(targets), Array(dPredictions), predictions.Length, Threads);
+        Array(losses)[slot] += CpuLossKernels.MeanAbsoluteError(Array(predictions), Array(targets),
+            Array(dPredictions), predictions.Length, Threads);
 
     /// <inheritdoc />
     public void BinaryCrossEntropyWithLogits(Tensor logits, Tensor targets, Tensor dLogits, Tensor losses, int slot) =>
-        Array(losses)[slot] += CpuLossKernels.BinaryCrossEntropyWithLogits(Array(logits), Array(targets), Array(dLogits), logits.Length, Threads);
+        Array(losses)[slot] += CpuLossKernels.BinaryCrossEntropyWithLogits(Array(logits), Array(targets),
+            Array(dLogits), logits.Length, Threads);
 
     /// <inheritdoc />
     public void CountCorrect(Tensor scores, Tensor labels, int ignoreLabel, Tensor correct, int slot) =>
