@@ -10,19 +10,27 @@ namespace Ml.Cnn.Training;
 /// window is one batch (a read costs nothing there), so progress, divergence checks and cancellation act on every
 /// batch. Read in batch order, the figures add up exactly as one read per batch would.
 /// </summary>
-internal sealed class MetricsWindow(IBackend backend) : IDisposable
+internal sealed class MetricsWindow : IDisposable
 {
+    private readonly IBackend _backend;
+
+    public MetricsWindow(IBackend backend)
+    {
+        _backend = backend;
+        Size = backend is HostBackend ? 1 : DeviceBatches;
+        _values = backend.Allocate(new TensorShape(2 * Size)); // slots [0, Size) hold losses, [Size, 2·Size) right answers
+    }
+
     /// <summary>Batches per read on a device backend.</summary>
     public const int DeviceBatches = 16;
 
     /// <summary>Batches per read on this backend.</summary>
-    public int Size { get; } = backend is HostBackend ? 1 : DeviceBatches;
+    public int Size { get; }
 
     /// <summary>What the host knows of a batch when it starts: its index, items, counted labels and learning rate.</summary>
     public readonly record struct Batch(int Index, int Items, long Labelled, float LearningRate);
 
-    // Slots [0, Size) hold losses, [Size, 2·Size) right answers.
-    private readonly Tensor _values = backend.Allocate(new TensorShape(2 * (backend is HostBackend ? 1 : DeviceBatches)));
+    private readonly Tensor _values;
     private readonly List<Batch> _pending = [];
 
     /// <summary>The tensor the losses and counts are added into.</summary>
@@ -38,7 +46,7 @@ internal sealed class MetricsWindow(IBackend backend) : IDisposable
     public int Next(Batch batch)
     {
         if (Full) throw new InvalidOperationException("The metrics window is full: read it first.");
-        if (_pending.Count == 0) backend.Fill(_values, 0);
+        if (_pending.Count == 0) _backend.Fill(_values, 0);
         _pending.Add(batch);
         return _pending.Count - 1;
     }
