@@ -5,17 +5,27 @@ using Ml.Cnn.Tensors;
 namespace Ml.Cnn.Bench;
 
 /// <summary>
-/// Times each pass of the reference CNN's two convolutions separately (forward, backward-data, weight gradient with
-/// the bias), naming the kernels that run them, as GFLOP/s and as a fraction of this CPU's peak.
+/// Times each pass of the reference CNN's two convolutions (with `conv resnet18`: ResNet-18's stride-1 3×3 layers at
+/// 3×64×64) separately (forward, backward-data, weight gradient with the bias), naming the kernels that run them, as
+/// GFLOP/s and as a fraction of this CPU's peak.
 /// </summary>
 internal static class ConvProbe
 {
-    public static void Run(double peakPerCore)
+    public static void Run(double peakPerCore, string set)
     {
         const int threads = 2;
         var backend = new CpuBackend(threads);
-        Probe(backend, "conv 5×5 1→32 on 28×28", new ConvGeometry(64, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2), peakPerCore * threads);
-        Probe(backend, "conv 5×5 32→64 on 14×14", new ConvGeometry(64, 32, 14, 14, 64, 5, 5, 1, 1, 2, 2), peakPerCore * threads);
+        double peak = peakPerCore * threads;
+        if (set == "resnet18")
+        {
+            // ResNet-18's stride-1 3×3 layers at 3×64×64: the deepest stages run on 8², 4² and 2² maps.
+            foreach (var (channels, size) in new[] { (64, 16), (128, 8), (256, 4), (512, 2) })
+                Probe(backend, $"conv 3×3 {channels}→{channels} on {size}×{size}",
+                    new ConvGeometry(32, channels, size, size, channels, 3, 3, 1, 1, 1, 1), peak);
+            return;
+        }
+        Probe(backend, "conv 5×5 1→32 on 28×28", new ConvGeometry(64, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2), peak);
+        Probe(backend, "conv 5×5 32→64 on 14×14", new ConvGeometry(64, 32, 14, 14, 64, 5, 5, 1, 1, 2, 2), peak);
     }
 
     private static void Probe(CpuBackend backend, string name, ConvGeometry g, double peak)
@@ -35,10 +45,10 @@ internal static class ConvProbe
         var dw = backend.Allocate(w.Shape);
         var db = backend.Allocate(bias.Shape);
         double gflop = 2.0 * g.Batch * g.OutChannels * g.OutH * g.OutW * g.PatchSize / 1e9;
-        string Kernel(in ConvGeometry c) => WinogradConvolution.Applies(c) ? "Winograd" : DirectConvolution.Applies(c) ? "direct" : "im2col + GEMM";
+        string Kernel(in ConvGeometry c) => WinogradConvolution.Applies(c) ? (WinogradConvolution.BatchWide(c) ? "batch-wide Winograd" : "Winograd") : DirectConvolution.Applies(c) ? "direct" : "im2col + GEMM";
         string forward = Kernel(g);
         string data = DirectConvolution.DataGradientGeometry(g) is { } transposed ? Kernel(transposed) : "im2col + GEMM";
-        string weights = WinogradConvolution.Applies(g) ? "Winograd" : DirectConvolution.AppliesToWeightGradient(g) ? "direct" : "im2col + GEMM";
+        string weights = WinogradConvolution.Applies(g) ? Kernel(g) : DirectConvolution.AppliesToWeightGradient(g) ? "direct" : "im2col + GEMM";
         Console.WriteLine($"{name}, batch {g.Batch}, 2 threads, {DirectConvolution.Bits}-bit kernels: forward {forward}, backward-data {data}, " +
             $"weight gradient {weights} ({gflop:F2} GFLOP per pass as a direct convolution):");
         foreach (var (pass, action) in new (string, Action)[]

@@ -23,6 +23,10 @@ internal static class GemmBenchmark
         ("fc1 fwd (batch 64)", 64, 1024, 3136, false, true),
         ("fc1 bwd-data", 64, 3136, 1024, false, false),
         ("fc1 bwd-weights", 1024, 3136, 64, true, false),
+        ("resnet18 3×3 256 on 4² (batch 32)", 256, 512, 2304, false, false),
+        ("resnet18 3×3 512 on 2² (batch 32)", 512, 128, 4608, false, false),
+        ("  bwd-data", 4608, 128, 512, true, false),
+        ("  bwd-weights", 512, 4608, 128, false, true),
     ];
 
     public static void Run(double peakPerCore)

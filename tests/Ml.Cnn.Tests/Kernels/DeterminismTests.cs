@@ -31,27 +31,38 @@ public sealed class DeterminismTests
     public void RepeatedRunsWithTheSameThreadsAgreeBitForBit(int threads) =>
         Assert.Equal(ConvWeightGradient(threads), ConvWeightGradient(threads));
 
-    [Fact]
-    public void WinogradConvolutionDoesNotDependOnThreadCount()
-    {
+    public static TheoryData<ConvGeometry> WinogradGeometries() =>
+    [
         // 13 images: the weight gradient's fixed 8-image tasks, one of them short, summed in task order.
-        var g = new ConvGeometry(13, 16, 9, 11, 32, 5, 5, 1, 1, 2, 2);
+        new ConvGeometry(13, 16, 9, 11, 32, 5, 5, 1, 1, 2, 2),
+        // Batch-wide: 4×4 maps, one tile per image, chunks of seven spanning images and a GEMM over the tiles.
+        new ConvGeometry(13, 24, 4, 4, 40, 3, 3, 1, 1, 1, 1),
+    ];
+
+    [Theory]
+    [MemberData(nameof(WinogradGeometries))]
+    public void WinogradConvolutionDoesNotDependOnThreadCount(ConvGeometry g)
+    {
         KernelSelection.AssertSelected("Winograd", WinogradConvolution.Fits(g), WinogradConvolution.Applies(g), DirectConvolution.Bits > 0);
         var rng = new Rng(4);
-        float[] x = RandomNormal(rng, 13 * 16 * 9 * 11), w = RandomNormal(rng, 32 * 16 * 25), dy = RandomNormal(rng, 13 * 32 * 9 * 11);
+        var xShape = new TensorShape(g.Batch, g.InChannels, g.InH, g.InW);
+        var yShape = new TensorShape(g.Batch, g.OutChannels, g.OutH, g.OutW);
+        var wShape = new TensorShape(g.OutChannels, g.InChannels, g.KernelH, g.KernelW);
+        float[] x = RandomNormal(rng, xShape.Length), w = RandomNormal(rng, wShape.Length), dy = RandomNormal(rng, yShape.Length);
         float[][] Run(int threads)
         {
             var backend = new CpuBackend(threads);
-            var y = backend.Allocate(new TensorShape(13, 32, 9, 11));
-            var dx = backend.Allocate(new TensorShape(13, 16, 9, 11));
-            var dw = backend.Allocate(new TensorShape(32, 16, 5, 5));
-            var input = TensorOf(backend, x, 13, 16, 9, 11);
-            var weights = TensorOf(backend, w, 32, 16, 5, 5);
-            var outputGradient = TensorOf(backend, dy, 13, 32, 9, 11);
+            var y = backend.Allocate(yShape);
+            var dx = backend.Allocate(xShape);
+            var dw = backend.Allocate(wShape);
+            var db = backend.Allocate(new TensorShape(g.OutChannels));
+            var input = TensorOf(backend, x, [.. xShape.Dims]);
+            var weights = TensorOf(backend, w, [.. wShape.Dims]);
+            var outputGradient = TensorOf(backend, dy, [.. yShape.Dims]);
             backend.ConvForward(g, input, weights, null, y);
             backend.ConvBackwardData(g, outputGradient, weights, dx);
-            backend.ConvBackwardWeights(g, input, outputGradient, dw, null);
-            return [y.ToArray(), dx.ToArray(), dw.ToArray()];
+            backend.ConvBackwardWeights(g, input, outputGradient, dw, db);
+            return [y.ToArray(), dx.ToArray(), dw.ToArray(), db.ToArray()];
         }
         var single = Run(1);
         var three = Run(3);

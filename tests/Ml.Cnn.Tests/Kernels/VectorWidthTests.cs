@@ -84,6 +84,10 @@ public sealed class VectorWidthTests
             new ConvGeometry(2, 16, 14, 14, 32, 5, 5, 1, 1, 2, 2),        // F(2×2, 5×5), whole tiles
             new ConvGeometry(2, 20, 9, 11, 18, 3, 3, 1, 1, 1, 1),         // F(4×4, 3×3), partial tiles and channel blocks
             new ConvGeometry(1, 32, 8, 13, 32, 3, 3, 1, 1, 0, 0, Groups: 2),
+            // Batch-wide: one 3×3 tile per image, chunks across images, partial channel blocks, a short last chunk.
+            new ConvGeometry(9, 20, 4, 4, 18, 3, 3, 1, 1, 1, 1),
+            new ConvGeometry(3, 16, 4, 4, 16, 5, 5, 1, 1, 2, 2),         // four 5×5 tiles per image
+            new ConvGeometry(2, 32, 4, 4, 32, 3, 3, 1, 1, 1, 1, Groups: 2),
         };
         foreach (int bits in new[] { 512, 256, 128 })
             foreach (var g in geometries) cases.Add(bits, g);

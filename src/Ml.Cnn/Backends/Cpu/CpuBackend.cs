@@ -298,14 +298,7 @@ public sealed class CpuBackend : HostBackend, IBackend
             return;
         }
         WeightGradientByGemm(g, fx, fdy, fdw);
-        if (db is null) return;
-        var sdb = Array(db);
-        For(geometry.OutChannels, oc =>
-        {
-            double sum = 0;
-            for (int n = 0; n < geometry.Batch; n++) sum += Pointwise.Sum(fdy.AsSpan((n * geometry.OutChannels + oc) * plane, plane));
-            sdb[oc] = (float)sum;
-        });
+        if (db is not null) Pointwise.ChannelSums(fdy, g.Batch, g.OutChannels, plane, Array(db), Threads);
     }
 
     private void WeightGradientByGemm(in ConvGeometry g, float[] fx, float[] fdy, float[] fdw)

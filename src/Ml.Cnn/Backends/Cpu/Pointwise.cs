@@ -129,6 +129,18 @@ internal static class Pointwise
         return total;
     }
 
+    /// <summary>
+    /// sums[c] = Σ over the batch of channel c's plane in [batch, channels, plane] values (a convolution's bias
+    /// gradient), image by image in order, one channel per task.
+    /// </summary>
+    public static void ChannelSums(float[] values, int batch, int channels, int plane, float[] sums, int threads) =>
+        CpuWork.For(channels, threads, c =>
+        {
+            double sum = 0;
+            for (int n = 0; n < batch; n++) sum += Sum(values.AsSpan((n * channels + c) * plane, plane));
+            sums[c] = (float)sum;
+        });
+
     /// <summary>Σ (value − mean)², in float lanes then double, as <see cref="Sum"/>.</summary>
     public static double SumSquaredDeviations(ReadOnlySpan<float> values, float mean)
     {
