@@ -250,7 +250,7 @@ public sealed class CpuBackend : HostBackend, IBackend
             return;
         }
         if (DirectConvolution.DataGradientGeometry(g) is { } transposed && HasForwardKernel(transposed)
-            && TryForwardKernel(transposed, fdy, DirectConvolution.DataGradientWeights(g, Data(w)), null, fdx))
+            && TryForwardKernel(transposed, fdy, DirectConvolution.DataGradientWeights(g, fw, Threads), null, fdx))
             return;
         int plane = g.OutH * g.OutW, inPlane = g.InH * g.InW, goc = g.GroupOutChannels, chunk = ImagesPerChunk(g);
         float[] columns = CpuWork.Scratch(ref t_columns, g.PatchSize * chunk * plane);

@@ -62,18 +62,23 @@ internal static unsafe class DirectConvolution
             g.KernelH - 1 - g.PadH, g.KernelW - 1 - g.PadW, 1, 1, g.Groups);
     }
 
-    /// <summary>Weights [Cout, Cin/groups, kH, kW] as backward-data's forward weights: flipped, channel axes swapped per group.</summary>
-    public static float[] DataGradientWeights(in ConvGeometry g, ReadOnlySpan<float> w)
+    /// <summary>
+    /// Weights [Cout, Cin/groups, kH, kW] as backward-data's forward weights: flipped, channel axes swapped per group,
+    /// a task per group's input channel (each writes its own rows).
+    /// </summary>
+    public static float[] DataGradientWeights(in ConvGeometry g, float[] w, int threads)
     {
         int gic = g.GroupInChannels, goc = g.GroupOutChannels, kh = g.KernelH, kw = g.KernelW;
-        var flipped = CpuWork.Scratch(ref t_flippedWeights, w.Length);
-        for (int group = 0; group < g.Groups; group++)
+        var flipped = CpuWork.Scratch(ref t_flippedWeights, (long)g.OutChannels * gic * kh * kw);
+        CpuWork.For(g.Groups * gic, threads, row =>
+        {
+            int group = row / gic, c = row % gic;
             for (int oc = 0; oc < goc; oc++)
-                for (int c = 0; c < gic; c++)
-                    for (int ky = 0; ky < kh; ky++)
-                        for (int kx = 0; kx < kw; kx++)
-                            flipped[(((group * gic + c) * goc + oc) * kh + ky) * kw + kx] =
-                                w[(((group * goc + oc) * gic + c) * kh + (kh - 1 - ky)) * kw + (kw - 1 - kx)];
+                for (int ky = 0; ky < kh; ky++)
+                    for (int kx = 0; kx < kw; kx++)
+                        flipped[((row * goc + oc) * kh + ky) * kw + kx] =
+                            w[(((group * goc + oc) * gic + c) * kh + (kh - 1 - ky)) * kw + (kw - 1 - kx)];
+        });
         return flipped;
     }
 

@@ -349,7 +349,7 @@ internal static unsafe class WinogradConvolution
                     AccumulateImage<V, S>(geometry, x, dy, n, group, partial, offset + group * groupSums,
                         db is null ? -1 : offset + weightSums + group * ocBlocks * S.Lanes);
             });
-        fixed (float* total = sums) TransformWeightGradient<V, S>(g, total, dw);
+        fixed (float* total = sums) TransformWeightGradient<V, S>(g, total, dw, threads);
         if (db is null) return;
         for (int group = 0; group < g.Groups; group++)
             for (int oc = 0; oc < g.GroupOutChannels; oc++)
@@ -693,7 +693,7 @@ internal static unsafe class WinogradConvolution
                         beta, total + ((long)grp * Positions + p) * icP * ocP, ocP, threads: 1));
                 }
             }
-            TransformWeightGradient<V, S>(g, total, dw, batchWide: true);
+            TransformWeightGradient<V, S>(g, total, dw, threads, batchWide: true);
         }
     }
 
@@ -714,31 +714,33 @@ internal static unsafe class WinogradConvolution
     /// dw[oc, c] = Aᵀ·S·A for the summed positions S: per image [group][position][output block][input block][c][lanes
     /// output channels], batch-wide [group][position][input channel][output channel].
     /// </summary>
-    private static void TransformWeightGradient<V, S>(in ConvGeometry g, float* sums, float[] dw, bool batchWide = false)
+    private static void TransformWeightGradient<V, S>(in ConvGeometry g, float* sums, float[] dw, int threads, bool batchWide = false)
         where V : struct where S : struct, ISimd<V>
     {
         int lanes = S.Lanes, r = g.KernelW, gic = g.GroupInChannels, goc = g.GroupOutChannels;
         int icP = PaddedChannels(g, lanes), ocBlocks = (goc + lanes - 1) / lanes, ocP = ocBlocks * lanes;
         long positionStride = (long)icP * ocP, groupSums = Positions * positionStride;
         long blockStride = batchWide ? lanes : (long)icP * lanes, channelStride = batchWide ? ocP : lanes;
-        float* rows = stackalloc float[5 * Alpha * MaxLanes];
-        float* taps = stackalloc float[5 * 5 * MaxLanes];
-        for (int group = 0; group < g.Groups; group++)
-            for (int outBlock = 0; outBlock < ocBlocks; outBlock++)
-                for (int c = 0; c < gic; c++)
+        // A task per block of output channels: each writes its own rows of dw.
+        CpuWork.For(g.Groups * ocBlocks, threads, task =>
+        {
+            int group = task / ocBlocks, outBlock = task % ocBlocks, channels = Math.Min(lanes, goc - outBlock * lanes);
+            float* rows = stackalloc float[5 * Alpha * MaxLanes];
+            float* taps = stackalloc float[5 * 5 * MaxLanes];
+            for (int c = 0; c < gic; c++)
+            {
+                float* s = sums + group * groupSums + outBlock * blockStride + c * channelStride;
+                for (int j = 0; j < Alpha; j++)
+                    Combine<V, S>(s + j * positionStride, Alpha * positionStride, r, rows + j * lanes, Alpha * lanes);
+                for (int a = 0; a < r; a++)
+                    Combine<V, S>(rows + a * Alpha * lanes, lanes, r, taps + a * r * lanes, lanes);
+                for (int lane = 0; lane < channels; lane++)
                 {
-                    float* s = sums + group * groupSums + outBlock * blockStride + c * channelStride;
-                    for (int j = 0; j < Alpha; j++)
-                        Combine<V, S>(s + j * positionStride, Alpha * positionStride, r, rows + j * lanes, Alpha * lanes);
-                    for (int a = 0; a < r; a++)
-                        Combine<V, S>(rows + a * Alpha * lanes, lanes, r, taps + a * r * lanes, lanes);
-                    int channels = Math.Min(lanes, goc - outBlock * lanes);
-                    for (int lane = 0; lane < channels; lane++)
-                    {
-                        int target = ((group * goc + outBlock * lanes + lane) * gic + c) * r * r;
-                        for (int tap = 0; tap < r * r; tap++) dw[target + tap] = taps[tap * lanes + lane];
-                    }
+                    int target = ((group * goc + outBlock * lanes + lane) * gic + c) * r * r;
+                    for (int tap = 0; tap < r * r; tap++) dw[target + tap] = taps[tap * lanes + lane];
                 }
+            }
+        });
     }
 
     /// <summary>
