@@ -27,6 +27,8 @@ internal static class GemmBenchmark
         ("resnet18 3×3 512 on 2² (batch 32)", 512, 128, 4608, false, false),
         ("  bwd-data", 4608, 128, 512, true, false),
         ("  bwd-weights", 512, 4608, 128, false, true),
+        ("resnet18 7×7/2 stem fwd (16 images)", 64, 16384, 147, false, false),
+        ("  bwd-weights", 64, 147, 16384, false, true),
     ];
 
     public static void Run(double peakPerCore)

@@ -109,4 +109,23 @@ public sealed class DeterminismTests
         }
         Assert.Equal(Product(new CpuBackend(1)), Product(new CpuBackend(2)));
     }
+
+    [Theory]
+    [InlineData(false, 0f)]
+    [InlineData(true, 1f)]
+    public void DeepGemmSplitOverThreadsSumsAsOneThreadDoes(bool transA, float beta)
+    {
+        // A small C over a deep reduction (ResNet's 7×7 stem weight gradient: 64 × 147 over a chunk's pixels) splits
+        // its k-blocks over the threads and adds them in k order: the same additions as one thread, to the bit.
+        const int m = 64, n = 147, k = 4 * 1024 + 300;
+        var rng = new Rng(8);
+        float[] a = RandomNormal(rng, m * k), b = RandomNormal(rng, n * k), c0 = RandomNormal(rng, m * n);
+        float[] Product(int threads)
+        {
+            var c = (float[])c0.Clone();
+            Sgemm.Multiply(transA, true, m, n, k, 0.5f, a, transA ? m : k, b, k, beta, c, n, threads);
+            return c;
+        }
+        Assert.Equal(Product(1), Product(2));
+    }
 }

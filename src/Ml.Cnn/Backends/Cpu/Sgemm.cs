@@ -24,6 +24,7 @@ internal static unsafe class Sgemm
 
     [ThreadStatic] private static float[]? t_packedA;
     [ThreadStatic] private static float[]? t_packedB;
+    [ThreadStatic] private static float[]? t_partials;
 
     /// <summary>Runs the product on up to <paramref name="threads"/> threads (1 runs inline on the caller).</summary>
     public static void Multiply(bool transA, bool transB, int m, int n, int k, float alpha,
@@ -59,6 +60,58 @@ internal static unsafe class Sgemm
             }
             threads = 1;
         }
+        if (threads > 1 && k >= 4 * KC && (long)m * n <= MaxSplitOutputs && beta is 0 or 1)
+        {
+            MultiplySplitK(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+            return;
+        }
+        Blocked(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+    }
+
+    // Up to this many elements of C, a deep product splits its reduction over the threads (MultiplySplitK).
+    private const int MaxSplitOutputs = 1 << 16;
+
+    /// <summary>
+    /// A small C over a deep reduction (a convolution's weight gradient over a chunk's pixels: 64 × 147 over 16,384):
+    /// row and column blocks leave the threads a few tiles each and a barrier per k-block, so instead each thread takes
+    /// whole k-blocks, product αA·B of its own into a buffer, and the caller adds them in k order. That is the
+    /// sequence of additions the one-thread loop over k-blocks performs, so C is the same to the bit, whatever the
+    /// thread count.
+    /// </summary>
+    private static void MultiplySplitK(bool transA, bool transB, int m, int n, int k, float alpha,
+        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, int threads)
+    {
+        int parts = (k + KC - 1) / KC;
+        float[] partials = ThreadBuffer(ref t_partials, parts * m * n);
+        fixed (float* buffer = partials)
+        {
+            float* products = buffer;
+            CpuWork.For(parts, threads, part =>
+            {
+                int pc = part * KC, kc = Math.Min(KC, k - pc);
+                float* partA = transA ? a + (long)pc * lda : a + pc, partB = transB ? b + pc : b + (long)pc * ldb;
+                Blocked(transA, transB, m, n, kc, alpha, partA, lda, partB, ldb, 0f, products + (long)part * m * n, n, threads: 1);
+            });
+            for (int i = 0; i < m; i++)
+            {
+                float* row = c + (long)i * ldc;
+                var first = new ReadOnlySpan<float>(products + (long)i * n, n);
+                // The first k-block meets C as the micro-kernel's store does (β is 0 or 1 here): β = 0 never reads C.
+                if (beta == 0) first.CopyTo(new Span<float>(row, n));
+                else for (int j = 0; j < n; j++) row[j] = first[j] + row[j];
+                for (int part = 1; part < parts; part++)
+                {
+                    float* product = products + ((long)part * m + i) * n;
+                    for (int j = 0; j < n; j++) row[j] += product[j];
+                }
+            }
+        }
+    }
+
+    /// <summary>The packed, register-blocked product (the BLIS loops) for any shape the special cases above leave.</summary>
+    private static void Blocked(bool transA, bool transB, int m, int n, int k, float alpha,
+        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, int threads)
+    {
         var operands = new Operands(transA, transB, a, lda, b, ldb, c, ldc, alpha, KernelBits);
         int MR = operands.MR, NR = operands.NR;
         // Row blocks of equal size, as many as a multiple of the thread count, so no thread waits on a short block.
