@@ -182,6 +182,7 @@ public abstract class BackendAgreementTests(IBackend tested, ulong seed)
     [InlineData(2, 8, 8, 2, 2, 0, false, true)]
     [InlineData(2, 9, 7, 3, 2, 1, true, false)]
     [InlineData(1, 10, 10, 4, 3, 2, false, false)]
+    [InlineData(2, 16, 16, 3, 2, 1, false, true)] // ResNet's stem pooling
     public void Pooling(int n, int h, int w, int k, int stride, int pad, bool ceil, bool countPad)
     {
         var g = new PoolGeometry(n, 5, h, w, k, k, stride, stride, pad, pad, ceil, countPad);

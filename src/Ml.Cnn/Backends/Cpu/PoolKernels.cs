@@ -41,11 +41,19 @@ internal static unsafe class PoolKernels
                         py[oy * outW + ox] = px[InteriorArgMax(g, px, oy, ox)];
             return;
         }
-        int ow = g.OutW, oh = g.OutH;
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++)
-                y[oy * ow + ox] = x[ArgMax(g, x, oy, ox)];
+        // Padded windows (ResNet's 3×3/2 stem pooling): the plane is copied inside a −∞ border, which no value or NaN
+        // loses to, so the interior kernel runs without bounds checks and takes the same maximum.
+        var padded = g with { InH = (g.OutH - 1) * g.StrideH + g.KernelH, InW = (g.OutW - 1) * g.StrideW + g.KernelW,
+            PadH = 0, PadW = 0, CeilMode = false };
+        var buffer = CpuWork.Scratch(ref t_padded, padded.InH * padded.InW);
+        buffer.AsSpan(0, padded.InH * padded.InW).Fill(float.NegativeInfinity);
+        int rows = Math.Clamp(padded.InH - g.PadH, 0, g.InH), columns = Math.Clamp(padded.InW - g.PadW, 0, g.InW);
+        for (int iy = 0; iy < rows; iy++)
+            x.Slice(iy * g.InW, columns).CopyTo(buffer.AsSpan((iy + g.PadH) * padded.InW + g.PadW));
+        MaxForwardPlane(padded, buffer.AsSpan(0, padded.InH * padded.InW), y);
     }
+
+    [ThreadStatic] private static float[]? t_padded;
 
     public static void MaxBackwardPlane(in PoolGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
     {
