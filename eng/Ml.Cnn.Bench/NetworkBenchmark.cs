@@ -115,13 +115,14 @@ internal static class NetworkBenchmark
     }
 
     /// <summary>
-    /// `networks profile NAME [SIZE] [BATCH]`: seconds per forward and backward pass summed by layer kind (convolutions
+    /// `networks profile NAME [SIZE] [BATCH] [infer]`: seconds per forward and backward pass (forward only, inference mode, with `infer`) summed by layer kind (convolutions
     /// told apart by kernel, stride and grouping), best of 3 — where a network's time goes.
     /// </summary>
     public static void Profile(string[] args)
     {
         string name = args[2];
         int size = args.Length > 3 ? int.Parse(args[3]) : 64, batch = args.Length > 4 ? int.Parse(args[4]) : 32;
+        bool training = !args.Contains("infer"); // `infer`: forward passes in inference mode only
         var backend = new CpuBackend(Environment.ProcessorCount);
         var network = Network.Create(ModelZoo.Get(name, 10), backend, new TensorShape(3, size, size), seed: 1);
         var x = backend.Allocate(new TensorShape(batch, 3, size, size));
@@ -142,8 +143,13 @@ internal static class NetworkBenchmark
             {
                 var inputs = nodes[i].Inputs.Select(k => k < 0 ? x : activations[k]).ToArray();
                 var clock = Stopwatch.StartNew();
-                activations[i] = nodes[i].Layer.ForwardNode(inputs, training: true);
+                activations[i] = nodes[i].Layer.ForwardNode(inputs, training);
                 f[Kind(nodes[i])] = f.GetValueOrDefault(Kind(nodes[i])) + clock.Elapsed.TotalSeconds;
+            }
+            if (!training)
+            {
+                if (round > 0) foreach (var (k, v) in f) forward[k] = round == 1 ? v : Math.Min(forward[k], v);
+                continue;
             }
             var gradients = new Tensor?[nodes.Count];
             gradients[^1] = activations[^1];

@@ -1,6 +1,6 @@
 using Ml.Cnn.Bench;
 
-// Usage: dotnet run -c Release --project eng/Ml.Cnn.Bench -- [gemm|layers|all|knn [DIR]|train ARCH EPOCHS [DIR] [--torch-epochs N]|conv [reference-cnn|resnet18]|fuzz [N]|checkpoint-rss [on|off]|sweep asha|sweep workers [TRIALS]|networks [SIZE] [BATCH]|networks segmentation [SIZE] [BATCH]|networks profile NAME [SIZE] [BATCH]]
+// Usage: dotnet run -c Release --project eng/Ml.Cnn.Bench -- [gemm|layers|all|knn [DIR]|train ARCH EPOCHS [DIR] [--torch-epochs N]|conv [reference-cnn|resnet18]|fuzz [N]|checkpoint-rss [on|off]|sweep asha|sweep workers [TRIALS]|networks [SIZE] [BATCH]|networks segmentation [SIZE] [BATCH]|networks profile NAME [SIZE] [BATCH] [infer]]
 string mode = args.Length > 0 ? args[0] : "all";
 double peak = Peak.GflopsPerCore();
 Console.WriteLine($"CPU: {Environment.ProcessorCount} cores; measured FMA peak {peak:F1} GFLOP/s per core, {peak * Environment.ProcessorCount:F1} in all");
